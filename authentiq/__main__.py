@@ -1,0 +1,5 @@
+import sys
+
+from authentiq.cli import main
+
+sys.exit(main())

@@ -1,0 +1,127 @@
+"""One exception hierarchy for the whole service.
+
+Every error a client can cause or see is an :class:`AuthentiqError`; the API maps it to an
+RFC 9457 ``application/problem+json`` body in one handler (``authentiq.api.problems``). ``slug``
+becomes the stable ``type`` URI, ``status`` the HTTP status and ``title`` the short summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_BASE = "https://authentiq.dev/problems/"
+
+
+class AuthentiqError(Exception):
+    """Base of every domain error. Subclasses set ``slug``, ``status`` and ``title``."""
+
+    slug: ClassVar[str] = "internal-error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, *, view: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.view = view
+        self.extra = extra
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.view is not None:
+            body["view"] = self.view
+        body.update(self.extra)
+        return body
+
+
+# --- upload and image problems -------------------------------------------------------------
+
+
+class UnsupportedMediaType(AuthentiqError):
+    slug, status, title = "unsupported-media-type", 415, "Not a supported image"
+
+
+class EmptyFile(AuthentiqError):
+    slug, status, title = "empty-file", 422, "Empty file"
+
+
+class CorruptImage(AuthentiqError):
+    slug, status, title = "corrupt-image", 422, "Corrupt or truncated image"
+
+
+class FileTooLarge(AuthentiqError):
+    slug, status, title = "file-too-large", 413, "File too large"
+
+
+class RequestTooLarge(AuthentiqError):
+    slug, status, title = "request-too-large", 413, "Request too large"
+
+
+class ImageTooLarge(AuthentiqError):
+    slug, status, title = "image-too-large", 413, "Image has too many pixels"
+
+
+class TooManyFiles(AuthentiqError):
+    slug, status, title = "too-many-files", 422, "Too many files"
+
+
+class DuplicateView(AuthentiqError):
+    slug, status, title = "duplicate-view", 422, "View uploaded twice"
+
+
+class UnknownView(AuthentiqError):
+    slug, status, title = "unknown-view", 422, "Unknown view name"
+
+
+class MissingView(AuthentiqError):
+    slug, status, title = "missing-view", 422, "Required view missing"
+
+
+class UnknownProduct(AuthentiqError):
+    slug, status, title = "unknown-product", 422, "Brand or model not supported"
+
+
+class InvalidField(AuthentiqError):
+    slug, status, title = "invalid-field", 422, "Invalid or missing form field"
+
+
+# --- resources ------------------------------------------------------------------------------
+
+
+class ReportNotFound(AuthentiqError):
+    slug, status, title = "report-not-found", 404, "Report not found"
+
+
+# --- model and backend ----------------------------------------------------------------------
+
+
+class ModelContractError(AuthentiqError):
+    """The ONNX file does not honour the model contract (missing input/output/metadata)."""
+
+    slug, status, title = "model-contract", 500, "Model does not follow the contract"
+
+
+class BackendUnavailable(AuthentiqError):
+    slug, status, title = "backend-unavailable", 503, "Inference backend unavailable"
+
+
+class InferenceFailed(AuthentiqError):
+    slug, status, title = "inference-failed", 500, "Inference failed"
+
+
+class CalibrationError(AuthentiqError):
+    slug, status, title = "calibration-error", 500, "Calibration failed"
+
+
+class DatasetError(AuthentiqError):
+    slug, status, title = "dataset-error", 500, "Dataset is unusable"

@@ -1,0 +1,143 @@
+"""The model contract: what an ONNX file must declare for the server to use it.
+
+Inputs/outputs: ``views`` float32 [B, 3, H, W] in; ``logits`` [B, 2], ``embedding`` [B, D]
+(L2-normalised) and ``cam`` [B, 2, h, w] out. ``metadata_props`` carry the keys in
+:data:`REQUIRED_KEYS` (JSON values where structured). :func:`read_spec` validates all of it and
+names whatever is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from authentiq.errors import ModelContractError
+
+INPUT_NAME = "views"
+OUTPUT_NAMES = ("logits", "embedding", "cam")
+PREFIX = "authentiq."
+REQUIRED_KEYS = ("views", "grid", "tile_size", "mean", "std", "classes", "embedding_size",
+                 "model_name", "model_version")
+
+
+class ViewSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    required: bool = True
+
+
+class Thresholds(BaseModel):
+    """Counterfeit probability bands: below ``authentic_below`` → authentic, at or above
+    ``counterfeit_above`` → counterfeit, between → inconclusive."""
+
+    model_config = ConfigDict(frozen=True)
+    authentic_below: float = Field(0.5, ge=0, le=1)
+    counterfeit_above: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.authentic_below > self.counterfeit_above:
+            raise ValueError("authentic_below must not exceed counterfeit_above")
+        return self
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    views: tuple[ViewSpec, ...] = Field(min_length=1)
+    grid: tuple[int, int]  # rows, cols
+    tile_size: int = Field(ge=16, le=1024)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    classes: tuple[str, str]
+    embedding_size: int = Field(ge=1)
+    model_name: str
+    model_version: str
+    precision: str = "fp32"
+    thresholds: Thresholds = Thresholds()
+    products: tuple[tuple[str, str], ...] = ()  # (brand, model) pairs it was trained on
+    data_card: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        rows, cols = self.grid
+        if rows * cols < len(self.views):
+            raise ValueError(f"grid {rows}x{cols} has fewer cells than the {len(self.views)} views")
+        names = [v.name for v in self.views]
+        if len(set(names)) != len(names):
+            raise ValueError(f"view names repeat: {names}")
+        if self.classes != ("authentic", "counterfeit"):
+            raise ValueError(f"classes must be ('authentic', 'counterfeit'), got {self.classes}")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be positive")
+        return self
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return self.grid[0] * self.tile_size, self.grid[1] * self.tile_size
+
+    @property
+    def view_names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.views)
+
+    @property
+    def required_views(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.views if v.required)
+
+    def to_props(self) -> dict[str, str]:
+        data = self.model_dump(mode="json")
+        return {PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], source: str = "model") -> ModelSpec:
+        missing = [PREFIX + k for k in REQUIRED_KEYS if PREFIX + k not in props]
+        if missing:
+            raise ModelContractError(f"{source}: metadata_props lacks {', '.join(missing)}")
+        raw: dict[str, Any] = {}
+        for key, value in props.items():
+            if not key.startswith(PREFIX):
+                continue
+            name = key[len(PREFIX):]
+            if name in cls.model_fields:
+                raw[name] = value if cls.model_fields[name].annotation is str else _json(
+                    key, value, source)
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ModelContractError(f"{source}: invalid metadata: {exc}") from exc
+
+
+def _json(key: str, value: str, source: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ModelContractError(f"{source}: metadata {key} is not JSON: {value[:80]!r}") from exc
+
+
+def read_spec(path: Path) -> ModelSpec:
+    """Read and validate the contract of an ONNX file (graph I/O and metadata)."""
+    import onnx
+
+    if not path.is_file():
+        raise ModelContractError(f"model file not found: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others; any of them means unusable
+        raise ModelContractError(f"{path}: not a readable ONNX file: {exc}") from exc
+    check_io(
+        {i.name for i in model.graph.input}, {o.name for o in model.graph.output}, str(path)
+    )
+    return ModelSpec.from_props({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def check_io(inputs: set[str], outputs: set[str], source: str) -> None:
+    problems = []
+    if INPUT_NAME not in inputs:
+        problems.append(f"input '{INPUT_NAME}' (has {sorted(inputs)})")
+    missing = [o for o in OUTPUT_NAMES if o not in outputs]
+    if missing:
+        problems.append(f"outputs {missing} (has {sorted(outputs)})")
+    if problems:
+        raise ModelContractError(f"{source}: the model lacks " + " and ".join(problems))

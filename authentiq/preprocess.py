@@ -1,0 +1,138 @@
+"""Decode one uploaded photo into the square tile the model sees.
+
+The same function serves the HTTP path, the synthetic training data and calibration, so the model
+is trained and calibrated on exactly the pixels it will be served.
+
+Steps: sniff the format (JPEG, PNG, WebP; HEIC with the ``[heic]`` extra) → refuse images over the
+pixel limit *before* decoding → JPEG DCT scaling through Pillow ``draft`` to the smallest size that
+still covers the analysis resolution → EXIF orientation → any mode (CMYK, grey, palette, alpha,
+16-bit) to 8-bit RGB → centre square crop → the analysis image (used by the quality check) and the
+model tile.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from authentiq.errors import CorruptImage, EmptyFile, ImageTooLarge, UnsupportedMediaType
+
+log = logging.getLogger(__name__)
+
+BASE_FORMATS = ("JPEG", "PNG", "WEBP")
+_heif_state: dict[str, bool] = {}
+
+
+def supported_formats() -> tuple[str, ...]:
+    """Formats we accept; HEIF/HEIC only when ``pillow-heif`` is installed (``[heic]`` extra)."""
+    if "registered" not in _heif_state:
+        try:
+            from pillow_heif import register_heif_opener
+        except ImportError:
+            _heif_state["registered"] = False
+        else:
+            register_heif_opener()
+            _heif_state["registered"] = True
+    return (*BASE_FORMATS, "HEIF") if _heif_state["registered"] else BASE_FORMATS
+
+
+@dataclass(frozen=True)
+class DecodedView:
+    """One decoded view: the model tile, a larger grey image for the quality check, and facts."""
+
+    tile: np.ndarray  # uint8 [tile, tile, 3]
+    analysis: np.ndarray  # float32 [a, a] grey, 0..255
+    format: str
+    width: int  # after EXIF orientation, at full resolution
+    height: int
+
+
+def decode_view(
+    data: bytes,
+    *,
+    tile_size: int,
+    analysis_size: int = 256,
+    max_pixels: int = 50_000_000,
+    view: str | None = None,
+) -> DecodedView:
+    """Decode image bytes into a :class:`DecodedView`; raise a domain error on bad input."""
+    if not data:
+        raise EmptyFile("the file is empty (0 bytes)", view=view)
+    formats = supported_formats()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=formats)
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMediaType(
+            f"not a supported image; send one of {', '.join(formats)}", view=view
+        ) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(str(exc), view=view) from exc
+    except OSError as exc:  # header present but unreadable
+        raise CorruptImage(f"cannot read the image header: {exc}", view=view) from exc
+
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"{width}×{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,}",
+            view=view,
+        )
+    fmt = img.format or "unknown"
+    if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF says rotate by 90° or 270°
+        width, height = height, width
+    try:
+        if fmt == "JPEG":
+            # DCT scaling: decode at 1/2, 1/4 or 1/8 while the short side stays >= analysis_size.
+            k = analysis_size / min(width, height)
+            if k < 1:
+                img.draft(None, (max(1, int(width * k + 0.999)), max(1, int(height * k + 0.999))))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        rgb = _to_rgb(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CorruptImage(f"the image data is corrupt or truncated: {exc}", view=view) from exc
+
+    square = _centre_square(rgb)
+    analysis_img = square.resize((analysis_size, analysis_size), Image.Resampling.BILINEAR)
+    tile_img = analysis_img.resize((tile_size, tile_size), Image.Resampling.BOX)
+    analysis = np.asarray(analysis_img.convert("L"), dtype=np.float32)
+    return DecodedView(
+        tile=np.asarray(tile_img, dtype=np.uint8),
+        analysis=analysis,
+        format=fmt,
+        width=width,
+        height=height,
+    )
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; alpha is composited on white, 16-bit scaled, not clipped."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img).astype(np.float32)
+        peak = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        grey = np.clip(arr * (255.0 / peak), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def _centre_square(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return img.crop((left, top, left + side, top + side))

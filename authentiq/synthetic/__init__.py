@@ -1,0 +1,99 @@
+"""Procedurally generated product photos of fictional luxury brands.
+
+``make_item(seed)`` returns one item (its views as JPEG bytes, its label and what is wrong with it);
+``write_dataset`` lays items out in the folder format ``authentiq train`` reads for real photos.
+Everything is deterministic from the seed.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from authentiq.synthetic.catalog import CATALOG, VIEWS, Spec, find_spec
+from authentiq.synthetic.defects import DEFECTS, DEFECTS_BY_NAME, apply_defects, tolerate
+from authentiq.synthetic.photo import photograph
+from authentiq.synthetic.render import RENDERERS
+
+__all__ = ["CATALOG", "DEFECTS", "VIEWS", "SyntheticItem", "make_item", "write_dataset"]
+
+_BACKGROUNDS = [(235, 235, 232), (200, 196, 188), (60, 62, 66), (222, 214, 200), (150, 160, 170)]
+
+
+@dataclass
+class SyntheticItem:
+    seed: int
+    brand: str
+    model: str
+    label: str  # "authentic" | "counterfeit"
+    defects: list[str]
+    views: dict[str, bytes] = field(repr=False)
+
+    @property
+    def defect_views(self) -> set[str]:
+        return {DEFECTS_BY_NAME[d].view for d in self.defects}
+
+
+def make_item(
+    seed: int,
+    *,
+    counterfeit: bool | None = None,
+    defects: list[str] | None = None,
+    spec: Spec | None = None,
+    views: tuple[str, ...] = VIEWS,
+) -> SyntheticItem:
+    """One item. By default half are counterfeit with 1–3 random defects.
+
+    ``defects`` forces exactly those defects (and so a counterfeit); ``counterfeit=False`` forces a
+    genuine item.
+    """
+    rng = np.random.default_rng(seed)
+    base = spec or CATALOG[int(rng.integers(0, len(CATALOG)))]
+    if defects is None:
+        is_fake = bool(rng.random() < 0.5) if counterfeit is None else counterfeit
+        if is_fake:
+            n = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.20]))
+            defects = sorted(rng.choice([d.name for d in DEFECTS], size=n, replace=False).tolist())
+        else:
+            defects = []
+    unknown = [d for d in defects if d not in DEFECTS_BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown defect kinds {unknown}; known: {sorted(DEFECTS_BY_NAME)}")
+    item_spec = apply_defects(tolerate(base, rng), defects, rng)
+    background = _BACKGROUNDS[int(rng.integers(0, len(_BACKGROUNDS)))]
+    photos = {}
+    for view in views:
+        render = RENDERERS[view](item_spec, rng, background)
+        photos[view] = photograph(render, view, rng, background)
+    return SyntheticItem(
+        seed=seed,
+        brand=base.brand,
+        model=base.model,
+        label="counterfeit" if defects else "authentic",
+        defects=list(defects),
+        views=photos,
+    )
+
+
+def write_dataset(root: Path, seeds: range | list[int]) -> Path:
+    """Write items as ``root/<item>/<view>.jpg`` plus ``root/labels.csv``; returns the CSV path."""
+    root.mkdir(parents=True, exist_ok=True)
+    csv_path = root / "labels.csv"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["item", "label", "brand", "model", "defects"])
+        for seed in seeds:
+            item = make_item(seed)
+            name = f"item-{seed:07d}"
+            folder = root / name
+            folder.mkdir(exist_ok=True)
+            for view, data in item.views.items():
+                (folder / f"{view}.jpg").write_bytes(data)
+            writer.writerow([name, item.label, item.brand, item.model, ";".join(item.defects)])
+    return csv_path
+
+
+__all__ += ["find_spec"]
