@@ -55,6 +55,16 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth(args: argparse.Namespace) -> int:
+    from authentiq.synthetic import write_dataset
+
+    seeds = range(args.first_seed, args.first_seed + args.items)
+    csv_path = write_dataset(Path(args.out), seeds, short_side=args.short_side,
+                             quality=args.quality)
+    print(f"wrote {args.items} items to {args.out} (labels: {csv_path})")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from authentiq.training.train import TrainConfig, train
 
@@ -126,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--timeout", type=float, default=60.0)
     i.add_argument("--json", action="store_true", help="print the whole report as JSON")
     i.set_defaults(func=_inspect)
+
+    g = sub.add_parser("synth", help="write synthetic items in the training folder layout")
+    g.add_argument("--out", required=True)
+    g.add_argument("--items", type=int, default=100)
+    g.add_argument("--first-seed", type=int, default=0)
+    g.add_argument("--short-side", type=int, help="scale photos down to this short side")
+    g.add_argument("--quality", type=int, default=90, help="JPEG quality with --short-side")
+    g.set_defaults(func=_synth)
 
     t = sub.add_parser("train", help="train a model (needs the [train] extra)")
     t.add_argument("--data", default="synthetic",

@@ -78,8 +78,13 @@ def make_item(
     )
 
 
-def write_dataset(root: Path, seeds: range | list[int]) -> Path:
-    """Write items as ``root/<item>/<view>.jpg`` plus ``root/labels.csv``; returns the CSV path."""
+def write_dataset(root: Path, seeds: range | list[int], *, short_side: int | None = None,
+                  quality: int = 90) -> Path:
+    """Write items as ``root/<item>/<view>.jpg`` plus ``root/labels.csv``; returns the CSV path.
+
+    ``short_side`` re-encodes each photo scaled down to that short side (to keep shipped sets
+    small); ``None`` keeps the generator's JPEG bytes as they are.
+    """
     root.mkdir(parents=True, exist_ok=True)
     csv_path = root / "labels.csv"
     with csv_path.open("w", newline="") as fh:
@@ -91,9 +96,24 @@ def write_dataset(root: Path, seeds: range | list[int]) -> Path:
             folder = root / name
             folder.mkdir(exist_ok=True)
             for view, data in item.views.items():
+                if short_side is not None:
+                    data = _rescale_jpeg(data, short_side, quality)
                 (folder / f"{view}.jpg").write_bytes(data)
             writer.writerow([name, item.label, item.brand, item.model, ";".join(item.defects)])
     return csv_path
+
+
+def _rescale_jpeg(data: bytes, short_side: int, quality: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data))
+    k = short_side / min(img.size)
+    img = img.resize((round(img.width * k), round(img.height * k)), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
 
 
 __all__ += ["find_spec"]

@@ -1,0 +1,48 @@
+"""RFC 9457 problem details: every error leaves the API as ``application/problem+json``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from authentiq.errors import PROBLEM_BASE, AuthentiqError
+
+log = logging.getLogger(__name__)
+MEDIA_TYPE = "application/problem+json"
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=int(body["status"]), media_type=MEDIA_TYPE, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(AuthentiqError)
+    async def _domain(request: Request, exc: AuthentiqError) -> JSONResponse:
+        return problem_response(exc.to_problem(instance=request.url.path))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        return problem_response({"type": PROBLEM_BASE + "invalid-request", "title": "Invalid request",
+                                 "status": 422, "detail": detail, "errors": errors,
+                                 "instance": request.url.path})
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem_response({"type": PROBLEM_BASE + slug, "title": str(exc.detail),
+                                 "status": exc.status_code, "detail": str(exc.detail),
+                                 "instance": request.url.path}, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response({"type": PROBLEM_BASE + "internal-error", "title": "Internal error",
+                                 "status": 500, "detail": "An unexpected error occurred; it was logged.",
+                                 "instance": request.url.path})

@@ -1,0 +1,34 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from authentiq.api.deps import ServicesDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Model loaded and database reachable",
+            responses={503: {"description": "not ready"}})
+async def readyz(services: ServicesDep) -> JSONResponse:
+    db_ok = await asyncio.to_thread(services.store.ping)
+    info, spec = services.backend.info, services.backend.spec
+    body = {"ready": db_ok, "model": f"{spec.model_name}@{spec.model_version}",
+            "precision": info.precision, "backend": info.name, "device": info.device,
+            "engine_id": info.engine_id, "database": db_ok}
+    return JSONResponse(body, status_code=200 if db_ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(services: ServicesDep) -> Response:
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,116 @@
+"""``POST /v1/inspections``: photos of one item in, verdict and stored report out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from authentiq.api.deps import ServicesDep, get_services
+from authentiq.api.schemas import Problem, Report
+from authentiq.errors import (
+    EmptyFile,
+    FileTooLarge,
+    InvalidField,
+    TooManyFiles,
+    UnsupportedMediaType,
+)
+from authentiq.inspection import Upload
+from authentiq.preprocess import supported_formats
+
+TEXT_FIELDS = {"brand": 128, "model": 128, "client_ref": 128}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (413, 415, 422, 503)
+}
+
+
+def request_body_schema(view_names: list[str], required: list[str]) -> dict[str, Any]:
+    """OpenAPI for the multipart body; the view fields come from the served model."""
+    props: dict[str, Any] = {
+        v: {"type": "string", "format": "binary",
+            "description": f"photo of the {v} view ({'required' if v in required else 'optional'})"}
+        for v in view_names
+    }
+    props.update({
+        "brand": {"type": "string", "maxLength": 128, "description": "claimed brand"},
+        "model": {"type": "string", "maxLength": 128, "description": "claimed model"},
+        "client_ref": {"type": "string", "maxLength": 128,
+                       "description": "your own item id, to find the report later"},
+    })
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": props, "required": [*required, "brand", "model"]}}}}}
+
+
+async def read_uploads(request: Request) -> tuple[list[Upload], dict[str, str]]:
+    settings = get_services(request).settings
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise UnsupportedMediaType(
+            f"send multipart/form-data (one file per view), not {content_type or 'no content type'!r}")
+    try:
+        form = await request.form(max_files=settings.max_files, max_fields=len(TEXT_FIELDS) + 4)
+    except HTTPException as exc:  # Starlette's wrapping of multipart parser errors
+        if "Too many files" in str(exc.detail):
+            raise TooManyFiles(f"at most {settings.max_files} files per request") from exc
+        raise InvalidField(f"malformed multipart body: {exc.detail}") from exc
+    try:
+        fields: dict[str, str] = {}
+        uploads: list[Upload] = []
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if value.size is not None and value.size > settings.max_file_bytes:
+                    raise FileTooLarge(f"the {name} photo is {value.size:,} bytes; the limit is "
+                                       f"{settings.max_file_bytes:,}", view=name)
+                data = await value.read(settings.max_file_bytes + 1)
+                if len(data) > settings.max_file_bytes:
+                    raise FileTooLarge(f"the {name} photo exceeds {settings.max_file_bytes:,} bytes",
+                                       view=name)
+                if not data:
+                    raise EmptyFile(f"the {name} photo is empty (0 bytes)", view=name)
+                uploads.append(Upload(name, data))
+            elif name in TEXT_FIELDS:
+                if name in fields:
+                    raise InvalidField(f"field {name!r} given more than once", field=name)
+                text = value.strip()
+                if len(text) > TEXT_FIELDS[name]:
+                    raise InvalidField(f"field {name!r} is longer than {TEXT_FIELDS[name]} characters",
+                                       field=name)
+                fields[name] = text
+            else:
+                raise InvalidField(
+                    f"unexpected text field {name!r}; photos must be sent as files named after "
+                    f"their view", field=name)
+    finally:
+        await form.close()  # removes spooled temporary files
+    for name in ("brand", "model"):
+        if not fields.get(name):
+            raise InvalidField(f"form field {name!r} is required", field=name)
+    if not uploads:
+        raise InvalidField("no photos: send one file per view, named after the view")
+    return uploads, fields
+
+
+def create_router(view_names: list[str], required: list[str]) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["inspections"])
+
+    @router.post(
+        "/inspections", response_model=Report, status_code=201, responses=PROBLEMS,
+        summary="Inspect one item",
+        description=("Upload one photo per view (multipart, field name = view name) with the "
+                     "claimed brand and model. Accepted formats: "
+                     f"{', '.join(supported_formats())}. Returns the verdict and the stored "
+                     "report."),
+        openapi_extra=request_body_schema(view_names, required),
+    )
+    async def create_inspection(request: Request, services: ServicesDep) -> dict[str, Any]:
+        uploads, fields = await read_uploads(request)
+        body = await services.inspector.inspect(
+            uploads, brand=fields["brand"], model=fields["model"],
+            client_ref=fields.get("client_ref") or None)
+        services.metrics.verdicts.labels(body["verdict"]).inc()
+        return body
+
+    return router

@@ -1,0 +1,45 @@
+"""What every inference backend offers the batcher and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from authentiq.model_spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """One batch of model outputs, float32, batch-first."""
+
+    logits: np.ndarray  # [B, 2]
+    embedding: np.ndarray  # [B, D]
+    cam: np.ndarray  # [B, 2, h, w]
+
+    def __len__(self) -> int:
+        return int(self.logits.shape[0])
+
+    def row(self, i: int) -> Outputs:
+        return Outputs(self.logits[i:i + 1], self.embedding[i:i + 1], self.cam[i:i + 1])
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str  # "onnxruntime" | "tensorrt"
+    device: str  # e.g. "cpu", "cuda:0"
+    precision: str  # the model's flavour: fp32 | int8-cpu | int8-trt
+    engine_id: str  # what exactly runs: model file + its sha256 prefix
+    max_batch_size: int
+
+
+class Backend(Protocol):
+    spec: ModelSpec
+    info: BackendInfo
+
+    def run(self, views: np.ndarray) -> Outputs:
+        """Run one batch ``[B, 3, H, W]`` float32; thread-safe."""
+        ...
+
+    def close(self) -> None: ...

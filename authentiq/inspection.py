@@ -1,0 +1,188 @@
+"""One inspection from uploaded views to a stored report — the service's spine, free of HTTP.
+
+Stages: validate names/product → decode + quality check (worker pool, one task per view) →
+stitch + normalise (worker pool) → dynamic batcher → verdict fusion → persist (worker pool).
+The event loop only routes; every CPU-heavy step runs in the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from authentiq.backends.base import BackendInfo
+from authentiq.batcher import Batcher
+from authentiq.errors import AuthentiqError, DuplicateView, MissingView, UnknownProduct, UnknownView
+from authentiq.model_spec import ModelSpec
+from authentiq.preprocess import DecodedView, decode_view
+from authentiq.quality import Quality, check
+from authentiq.reports import ReportRow, ReportStore
+from authentiq.settings import Settings
+from authentiq.stitch import build_input
+from authentiq.verdict import decide
+
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    view: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    view: str
+    decoded: DecodedView
+    quality: Quality
+    decode_s: float
+    quality_s: float
+
+
+class Inspector:
+    def __init__(self, settings: Settings, spec: ModelSpec, info: BackendInfo, batcher: Batcher,
+                 store: ReportStore, pool: Executor) -> None:
+        self.settings, self.spec, self.info = settings, spec, info
+        self.batcher, self.store, self.pool = batcher, store, pool
+        self._products = {(b.lower(), m.lower()) for b, m in spec.products}
+
+    # --- validation (cheap, before any decoding) ----------------------------------------------
+
+    def check_views(self, names: list[str]) -> None:
+        known = set(self.spec.view_names)
+        seen: set[str] = set()
+        for name in names:
+            if name not in known:
+                raise UnknownView(
+                    f"{name!r} is not a view of this model; views are {', '.join(self.spec.view_names)}",
+                    view=name)
+            if name in seen:
+                raise DuplicateView(f"the {name} view was uploaded more than once", view=name)
+            seen.add(name)
+        missing = [v for v in self.spec.required_views if v not in seen]
+        if missing:
+            raise MissingView(f"required views missing: {', '.join(missing)}",
+                              missing_views=missing)
+
+    def check_product(self, brand: str, model: str) -> None:
+        if self.settings.restrict_products and self._products and \
+                (brand.lower(), model.lower()) not in self._products:
+            known = ", ".join(f"{b}/{m}" for b, m in self.spec.products)
+            raise UnknownProduct(f"{brand}/{model} is not supported by this deployment; "
+                                 f"supported: {known}")
+
+    # --- the pipeline -------------------------------------------------------------------------
+
+    async def inspect(self, uploads: list[Upload], *, brand: str, model: str,
+                      client_ref: str | None) -> dict[str, Any]:
+        started = time.perf_counter()
+        self.check_views([u.view for u in uploads])
+        self.check_product(brand, model)
+        loop = asyncio.get_running_loop()
+        results = await asyncio.gather(
+            *(loop.run_in_executor(self.pool, self._prepare, u) for u in uploads),
+            return_exceptions=True)
+        for r in results:  # first failing view in upload order decides the error
+            if isinstance(r, BaseException):
+                raise r
+        prepared = {p.view: p for p in results if isinstance(p, _Prepared)}
+
+        t = time.perf_counter()
+        usable: Mapping[str, np.ndarray | None] = {
+            v: (p.decoded.tile if p.quality.usable else None) for v, p in prepared.items()}
+        views = await loop.run_in_executor(self.pool, build_input, self.spec, usable)
+        stitch_s = time.perf_counter() - t
+
+        outputs, queued_s, inference_s = await self.batcher.submit(views)
+        unusable = {v: p.quality.reason or "" for v, p in prepared.items() if not p.quality.usable}
+        present = {v for v, tile in usable.items() if tile is not None}
+        verdict = decide(self.spec, outputs.logits[0], outputs.cam[0], unusable, present)
+
+        report_id = uuid.uuid4().hex
+        created = datetime.now(UTC)
+        body = self._body(report_id, created, brand, model, client_ref, prepared, verdict)
+        photos = {f"{v}.{EXTENSIONS.get(p.decoded.format, 'bin')}": _data(uploads, v)
+                  for v, p in prepared.items()}
+        body["links"]["views"] = {v.split(".")[0]: f"/v1/reports/{report_id}/views/{v.split('.')[0]}"
+                                  for v in photos}
+        body["stored_files"] = sorted(photos)
+        row = ReportRow(id=report_id, created_at=created, client_ref=client_ref, brand=brand,
+                        model=model, verdict=verdict.verdict, p_counterfeit=verdict.p_counterfeit,
+                        classifier=f"{self.spec.model_name}@{self.spec.model_version}", body=body)
+        t = time.perf_counter()
+        timings = body["timings"]
+        timings.update({
+            "decode_ms": _ms(sum(p.decode_s for p in prepared.values())),
+            "quality_ms": _ms(sum(p.quality_s for p in prepared.values())),
+            "stitch_ms": _ms(stitch_s), "queue_ms": _ms(queued_s),
+            "inference_ms": _ms(inference_s),
+        })
+        # The stored body carries every timing except its own persistence and the total,
+        # which only the response can know.
+        await loop.run_in_executor(self.pool, self.store.save, row, photos)
+        timings["persist_ms"] = _ms(time.perf_counter() - t)
+        timings["total_ms"] = _ms(time.perf_counter() - started)
+        return body
+
+    def _prepare(self, upload: Upload) -> _Prepared:
+        t0 = time.perf_counter()
+        decoded = decode_view(upload.data, tile_size=self.spec.tile_size,
+                              max_pixels=self.settings.max_pixels, view=upload.view)
+        t1 = time.perf_counter()
+        quality = check(decoded, self.settings)
+        return _Prepared(upload.view, decoded, quality, t1 - t0, time.perf_counter() - t1)
+
+    def _body(self, report_id: str, created: datetime, brand: str, model: str,
+              client_ref: str | None, prepared: dict[str, _Prepared], verdict: Any) -> dict[str, Any]:
+        views = []
+        for name in self.spec.view_names:
+            p = prepared.get(name)
+            if p is None:
+                continue
+            q = p.quality
+            views.append({
+                "view": name, "usable": q.usable, "reason": q.reason, "message": q.message,
+                "format": p.decoded.format, "width": p.decoded.width, "height": p.decoded.height,
+                "sharpness": round(q.sharpness, 2), "brightness": round(q.brightness, 1),
+                "glare": round(q.glare, 4), "attention": round(verdict.attention.get(name, 0.0), 4),
+            })
+        return {
+            "id": report_id,
+            "created_at": created.isoformat(),
+            "client_ref": client_ref,
+            "brand": brand,
+            "model": model,
+            "verdict": verdict.verdict,
+            "probabilities": {"authentic": round(1 - verdict.p_counterfeit, 6),
+                              "counterfeit": round(verdict.p_counterfeit, 6)},
+            "reasons": verdict.reasons,
+            "views": views,
+            "missing_views": [v for v in self.spec.view_names if v not in prepared],
+            "classifier": {
+                "name": self.spec.model_name, "version": self.spec.model_version,
+                "precision": self.spec.precision, "backend": self.info.name,
+                "device": self.info.device, "engine_id": self.info.engine_id,
+                "thresholds": self.spec.thresholds.model_dump(),
+            },
+            "timings": {},
+            "links": {"self": f"/v1/reports/{report_id}"},
+        }
+
+
+def _data(uploads: list[Upload], view: str) -> bytes:
+    return next(u.data for u in uploads if u.view == view)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+__all__ = ["AuthentiqError", "Inspector", "Upload"]

@@ -1,0 +1,56 @@
+"""Per-view quality check: is this photo usable, and if not, what should the user retake?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from authentiq.preprocess import DecodedView
+from authentiq.settings import Settings
+
+RETAKE_HINTS = {
+    "too_small": "Move closer or use the camera's full resolution.",
+    "blurred": "Hold the camera still and tap to focus on the detail.",
+    "underexposed": "Add light or move out of shadow.",
+    "overexposed": "Reduce light or move away from direct light.",
+    "glare": "Tilt the item or the camera to avoid reflections.",
+}
+
+
+@dataclass(frozen=True)
+class Quality:
+    usable: bool
+    reason: str | None  # one of RETAKE_HINTS, or None
+    message: str | None
+    sharpness: float  # variance of the Laplacian on the analysis image
+    brightness: float  # mean grey level, 0..255
+    glare: float  # share of near-white pixels
+
+
+def laplacian_variance(grey: np.ndarray) -> float:
+    g = grey.astype(np.float32)
+    lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4 * g[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def check(view: DecodedView, settings: Settings) -> Quality:
+    sharp = laplacian_variance(view.analysis)
+    bright = float(view.analysis.mean())
+    glare = float((view.analysis >= 250).mean())
+    reason, message = None, None
+    if min(view.width, view.height) < settings.min_side:
+        reason = "too_small"
+        message = (f"{view.width}×{view.height} px; at least {settings.min_side} px on the "
+                   "short side is needed.")
+    elif bright < settings.dark_threshold:
+        reason, message = "underexposed", f"too dark (mean level {bright:.0f} of 255)."
+    elif bright > settings.bright_threshold:
+        reason, message = "overexposed", f"too bright (mean level {bright:.0f} of 255)."
+    elif glare > settings.glare_share:
+        reason, message = "glare", f"{glare:.0%} of the photo is blown-out highlights."
+    elif sharp < settings.blur_threshold:
+        reason, message = "blurred", f"not sharp enough (sharpness {sharp:.1f}, needs {settings.blur_threshold:g})."
+    if reason is not None:
+        message = f"{message} {RETAKE_HINTS[reason]}"
+    return Quality(reason is None, reason, message, sharp, bright, glare)

@@ -1,0 +1,50 @@
+"""One settings object, read from ``AUTHENTIQ_*`` environment variables once at startup."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO_ROOT / "engines" / "authentiq-default.int8-cpu.onnx"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTHENTIQ_", frozen=True)
+
+    # model and backend
+    model_path: Path = DEFAULT_MODEL
+    ort_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores")
+    max_batch_size: int = Field(8, ge=1, le=256)
+    max_queue_delay_ms: float = Field(2.0, ge=0, le=1000)
+    preprocess_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+
+    # storage
+    database_url: str = "sqlite:///var/authentiq.db"
+    blob_dir: Path = Path("var/blobs")
+
+    # upload limits
+    max_file_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(150 * 1024 * 1024, ge=1024)
+    max_files: int = Field(12, ge=1)
+    max_pixels: int = Field(50_000_000, ge=10_000)
+    restrict_products: bool = Field(
+        True, description="refuse brand/model pairs the model does not declare (when it declares any)"
+    )
+
+    # per-view quality check
+    min_side: int = Field(256, ge=16, description="shortest side in pixels below which a view is too small")
+    blur_threshold: float = Field(10.0, ge=0, description="variance of the Laplacian below which a view is blurred")
+    dark_threshold: float = Field(35.0, ge=0, le=255)
+    bright_threshold: float = Field(225.0, ge=0, le=255)
+    glare_share: float = Field(0.25, ge=0, le=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("database_url must be a sqlite:// or postgresql:// URL")
+        return v
