@@ -11,9 +11,11 @@ Both quantise Conv and the residual Add, except two parts kept float on purpose:
   nearly cancelling weights, and colour is a genuine cue (colour shift, lining); quantising it
   alone dropped held-out accuracy from 97% to 68% in our measurement, for 3.5% of the MACs;
 * the **head**, everything after the last ReLU (the CAM einsum, pooling, logits bias, the
-  embedding Gemm and its L2 norm), so that CAM and embedding keep float precision. The calibration items are decoded, quality-independent, by the server's own
-:func:`authentiq.preprocess.decode_view` and streamed batch by batch (ranges are merged every few
-batches, so the set may be larger than memory).
+  embedding Gemm and its L2 norm), so that CAM and embedding keep float precision.
+
+Calibration items are decoded by the server's own :func:`authentiq.preprocess.decode_view` and
+streamed a few batches at a time (ranges merged after each slice), so the set may be larger than
+memory.
 """
 
 from __future__ import annotations

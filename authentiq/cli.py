@@ -45,9 +45,10 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"verdict: {report['verdict'].upper()}   (p counterfeit {report['probabilities']['counterfeit']:.3f})")
+    p_fake = report["probabilities"]["counterfeit"]
+    print(f"verdict: {report['verdict'].upper()}   (p counterfeit {p_fake:.3f})")
     for reason in report.get("reasons", []):
-        print(f"  - {reason}")
+        print(f"  - {reason['detail']}")
     for q in report.get("views", []):
         state = "ok" if q["usable"] else f"RETAKE: {q['reason']}"
         print(f"  {q['view']:<10} {state}")
@@ -111,6 +112,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    from authentiq.api.app import create_app
+    from authentiq.settings import Settings
+
+    text = json.dumps(create_app(Settings()).openapi(), indent=2, sort_keys=True) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="authentiq", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -125,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under ./var)")
     s.add_argument("--log-level", default="info")
     s.set_defaults(func=_serve)
+
+    o = sub.add_parser("openapi", help="print (or --out write) the OpenAPI document")
+    o.add_argument("--out")
+    o.set_defaults(func=_openapi)
 
     i = sub.add_parser("inspect", help="send photos to a running server and print the verdict")
     i.add_argument("photos", nargs="+", metavar="VIEW=PHOTO",

@@ -88,4 +88,4 @@ def evaluate(labels: np.ndarray, p_fake: np.ndarray, lo: float, hi: float) -> Me
 def softmax_fake(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return (e[:, 1] / e.sum(axis=1)).astype(np.float64)
+    return np.asarray(e[:, 1] / e.sum(axis=1), dtype=np.float64)

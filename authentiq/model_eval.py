@@ -35,7 +35,8 @@ def held_out(items: int, views: tuple[str, ...], tile_size: int, cache: Path | N
     return ts
 
 
-def run_model(backend: OnnxRuntimeBackend, ts: datasets.TileSet, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def run_model(backend: OnnxRuntimeBackend, ts: datasets.TileSet,
+              batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """(logits [N, 2], cam [N, 2, h, w]) for every item."""
     spec = backend.spec
     logits, cams = [], []

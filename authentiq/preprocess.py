@@ -67,7 +67,7 @@ def decode_view(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=formats)
+            img: Image.Image = Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError as exc:
         raise UnsupportedMediaType(
             f"not a supported image; send one of {', '.join(formats)}", view=view
@@ -84,9 +84,9 @@ def decode_view(
             view=view,
         )
     fmt = img.format or "unknown"
-    if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF says rotate by 90° or 270°
-        width, height = height, width
     try:
+        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF says rotate by 90° or 270°
+            width, height = height, width
         if fmt == "JPEG":
             # DCT scaling: decode at 1/2, 1/4 or 1/8 while the short side stays >= analysis_size.
             k = analysis_size / min(width, height)

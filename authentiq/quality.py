@@ -50,7 +50,8 @@ def check(view: DecodedView, settings: Settings) -> Quality:
     elif glare > settings.glare_share:
         reason, message = "glare", f"{glare:.0%} of the photo is blown-out highlights."
     elif sharp < settings.blur_threshold:
-        reason, message = "blurred", f"not sharp enough (sharpness {sharp:.1f}, needs {settings.blur_threshold:g})."
+        reason = "blurred"
+        message = f"not sharp enough (sharpness {sharp:.1f}, needs {settings.blur_threshold:g})."
     if reason is not None:
         message = f"{message} {RETAKE_HINTS[reason]}"
     return Quality(reason is None, reason, message, sharp, bright, glare)

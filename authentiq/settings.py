@@ -37,7 +37,8 @@ class Settings(BaseSettings):
 
     # per-view quality check
     min_side: int = Field(256, ge=16, description="shortest side in pixels below which a view is too small")
-    blur_threshold: float = Field(10.0, ge=0, description="variance of the Laplacian below which a view is blurred")
+    blur_threshold: float = Field(
+        10.0, ge=0, description="variance of the Laplacian below which a view is blurred")
     dark_threshold: float = Field(35.0, ge=0, le=255)
     bright_threshold: float = Field(225.0, ge=0, le=255)
     glare_share: float = Field(0.25, ge=0, le=1)

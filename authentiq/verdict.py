@@ -61,8 +61,8 @@ def decide(spec: ModelSpec, logits: np.ndarray, cam: np.ndarray, unusable: dict[
                             "detail": f"The {view} photo is unusable ({why}); retake it."})
     elif p >= t.counterfeit_above:
         verdict = "counterfeit"
-        reasons.append({"code": "model_counterfeit",
-                        "detail": f"Counterfeit probability {p:.3f} is at or above {t.counterfeit_above:.3f}."})
+        reasons.append({"code": "model_counterfeit", "detail": (
+            f"Counterfeit probability {p:.3f} is at or above {t.counterfeit_above:.3f}.")})
     elif p < t.authentic_below:
         verdict = "authentic"
         reasons.append({"code": "model_authentic",

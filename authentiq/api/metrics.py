@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -58,9 +57,8 @@ class MetricsMiddleware:
 
 
 def _route(scope: Scope) -> str:
-    app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", []):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unknown"))
+    """The matched route's template (``/v1/reports/{report_id}``), so labels stay bounded."""
+    route = scope.get("route")  # set by the router once it matched
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
     return "unmatched"

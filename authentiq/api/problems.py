@@ -38,7 +38,8 @@ def install(app: FastAPI) -> None:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         return problem_response({"type": PROBLEM_BASE + slug, "title": str(exc.detail),
                                  "status": exc.status_code, "detail": str(exc.detail),
-                                 "instance": request.url.path}, headers=exc.headers)
+                                 "instance": request.url.path},
+                                headers=dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

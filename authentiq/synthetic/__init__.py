@@ -108,7 +108,7 @@ def _rescale_jpeg(data: bytes, short_side: int, quality: int) -> bytes:
 
     from PIL import Image
 
-    img = Image.open(io.BytesIO(data))
+    img: Image.Image = Image.open(io.BytesIO(data))
     k = short_side / min(img.size)
     img = img.resize((round(img.width * k), round(img.height * k)), Image.Resampling.LANCZOS)
     buf = io.BytesIO()

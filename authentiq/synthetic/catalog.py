@@ -8,6 +8,7 @@ Geometry is in pixels at the generator's render resolution (``RENDER_SIZE``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 RENDER_SIZE = (480, 360)  # a 4:3 photo; the server crops the centre square and scales it down
 VIEWS = ("overall", "logo", "stitching", "hardware", "label", "interior")
@@ -46,7 +47,7 @@ class Spec:
     country: str
 
 
-_BASE = {
+_BASE: dict[str, Any] = {
     "seam_offset": 0.0,
     "glyph_scale": 1.0,
     "font_stroke": 0,

@@ -64,7 +64,7 @@ def _light(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         d2 = ((xs - sx) ** 2 + (ys - sy) ** 2) / (sr * sr)
         gain = gain * (1 - rng.uniform(0.15, 0.35) * np.exp(-d2))
     white_balance = 1 + rng.uniform(-0.03, 0.03, size=3).astype(np.float32)
-    return arr * gain[:, :, None] * white_balance[None, None, :]
+    return np.asarray(arr * gain[:, :, None] * white_balance[None, None, :], dtype=np.float32)
 
 
 def _occlude(img: Image.Image, rng: np.random.Generator) -> Image.Image:

@@ -121,7 +121,7 @@ def overall(spec: Spec, rng: np.random.Generator, background: RGB) -> Image.Imag
     img.paste(body, (0, 0), mask)
     draw.line([(cx, cy - bh / 2 + (20 if spec.shape == "satchel" else 0)), (cx, cy + bh / 2)],
               fill=spec.trim_rgb, width=4)
-    draw.line(poly + [poly[0]], fill=spec.trim_rgb, width=5)
+    draw.line([*poly, poly[0]], fill=spec.trim_rgb, width=5)
     metal = metal_rgb(spec.metal)
     for sx in (-1, 1):
         x, y = cx + sx * 80, cy - bh / 2 + (20 if spec.shape == "satchel" else 0)

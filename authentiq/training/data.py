@@ -18,16 +18,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from authentiq.errors import AuthentiqError, DatasetError
 from authentiq.preprocess import decode_view
 
+J = TypeVar("J")
+R = TypeVar("R")
 LABELS = ("authentic", "counterfeit")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # Synthetic seed ranges. Held-out evaluation items come from a range training never touches.
@@ -166,7 +169,7 @@ def split_of(item: str, val_share: float, test_share: float) -> str:
     return "test" if h < test_share else "val" if h < test_share + val_share else "train"
 
 
-def _map(fn, jobs, workers):  # type: ignore[no-untyped-def]
+def _map(fn: Callable[[J], R], jobs: list[J], workers: int | None) -> list[R]:
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(jobs) < 8:
         return [fn(j) for j in jobs]

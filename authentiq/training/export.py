@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,11 @@ def export_onnx(model: Any, spec: ModelSpec, out: Path) -> Path:
     h, w = spec.input_hw
     dummy = torch.zeros(1, 3, h, w)
     buf = io.BytesIO()
-    with torch.no_grad():
+    # The TorchScript exporter (dynamo=False) gives the plain, constant-folded graph the INT8
+    # calibration and TensorRT parser were validated on; PyTorch >= 2.9 marks it deprecated.
+    # Moving to the torch.export-based exporter (needs onnxscript) is a tracked follow-up.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # scoped to this one call
         torch.onnx.export(
             model, (dummy,), buf, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
             dynamic_axes={INPUT_NAME: {0: "batch"}, **{o: {0: "batch"} for o in OUTPUT_NAMES}},

@@ -11,12 +11,14 @@ from typing import Any
 
 from authentiq.training import require_torch
 
-torch = require_torch()
-nn = torch.nn
-F = torch.nn.functional
+require_torch()  # an actionable message if the [train] extra is missing
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 
-class Block(nn.Module):  # type: ignore[misc]
+class Block(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -31,7 +33,7 @@ class Block(nn.Module):  # type: ignore[misc]
         return F.relu(y + self.skip(x))
 
 
-class AuthentiqNet(nn.Module):  # type: ignore[misc]
+class AuthentiqNet(nn.Module):
     def __init__(self, width: int = 32, embedding_size: int = 128) -> None:
         super().__init__()
         w = width

@@ -213,8 +213,8 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     mean, std = pixels.mean(axis=0), pixels.std(axis=0)
     spec = _spec(cfg, mean, std, Thresholds())
     mosaic = Mosaic(spec, device)
-    model = AuthentiqNet(cfg.width, cfg.embedding_size).to(device).to(
-        memory_format=torch.channels_last)
+    model = AuthentiqNet(cfg.width, cfg.embedding_size).to(device)
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch,

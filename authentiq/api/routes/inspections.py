@@ -47,7 +47,7 @@ def request_body_schema(view_names: list[str], required: list[str]) -> dict[str,
 async def read_uploads(request: Request) -> tuple[list[Upload], dict[str, str]]:
     settings = get_services(request).settings
     content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise UnsupportedMediaType(
             f"send multipart/form-data (one file per view), not {content_type or 'no content type'!r}")
     try:

@@ -1,0 +1,41 @@
+# One command path: README, CI and developers run these targets.
+#   make run    – install (first time) and serve the shipped default model on http://127.0.0.1:8000
+#   make test   – install (first time) and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# PyTorch for the [train] extra. The CPU build keeps the install small where the index has one.
+TORCH  ?= torch==2.13.0
+
+.PHONY: run test lint bench install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[dev]" "$(TORCH)"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: $(VENV)/.installed
+	$(BIN)/authentiq serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check authentiq tests benchmarks
+	$(BIN)/mypy authentiq
+	$(BIN)/pytest
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/preprocess.py
+	$(BIN)/python benchmarks/model.py
+	$(BIN)/python benchmarks/inspection.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
