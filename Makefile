@@ -33,9 +33,9 @@ test: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/preprocess.py
-	$(BIN)/python benchmarks/model.py
-	$(BIN)/python benchmarks/inspection.py
+	$(BIN)/python -m benchmarks.preprocess
+	$(BIN)/python -m benchmarks.model
+	$(BIN)/python -m benchmarks.inspection
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

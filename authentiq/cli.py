@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output folder (checkpoint, log, model.onnx)")
     t.add_argument("--train-items", type=int, default=12000, help="synthetic only")
     t.add_argument("--val-items", type=int, default=1500, help="synthetic only")
-    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--epochs", type=int, default=160)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--width", type=int, default=32)

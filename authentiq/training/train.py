@@ -34,7 +34,7 @@ class TrainConfig:
     tile_size: int = 128
     width: int = 32
     embedding_size: int = 128
-    epochs: int = 30
+    epochs: int = 160
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.05

@@ -1,0 +1,123 @@
+"""One inspection end to end through real HTTP on the CPU default (6 views of 1600×1200 JPEG).
+
+Starts ``authentiq serve`` in a subprocess (SQLite and blobs in a temporary folder), then:
+1. sequential requests: p50/p95 latency and the median split by stage;
+2. overlap: the same N requests sent concurrently vs one after another, and /healthz latency
+   while inspections run (a blocked event loop would show both).
+
+    .venv/bin/python -m benchmarks.inspection [--requests 30] [--concurrency 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+import numpy as np
+
+from benchmarks._common import machine, photo
+
+VIEWS = ("overall", "logo", "stitching", "hardware", "label", "interior")
+STAGES = ("decode_ms", "quality_ms", "stitch_ms", "queue_ms", "inference_ms", "persist_ms", "total_ms")
+
+
+def start_server(tmp: str) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AUTHENTIQ_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
+           "AUTHENTIQ_BLOB_DIR": f"{tmp}/blobs"}
+    proc = subprocess.Popen([sys.executable, "-m", "authentiq", "serve", "--port", str(port),
+                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/readyz").status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not become ready")
+
+
+async def inspect(client: httpx.AsyncClient, files: list, i: int) -> tuple[float, dict]:  # type: ignore[type-arg]
+    t = time.perf_counter()
+    r = await client.post("/v1/inspections", files=files,
+                          data={"brand": "Castellan", "model": "Riva", "client_ref": f"bench-{i}"})
+    r.raise_for_status()
+    return time.perf_counter() - t, r.json()
+
+
+async def run(url: str, n: int, concurrency: int) -> None:
+    files = [(v, (f"{v}.jpg", photo(1600, 1200, seed=k), "image/jpeg")) for k, v in enumerate(VIEWS)]
+    size = sum(len(f[1][1]) for f in files)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        for i in range(3):
+            await inspect(client, files, -i)  # warm-up
+        seq = [await inspect(client, files, i) for i in range(n)]
+        lat = [s for s, _ in seq]
+        print(f"## Sequential: {n} inspections, 6 views × 1600×1200 JPEG ({size / 1e6:.1f} MB per request)\n")
+        print(f"| p50 ms | p95 ms |\n|---|---|\n| {np.median(lat) * 1000:.1f} | {np.percentile(lat, 95) * 1000:.1f} |\n")
+        print("| stage (server side) | median ms |\n|---|---|")
+        for stage in STAGES:
+            print(f"| {stage.removesuffix('_ms')} | {np.median([b['timings'][stage] for _, b in seq]):.1f} |")
+        print("\ndecode and quality are summed over the 6 views (they run in parallel in the worker pool).\n")
+
+        t = time.perf_counter()
+        for i in range(concurrency):
+            await inspect(client, files, 1000 + i)
+        one_by_one = time.perf_counter() - t
+        idle = []
+        for _ in range(20):
+            t = time.perf_counter()
+            await client.get("/healthz")
+            idle.append(time.perf_counter() - t)
+        busy: list[float] = []
+
+        async def probe(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                t = time.perf_counter()
+                await client.get("/healthz")
+                busy.append(time.perf_counter() - t)
+                await asyncio.sleep(0.01)
+
+        stop = asyncio.Event()
+        prober = asyncio.create_task(probe(stop))
+        t = time.perf_counter()
+        await asyncio.gather(*(inspect(client, files, 2000 + i) for i in range(concurrency)))
+        together = time.perf_counter() - t
+        stop.set()
+        await prober
+        print(f"## Overlap: {concurrency} inspections\n")
+        print("| how | wall ms |\n|---|---|")
+        print(f"| one after another | {one_by_one * 1000:.0f} |\n| concurrently | {together * 1000:.0f} |")
+        print(f"\nconcurrent / sequential wall time: {together / one_by_one:.2f}")
+        print(f"/healthz median latency: idle {np.median(idle) * 1000:.1f} ms, during the concurrent "
+              f"inspections {np.median(busy) * 1000:.1f} ms (p95 {np.percentile(busy, 95) * 1000:.1f} ms, "
+              f"{len(busy)} probes)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    print(f"# Inspection through HTTP, CPU default ({machine()})\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_server(tmp)
+        try:
+            asyncio.run(run(url, args.requests, args.concurrency))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()
