@@ -20,7 +20,7 @@ import numpy as np
 
 from authentiq.backends.base import BackendInfo
 from authentiq.batcher import Batcher
-from authentiq.errors import AuthentiqError, DuplicateView, MissingView, UnknownProduct, UnknownView
+from authentiq.errors import DuplicateView, MissingView, UnknownProduct, UnknownView
 from authentiq.model_spec import ModelSpec
 from authentiq.preprocess import DecodedView, decode_view
 from authentiq.quality import Quality, check
@@ -185,4 +185,4 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
 
 
-__all__ = ["AuthentiqError", "Inspector", "Upload"]
+__all__ = ["Inspector", "Upload"]

@@ -42,4 +42,5 @@ def ms(xs: list[float], q: float = 50) -> float:
 def machine() -> str:
     import os
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}"

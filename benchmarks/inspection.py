@@ -64,7 +64,8 @@ async def run(url: str, n: int, concurrency: int) -> None:
         seq = [await inspect(client, files, i) for i in range(n)]
         lat = [s for s, _ in seq]
         print(f"## Sequential: {n} inspections, 6 views × 1600×1200 JPEG ({size / 1e6:.1f} MB per request)\n")
-        print(f"| p50 ms | p95 ms |\n|---|---|\n| {np.median(lat) * 1000:.1f} | {np.percentile(lat, 95) * 1000:.1f} |\n")
+        p50, p95 = np.median(lat) * 1000, np.percentile(lat, 95) * 1000
+        print(f"| p50 ms | p95 ms |\n|---|---|\n| {p50:.1f} | {p95:.1f} |\n")
         print("| stage (server side) | median ms |\n|---|---|")
         for stage in STAGES:
             print(f"| {stage.removesuffix('_ms')} | {np.median([b['timings'][stage] for _, b in seq]):.1f} |")
