@@ -12,13 +12,13 @@ import numpy as np
 from PIL import Image
 
 
-def photo(width: int, height: int, seed: int = 0, quality: int = 92) -> bytes:
+def photo(width: int, height: int, seed: int = 0, quality: int = 92, grain: float = 12.0) -> bytes:
     """A camera-like JPEG: smooth shading plus fine texture (compresses like a real photo)."""
     rng = np.random.default_rng(seed)
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     base = 120 + 60 * np.sin(xs / 97.0) * np.cos(ys / 131.0)
     rgb = np.stack([base, base * 0.8 + 20, base * 0.6 + 40], axis=-1)
-    rgb += rng.normal(0, 12, rgb.shape).astype(np.float32)
+    rgb += rng.normal(0, grain, rgb.shape).astype(np.float32)  # more grain, bigger file
     buf = io.BytesIO()
     Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=quality)
     return buf.getvalue()
