@@ -101,6 +101,10 @@ def test_decompression_bomb_header_is_refused_before_decoding() -> None:
         decode_view(patched, tile_size=32)
 
 
-def test_heic_is_listed_when_the_extra_is_installed() -> None:
-    pytest.importorskip("pillow_heif")
-    assert "HEIF" in supported_formats()
+def test_heic_decodes_when_the_extra_is_installed() -> None:
+    pytest.importorskip("pillow_heif", reason="needs the [heic] extra")
+    assert "HEIF" in supported_formats()  # registers the opener, which also enables saving
+    view = decode_view(encode(Image.new("RGB", (300, 200), (200, 30, 30)), "HEIF", quality=90),
+                       tile_size=32)
+    assert view.format == "HEIF" and (view.width, view.height) == (300, 200)
+    assert abs(float(view.tile[..., 0].mean()) - 200) < 8
