@@ -33,7 +33,7 @@ from authentiq.errors import AuthentiqError, CalibrationError
 from authentiq.model_spec import ModelSpec, read_spec
 from authentiq.preprocess import decode_view
 from authentiq.stitch import build_input
-from authentiq.training.data import IMAGE_SUFFIXES
+from authentiq.training.data import IMAGE_SUFFIXES, view_files
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _stride(batches: int, most: int = 4) -> int:
 
 
 def mosaic_for(folder: Path, spec: ModelSpec) -> np.ndarray:
-    files = {p.stem.lower(): p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    files = view_files(folder)
     tiles: dict[str, np.ndarray | None] = {}
     for view in spec.view_names:
         path = files.get(view)

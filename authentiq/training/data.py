@@ -98,11 +98,16 @@ def synthetic_tiles(seeds: Sequence[int], views: tuple[str, ...], tile_size: int
     )
 
 
+def view_files(folder: Path) -> dict[str, Path]:
+    """An item folder's photos by view name (file stem, lower case)."""
+    return {p.stem.lower(): p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+
+
 def _folder_item(args: tuple[Path, tuple[str, ...], int]) -> tuple[np.ndarray, np.ndarray]:
     folder, views, tile_size = args
     tiles = np.zeros((len(views), tile_size, tile_size, 3), dtype=np.uint8)
     present = np.zeros(len(views), dtype=bool)
-    files = {p.stem.lower(): p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    files = view_files(folder)
     for i, view in enumerate(views):
         path = files.get(view)
         if path is None:
