@@ -161,7 +161,7 @@ def calibrate(model_path: Path, data_dir: Path, out_dir: Path, *, max_items: int
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
                 **common,
             )
-        except AuthentiqError:
+        except BaseException:  # any failure: leave no half-written model behind
             for path in outputs.values():
                 path.unlink(missing_ok=True)
             raise

@@ -106,8 +106,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from authentiq.model_eval import evaluate_models
 
-    table = evaluate_models([Path(m) for m in args.models], items=args.items, seed=args.seed,
-                            data=args.data)
+    table = evaluate_models([Path(m) for m in args.models], items=args.items, data=args.data)
     print(table)
     return 0
 
@@ -195,7 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("evaluate", help="accuracy of ONNX models on held-out items")
     v.add_argument("models", nargs="+")
     v.add_argument("--items", type=int, default=2000, help="held-out synthetic items")
-    v.add_argument("--seed", type=int, default=0)
     v.add_argument("--data", help="a folder of labelled items instead of synthetic ones")
     v.set_defaults(func=_evaluate)
     return p

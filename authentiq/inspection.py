@@ -111,8 +111,7 @@ class Inspector:
         body = self._body(report_id, created, brand, model, client_ref, prepared, verdict)
         photos = {f"{v}.{EXTENSIONS.get(p.decoded.format, 'bin')}": _data(uploads, v)
                   for v, p in prepared.items()}
-        body["links"]["views"] = {v.split(".")[0]: f"/v1/reports/{report_id}/views/{v.split('.')[0]}"
-                                  for v in photos}
+        body["links"]["views"] = {v: f"/v1/reports/{report_id}/views/{v}" for v in prepared}
         body["stored_files"] = sorted(photos)
         row = ReportRow(id=report_id, created_at=created, client_ref=client_ref, brand=brand,
                         model=model, verdict=verdict.verdict, p_counterfeit=verdict.p_counterfeit,

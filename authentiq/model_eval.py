@@ -52,8 +52,8 @@ def run_model(backend: OnnxRuntimeBackend, ts: datasets.TileSet,
     return np.concatenate(logits), np.concatenate(cams)
 
 
-def evaluate_models(models: Sequence[Path], *, items: int = 2000, seed: int = 0,
-                    data: str | None = None, cache: Path | None = Path("var/heldout-2000.npz"),
+def evaluate_models(models: Sequence[Path], *, items: int = 2000, data: str | None = None,
+                    cache: Path | None = Path("var/heldout-2000.npz"),
                     ) -> str:
     reference: np.ndarray | None = None
     rows = []

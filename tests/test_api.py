@@ -161,15 +161,6 @@ def test_file_over_byte_limit(tmp_path: Path, genuine_item: SyntheticItem) -> No
         assert_nothing_stored(c, settings)
 
 
-def test_request_over_body_limit_is_refused_from_content_length(tmp_path: Path,
-                                                                genuine_item: SyntheticItem) -> None:
-    settings = make_settings(tmp_path, max_request_bytes=50 * 1024)
-    with TestClient(create_app(settings)) as c:
-        r = c.post("/v1/inspections", files=files_of(genuine_item), data=form_for(genuine_item))
-        assert r.status_code == 413 and r.json()["type"].endswith("/request-too-large")
-        assert_nothing_stored(c, settings)
-
-
 def test_streamed_body_over_limit_is_cut_off(tmp_path: Path) -> None:
     """A chunked upload without Content-Length is stopped once it passes the limit."""
     settings = make_settings(tmp_path, max_request_bytes=64 * 1024)
@@ -186,19 +177,17 @@ def test_streamed_body_over_limit_is_cut_off(tmp_path: Path) -> None:
         assert_nothing_stored(c, settings)
 
 
-def test_image_over_pixel_limit(tmp_path: Path, genuine_item: SyntheticItem) -> None:
-    settings = make_settings(tmp_path, max_pixels=100_000)
+@pytest.mark.parametrize("limit, status, slug", [
+    ({"max_request_bytes": 50 * 1024}, 413, "request-too-large"),  # refused from Content-Length
+    ({"max_pixels": 100_000}, 413, "image-too-large"),
+    ({"max_files": 3}, 422, "too-many-files"),
+])
+def test_configured_limits(tmp_path: Path, genuine_item: SyntheticItem, limit: dict[str, int],
+                           status: int, slug: str) -> None:
+    settings = make_settings(tmp_path, **limit)
     with TestClient(create_app(settings)) as c:
         r = c.post("/v1/inspections", files=files_of(genuine_item), data=form_for(genuine_item))
-        assert r.status_code == 413 and r.json()["type"].endswith("/image-too-large")
-        assert_nothing_stored(c, settings)
-
-
-def test_too_many_files(tmp_path: Path, genuine_item: SyntheticItem) -> None:
-    settings = make_settings(tmp_path, max_files=3)
-    with TestClient(create_app(settings)) as c:
-        r = c.post("/v1/inspections", files=files_of(genuine_item), data=form_for(genuine_item))
-        assert r.status_code == 422 and r.json()["type"].endswith("/too-many-files")
+        assert r.status_code == status and r.json()["type"].endswith("/" + slug)
         assert_nothing_stored(c, settings)
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from authentiq.api.deps import ServicesDep
+from authentiq.api.schemas import Ready
 
 router = APIRouter(tags=["operations"])
 
@@ -19,7 +20,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Model loaded and database reachable",
-            responses={503: {"description": "not ready"}})
+            responses={200: {"model": Ready}, 503: {"model": Ready, "description": "not ready"}})
 async def readyz(services: ServicesDep) -> JSONResponse:
     db_ok = await asyncio.to_thread(services.store.ping)
     info, spec = services.backend.info, services.backend.spec

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from authentiq.api.deps import ServicesDep, get_services
+from authentiq.api.deps import ServicesDep
 from authentiq.api.schemas import Problem, Report
 from authentiq.errors import (
     EmptyFile,
@@ -19,6 +19,7 @@ from authentiq.errors import (
 )
 from authentiq.inspection import Upload
 from authentiq.preprocess import supported_formats
+from authentiq.settings import Settings
 
 TEXT_FIELDS = {"brand": 128, "model": 128, "client_ref": 128}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -44,8 +45,7 @@ def request_body_schema(view_names: list[str], required: list[str]) -> dict[str,
         "type": "object", "properties": props, "required": [*required, "brand", "model"]}}}}}
 
 
-async def read_uploads(request: Request) -> tuple[list[Upload], dict[str, str]]:
-    settings = get_services(request).settings
+async def read_uploads(request: Request, settings: Settings) -> tuple[list[Upload], dict[str, str]]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise UnsupportedMediaType(
@@ -106,7 +106,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         openapi_extra=request_body_schema(view_names, required),
     )
     async def create_inspection(request: Request, services: ServicesDep) -> dict[str, Any]:
-        uploads, fields = await read_uploads(request)
+        uploads, fields = await read_uploads(request, services.settings)
         body = await services.inspector.inspect(
             uploads, brand=fields["brand"], model=fields["model"],
             client_ref=fields.get("client_ref") or None)
