@@ -1,117 +1,283 @@
-"""Dynamic batcher: concurrent requests share one backend call.
+"""Dynamic batcher: concurrent inspections share backend calls, with Triton's semantics and without
+its known pains.
 
-A request waits at most ``max_queue_delay`` (measured from the oldest queued request) for others
-to join; a full batch runs at once. The backend runs in a worker thread, never on the event loop.
-One bad row fails only its own request: if a batch raises, each request is retried alone.
+When an instance is free, the scheduler starts a batch as soon as one of these holds:
+
+- the queue holds ``max_batch_size`` requests, or at least one of ``preferred_batch_sizes``
+  (the largest preferred size that fits is taken);
+- the oldest queued request has waited ``max_queue_delay`` (measured from that request);
+- *adaptive wait*: no batch is running at all (the backend is idle). A lone request at idle then
+  runs at once instead of paying the delay; while the backend is busy, requests accumulate and the
+  next batch takes them together — the batch size follows the load by itself;
+- the batcher is closing (drain without waiting).
+
+Requests carry a priority (interactive before bulk; a batch is filled from the interactive queue
+first), an optional deadline (a timer answers 504 the moment it passes and removes the request, so
+it never runs) and are removed from the queue when their caller is cancelled (client disconnect).
+``max_queue_size`` bounds the queue: a full queue refuses at once (503 with ``Retry-After``).
+``instances`` batches may run at once, each in its own worker thread, so batch N+1 is collated and
+copied while batch N computes. Collate/split live in :mod:`authentiq.collate`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import logging
-import time
-from dataclasses import dataclass, field
+import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from authentiq.backends.base import Backend, Outputs
-from authentiq.errors import AuthentiqError, BackendUnavailable, InferenceFailed
+from authentiq.collate import RowResult, run_batch
+from authentiq.errors import DeadlineExceeded, InferenceFailed, QueueFull, ShuttingDown
 
 log = logging.getLogger(__name__)
+
+
+class Priority(enum.StrEnum):
+    INTERACTIVE = "interactive"  # a person is waiting (kiosk, auditor)
+    BULK = "bulk"  # machine-to-machine backlog (marketplace jobs)
 
 
 @dataclass(frozen=True)
 class BatcherConfig:
     max_batch_size: int = 8
+    _: KW_ONLY
+    preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_delay_s: float = 0.002
+    max_queue_size: int = 128
+    instances: int = 1
+    adaptive: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        wrong = [p for p in self.preferred_batch_sizes if not 1 <= p <= self.max_batch_size]
+        if wrong:
+            raise ValueError(f"preferred batch sizes {wrong} are outside 1..{self.max_batch_size}")
+        if self.max_queue_delay_s < 0:
+            raise ValueError("max_queue_delay_s must not be negative")
+        if self.max_queue_size < 1 or self.instances < 1:
+            raise ValueError("max_queue_size and instances must be at least 1")
 
 
-@dataclass
+@dataclass(frozen=True)
+class Result:
+    outputs: Outputs  # this request's row
+    queued_s: float  # from submit to the start of its batch
+    inference_s: float  # the batch's execution time (collate + backend + split)
+    batch_size: int
+
+
+class BatchObserver(Protocol):
+    """What the batcher reports (Prometheus in the service; nothing by default)."""
+
+    def queue_depth(self, priority: Priority, depth: int) -> None: ...
+    def batch_done(self, size: int, seconds: float, waits: list[tuple[Priority, float]]) -> None: ...
+    def rejected(self, reason: str) -> None: ...
+
+
+class _Silent:
+    def queue_depth(self, priority: Priority, depth: int) -> None:
+        pass
+
+    def batch_done(self, size: int, seconds: float, waits: list[tuple[Priority, float]]) -> None:
+        pass
+
+    def rejected(self, reason: str) -> None:
+        pass
+
+
+@dataclass(eq=False)
 class _Job:
     views: np.ndarray
-    future: asyncio.Future[tuple[Outputs, float, float]]
-    queued_at: float = field(default_factory=time.perf_counter)
+    priority: Priority
+    future: asyncio.Future[Result]
+    queued_at: float
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
 class Batcher:
-    def __init__(self, backend: Backend, config: BatcherConfig) -> None:
-        self.backend = backend
-        self.config = config
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+    def __init__(self, backend: Backend, config: BatcherConfig,
+                 observer: BatchObserver | None = None) -> None:
+        if config.max_batch_size > backend.info.max_batch_size:
+            raise ValueError(f"max_batch_size {config.max_batch_size} exceeds what the backend "
+                             f"accepts ({backend.info.max_batch_size})")
+        self.backend, self.config = backend, config
+        self.observer: BatchObserver = observer or _Silent()
+        self._queues: dict[Priority, deque[_Job]] = {p: deque() for p in Priority}
+        self._executor = ThreadPoolExecutor(config.instances, thread_name_prefix="authentiq-infer")
+        self._running: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._batch_s = 0.05  # running mean of batch time, for Retry-After
         self.batches_run = 0
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="authentiq-batcher")
+    # --- public ---------------------------------------------------------------------------------
 
-    async def submit(self, views: np.ndarray) -> tuple[Outputs, float, float]:
-        """One mosaic [3, H, W] → (its outputs, seconds queued, seconds of the batch's inference)."""
+    @property
+    def depth(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._schedule(), name="authentiq-batcher")
+
+    def check_capacity(self) -> None:
+        """Refuse early (before any decoding) when the queue is already full or closing."""
         if self._closing or self._task is None:
-            raise BackendUnavailable("the service is shutting down")
-        job = _Job(views, asyncio.get_running_loop().create_future())
-        await self._queue.put(job)
-        return await job.future
+            self.observer.rejected("shutting_down")
+            raise ShuttingDown("the service is shutting down; retry on another instance",
+                               retry_after=1)
+        if self.depth >= self.config.max_queue_size:
+            self.observer.rejected("queue_full")
+            raise QueueFull(f"the inference queue is full ({self.config.max_queue_size} waiting)",
+                            retry_after=self.retry_after())
+
+    def retry_after(self) -> int:
+        """Whole seconds until the present queue has likely drained (at least 1)."""
+        per_slot = self.config.max_batch_size * self.config.instances
+        return max(1, math.ceil((self.depth / per_slot + 1) * self._batch_s))
+
+    async def submit(self, views: np.ndarray, *, priority: Priority = Priority.INTERACTIVE,
+                     timeout_s: float | None = None) -> Result:
+        """Queue one mosaic ``[3, H, W]``; its result once its batch ran.
+
+        Raises QueueFull or ShuttingDown at once, DeadlineExceeded when ``timeout_s`` passes while
+        queued (the request is then never executed); cancelling the caller removes it from the queue.
+        """
+        self.check_capacity()
+        if timeout_s is not None and timeout_s <= 0:
+            self.observer.rejected("deadline")
+            raise DeadlineExceeded("the request's deadline passed before inference")
+        loop = asyncio.get_running_loop()
+        job = _Job(views, priority, loop.create_future(), loop.time())
+        if timeout_s is not None:
+            job.timer = loop.call_later(timeout_s, self._expire, job, timeout_s)
+        self._queues[priority].append(job)
+        self.observer.queue_depth(priority, len(self._queues[priority]))
+        self._wake.set()
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            if self._remove(job):
+                self.observer.rejected("cancelled")
+            raise
 
     async def close(self) -> None:
-        """Stop accepting, finish every accepted request, then stop the loop."""
+        """Stop accepting, run everything accepted (without waiting for batches to fill), then stop."""
         self._closing = True
+        self._wake.set()
         if self._task is not None:
-            await self._queue.join()
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await self._task
             self._task = None
+        self._executor.shutdown(wait=True)
 
-    async def _loop(self) -> None:
+    # --- scheduling -----------------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            first = await self._queue.get()
-            batch = [first]
-            deadline = first.queued_at + self.config.max_queue_delay_s
-            while len(batch) < self.config.max_batch_size:
-                try:
-                    batch.append(self._queue.get_nowait())
-                    continue
-                except asyncio.QueueEmpty:
-                    pass
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except TimeoutError:
-                    break
-            try:
-                await self._run(batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-
-    async def _run(self, batch: list[_Job]) -> None:
-        live = [j for j in batch if not j.future.done()]  # cancelled clients are skipped
-        if not live:
-            return
-        started = time.perf_counter()
-        try:
-            outputs = await asyncio.to_thread(self.backend.run, np.stack([j.views for j in live]))
-        except AuthentiqError as exc:
-            if len(live) == 1:
-                _settle(live[0], exc)
+            self._wake.clear()
+            jobs, wake_at = self._next_batch(loop.time())
+            if jobs:
+                task = asyncio.create_task(self._execute(jobs))
+                self._running.add(task)
+                task.add_done_callback(self._finished)
+                continue
+            if self._closing and not self.depth and not self._running:
                 return
-            log.warning("batch of %d failed (%s); retrying one by one", len(live), exc.detail)
-            for job in live:
-                await self._run([job])
-            return
-        elapsed = time.perf_counter() - started
+            timeout = None if wake_at is None else max(0.0, wake_at - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _next_batch(self, now: float) -> tuple[list[_Job], float | None]:
+        """The jobs to run now, or none and when to look again (None: when woken)."""
+        n = self.depth
+        if n == 0 or len(self._running) >= self.config.instances:
+            return [], None
+        cfg = self.config
+        oldest = min(q[0].queued_at for q in self._queues.values() if q)
+        due = oldest + cfg.max_queue_delay_s
+        if n >= cfg.max_batch_size or now >= due or self._closing or \
+                (cfg.adaptive and not self._running):
+            return self._take(min(n, cfg.max_batch_size)), None
+        fitting = [p for p in cfg.preferred_batch_sizes if p <= n]
+        if fitting:
+            return self._take(max(fitting)), None
+        return [], due
+
+    def _take(self, k: int) -> list[_Job]:
+        jobs: list[_Job] = []
+        for priority in Priority:  # declaration order: interactive first
+            queue = self._queues[priority]
+            while queue and len(jobs) < k:
+                job = queue.popleft()
+                if job.timer is not None:
+                    job.timer.cancel()
+                jobs.append(job)
+            self.observer.queue_depth(priority, len(queue))
+        return jobs
+
+    def _expire(self, job: _Job, timeout_s: float) -> None:
+        if self._remove(job):
+            self.observer.rejected("deadline")
+            job.future.set_exception(DeadlineExceeded(
+                f"the request waited its whole deadline ({timeout_s * 1000:.0f} ms) in the "
+                f"inference queue and was not run"))
+            self._wake.set()
+
+    def _remove(self, job: _Job) -> bool:
+        queue = self._queues[job.priority]
+        try:
+            queue.remove(job)
+        except ValueError:
+            return False  # already taken into a batch
+        if job.timer is not None:
+            job.timer.cancel()
+        self.observer.queue_depth(job.priority, len(queue))
+        return True
+
+    # --- execution ------------------------------------------------------------------------------
+
+    async def _execute(self, jobs: list[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        rows = [j.views for j in jobs]
+        try:
+            results: list[RowResult] = await loop.run_in_executor(
+                self._executor, run_batch, self.backend.run, rows)
+        except Exception as exc:  # the executor itself failed; answer everyone
+            log.exception("batch of %d could not run", len(jobs))
+            results = [InferenceFailed(f"batch could not run: {exc}")] * len(jobs)
+        elapsed = loop.time() - started
         self.batches_run += 1
-        if len(outputs) != len(live):
-            for job in live:
-                _settle(job, InferenceFailed(f"backend returned {len(outputs)} rows for {len(live)}"))
-            return
-        for i, job in enumerate(live):
-            if not job.future.done():
-                job.future.set_result((outputs.row(i), started - job.queued_at, elapsed))
+        self._batch_s = 0.8 * self._batch_s + 0.2 * elapsed
+        self.observer.batch_done(len(jobs), elapsed, [(j.priority, started - j.queued_at)
+                                                      for j in jobs])
+        for job, result in zip(jobs, results, strict=True):
+            if job.future.done():  # its caller went away while it ran
+                continue
+            if isinstance(result, Outputs):
+                job.future.set_result(Result(result, started - job.queued_at, elapsed, len(jobs)))
+            else:
+                job.future.set_exception(result)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("batch task failed", exc_info=task.exception())
 
 
-def _settle(job: _Job, exc: Exception) -> None:
-    if not job.future.done():
-        job.future.set_exception(exc)
+__all__ = ["BatchObserver", "Batcher", "BatcherConfig", "Priority", "Result"]

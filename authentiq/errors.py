@@ -26,6 +26,12 @@ class AuthentiqError(Exception):
         self.extra = extra
 
     @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response must carry (``Retry-After`` for overload)."""
+        retry_after = self.extra.get("retry_after")
+        return {"Retry-After": str(retry_after)} if retry_after is not None else {}
+
+    @property
     def type_uri(self) -> str:
         return PROBLEM_BASE + self.slug
 
@@ -113,6 +119,22 @@ class ModelContractError(AuthentiqError):
 
 class BackendUnavailable(AuthentiqError):
     slug, status, title = "backend-unavailable", 503, "Inference backend unavailable"
+
+
+class QueueFull(AuthentiqError):
+    """The batcher's queue is at ``max_queue_size``; carries ``retry_after`` (seconds)."""
+
+    slug, status, title = "queue-full", 503, "Inference queue full"
+
+
+class ShuttingDown(AuthentiqError):
+    slug, status, title = "shutting-down", 503, "Service is shutting down"
+
+
+class DeadlineExceeded(AuthentiqError):
+    """The request's deadline passed before its batch could start; it was never executed."""
+
+    slug, status, title = "deadline-exceeded", 504, "Deadline exceeded"
 
 
 class InferenceFailed(AuthentiqError):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from authentiq.backends.base import BackendInfo
-from authentiq.batcher import Batcher
+from authentiq.batcher import Batcher, Priority
 from authentiq.errors import DuplicateView, MissingView, UnknownProduct, UnknownView
 from authentiq.model_spec import ModelSpec
 from authentiq.preprocess import DecodedView, decode_view
@@ -82,10 +82,13 @@ class Inspector:
     # --- the pipeline -------------------------------------------------------------------------
 
     async def inspect(self, uploads: list[Upload], *, brand: str, model: str,
-                      client_ref: str | None) -> dict[str, Any]:
+                      client_ref: str | None, priority: Priority = Priority.INTERACTIVE,
+                      deadline: float | None = None) -> dict[str, Any]:
+        """``deadline`` is on the event loop's clock (``loop.time()``); None: no deadline."""
         started = time.perf_counter()
         self.check_views([u.view for u in uploads])
         self.check_product(brand, model)
+        self.batcher.check_capacity()  # refuse before decoding when the queue is already full
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(
             *(loop.run_in_executor(self.pool, self._prepare, u) for u in uploads),
@@ -101,7 +104,9 @@ class Inspector:
         views = await loop.run_in_executor(self.pool, build_input, self.spec, usable)
         stitch_s = time.perf_counter() - t
 
-        outputs, queued_s, inference_s = await self.batcher.submit(views)
+        timeout_s = None if deadline is None else deadline - loop.time()
+        result = await self.batcher.submit(views, priority=priority, timeout_s=timeout_s)
+        outputs = result.outputs
         unusable = {v: p.quality.reason or "" for v, p in prepared.items() if not p.quality.usable}
         present = {v for v, tile in usable.items() if tile is not None}
         verdict = decide(self.spec, outputs.logits[0], outputs.cam[0], unusable, present)
@@ -121,12 +126,13 @@ class Inspector:
         timings.update({
             "decode_ms": _ms(sum(p.decode_s for p in prepared.values())),
             "quality_ms": _ms(sum(p.quality_s for p in prepared.values())),
-            "stitch_ms": _ms(stitch_s), "queue_ms": _ms(queued_s),
-            "inference_ms": _ms(inference_s),
+            "stitch_ms": _ms(stitch_s), "queue_ms": _ms(result.queued_s),
+            "inference_ms": _ms(result.inference_s), "batch_size": result.batch_size,
         })
         # The stored body carries every timing except its own persistence and the total,
         # which only the response can know.
-        await loop.run_in_executor(self.pool, self.store.save, row, photos)
+        # Shielded: once inference ran, the report is stored even if the client has gone.
+        await asyncio.shield(loop.run_in_executor(self.pool, self.store.save, row, photos))
         timings["persist_ms"] = _ms(time.perf_counter() - t)
         timings["total_ms"] = _ms(time.perf_counter() - started)
         return body

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -18,8 +18,18 @@ class Settings(BaseSettings):
     # model and backend
     model_path: Path = DEFAULT_MODEL
     ort_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores")
+
+    # dynamic batcher (authentiq.batcher)
     max_batch_size: int = Field(8, ge=1, le=256)
+    preferred_batch_sizes: tuple[int, ...] = Field(
+        (), description="batch sizes that run at once without waiting (JSON list, e.g. [4, 8])")
     max_queue_delay_ms: float = Field(2.0, ge=0, le=1000)
+    max_queue_size: int = Field(128, ge=1, description="queued inspections before 503 + Retry-After")
+    batcher_instances: int = Field(1, ge=1, le=16, description="batches running at once")
+    adaptive_batching: bool = Field(
+        True, description="run at once when the backend is idle instead of waiting the delay")
+    request_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="default and longest deadline of one inspection")
     preprocess_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
     # storage
@@ -42,6 +52,14 @@ class Settings(BaseSettings):
     dark_threshold: float = Field(35.0, ge=0, le=255)
     bright_threshold: float = Field(225.0, ge=0, le=255)
     glare_share: float = Field(0.25, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _preferred_fit(self) -> Settings:
+        wrong = [p for p in self.preferred_batch_sizes if not 1 <= p <= self.max_batch_size]
+        if wrong:
+            raise ValueError(f"preferred_batch_sizes {wrong} must lie in 1..max_batch_size "
+                             f"({self.max_batch_size})")
+        return self
 
     @field_validator("database_url")
     @classmethod

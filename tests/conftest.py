@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import onnx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
@@ -154,3 +160,54 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         conn.execute(sqlalchemy.text("DROP TABLE IF EXISTS reports"))
     engine.dispose()
     yield PG_URL
+
+
+@dataclass
+class LiveServer:
+    """The app behind a real uvicorn server on a free local port, in a background thread."""
+
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one Prometheus sample (0 when absent)."""
+        text = httpx.get(self.url + "/metrics", timeout=10).text
+        want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+                       if labels else "")
+        for line in text.splitlines():
+            sample, _, value = line.rpartition(" ")
+            if sample == want:
+                return float(value)
+        return 0.0
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 20) -> None:
+        end = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > end:
+                raise AssertionError("condition not reached in time")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(60)
+
+
+@contextmanager
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning",
+                            timeout_graceful_shutdown=30)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    end = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > end:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    live = LiveServer(f"http://127.0.0.1:{port}", server, thread)
+    try:
+        yield live
+    finally:
+        live.stop()

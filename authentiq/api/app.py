@@ -27,6 +27,17 @@ from authentiq.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def batcher_config(settings: Settings) -> BatcherConfig:
+    return BatcherConfig(
+        max_batch_size=settings.max_batch_size,
+        preferred_batch_sizes=settings.preferred_batch_sizes,
+        max_queue_delay_s=settings.max_queue_delay_ms / 1000,
+        max_queue_size=settings.max_queue_size,
+        instances=settings.batcher_instances,
+        adaptive=settings.adaptive_batching,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Read only the model's contract here (cheap, no session): the OpenAPI body lists its views.
@@ -39,8 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                      max_batch_size=settings.max_batch_size)
         store = ReportStore(settings.database_url, BlobStore(settings.blob_dir))
         pool = ThreadPoolExecutor(settings.preprocess_workers, thread_name_prefix="authentiq-cpu")
-        batcher = Batcher(backend, BatcherConfig(settings.max_batch_size,
-                                                 settings.max_queue_delay_ms / 1000))
+        batcher = Batcher(backend, batcher_config(settings), observer=metrics)
         await batcher.start()
         inspector = Inspector(settings, backend.spec, backend.info, batcher, store, pool)
         app.state.services = Services(settings, backend, batcher, store, inspector, metrics)

@@ -1,4 +1,5 @@
-"""Prometheus metrics: request counts and latency per route and status, plus inference batches.
+"""Prometheus metrics: request counts and latency per route and status, plus the batcher's queue,
+batches and rejections (``Metrics`` is the batcher's observer).
 
 Each app owns its registry (no process-global state), exposed at ``/metrics``.
 """
@@ -8,8 +9,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authentiq.batcher import Priority
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 @dataclass
@@ -21,11 +26,39 @@ class Metrics:
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("authentiq_http_request_duration_seconds", "HTTP latency",
                                  ["method", "route", "status"], registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+                                 buckets=LATENCY_BUCKETS)
         self.verdicts = Counter("authentiq_verdicts", "Inspection verdicts", ["verdict"],
                                 registry=self.registry)
-        self.batch_size = Histogram("authentiq_batch_size", "Inference batch size",
-                                    registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64))
+        self.batch_size = Histogram("authentiq_batch_size", "Requests per inference batch",
+                                    registry=self.registry,
+                                    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256))
+        self.batch_seconds = Histogram("authentiq_batch_duration_seconds",
+                                       "Batch execution time (collate + backend + split)",
+                                       registry=self.registry, buckets=LATENCY_BUCKETS)
+        self.queue_wait = Histogram("authentiq_queue_wait_seconds",
+                                    "Time from queueing to the start of the request's batch",
+                                    ["priority"], registry=self.registry, buckets=LATENCY_BUCKETS)
+        self.queue_depth_gauge = Gauge("authentiq_queue_depth", "Requests waiting in the batcher",
+                                       ["priority"], registry=self.registry)
+        self.rejections = Counter("authentiq_batcher_rejections",
+                                  "Requests the batcher refused or dropped, by reason "
+                                  "(queue_full, deadline, cancelled, shutting_down)",
+                                  ["reason"], registry=self.registry)
+        for priority in Priority:
+            self.queue_depth_gauge.labels(priority.value).set(0)
+
+    # BatchObserver
+    def queue_depth(self, priority: Priority, depth: int) -> None:
+        self.queue_depth_gauge.labels(priority.value).set(depth)
+
+    def batch_done(self, size: int, seconds: float, waits: list[tuple[Priority, float]]) -> None:
+        self.batch_size.observe(size)
+        self.batch_seconds.observe(seconds)
+        for priority, wait in waits:
+            self.queue_wait.labels(priority.value).observe(wait)
+
+    def rejected(self, reason: str) -> None:
+        self.rejections.labels(reason).inc()
 
 
 class MetricsMiddleware:

@@ -23,7 +23,7 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 def install(app: FastAPI) -> None:
     @app.exception_handler(AuthentiqError)
     async def _domain(request: Request, exc: AuthentiqError) -> JSONResponse:
-        return problem_response(exc.to_problem(instance=request.url.path))
+        return problem_response(exc.to_problem(instance=request.url.path), headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from authentiq.api.deps import ServicesDep
 from authentiq.api.schemas import Problem, Report
+from authentiq.batcher import Priority
 from authentiq.errors import (
     EmptyFile,
     FileTooLarge,
@@ -24,8 +27,9 @@ from authentiq.settings import Settings
 TEXT_FIELDS = {"brand": 128, "model": 128, "client_ref": 128}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (413, 415, 422, 503)
+    for code in (413, 415, 422, 503, 504)
 }
+T = TypeVar("T")
 
 
 def request_body_schema(view_names: list[str], required: list[str]) -> dict[str, Any]:
@@ -105,12 +109,44 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                      "report."),
         openapi_extra=request_body_schema(view_names, required),
     )
-    async def create_inspection(request: Request, services: ServicesDep) -> dict[str, Any]:
-        uploads, fields = await read_uploads(request, services.settings)
-        body = await services.inspector.inspect(
+    async def create_inspection(
+        request: Request, services: ServicesDep,
+        priority: Annotated[Priority, Query(
+            description="interactive (a person waits: kiosk, auditor) is batched ahead of bulk "
+                        "(machine-to-machine backlog)")] = Priority.INTERACTIVE,
+        timeout_ms: Annotated[int | None, Query(
+            ge=1, description="deadline from arrival; if it passes while the item waits for "
+                              "inference, the answer is 504 at that moment and nothing runs. "
+                              "Capped at the server's request timeout (default 30 s)")] = None,
+    ) -> dict[str, Any]:
+        settings = services.settings
+        budget = settings.request_timeout_s if timeout_ms is None else \
+            min(timeout_ms / 1000, settings.request_timeout_s)
+        deadline = asyncio.get_running_loop().time() + budget
+        uploads, fields = await read_uploads(request, settings)
+        body = await cancel_on_disconnect(request, services.inspector.inspect(
             uploads, brand=fields["brand"], model=fields["model"],
-            client_ref=fields.get("client_ref") or None)
+            client_ref=fields.get("client_ref") or None, priority=priority, deadline=deadline))
         services.metrics.verdicts.labels(body["verdict"]).inc()
         return body
 
     return router
+
+
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Run ``work``; cancel it if the client disconnects first (its queued inference is dropped).
+
+    Once the body has been read, the ASGI server's next ``receive`` message is ``http.disconnect``.
+    """
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await task
+    finally:
+        watcher.cancel()

@@ -1,0 +1,60 @@
+"""Collate requests into one backend batch and split the outputs back — kept apart from the model call.
+
+``run_batch`` is what one batcher instance executes in its worker thread: collate, run, split. If
+the batch fails as a whole, each row is run alone so that one bad item fails only its own request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from authentiq.backends.base import Outputs
+from authentiq.errors import AuthentiqError, InferenceFailed
+
+log = logging.getLogger(__name__)
+
+RowResult = Outputs | AuthentiqError
+
+
+def collate(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Rows ``[3, H, W]`` of one shape → one contiguous float32 batch ``[B, 3, H, W]``."""
+    if not rows:
+        raise ValueError("cannot collate an empty batch")
+    shapes = {r.shape for r in rows}
+    if len(shapes) != 1:
+        raise InferenceFailed(f"rows of different shapes cannot share a batch: {sorted(shapes)}")
+    return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
+
+
+def split(outputs: Outputs, n: int) -> list[Outputs]:
+    """One batch of outputs → one ``Outputs`` per request, in order."""
+    if len(outputs) != n or len(outputs.embedding) != n or len(outputs.cam) != n:
+        raise InferenceFailed(
+            f"backend returned {len(outputs)}/{len(outputs.embedding)}/{len(outputs.cam)} rows "
+            f"(logits/embedding/cam) for a batch of {n}")
+    return [outputs.row(i) for i in range(n)]
+
+
+def run_batch(run: Callable[[np.ndarray], Outputs], rows: Sequence[np.ndarray]) -> list[RowResult]:
+    """Collate → ``run`` → split; on failure retry row by row. Never raises: errors are per row."""
+    try:
+        return list(split(run(collate(rows)), len(rows)))
+    except Exception as exc:  # any failure is retried, then reported per row
+        error = _as_domain(exc, len(rows))
+    if len(rows) == 1:
+        return [error]
+    log.warning("batch of %d failed (%s); retrying one by one", len(rows), error.detail)
+    results: list[RowResult] = []
+    for row in rows:
+        results.extend(run_batch(run, [row]))
+    return results
+
+
+def _as_domain(exc: Exception, n: int) -> AuthentiqError:
+    if isinstance(exc, AuthentiqError):
+        return exc
+    log.exception("unexpected error from the backend on a batch of %d", n)
+    return InferenceFailed(f"inference failed on a batch of {n}: {type(exc).__name__}: {exc}")
