@@ -36,6 +36,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.preprocess
 	$(BIN)/python -m benchmarks.model
 	$(BIN)/python -m benchmarks.inspection
+	$(BIN)/python -m benchmarks.load
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
 import platform
+import socket
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import numpy as np
 from PIL import Image
 
@@ -40,7 +47,37 @@ def ms(xs: list[float], q: float = 50) -> float:
 
 
 def machine() -> str:
-    import os
-
     cpu = platform.processor() or platform.machine()
     return f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
+
+
+@contextmanager
+def serve(folder: str, settings: dict[str, str]) -> Iterator[str]:
+    """``authentiq serve`` in a subprocess with its own SQLite and blobs under ``folder``;
+    ``settings`` are AUTHENTIQ_* variables without the prefix. Yields the base URL."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AUTHENTIQ_DATABASE_URL": f"sqlite:///{folder}/bench.db",
+           "AUTHENTIQ_BLOB_DIR": f"{folder}/blobs",
+           **{f"AUTHENTIQ_{k}": v for k, v in settings.items()}}
+    proc = subprocess.Popen([sys.executable, "-m", "authentiq", "serve", "--port", str(port),
+                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not become ready")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(60)

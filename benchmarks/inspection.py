@@ -12,39 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 
 import httpx
 import numpy as np
 
-from benchmarks._common import machine, photo
+from benchmarks._common import machine, photo, serve
 
 VIEWS = ("overall", "logo", "stitching", "hardware", "label", "interior")
 STAGES = ("decode_ms", "quality_ms", "stitch_ms", "queue_ms", "inference_ms", "persist_ms", "total_ms")
-
-
-def start_server(tmp: str) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "AUTHENTIQ_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
-           "AUTHENTIQ_BLOB_DIR": f"{tmp}/blobs"}
-    proc = subprocess.Popen([sys.executable, "-m", "authentiq", "serve", "--port", str(port),
-                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/readyz").status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not become ready")
 
 
 async def inspect(client: httpx.AsyncClient, files: list, i: int) -> tuple[float, dict]:  # type: ignore[type-arg]
@@ -111,13 +88,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
     print(f"# Inspection through HTTP, CPU default ({machine()})\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server(tmp)
-        try:
-            asyncio.run(run(url, args.requests, args.concurrency))
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    with tempfile.TemporaryDirectory() as tmp, serve(tmp, {}) as url:
+        asyncio.run(run(url, args.requests, args.concurrency))
 
 
 if __name__ == "__main__":
