@@ -6,6 +6,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # PyTorch for the [train] extra. The CPU build keeps the install small where the index has one.
 TORCH  ?= torch==2.13.0
+# The TensorRT test pass: TensorRT-RTX builds engines without a GPU (real wheels on PyPI), kept
+# out of the main venv so that the first pass tests the default install without TensorRT.
+TRT_RTX  ?= tensorrt-rtx-cu12==1.7.1.116
+CUDA_PY  ?= cuda-python>=12.6,<13
+TRT_DIR  := $(VENV)/tensorrt-rtx
 
 .PHONY: run test lint bench install install-dev clean
 
@@ -21,16 +26,22 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]" "$(TORCH)"
 	touch $@ $(VENV)/.installed
 
+$(TRT_DIR)/.installed: | $(BIN)/python
+	$(BIN)/pip install -q --target $(TRT_DIR) "$(TRT_RTX)" "$(CUDA_PY)"
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: $(VENV)/.installed
 	$(BIN)/authentiq serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
-test: $(VENV)/.installed-dev
-	$(BIN)/ruff check authentiq tests benchmarks
+test: $(VENV)/.installed-dev $(TRT_DIR)/.installed
+	$(BIN)/ruff check authentiq tests benchmarks scripts
 	$(BIN)/mypy authentiq
 	$(BIN)/pytest
+	PYTHONPATH=$(TRT_DIR) AUTHENTIQ_TEST_TENSORRT=required \
+		$(BIN)/pytest tests/test_engine_build.py tests/test_backend_select.py
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.preprocess

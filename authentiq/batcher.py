@@ -26,6 +26,7 @@ import contextlib
 import enum
 import logging
 import math
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass, field
@@ -113,6 +114,7 @@ class Batcher:
         self.observer: BatchObserver = observer or _Silent()
         self._queues: dict[Priority, deque[_Job]] = {p: deque() for p in Priority}
         self._executor = ThreadPoolExecutor(config.instances, thread_name_prefix="authentiq-infer")
+        self._local = threading.local()  # each instance thread's staging buffer
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -255,8 +257,7 @@ class Batcher:
         started = loop.time()
         rows = [j.views for j in jobs]
         try:
-            results: list[RowResult] = await loop.run_in_executor(
-                self._executor, run_batch, self.backend.run, rows)
+            results: list[RowResult] = await loop.run_in_executor(self._executor, self._run, rows)
         except Exception as exc:  # the executor itself failed; answer everyone
             log.exception("batch of %d could not run", len(jobs))
             results = [InferenceFailed(f"batch could not run: {exc}")] * len(jobs)
@@ -272,6 +273,14 @@ class Batcher:
                 job.future.set_result(Result(result, started - job.queued_at, elapsed, len(jobs)))
             else:
                 job.future.set_exception(result)
+
+    def _run(self, rows: list[np.ndarray]) -> list[RowResult]:
+        """In an instance thread: collate into this thread's reused staging buffer, run, split."""
+        shape = (self.config.max_batch_size, *rows[0].shape)
+        staging = getattr(self._local, "staging", None)
+        if staging is None or staging.shape != shape:
+            staging = self._local.staging = np.empty(shape, np.float32)
+        return run_batch(self.backend.run, rows, staging)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

@@ -123,6 +123,39 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_engine(args: argparse.Namespace) -> int:
+    from authentiq.backends.select import build_options, usable_gpu
+    from authentiq.backends.tensorrt_lib import import_tensorrt
+    from authentiq.engine_build import NO_GPU, load_or_build
+    from authentiq.errors import BackendUnavailable
+    from authentiq.settings import Settings
+
+    given = {"tensorrt_model_path": args.model, "engine_dir": args.engine_dir,
+             "max_batch_size": args.max_batch, "trt_workspace_mib": args.workspace_mib,
+             "trt_optimization_level": args.opt_level,
+             "trt_hardware_compatibility": args.hardware_compat,
+             "trt_version_compatible": args.version_compat, "tensorrt_flavour": args.flavour}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    options = build_options(settings)
+    if args.opt_batch is not None:
+        options = type(options)(**{**options.__dict__, "opt_batch": args.opt_batch})
+    trt = import_tensorrt(None if settings.tensorrt_flavour == "auto" else settings.tensorrt_flavour)
+    try:
+        gpu = usable_gpu(settings.gpu_index).label
+    except BackendUnavailable as exc:
+        print(f"no GPU ({exc.detail}); building ahead of time", file=sys.stderr)
+        gpu = NO_GPU
+    engine = load_or_build(settings.tensorrt_model_path, settings.engine_dir, trt, gpu, options,
+                           force=args.force)
+    state = "built" if engine.built else "cache hit"
+    print(f"{state}: {engine.path} ({len(engine.plan) / 1e6:.1f} MB, {engine.seconds:.1f} s)")
+    print(f"  {trt.flavour} {trt.version} · GPU: {gpu} · key {engine.key[:16]}")
+    profile = engine.fields["profile"]
+    print(f"  profile batch {profile['min'][0]}/{profile['opt'][0]}/{profile['max'][0]} "
+          f"(min/opt/max) · options {engine.fields['options']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="authentiq", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -196,6 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--items", type=int, default=2000, help="held-out synthetic items")
     v.add_argument("--data", help="a folder of labelled items instead of synthetic ones")
     v.set_defaults(func=_evaluate)
+
+    b = sub.add_parser("build-engine", help="build (or find cached) the TensorRT engine plan; "
+                                            "needs the [tensorrt] or [tensorrt-rtx] extra")
+    b.add_argument("--model", type=Path, help="TensorRT-flavour ONNX (default: the shipped int8-trt)")
+    b.add_argument("--engine-dir", type=Path, help="where plans and timing caches live (engines/)")
+    b.add_argument("--flavour", choices=["auto", "tensorrt", "tensorrt_rtx"])
+    b.add_argument("--max-batch", type=int, help="profile max batch (AUTHENTIQ_MAX_BATCH_SIZE)")
+    b.add_argument("--opt-batch", type=int, help="profile optimum (largest preferred batch size)")
+    b.add_argument("--workspace-mib", type=int)
+    b.add_argument("--opt-level", type=int, choices=range(6), help="builder optimisation level")
+    b.add_argument("--hardware-compat", choices=["none", "ampere_plus", "same_compute_capability"])
+    b.add_argument("--version-compat", action="store_true", default=None)
+    b.add_argument("--force", action="store_true", help="rebuild even when the cache matches")
+    b.set_defaults(func=_build_engine)
     return p
 
 

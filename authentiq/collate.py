@@ -19,13 +19,19 @@ log = logging.getLogger(__name__)
 RowResult = Outputs | AuthentiqError
 
 
-def collate(rows: Sequence[np.ndarray]) -> np.ndarray:
-    """Rows ``[3, H, W]`` of one shape → one contiguous float32 batch ``[B, 3, H, W]``."""
+def collate(rows: Sequence[np.ndarray], staging: np.ndarray | None = None) -> np.ndarray:
+    """Rows ``[3, H, W]`` of one shape → one contiguous float32 batch ``[B, 3, H, W]``.
+
+    With ``staging`` (``[max_batch, 3, H, W]`` float32, owned by the calling worker thread) the
+    batch is written into its first B rows: no allocation, no fresh pages to fault in per batch.
+    """
     if not rows:
         raise ValueError("cannot collate an empty batch")
     shapes = {r.shape for r in rows}
     if len(shapes) != 1:
         raise InferenceFailed(f"rows of different shapes cannot share a batch: {sorted(shapes)}")
+    if staging is not None and staging.shape[1:] == rows[0].shape and len(rows) <= len(staging):
+        return np.stack(rows, out=staging[:len(rows)])
     return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
 
 
@@ -38,10 +44,11 @@ def split(outputs: Outputs, n: int) -> list[Outputs]:
     return [outputs.row(i) for i in range(n)]
 
 
-def run_batch(run: Callable[[np.ndarray], Outputs], rows: Sequence[np.ndarray]) -> list[RowResult]:
+def run_batch(run: Callable[[np.ndarray], Outputs], rows: Sequence[np.ndarray],
+              staging: np.ndarray | None = None) -> list[RowResult]:
     """Collate → ``run`` → split; on failure retry row by row. Never raises: errors are per row."""
     try:
-        return list(split(run(collate(rows)), len(rows)))
+        return list(split(run(collate(rows, staging)), len(rows)))
     except Exception as exc:  # any failure is retried, then reported per row
         error = _as_domain(exc, len(rows))
     if len(rows) == 1:
@@ -49,7 +56,7 @@ def run_batch(run: Callable[[np.ndarray], Outputs], rows: Sequence[np.ndarray]) 
     log.warning("batch of %d failed (%s); retrying one by one", len(rows), error.detail)
     results: list[RowResult] = []
     for row in rows:
-        results.extend(run_batch(run, [row]))
+        results.extend(run_batch(run, [row], staging))
     return results
 
 

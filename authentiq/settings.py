@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO_ROOT / "engines" / "authentiq-default.int8-cpu.onnx"
+DEFAULT_TRT_MODEL = REPO_ROOT / "engines" / "authentiq-default.int8-trt.onnx"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTHENTIQ_", frozen=True)
 
-    # model and backend
-    model_path: Path = DEFAULT_MODEL
+    # model and backend (authentiq.backends.select)
+    backend: Literal["auto", "tensorrt", "onnxruntime"] = Field(
+        "auto", description="auto: TensorRT if it imports and a GPU is usable, else ONNX Runtime "
+                            "CUDA, else ONNX Runtime CPU; an explicit choice never falls back")
+    model_path: Path = Field(DEFAULT_MODEL, description="the ONNX model ONNX Runtime serves")
+    ort_device: Literal["auto", "cpu", "cuda"] = "auto"
     ort_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores")
+    gpu_index: int = Field(0, ge=0)
+    tensorrt_flavour: Literal["auto", "tensorrt", "tensorrt_rtx"] = "auto"
+    tensorrt_model_path: Path = Field(DEFAULT_TRT_MODEL,
+                                      description="the TensorRT-flavour Q/DQ ONNX engines are built from")
+    engine_dir: Path = Field(REPO_ROOT / "engines", description="built plans and timing caches")
+    engine_build: bool = Field(True, description="build a missing or mismatched plan at startup; "
+                                                 "false: refuse to start instead")
+    trt_workspace_mib: int = Field(1024, ge=1)
+    trt_optimization_level: int = Field(3, ge=0, le=5)
+    trt_hardware_compatibility: Literal["none", "ampere_plus", "same_compute_capability"] = "none"
+    trt_version_compatible: bool = False
 
     # dynamic batcher (authentiq.batcher)
     max_batch_size: int = Field(8, ge=1, le=256)

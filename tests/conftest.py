@@ -211,3 +211,22 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
         yield live
     finally:
         live.stop()
+
+
+def has_tensorrt() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is not None for m in ("tensorrt", "tensorrt_rtx"))
+
+
+@pytest.fixture(scope="session")
+def tensorrt() -> object:
+    """The installed TensorRT flavour. ``make test`` runs these tests a second time with
+    tensorrt-rtx on the path and AUTHENTIQ_TEST_TENSORRT=required, so CI cannot skip them."""
+    from authentiq.backends.tensorrt_lib import import_tensorrt
+
+    if not has_tensorrt():
+        if os.environ.get("AUTHENTIQ_TEST_TENSORRT") == "required":
+            pytest.fail("AUTHENTIQ_TEST_TENSORRT=required but no TensorRT flavour imports")
+        pytest.skip("no TensorRT flavour installed (the second `make test` pass installs one)")
+    return import_tensorrt()

@@ -67,3 +67,11 @@ def test_run_batch_turns_unexpected_errors_into_domain_errors() -> None:
 
     (result,) = run_batch(broken, rows(1))
     assert isinstance(result, InferenceFailed) and "RuntimeError: driver fell over" in result.detail
+
+
+def test_collate_into_a_staging_buffer_reuses_it() -> None:
+    staging = np.full((8, 3, 4, 6), -1, np.float32)
+    batch = collate(rows(3), staging)
+    assert np.shares_memory(batch, staging) and batch.shape == (3, 3, 4, 6)
+    assert [float(b[0, 0, 0]) for b in batch] == [0, 1, 2]
+    assert collate(rows(9), staging).shape == (9, 3, 4, 6)  # too many rows: a fresh array instead

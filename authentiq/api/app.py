@@ -16,7 +16,7 @@ from authentiq.api.limits import BodyLimitMiddleware
 from authentiq.api.metrics import Metrics, MetricsMiddleware
 from authentiq.api.routes import health, reports
 from authentiq.api.routes.inspections import create_router
-from authentiq.backends.onnxruntime import OnnxRuntimeBackend
+from authentiq.backends.select import open_backend
 from authentiq.batcher import Batcher, BatcherConfig
 from authentiq.blobs import BlobStore
 from authentiq.inspection import Inspector
@@ -46,8 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backend = OnnxRuntimeBackend(settings.model_path, intra_op_threads=settings.ort_threads,
-                                     max_batch_size=settings.max_batch_size)
+        backend = open_backend(settings)
         store = ReportStore(settings.database_url, BlobStore(settings.blob_dir))
         pool = ThreadPoolExecutor(settings.preprocess_workers, thread_name_prefix="authentiq-cpu")
         batcher = Batcher(backend, batcher_config(settings), observer=metrics)

@@ -1,0 +1,87 @@
+"""Pick and open the inference backend (``AUTHENTIQ_BACKEND=auto|tensorrt|onnxruntime``).
+
+auto: TensorRT when it imports and a GPU is usable, else ONNX Runtime's CUDA provider when it is
+installed and works, else ONNX Runtime on the CPU; each step logs why it was or was not taken.
+An explicit choice that cannot be honoured raises BackendUnavailable at startup: no silent downgrade.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from authentiq.backends import cuda
+from authentiq.backends.base import Backend
+from authentiq.backends.onnxruntime import OnnxRuntimeBackend, cuda_provider_available
+from authentiq.backends.tensorrt_lib import import_tensorrt
+from authentiq.engine_build import BuildOptions, load_or_build
+from authentiq.errors import BackendUnavailable
+from authentiq.model_spec import read_spec
+from authentiq.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def open_backend(settings: Settings) -> Backend:
+    if settings.backend == "tensorrt":
+        return open_tensorrt(settings)
+    if settings.backend == "onnxruntime":
+        return open_onnxruntime(settings)
+    try:
+        backend = open_tensorrt(settings)
+    except BackendUnavailable as exc:
+        log.warning("backend auto: TensorRT not used: %s", exc.detail)
+        return open_onnxruntime(settings)
+    log.info("backend auto: TensorRT (%s)", backend.info.device)
+    return backend
+
+
+def build_options(settings: Settings) -> BuildOptions:
+    return BuildOptions(
+        max_batch=settings.max_batch_size,
+        opt_batch=max(settings.preferred_batch_sizes, default=settings.max_batch_size),
+        workspace_mib=settings.trt_workspace_mib,
+        optimization_level=settings.trt_optimization_level,
+        hardware_compatibility=settings.trt_hardware_compatibility,
+        version_compatible=settings.trt_version_compatible,
+    )
+
+
+def usable_gpu(index: int) -> cuda.Gpu:
+    try:
+        found = cuda.gpus()
+    except cuda.CudaError as exc:
+        raise BackendUnavailable(f"no usable GPU: {exc.detail}") from exc
+    if index >= len(found):
+        raise BackendUnavailable(f"no usable GPU: GPU {index} requested, {len(found)} present")
+    return found[index]
+
+
+def open_tensorrt(settings: Settings) -> Backend:
+    from authentiq.backends.tensorrt import TensorRTBackend  # needs cuda-python; loaded on demand
+
+    flavour = None if settings.tensorrt_flavour == "auto" else settings.tensorrt_flavour
+    trt = import_tensorrt(flavour)
+    gpu = usable_gpu(settings.gpu_index)
+    spec = read_spec(settings.tensorrt_model_path)
+    engine = load_or_build(settings.tensorrt_model_path, settings.engine_dir, trt, gpu.label,
+                           build_options(settings), allow_build=settings.engine_build)
+    return TensorRTBackend(engine.plan, trt, spec, engine_id=f"{engine.path.name}@{engine.key[:12]}",
+                           gpu=gpu, instances=settings.batcher_instances)
+
+
+def open_onnxruntime(settings: Settings) -> Backend:
+    def session(device: str) -> OnnxRuntimeBackend:
+        return OnnxRuntimeBackend(settings.model_path, intra_op_threads=settings.ort_threads,
+                                  max_batch_size=settings.max_batch_size, device=device,  # type: ignore[arg-type]
+                                  gpu_index=settings.gpu_index)
+
+    if settings.ort_device != "auto":
+        return session(settings.ort_device)
+    if cuda_provider_available():
+        try:
+            return session("cuda")
+        except BackendUnavailable as exc:
+            log.warning("ONNX Runtime CUDA provider not used: %s", exc.detail)
+    else:
+        log.info("ONNX Runtime has no CUDA provider (onnxruntime-gpu not installed); using the CPU")
+    return session("cpu")
