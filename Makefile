@@ -48,6 +48,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.model
 	$(BIN)/python -m benchmarks.inspection
 	$(BIN)/python -m benchmarks.load
+	$(BIN)/python -m benchmarks.backends
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -46,6 +46,8 @@ class Metrics:
                                   ["reason"], registry=self.registry)
         for priority in Priority:
             self.queue_depth_gauge.labels(priority.value).set(0)
+        for reason in ("queue_full", "deadline", "cancelled", "shutting_down"):
+            self.rejections.labels(reason)  # exported as 0 from the start, for dashboards
 
     # BatchObserver
     def queue_depth(self, priority: Priority, depth: int) -> None:

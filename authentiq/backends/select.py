@@ -29,7 +29,9 @@ def open_backend(settings: Settings) -> Backend:
     try:
         backend = open_tensorrt(settings)
     except BackendUnavailable as exc:
-        log.warning("backend auto: TensorRT not used: %s", exc.detail)
+        # Not installed is the normal CPU deployment (info); installed but unusable is worth a warning.
+        level = logging.INFO if "not installed" in exc.detail else logging.WARNING
+        log.log(level, "backend auto: TensorRT not used: %s", exc.detail)
         return open_onnxruntime(settings)
     log.info("backend auto: TensorRT (%s)", backend.info.device)
     return backend
