@@ -124,6 +124,8 @@ def _openapi(args: argparse.Namespace) -> int:
 
 
 def _build_engine(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from authentiq.backends.select import build_options, usable_gpu
     from authentiq.backends.tensorrt_lib import import_tensorrt
     from authentiq.engine_build import NO_GPU, load_or_build
@@ -138,7 +140,7 @@ def _build_engine(args: argparse.Namespace) -> int:
     settings = Settings(**{k: v for k, v in given.items() if v is not None})
     options = build_options(settings)
     if args.opt_batch is not None:
-        options = type(options)(**{**options.__dict__, "opt_batch": args.opt_batch})
+        options = dataclasses.replace(options, opt_batch=args.opt_batch)
     trt = import_tensorrt(None if settings.tensorrt_flavour == "auto" else settings.tensorrt_flavour)
     try:
         gpu = usable_gpu(settings.gpu_index).label

@@ -88,26 +88,26 @@ def digest(fields: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def input_shape(onnx_path: Path) -> tuple[int, ...]:
+def input_shape(onnx_bytes: bytes, name: str) -> tuple[int, ...]:
     """The contract input's shape ``[batch, 3, H, W]`` from the ONNX graph (batch as -1)."""
     import onnx
 
     try:
-        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+        graph = onnx.load_from_string(onnx_bytes).graph
     except Exception as exc:  # protobuf raises its own DecodeError for a corrupt file
-        raise EngineBuildFailed(f"{onnx_path} is not a readable ONNX model: {exc}") from exc
+        raise EngineBuildFailed(f"{name} is not a readable ONNX model: {exc}") from exc
     for value in graph.input:
         if value.name == INPUT_NAME:
             dims = value.type.tensor_type.shape.dim
             return tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
-    raise EngineBuildFailed(f"{onnx_path} has no input named {INPUT_NAME!r}")
+    raise EngineBuildFailed(f"{name} has no input named {INPUT_NAME!r}")
 
 
 def load_or_build(onnx_path: Path, engine_dir: Path, trt: TensorRT, gpu: str,
                   options: BuildOptions, *, allow_build: bool = True, force: bool = False) -> Engine:
     started = time.perf_counter()
     onnx_bytes = onnx_path.read_bytes()
-    fields = key_fields(onnx_bytes, trt, gpu, input_shape(onnx_path), options)
+    fields = key_fields(onnx_bytes, trt, gpu, input_shape(onnx_bytes, str(onnx_path)), options)
     key = digest(fields)
     path = plan_path(onnx_path, engine_dir, trt.flavour)
     sidecar = path.with_name(path.name + ".json")

@@ -9,6 +9,7 @@ Buffers and streams are context managers and free themselves exactly once.
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
@@ -25,6 +26,7 @@ class CudaError(BackendUnavailable):
     slug, status, title = "cuda-error", 503, "CUDA error"
 
 
+@functools.cache  # every CUDA call goes through here; a failed import is not cached
 def runtime() -> ModuleType:
     """``cuda.bindings.runtime``, imported on first use with an actionable message."""
     try:

@@ -8,6 +8,7 @@ An explicit choice that cannot be honoured raises BackendUnavailable at startup:
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from authentiq.backends import cuda
 from authentiq.backends.base import Backend
@@ -72,9 +73,9 @@ def open_tensorrt(settings: Settings) -> Backend:
 
 
 def open_onnxruntime(settings: Settings) -> Backend:
-    def session(device: str) -> OnnxRuntimeBackend:
+    def session(device: Literal["cpu", "cuda"]) -> OnnxRuntimeBackend:
         return OnnxRuntimeBackend(settings.model_path, intra_op_threads=settings.ort_threads,
-                                  max_batch_size=settings.max_batch_size, device=device,  # type: ignore[arg-type]
+                                  max_batch_size=settings.max_batch_size, device=device,
                                   gpu_index=settings.gpu_index)
 
     if settings.ort_device != "auto":
