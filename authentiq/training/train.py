@@ -214,7 +214,10 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     spec = _spec(cfg, mean, std, Thresholds())
     mosaic = Mosaic(spec, device)
     model = AuthentiqNet(cfg.width, cfg.embedding_size).to(device)
-    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    # channels_last speeds up GPU convolutions; on some CPUs (AMD EPYC, torch 2.13 CPU build) its
+    # backward pass aborts with heap corruption, so the CPU keeps the default layout.
+    layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = model.to(memory_format=layout)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
@@ -239,7 +242,7 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
                 for i in optional_idx:
                     pres[drop, i] = False
             batch_tiles = augment(recombiner(tiles, idx, cfg.recombine), cfg.shift)
-            x = mosaic(batch_tiles, pres).contiguous(memory_format=torch.channels_last)
+            x = mosaic(batch_tiles, pres).contiguous(memory_format=layout)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits, _, _ = model(x)
                 loss = loss_fn(logits.float(), labels[idx])

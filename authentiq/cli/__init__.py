@@ -1,0 +1,151 @@
+"""The ``authentiq`` command line. Each subcommand imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from authentiq.cli import modelling, references, serving
+from authentiq.errors import AuthentiqError
+
+log = logging.getLogger("authentiq")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="authentiq", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("version", help="print the version").set_defaults(func=serving.version)
+
+    s = sub.add_parser("serve", help="run the HTTP service (settings from AUTHENTIQ_* env)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--model", help="ONNX model (default: AUTHENTIQ_MODEL_PATH or the shipped one)")
+    s.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under ./var)")
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(func=serving.serve)
+
+    o = sub.add_parser("openapi", help="print (or --out write) the OpenAPI document")
+    o.add_argument("--out")
+    o.set_defaults(func=serving.openapi)
+
+    i = sub.add_parser("inspect", help="send photos to a running server and print the verdict")
+    i.add_argument("photos", nargs="+", metavar="VIEW=PHOTO",
+                   help="e.g. logo=logo.jpg (a bare path uses its file name as the view)")
+    i.add_argument("--brand", required=True)
+    i.add_argument("--model", required=True)
+    i.add_argument("--client-ref")
+    i.add_argument("--url", default="http://127.0.0.1:8000")
+    i.add_argument("--timeout", type=float, default=60.0)
+    i.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    i.set_defaults(func=serving.inspect)
+
+    g = sub.add_parser("synth", help="write synthetic items in the training folder layout")
+    g.add_argument("--out", required=True)
+    g.add_argument("--items", type=int, default=100)
+    g.add_argument("--first-seed", type=int, default=0)
+    g.add_argument("--short-side", type=int, help="scale photos down to this short side")
+    g.add_argument("--quality", type=int, default=90, help="JPEG quality with --short-side")
+    g.add_argument("--genuine", action="store_true", help="only genuine items (a reference set)")
+    g.add_argument("--balanced", action="store_true", help="cycle through the products in order")
+    g.set_defaults(func=modelling.synth)
+
+    t = sub.add_parser("train", help="train a model (needs the [train] extra)")
+    t.add_argument("--data", default="synthetic",
+                   help="'synthetic' or a folder of photos in the documented layout")
+    t.add_argument("--out", required=True, help="output folder (checkpoint, log, model.onnx)")
+    t.add_argument("--train-items", type=int, default=12000, help="synthetic only")
+    t.add_argument("--val-items", type=int, default=1500, help="synthetic only")
+    t.add_argument("--epochs", type=int, default=160)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--width", type=int, default=32)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--workers", type=int)
+    t.add_argument("--model-version", default="0.1.0")
+    t.add_argument("--cache", help="folder keeping decoded synthetic tiles between runs")
+    t.add_argument("--no-export", action="store_true")
+    t.set_defaults(func=modelling.train)
+
+    e = sub.add_parser("export", help="checkpoint → ONNX (needs the [train] extra)")
+    e.add_argument("checkpoint")
+    e.add_argument("out")
+    e.set_defaults(func=modelling.export)
+
+    c = sub.add_parser("calibrate", help="INT8 calibration: one pass, TensorRT and CPU flavours")
+    c.add_argument("--model", required=True, help="the FP32 ONNX model")
+    c.add_argument("--data", default="calibration_data", help="folder of item folders")
+    c.add_argument("--out-dir", default="engines")
+    c.add_argument("--max-items", type=int)
+    c.set_defaults(func=modelling.calibrate)
+
+    v = sub.add_parser("evaluate", help="accuracy of ONNX models on held-out items")
+    v.add_argument("models", nargs="+")
+    v.add_argument("--items", type=int, default=2000, help="held-out synthetic items")
+    v.add_argument("--data", help="a folder of labelled items instead of synthetic ones")
+    v.set_defaults(func=modelling.evaluate)
+
+    f = sub.add_parser("fit-embedding", help="fit the embedding head for reference search "
+                                             "(needs the [train] extra); rewrites the models")
+    f.add_argument("models", nargs="+", help="every flavour of one model; the first is scored")
+    f.add_argument("--version", required=True, help="new model version (embeddings change)")
+    f.add_argument("--items", type=int, default=3000)
+    f.add_argument("--cache", help="file keeping the pooled features between runs")
+    f.set_defaults(func=modelling.fit_embedding)
+
+    u = sub.add_parser("fit-fusion", help="fit the verdict fusion against a reference set; "
+                                          "writes it into the models")
+    u.add_argument("models", nargs="+", help="every flavour of one model; the first is scored")
+    u.add_argument("--references", default="reference_data/items")
+    u.add_argument("--items", type=int, default=1500)
+    u.add_argument("--k", type=int, default=5, help="closest references averaged")
+    u.set_defaults(func=modelling.fit_fusion)
+
+    w = sub.add_parser("evaluate-fusion", help="classifier alone vs fused with references, on "
+                                               "held-out items")
+    w.add_argument("model")
+    w.add_argument("--references", default="reference_data/items")
+    w.add_argument("--items", type=int, default=2000)
+    w.set_defaults(func=modelling.evaluate_fusion)
+
+    references.add_parsers(sub)
+
+    b = sub.add_parser("build-engine", help="build (or find cached) the TensorRT engine plan; "
+                                            "needs the [tensorrt] or [tensorrt-rtx] extra")
+    b.add_argument("--model", type=Path, help="TensorRT-flavour ONNX (default: the shipped int8-trt)")
+    b.add_argument("--engine-dir", type=Path, help="where plans and timing caches live (engines/)")
+    b.add_argument("--flavour", choices=["auto", "tensorrt", "tensorrt_rtx"])
+    b.add_argument("--max-batch", type=int, help="profile max batch (AUTHENTIQ_MAX_BATCH_SIZE)")
+    b.add_argument("--opt-batch", type=int, help="profile optimum (largest preferred batch size)")
+    b.add_argument("--workspace-mib", type=int)
+    b.add_argument("--opt-level", type=int, choices=range(6), help="builder optimisation level")
+    b.add_argument("--hardware-compat", choices=["none", "ampere_plus", "same_compute_capability"])
+    b.add_argument("--version-compat", action="store_true", default=None)
+    b.add_argument("--force", action="store_true", help="rebuild even when the cache matches")
+    b.set_defaults(func=serving.build_engine)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except AuthentiqError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
