@@ -36,10 +36,10 @@ def held_out(items: int, views: tuple[str, ...], tile_size: int, cache: Path | N
 
 
 def run_model(backend: OnnxRuntimeBackend, ts: datasets.TileSet,
-              batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """(logits [N, 2], cam [N, 2, h, w]) for every item."""
+              batch: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(logits [N, 2], embedding [N, D], cam [N, 2, h, w]) for every item."""
     spec = backend.spec
-    logits, cams = [], []
+    logits, embeddings, cams = [], [], []
     for start in range(0, len(ts), batch):
         x = np.stack([
             normalise(spec, *mosaic_uint8(spec, {v: ts.tiles[i, k] if ts.present[i, k] else None
@@ -48,8 +48,9 @@ def run_model(backend: OnnxRuntimeBackend, ts: datasets.TileSet,
         ])
         out = backend.run(x)
         logits.append(out.logits)
+        embeddings.append(out.embedding)
         cams.append(out.cam)
-    return np.concatenate(logits), np.concatenate(cams)
+    return np.concatenate(logits), np.concatenate(embeddings), np.concatenate(cams)
 
 
 def evaluate_models(models: Sequence[Path], *, items: int = 2000, data: str | None = None,
@@ -63,7 +64,7 @@ def evaluate_models(models: Sequence[Path], *, items: int = 2000, data: str | No
         spec = backend.spec
         if ts is None:
             ts = held_out(items, spec.view_names, spec.tile_size, cache, data)
-        logits, _ = run_model(backend, ts)
+        logits, _, _ = run_model(backend, ts)
         p = softmax_fake(logits)
         t = spec.thresholds
         m: Metrics = evaluate(ts.labels, p, t.authentic_below, t.counterfeit_above)

@@ -36,6 +36,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # Synthetic seed ranges. Held-out evaluation items come from a range training never touches.
 TRAIN_SEED_BASE = 10_000_000
 VAL_SEED_BASE = 20_000_000
+CALIBRATION_SEED_BASE = 30_000_000
+REFERENCE_SEED_BASE = 40_000_000  # genuine reference items (shipped set, fusion evaluation)
+EMBEDDING_SEED_BASE = 50_000_000  # fitting the embedding head (backbone never saw these)
+FUSION_SEED_BASE = 60_000_000  # choosing the fused verdict's thresholds
 HELD_OUT_SEED_BASE = 900_000_000
 
 
@@ -70,12 +74,12 @@ class TileSet:
                        tuple(z["views"].tolist()), z["notes"].tolist(), z["groups"], z["clean"])
 
 
-def _synthetic_item(args: tuple[int, tuple[str, ...], int]) -> tuple[np.ndarray, int, str, int,
-                                                                      np.ndarray]:
+def _synthetic_item(args: tuple[int, tuple[str, ...], int, bool | None]
+                    ) -> tuple[np.ndarray, int, str, int, np.ndarray]:
     from authentiq.synthetic import CATALOG, find_spec, make_item
 
-    seed, views, tile_size = args
-    item = make_item(seed, views=views)
+    seed, views, tile_size, counterfeit = args
+    item = make_item(seed, views=views, counterfeit=counterfeit)
     tiles = np.stack([decode_view(item.views[v], tile_size=tile_size).tile for v in views])
     group = CATALOG.index(find_spec(item.brand, item.model))
     clean = np.asarray([v not in item.defect_views for v in views])
@@ -83,8 +87,9 @@ def _synthetic_item(args: tuple[int, tuple[str, ...], int]) -> tuple[np.ndarray,
 
 
 def synthetic_tiles(seeds: Sequence[int], views: tuple[str, ...], tile_size: int,
-                    workers: int | None = None) -> TileSet:
-    jobs = [(s, views, tile_size) for s in seeds]
+                    workers: int | None = None, counterfeit: bool | None = None) -> TileSet:
+    """Synthetic items as tiles; ``counterfeit=False`` makes every item genuine (references)."""
+    jobs = [(s, views, tile_size, counterfeit) for s in seeds]
     results = _map(_synthetic_item, jobs, workers)
     return TileSet(
         tiles=np.stack([r[0] for r in results]),
