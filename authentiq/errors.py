@@ -108,6 +108,22 @@ class ReportNotFound(AuthentiqError):
     slug, status, title = "report-not-found", 404, "Report not found"
 
 
+class ReferenceNotFound(AuthentiqError):
+    slug, status, title = "reference-not-found", 404, "Reference not found"
+
+
+class DuplicateReference(AuthentiqError):
+    """The same photo set is already a live reference (``reference_id`` names it)."""
+
+    slug, status, title = "duplicate-reference", 409, "Already enrolled"
+
+
+class ReferenceRejected(AuthentiqError):
+    """A reference must be a clean record: every photo must pass the quality check."""
+
+    slug, status, title = "reference-rejected", 422, "Reference photos rejected"
+
+
 # --- model and backend ----------------------------------------------------------------------
 
 

@@ -1,8 +1,9 @@
 """One inspection from uploaded views to a stored report — the service's spine, free of HTTP.
 
 Stages: validate names/product → decode + quality check (worker pool, one task per view) →
-stitch + normalise (worker pool) → dynamic batcher → verdict fusion → persist (worker pool).
-The event loop only routes; every CPU-heavy step runs in the pool.
+stitch + normalise (worker pool) → dynamic batcher → reference search → verdict fusion →
+persist (worker pool). The event loop only routes; every CPU-heavy step runs in the pool.
+Enrolment (:mod:`authentiq.enrolment`) shares everything up to the batcher (:meth:`Inspector.run`).
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from typing import Any
 import numpy as np
 
 from authentiq.backends.base import BackendInfo
-from authentiq.batcher import Batcher, Priority
+from authentiq.batcher import Batcher, Priority, Result
 from authentiq.errors import DuplicateView, MissingView, UnknownProduct, UnknownView
+from authentiq.evaluation import softmax_fake
 from authentiq.model_spec import ModelSpec
 from authentiq.preprocess import DecodedView, decode_view
 from authentiq.quality import Quality, check
+from authentiq.reference_index import ReferenceIndex
 from authentiq.reports import ReportRow, ReportStore
 from authentiq.settings import Settings
 from authentiq.stitch import build_input
-from authentiq.verdict import decide
+from authentiq.verdict import Verdict, decide
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 
@@ -47,11 +50,29 @@ class _Prepared:
     quality_s: float
 
 
+@dataclass(frozen=True)
+class Run:
+    """One item through decode, quality, stitching and the model."""
+
+    prepared: dict[str, _Prepared]
+    result: Result
+    stitch_s: float
+    spec: ModelSpec
+
+    @property
+    def p_counterfeit(self) -> float:
+        return float(softmax_fake(self.result.outputs.logits[:1])[0])
+
+    def ordered(self) -> list[_Prepared]:
+        return [self.prepared[v] for v in self.spec.view_names if v in self.prepared]
+
+
 class Inspector:
     def __init__(self, settings: Settings, spec: ModelSpec, info: BackendInfo, batcher: Batcher,
-                 store: ReportStore, pool: Executor) -> None:
+                 store: ReportStore, pool: Executor, references: ReferenceIndex) -> None:
         self.settings, self.spec, self.info = settings, spec, info
         self.batcher, self.store, self.pool = batcher, store, pool
+        self.references = references
         self._products = {(b.lower(), m.lower()) for b, m in spec.products}
 
     # --- validation (cheap, before any decoding) ----------------------------------------------
@@ -73,11 +94,14 @@ class Inspector:
                               missing_views=missing)
 
     def check_product(self, brand: str, model: str) -> None:
-        if self.settings.restrict_products and self._products and \
-                (brand.lower(), model.lower()) not in self._products:
-            known = ", ".join(f"{b}/{m}" for b, m in self.spec.products)
-            raise UnknownProduct(f"{brand}/{model} is not supported by this deployment; "
-                                 f"supported: {known}")
+        """Products the model declares, plus those created in the database, are served."""
+        if not self.settings.restrict_products or not self._products:
+            return
+        if (brand.lower(), model.lower()) in self._products or self.references.known_product(brand, model):
+            return
+        known = ", ".join(f"{b}/{m}" for b, m in self.spec.products)
+        raise UnknownProduct(f"{brand}/{model} is not supported by this deployment; "
+                             f"supported: {known}")
 
     # --- the pipeline -------------------------------------------------------------------------
 
@@ -88,6 +112,49 @@ class Inspector:
         started = time.perf_counter()
         self.check_views([u.view for u in uploads])
         self.check_product(brand, model)
+        run = await self.run(uploads, priority=priority, deadline=deadline)
+        prepared, result = run.prepared, run.result
+        outputs = result.outputs
+        loop = asyncio.get_running_loop()
+        t = time.perf_counter()
+        evidence = await loop.run_in_executor(self.pool, self.references.search,
+                                              outputs.embedding[0], brand, model)
+        search_s = time.perf_counter() - t
+        unusable = {v: p.quality.reason or "" for v, p in prepared.items() if not p.quality.usable}
+        present = {v for v, p in prepared.items() if p.quality.usable}
+        verdict = decide(self.spec, outputs.logits[0], outputs.cam[0], unusable, present, evidence)
+
+        report_id = uuid.uuid4().hex
+        created = datetime.now(UTC)
+        body = self._body(report_id, created, brand, model, client_ref, run, verdict)
+        body["references"] = evidence.as_dict()
+        photos = {f"{v}.{EXTENSIONS.get(p.decoded.format, 'bin')}": _data(uploads, v)
+                  for v, p in prepared.items()}
+        body["links"]["views"] = {v: f"/v1/reports/{report_id}/views/{v}" for v in prepared}
+        body["stored_files"] = sorted(photos)
+        row = ReportRow(id=report_id, created_at=created, client_ref=client_ref, brand=brand,
+                        model=model, verdict=verdict.verdict, p_counterfeit=verdict.p_counterfeit,
+                        classifier=f"{self.spec.model_name}@{self.spec.model_version}", body=body)
+        t = time.perf_counter()
+        timings = body["timings"]
+        timings.update({
+            "decode_ms": _ms(sum(p.decode_s for p in prepared.values())),
+            "quality_ms": _ms(sum(p.quality_s for p in prepared.values())),
+            "stitch_ms": _ms(run.stitch_s), "queue_ms": _ms(result.queued_s),
+            "inference_ms": _ms(result.inference_s), "batch_size": result.batch_size,
+            "reference_search_ms": _ms(search_s),
+        })
+        # The stored body carries every timing except its own persistence and the total,
+        # which only the response can know.
+        # Shielded: once inference ran, the report is stored even if the client has gone.
+        await asyncio.shield(loop.run_in_executor(self.pool, self.store.save, row, photos))
+        timings["persist_ms"] = _ms(time.perf_counter() - t)
+        timings["total_ms"] = _ms(time.perf_counter() - started)
+        return body
+
+    async def run(self, uploads: list[Upload], *, priority: Priority = Priority.INTERACTIVE,
+                  deadline: float | None = None) -> Run:
+        """Decode and check every view, stitch, and run the model through the batcher."""
         self.batcher.check_capacity()  # refuse before decoding when the queue is already full
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(
@@ -103,39 +170,9 @@ class Inspector:
             v: (p.decoded.tile if p.quality.usable else None) for v, p in prepared.items()}
         views = await loop.run_in_executor(self.pool, build_input, self.spec, usable)
         stitch_s = time.perf_counter() - t
-
         timeout_s = None if deadline is None else deadline - loop.time()
         result = await self.batcher.submit(views, priority=priority, timeout_s=timeout_s)
-        outputs = result.outputs
-        unusable = {v: p.quality.reason or "" for v, p in prepared.items() if not p.quality.usable}
-        present = {v for v, tile in usable.items() if tile is not None}
-        verdict = decide(self.spec, outputs.logits[0], outputs.cam[0], unusable, present)
-
-        report_id = uuid.uuid4().hex
-        created = datetime.now(UTC)
-        body = self._body(report_id, created, brand, model, client_ref, prepared, verdict)
-        photos = {f"{v}.{EXTENSIONS.get(p.decoded.format, 'bin')}": _data(uploads, v)
-                  for v, p in prepared.items()}
-        body["links"]["views"] = {v: f"/v1/reports/{report_id}/views/{v}" for v in prepared}
-        body["stored_files"] = sorted(photos)
-        row = ReportRow(id=report_id, created_at=created, client_ref=client_ref, brand=brand,
-                        model=model, verdict=verdict.verdict, p_counterfeit=verdict.p_counterfeit,
-                        classifier=f"{self.spec.model_name}@{self.spec.model_version}", body=body)
-        t = time.perf_counter()
-        timings = body["timings"]
-        timings.update({
-            "decode_ms": _ms(sum(p.decode_s for p in prepared.values())),
-            "quality_ms": _ms(sum(p.quality_s for p in prepared.values())),
-            "stitch_ms": _ms(stitch_s), "queue_ms": _ms(result.queued_s),
-            "inference_ms": _ms(result.inference_s), "batch_size": result.batch_size,
-        })
-        # The stored body carries every timing except its own persistence and the total,
-        # which only the response can know.
-        # Shielded: once inference ran, the report is stored even if the client has gone.
-        await asyncio.shield(loop.run_in_executor(self.pool, self.store.save, row, photos))
-        timings["persist_ms"] = _ms(time.perf_counter() - t)
-        timings["total_ms"] = _ms(time.perf_counter() - started)
-        return body
+        return Run(prepared, result, stitch_s, self.spec)
 
     def _prepare(self, upload: Upload) -> _Prepared:
         t0 = time.perf_counter()
@@ -145,20 +182,21 @@ class Inspector:
         quality = check(decoded, self.settings)
         return _Prepared(upload.view, decoded, quality, t1 - t0, time.perf_counter() - t1)
 
+    @staticmethod
+    def view_result(p: _Prepared) -> dict[str, Any]:
+        q = p.quality
+        return {
+            "view": p.view, "usable": q.usable, "reason": q.reason, "message": q.message,
+            "format": p.decoded.format, "width": p.decoded.width, "height": p.decoded.height,
+            "sharpness": round(q.sharpness, 2), "brightness": round(q.brightness, 1),
+            "glare": round(q.glare, 4),
+        }
+
     def _body(self, report_id: str, created: datetime, brand: str, model: str,
-              client_ref: str | None, prepared: dict[str, _Prepared], verdict: Any) -> dict[str, Any]:
-        views = []
-        for name in self.spec.view_names:
-            p = prepared.get(name)
-            if p is None:
-                continue
-            q = p.quality
-            views.append({
-                "view": name, "usable": q.usable, "reason": q.reason, "message": q.message,
-                "format": p.decoded.format, "width": p.decoded.width, "height": p.decoded.height,
-                "sharpness": round(q.sharpness, 2), "brightness": round(q.brightness, 1),
-                "glare": round(q.glare, 4), "attention": round(verdict.attention.get(name, 0.0), 4),
-            })
+              client_ref: str | None, run: Run, verdict: Verdict) -> dict[str, Any]:
+        views = [{**self.view_result(p), "attention": round(verdict.attention.get(p.view, 0.0), 4)}
+                 for p in run.ordered()]
+        prepared = run.prepared
         return {
             "id": report_id,
             "created_at": created.isoformat(),
@@ -166,9 +204,13 @@ class Inspector:
             "brand": brand,
             "model": model,
             "verdict": verdict.verdict,
+            "confidence": round(verdict.confidence, 6),
             "probabilities": {"authentic": round(1 - verdict.p_counterfeit, 6),
                               "counterfeit": round(verdict.p_counterfeit, 6)},
             "reasons": verdict.reasons,
+            "fusion": {"applied": verdict.fused, "p_classifier": round(verdict.p_classifier, 6),
+                       "p_counterfeit": round(verdict.p_counterfeit, 6),
+                       "thresholds": verdict.thresholds},
             "views": views,
             "missing_views": [v for v in self.spec.view_names if v not in prepared],
             "classifier": {

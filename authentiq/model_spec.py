@@ -44,6 +44,34 @@ class Thresholds(BaseModel):
         return self
 
 
+class FusionParams(BaseModel):
+    """How the classifier and the reference comparison combine (``authentiq fit-fusion``).
+
+    ``p_fused = sigmoid(intercept + w_logit · logit(p_classifier) + w_similarity · s)`` where ``s``
+    is the mean similarity of the ``k`` closest genuine references of the claimed product. The
+    band applies to ``p_fused``; ``min_similarity`` is the closest-reference similarity below
+    which an item is never called authentic; an other product's reference closer than the claimed
+    product's best by ``mismatch_margin`` is reported as a model mismatch.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    intercept: float
+    w_logit: float
+    w_similarity: float
+    k: int = Field(5, ge=1, le=100)
+    authentic_below: float = Field(ge=0, le=1)
+    counterfeit_above: float = Field(ge=0, le=1)
+    min_similarity: float = Field(ge=-1, le=1)
+    mismatch_margin: float = Field(ge=0, le=2)
+    fitted_on: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FusionParams:
+        if self.authentic_below > self.counterfeit_above:
+            raise ValueError("authentic_below must not exceed counterfeit_above")
+        return self
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
     views: tuple[ViewSpec, ...] = Field(min_length=1)
@@ -58,6 +86,7 @@ class ModelSpec(BaseModel):
     precision: str = "fp32"
     thresholds: Thresholds = Thresholds()
     products: tuple[tuple[str, str], ...] = ()  # (brand, model) pairs it was trained on
+    fusion: FusionParams | None = None  # absent: verdicts rest on the classifier alone
     data_card: str = ""
 
     @model_validator(mode="after")
@@ -73,6 +102,11 @@ class ModelSpec(BaseModel):
         if any(s <= 0 for s in self.std):
             raise ValueError("std values must be positive")
         return self
+
+    @property
+    def version_key(self) -> str:
+        """What reference embeddings are tagged with: vectors from another key never mix."""
+        return f"{self.model_name}@{self.model_version}"
 
     @property
     def input_hw(self) -> tuple[int, int]:

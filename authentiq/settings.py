@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO_ROOT / "engines" / "authentiq-default.int8-cpu.onnx"
 DEFAULT_TRT_MODEL = REPO_ROOT / "engines" / "authentiq-default.int8-trt.onnx"
+DEFAULT_REFERENCES = REPO_ROOT / "reference_data" / "items"
 
 
 class Settings(BaseSettings):
@@ -53,6 +54,14 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/authentiq.db"
     blob_dir: Path = Path("var/blobs")
 
+    # reference database (authentiq.references, authentiq.reference_index)
+    reference_index: Literal["flat", "faiss"] = Field(
+        "flat", description="flat: exact brute force; faiss: HNSW for very large sets ([faiss] extra)")
+    reference_sync_s: float = Field(
+        1.0, ge=0, description="how stale another worker's enrolments and deletes may be, at most")
+    reference_seed_dir: Path | None = Field(
+        DEFAULT_REFERENCES, description="genuine items enrolled once at start-up (unset: none)")
+
     # upload limits
     max_file_bytes: int = Field(25 * 1024 * 1024, ge=1024)
     max_request_bytes: int = Field(150 * 1024 * 1024, ge=1024)
@@ -77,6 +86,11 @@ class Settings(BaseSettings):
             raise ValueError(f"preferred_batch_sizes {wrong} must lie in 1..max_batch_size "
                              f"({self.max_batch_size})")
         return self
+
+    @field_validator("reference_seed_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
 
     @field_validator("database_url")
     @classmethod

@@ -105,6 +105,7 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "model_path": DEFAULT_MODEL, "database_url": f"sqlite:///{tmp / 'authentiq.db'}",
         "blob_dir": tmp / "blobs", "preprocess_workers": 2, "ort_threads": 2,
+        "reference_seed_dir": None,  # tests that need references enrol them
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -151,13 +152,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is not reachable at {PG_URL} (CI needs it)")
         pytest.skip(f"PostgreSQL is not reachable at {PG_URL}")
-    import sqlalchemy
+    from sqlmodel import SQLModel
 
+    import authentiq.references  # noqa: F401 - registers the reference tables
     from authentiq.reports import make_engine
 
     engine = make_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(sqlalchemy.text("DROP TABLE IF EXISTS reports"))
+    SQLModel.metadata.drop_all(engine)  # every test starts from an empty database
     engine.dispose()
     yield PG_URL
 

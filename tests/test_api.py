@@ -27,7 +27,7 @@ def form_for(item: SyntheticItem, **extra: str) -> dict[str, str]:
 def assert_nothing_stored(client: TestClient, settings: Settings) -> None:
     services = client.app.state.services  # type: ignore[attr-defined]
     assert services.store.count() == 0
-    assert not any(settings.blob_dir.rglob("*")), "a blob was left behind"
+    assert not [p for p in settings.blob_dir.rglob("*") if p.is_file()], "a blob was left behind"
 
 
 # --- the happy path -------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def test_failed_persistence_leaves_no_blob(client: TestClient, settings: Setting
         conn.exec_driver_sql("DROP TABLE reports")
     with pytest.raises(Exception):  # noqa: B017 - the raw DB error surfaces in TestClient
         client.post("/v1/inspections", files=files_of(genuine_item), data=form_for(genuine_item))
-    assert not any(settings.blob_dir.rglob("*")), "blobs of a failed report were left behind"
+    assert not [p for p in settings.blob_dir.rglob("*") if p.is_file()], "blobs of a failed report were left behind"
 
 
 # --- operations ------------------------------------------------------------------------------

@@ -68,3 +68,59 @@ def test_inspect_reports_a_problem_readably(server: str, tmp_path: Path,
 def test_missing_file_is_a_readable_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "nope.jpg", "--brand", "x", "--model", "y"]) == 2
     assert "no such file: nope.jpg" in capsys.readouterr().err
+
+
+def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+    import shutil
+
+    import onnx
+
+    from authentiq.blobs import BlobStore
+    from authentiq.reference_index import ReferenceIndex
+    from authentiq.references import ReferenceStore
+    from authentiq.reports import make_engine
+    from authentiq.settings import DEFAULT_MODEL, DEFAULT_REFERENCES
+
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    with (DEFAULT_REFERENCES / "labels.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))[:3]
+    for row in rows:
+        shutil.copytree(DEFAULT_REFERENCES / row["item"], folder / row["item"])
+    (folder / "broken").mkdir()
+    for view in ("overall", "logo", "stitching", "hardware", "label", "interior"):
+        (folder / "broken" / f"{view}.jpg").write_bytes(b"not a jpeg")
+    with (folder / "labels.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["item", "label", "brand", "model"])
+        for row in rows:
+            w.writerow([row["item"], "authentic", row["brand"], row["model"]])
+        w.writerow(["broken", "authentic", "Verlaine", "Amande"])
+        w.writerow(["a-fake", "counterfeit", "Verlaine", "Amande"])  # never enrolled: not genuine
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    monkeypatch.setenv("AUTHENTIQ_BLOB_DIR", str(tmp_path / "blobs"))
+
+    assert main(["enroll", str(folder), "--database-url", db, "--quiet", "--source", "boutique"]) == 1
+    out = capsys.readouterr().out
+    assert "enrolled 3, already enrolled 0, failed 1" in out and "FAILED broken:" in out
+    assert main(["enroll", str(folder), "--database-url", db, "--quiet"]) == 1  # resumes
+    assert "enrolled 0, already enrolled 3, failed 1" in capsys.readouterr().out
+
+    # A new model version: its index is empty until re-embed adds its vectors.
+    new_model = tmp_path / "v9.onnx"
+    proto = onnx.load(str(DEFAULT_MODEL))
+    for prop in proto.metadata_props:
+        if prop.key == "authentiq.model_version":
+            prop.value = "9.0.0"
+    onnx.save(proto, str(new_model))
+    assert main(["re-embed", "--model", str(new_model), "--database-url", db, "--quiet"]) == 0
+    assert "re-embedded 3 references with authentiq-default@9.0.0" in capsys.readouterr().out
+    engine = make_engine(db)
+    store = ReferenceStore(engine, BlobStore(tmp_path / "blobs" / "references"))
+    index = ReferenceIndex(store, model_version="authentiq-default@9.0.0", dim=128)
+    index.sync(force=True)
+    assert index.size == 3 and store.missing_embeddings("authentiq-default@9.0.0") == []
+    assert {r.source for r in store.find()[0]} == {"boutique"}
+    engine.dispose()

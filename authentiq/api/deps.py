@@ -1,28 +1,13 @@
-"""Typed access to what the lifespan owns (``request.app.state.services``)."""
+"""Typed access to what the lifespan owns (``request.app.state``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from authentiq.api.metrics import Metrics
-from authentiq.backends.base import Backend
-from authentiq.batcher import Batcher
-from authentiq.inspection import Inspector
-from authentiq.reports import ReportStore
-from authentiq.settings import Settings
-
-
-@dataclass
-class Services:
-    settings: Settings
-    backend: Backend
-    batcher: Batcher
-    store: ReportStore
-    inspector: Inspector
-    metrics: Metrics
+from authentiq.services import Services
 
 
 def get_services(request: Request) -> Services:
@@ -30,4 +15,10 @@ def get_services(request: Request) -> Services:
     return services
 
 
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

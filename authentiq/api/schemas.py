@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -14,7 +14,7 @@ class Reason(BaseModel):
     view: str | None = None
 
 
-class ViewResult(BaseModel):
+class ViewQuality(BaseModel):
     view: str
     usable: bool
     reason: Literal["too_small", "blurred", "underexposed", "overexposed", "glare"] | None
@@ -25,7 +25,42 @@ class ViewResult(BaseModel):
     sharpness: float
     brightness: float
     glare: float
+
+
+class ViewResult(ViewQuality):
     attention: float
+
+
+class ReferenceMatch(BaseModel):
+    id: str
+    brand: str
+    model: str
+    similarity: float
+
+
+class ClaimedMatches(BaseModel):
+    brand: str
+    model: str
+    count: int
+    best: float | None
+    mean_top_k: float | None
+    matches: list[ReferenceMatch]
+
+
+class ReferenceEvidence(BaseModel):
+    """A copy of the reference comparison, kept by the report (valid after references go)."""
+
+    model_version: str
+    k: int
+    claimed: ClaimedMatches
+    other_products: list[ReferenceMatch]
+
+
+class Fusion(BaseModel):
+    applied: bool
+    p_classifier: float
+    p_counterfeit: float
+    thresholds: dict[str, Any]
 
 
 class Probabilities(BaseModel):
@@ -55,8 +90,11 @@ class Report(BaseModel):
     brand: str
     model: str
     verdict: Literal["authentic", "counterfeit", "inconclusive"]
+    confidence: float
     probabilities: Probabilities
     reasons: list[Reason]
+    fusion: Fusion
+    references: ReferenceEvidence
     views: list[ViewResult]
     missing_views: list[str]
     classifier: Classifier
@@ -70,6 +108,43 @@ class ReportList(BaseModel):
     count: int
 
 
+class Reference(BaseModel):
+    id: str
+    brand: str
+    model: str
+    created_at: str
+    source: str | None
+    notes: str | None
+    content_hash: str
+    views: list[ViewQuality]
+    p_counterfeit: float | None
+    warnings: list[Reason]
+    embedded_with: list[str]
+    deleted_at: str | None
+    deleted_reason: str | None
+    links: Links
+
+
+class ReferenceList(BaseModel):
+    items: list[Reference]
+    count: int
+    next_cursor: str | None
+
+
+class Product(BaseModel):
+    brand: str
+    model: str
+    overrides: dict[str, float]
+    thresholds: dict[str, Any]
+    references: int
+    trained_on: bool
+
+
+class ProductList(BaseModel):
+    items: list[Product]
+    count: int
+
+
 class Ready(BaseModel):
     ready: bool
     model: str
@@ -78,6 +153,8 @@ class Ready(BaseModel):
     device: str
     engine_id: str
     database: bool
+    references: int
+    fusion: bool
 
 
 class Problem(BaseModel):

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quality", type=int, default=90, help="JPEG quality with --short-side")
     g.add_argument("--genuine", action="store_true", help="only genuine items (a reference set)")
     g.add_argument("--balanced", action="store_true", help="cycle through the products in order")
+    g.add_argument("--clean", action="store_true",
+                   help="skip items the quality check would refuse (more seeds are taken)")
     g.set_defaults(func=modelling.synth)
 
     t = sub.add_parser("train", help="train a model (needs the [train] extra)")
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "writes it into the models")
     u.add_argument("models", nargs="+", help="every flavour of one model; the first is scored")
     u.add_argument("--references", default="reference_data/items")
-    u.add_argument("--items", type=int, default=1500)
+    u.add_argument("--items", type=int, default=3000)
     u.add_argument("--k", type=int, default=5, help="closest references averaged")
     u.set_defaults(func=modelling.fit_fusion)
 

@@ -79,28 +79,51 @@ def make_item(
 
 
 def write_dataset(root: Path, seeds: range | list[int], *, short_side: int | None = None,
-                  quality: int = 90) -> Path:
+                  quality: int = 90, genuine: bool = False, balanced: bool = False,
+                  clean: bool = False) -> Path:
     """Write items as ``root/<item>/<view>.jpg`` plus ``root/labels.csv``; returns the CSV path.
 
     ``short_side`` re-encodes each photo scaled down to that short side (to keep shipped sets
-    small); ``None`` keeps the generator's JPEG bytes as they are.
+    small); ``None`` keeps the generator's JPEG bytes as they are. ``genuine`` makes every item
+    genuine (a reference set); ``balanced`` cycles through the catalogue's products in order;
+    ``clean`` skips items with a photo the service's quality check would refuse, taking further
+    seeds until as many items as ``seeds`` holds are written.
     """
     root.mkdir(parents=True, exist_ok=True)
     csv_path = root / "labels.csv"
+    wanted, seed, written = len(seeds), seeds[0] if len(seeds) else 0, 0
     with csv_path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["item", "label", "brand", "model", "defects"])
-        for seed in seeds:
-            item = make_item(seed)
-            name = f"item-{seed:07d}"
+        while written < wanted:
+            if not clean and written >= len(seeds):
+                break
+            seed = seeds[written] if not clean else seed
+            item = make_item(seed, counterfeit=False if genuine else None,
+                             spec=CATALOG[written % len(CATALOG)] if balanced else None)
+            photos = {v: _rescale_jpeg(d, short_side, quality) if short_side is not None else d
+                      for v, d in item.views.items()}
+            seed += 1
+            if clean and not passes_quality(photos):
+                continue
+            name = f"item-{item.seed:07d}"
             folder = root / name
             folder.mkdir(exist_ok=True)
-            for view, data in item.views.items():
-                if short_side is not None:
-                    data = _rescale_jpeg(data, short_side, quality)
+            for view, data in photos.items():
                 (folder / f"{view}.jpg").write_bytes(data)
             writer.writerow([name, item.label, item.brand, item.model, ";".join(item.defects)])
+            written += 1
     return csv_path
+
+
+def passes_quality(photos: dict[str, bytes]) -> bool:
+    """Whether every photo passes the service's quality check at its default settings."""
+    from authentiq.preprocess import decode_view
+    from authentiq.quality import check
+    from authentiq.settings import Settings
+
+    settings = Settings()
+    return all(check(decode_view(d, tile_size=128, view=v), settings).usable for v, d in photos.items())
 
 
 def _rescale_jpeg(data: bytes, short_side: int, quality: int) -> bytes:
@@ -116,4 +139,4 @@ def _rescale_jpeg(data: bytes, short_side: int, quality: int) -> bytes:
     return buf.getvalue()
 
 
-__all__ += ["find_spec"]
+__all__ += ["find_spec", "passes_quality"]

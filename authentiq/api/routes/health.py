@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from authentiq.api.deps import ServicesDep
+from authentiq.api.deps import MetricsDep, ServicesDep
 from authentiq.api.schemas import Ready
 
 router = APIRouter(tags=["operations"])
@@ -24,12 +24,13 @@ async def healthz() -> dict[str, str]:
 async def readyz(services: ServicesDep) -> JSONResponse:
     db_ok = await asyncio.to_thread(services.store.ping)
     info, spec = services.backend.info, services.backend.spec
-    body = {"ready": db_ok, "model": f"{spec.model_name}@{spec.model_version}",
+    body = {"ready": db_ok, "model": spec.version_key,
             "precision": info.precision, "backend": info.name, "device": info.device,
-            "engine_id": info.engine_id, "database": db_ok}
+            "engine_id": info.engine_id, "database": db_ok,
+            "references": services.index.size, "fusion": spec.fusion is not None}
     return JSONResponse(body, status_code=200 if db_ok else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(services: ServicesDep) -> Response:
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(metrics: MetricsDep) -> Response:
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from authentiq.api.deps import ServicesDep
+from authentiq.api.deps import MetricsDep, ServicesDep
 from authentiq.api.schemas import Problem, Report
 from authentiq.batcher import Priority
 from authentiq.errors import (
@@ -32,14 +32,15 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 T = TypeVar("T")
 
 
-def request_body_schema(view_names: list[str], required: list[str]) -> dict[str, Any]:
+def request_body_schema(view_names: list[str], required: list[str],
+                        fields: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """OpenAPI for the multipart body; the view fields come from the served model."""
     props: dict[str, Any] = {
         v: {"type": "string", "format": "binary",
             "description": f"photo of the {v} view ({'required' if v in required else 'optional'})"}
         for v in view_names
     }
-    props.update({
+    props.update(fields if fields is not None else {
         "brand": {"type": "string", "maxLength": 128, "description": "claimed brand"},
         "model": {"type": "string", "maxLength": 128, "description": "claimed model"},
         "client_ref": {"type": "string", "maxLength": 128,
@@ -49,13 +50,14 @@ def request_body_schema(view_names: list[str], required: list[str]) -> dict[str,
         "type": "object", "properties": props, "required": [*required, "brand", "model"]}}}}}
 
 
-async def read_uploads(request: Request, settings: Settings) -> tuple[list[Upload], dict[str, str]]:
+async def read_uploads(request: Request, settings: Settings, text_fields: dict[str, int] = TEXT_FIELDS
+                       ) -> tuple[list[Upload], dict[str, str]]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise UnsupportedMediaType(
             f"send multipart/form-data (one file per view), not {content_type or 'no content type'!r}")
     try:
-        form = await request.form(max_files=settings.max_files, max_fields=len(TEXT_FIELDS) + 4)
+        form = await request.form(max_files=settings.max_files, max_fields=len(text_fields) + 4)
     except HTTPException as exc:  # Starlette's wrapping of multipart parser errors
         if "Too many files" in str(exc.detail):
             raise TooManyFiles(f"at most {settings.max_files} files per request") from exc
@@ -75,12 +77,12 @@ async def read_uploads(request: Request, settings: Settings) -> tuple[list[Uploa
                 if not data:
                     raise EmptyFile(f"the {name} photo is empty (0 bytes)", view=name)
                 uploads.append(Upload(name, data))
-            elif name in TEXT_FIELDS:
+            elif name in text_fields:
                 if name in fields:
                     raise InvalidField(f"field {name!r} given more than once", field=name)
                 text = value.strip()
-                if len(text) > TEXT_FIELDS[name]:
-                    raise InvalidField(f"field {name!r} is longer than {TEXT_FIELDS[name]} characters",
+                if len(text) > text_fields[name]:
+                    raise InvalidField(f"field {name!r} is longer than {text_fields[name]} characters",
                                        field=name)
                 fields[name] = text
             else:
@@ -110,7 +112,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         openapi_extra=request_body_schema(view_names, required),
     )
     async def create_inspection(
-        request: Request, services: ServicesDep,
+        request: Request, services: ServicesDep, metrics: MetricsDep,
         priority: Annotated[Priority, Query(
             description="interactive (a person waits: kiosk, auditor) is batched ahead of bulk "
                         "(machine-to-machine backlog)")] = Priority.INTERACTIVE,
@@ -127,7 +129,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         body = await cancel_on_disconnect(request, services.inspector.inspect(
             uploads, brand=fields["brand"], model=fields["model"],
             client_ref=fields.get("client_ref") or None, priority=priority, deadline=deadline))
-        services.metrics.verdicts.labels(body["verdict"]).inc()
+        metrics.verdicts.labels(body["verdict"]).inc()
         return body
 
     return router

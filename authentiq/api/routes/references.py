@@ -1,0 +1,109 @@
+"""``/v1/references``: enrol genuine reference items, find them, soft-delete them.
+
+Once API keys exist these endpoints need the admin scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from authentiq.api.deps import ServicesDep
+from authentiq.api.routes.inspections import PROBLEMS, read_uploads, request_body_schema
+from authentiq.api.routes.reports import MEDIA
+from authentiq.api.schemas import Problem, Reference, ReferenceList
+from authentiq.enrolment import reference_json
+from authentiq.errors import ReferenceNotFound
+from authentiq.references import ReferenceStore
+
+TEXT_FIELDS = {"brand": 128, "model": 128, "source": 128, "notes": 2000}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    **PROBLEMS, **{code: {"model": Problem, "content": {"application/problem+json": {}}}
+                   for code in (404, 409)}}
+
+
+def create_router(view_names: list[str], required: list[str]) -> APIRouter:
+    router = APIRouter(prefix="/v1/references", tags=["references"])
+    fields = {
+        "brand": {"type": "string", "maxLength": 128},
+        "model": {"type": "string", "maxLength": 128},
+        "source": {"type": "string", "maxLength": 128,
+                   "description": "where the item comes from (boutique, supplier, audit id)"},
+        "notes": {"type": "string", "maxLength": 2000},
+    }
+
+    @router.post(
+        "", response_model=Reference, status_code=201, responses=ERRORS,
+        summary="Enrol a genuine reference item",
+        description=("One clean photo per view (multipart, field name = view name), brand and model "
+                     "of a known product (`GET /v1/products`). Every photo must pass the quality "
+                     "check (422 names the failing views); the same photos twice → 409 naming the "
+                     "existing reference. A counterfeit-looking item is enrolled with a warning."),
+        openapi_extra=request_body_schema(view_names, required, fields),
+    )
+    async def enrol(request: Request, services: ServicesDep) -> dict[str, Any]:
+        settings = services.settings
+        uploads, form = await read_uploads(request, settings, TEXT_FIELDS)
+        deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
+        return await services.enroller.enrol(
+            uploads, brand=form["brand"], model=form["model"], source=form.get("source") or None,
+            notes=form.get("notes") or None, deadline=deadline)
+
+    @router.get("", response_model=ReferenceList, responses={422: ERRORS[422]},
+                summary="Find references (newest first, cursor pagination)")
+    async def list_references(
+        services: ServicesDep,
+        brand: Annotated[str | None, Query(max_length=128)] = None,
+        model: Annotated[str | None, Query(max_length=128)] = None,
+        source: Annotated[str | None, Query(max_length=128)] = None,
+        include_deleted: bool = False,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the "
+                                                                           "previous page")] = None,
+    ) -> dict[str, Any]:
+        store = services.references
+        rows, next_cursor = await asyncio.to_thread(
+            store.find, brand=brand, model=model, source=source, include_deleted=include_deleted,
+            limit=limit, cursor=cursor)
+        versions = await asyncio.to_thread(store.embedded_with, [r.id for r in rows])
+        items = [reference_json(r, versions.get(r.id, [])) for r in rows]
+        return {"items": items, "count": len(items), "next_cursor": next_cursor}
+
+    @router.get("/{reference_id}", response_model=Reference, responses={404: ERRORS[404]},
+                summary="Get one reference")
+    async def get_reference(reference_id: str, services: ServicesDep) -> dict[str, Any]:
+        return await asyncio.to_thread(_one, services.references, reference_id)
+
+    @router.delete("/{reference_id}", response_model=Reference,
+                   responses={404: ERRORS[404], 422: ERRORS[422]},
+                   summary="Soft-delete a reference (kept for audit, no longer compared with)")
+    async def delete_reference(
+        reference_id: str, services: ServicesDep,
+        reason: Annotated[str, Query(min_length=3, max_length=2000,
+                                     description="why it is withdrawn; recorded for audit")],
+    ) -> dict[str, Any]:
+        store = services.references
+        await asyncio.to_thread(store.delete, reference_id, reason)
+        await asyncio.to_thread(services.index.sync, force=True)
+        return await asyncio.to_thread(_one, store, reference_id)
+
+    @router.get("/{reference_id}/views/{view}", responses={404: ERRORS[404]},
+                response_class=Response, summary="Download a reference photo")
+    async def get_reference_photo(reference_id: str, view: str, services: ServicesDep) -> Response:
+        store = services.references
+        row = await asyncio.to_thread(store.get, reference_id)
+        name = next((f for f in row.body.get("stored_files", []) if f.split(".")[0] == view), None)
+        if name is None:
+            raise ReferenceNotFound(f"reference {reference_id} has no {view!r} photo")
+        data = await asyncio.to_thread(store.blobs.get, reference_id, name)
+        return Response(data, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "application/octet-stream"))
+
+    return router
+
+
+def _one(store: ReferenceStore, reference_id: str) -> dict[str, Any]:
+    row = store.get(reference_id)
+    return reference_json(row, store.embedded_with([row.id]).get(row.id, []))

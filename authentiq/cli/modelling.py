@@ -1,0 +1,120 @@
+"""Making and checking models: synth, train, export, calibrate, evaluate, fit-embedding, fit-fusion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def synth(args: argparse.Namespace) -> int:
+    from authentiq.synthetic import write_dataset
+
+    seeds = range(args.first_seed, args.first_seed + args.items)
+    csv_path = write_dataset(Path(args.out), seeds, short_side=args.short_side,
+                             quality=args.quality, genuine=args.genuine, balanced=args.balanced,
+                             clean=args.clean)
+    print(f"wrote {args.items} items to {args.out} (labels: {csv_path})")
+    return 0
+
+def train(args: argparse.Namespace) -> int:
+    from authentiq.training.train import TrainConfig, train
+
+    cfg = TrainConfig(data=args.data, train_items=args.train_items, val_items=args.val_items,
+                      epochs=args.epochs, batch_size=args.batch_size, width=args.width,
+                      seed=args.seed, device=args.device, workers=args.workers, lr=args.lr,
+                      model_version=args.model_version, cache=args.cache)
+    out = Path(args.out)
+    summary = train(cfg, out)
+    print(json.dumps(summary["validation"], indent=2))
+    if not args.no_export:
+        from authentiq.training.export import export_onnx, load_checkpoint
+
+        model, spec, _ = load_checkpoint(out / "checkpoint.pt")
+        path = export_onnx(model, spec, out / "model.onnx")
+        print(f"exported {path}")
+    return 0
+
+def export(args: argparse.Namespace) -> int:
+    from authentiq.training.export import export_onnx, load_checkpoint
+
+    model, spec, _ = load_checkpoint(Path(args.checkpoint))
+    print(f"exported {export_onnx(model, spec, Path(args.out))}")
+    return 0
+
+def calibrate(args: argparse.Namespace) -> int:
+    from authentiq.calibrate import calibrate
+
+    outputs = calibrate(Path(args.model), Path(args.data), Path(args.out_dir),
+                        max_items=args.max_items)
+    for flavour, path in outputs.items():
+        print(f"{flavour}: {path}")
+    return 0
+
+def evaluate(args: argparse.Namespace) -> int:
+    from authentiq.model_eval import evaluate_models
+
+    table = evaluate_models([Path(m) for m in args.models], items=args.items, data=args.data)
+    print(table)
+    return 0
+
+
+def fit_embedding(args: argparse.Namespace) -> int:
+    from authentiq.training.embedding_head import fit_embedding as fit
+
+    counts = fit([Path(m) for m in args.models], items=args.items, version=args.version,
+                 cache=Path(args.cache) if args.cache else None)
+    print(f"fitted on {int(counts.sum())} items ({len(counts)} classes); wrote version "
+          f"{args.version} into {', '.join(args.models)}")
+    return 0
+
+
+def _scored_references(backend: Any, folder: str) -> Any:
+    """Score a reference folder, grouped like synthetic items (catalogue order)."""
+    import numpy as np
+
+    from authentiq.synthetic import CATALOG, find_spec
+    from authentiq.training import data as datasets
+    from authentiq.training.fusion import score
+
+    spec = backend.spec
+    refs = datasets.folder_tiles(datasets.folder_items(Path(folder)), spec.view_names,
+                                 spec.tile_size, required=())
+    refs.groups = np.asarray([CATALOG.index(find_spec(*n.split("/", 1))) for n in refs.notes])
+    return score(backend, refs), len(refs)
+
+
+def fit_fusion(args: argparse.Namespace) -> int:
+    from authentiq.backends.onnxruntime import OnnxRuntimeBackend
+    from authentiq.training import data as datasets
+    from authentiq.training.fusion import fit, score, write_fusion
+
+    models = [Path(m) for m in args.models]
+    backend = OnnxRuntimeBackend(models[0])
+    spec = backend.spec
+    refs, n_refs = _scored_references(backend, args.references)
+    seeds = range(datasets.FUSION_SEED_BASE, datasets.FUSION_SEED_BASE + args.items)
+    items = score(backend, datasets.synthetic_tiles(seeds, spec.view_names, spec.tile_size))
+    params = fit(items, refs, k=args.k, fitted_on=(
+        f"{args.items} synthetic items (seeds {seeds.start:,}+) against {n_refs} references "
+        f"({args.references}), scored by {models[0].name}"))
+    for path in models:
+        write_fusion(path, params)
+    print(json.dumps(params.model_dump(), indent=2))
+    return 0
+
+
+def evaluate_fusion(args: argparse.Namespace) -> int:
+    from authentiq.backends.onnxruntime import OnnxRuntimeBackend
+    from authentiq.model_eval import held_out
+    from authentiq.training.fusion import evaluate_fusion as evaluate
+    from authentiq.training.fusion import score
+
+    backend = OnnxRuntimeBackend(Path(args.model))
+    spec = backend.spec
+    refs, _ = _scored_references(backend, args.references)
+    items = held_out(args.items, spec.view_names, spec.tile_size,
+                     cache=Path(f"var/heldout-{args.items}.npz"))
+    print(evaluate(spec, score(backend, items), refs).table())
+    return 0

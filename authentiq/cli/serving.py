@@ -1,0 +1,93 @@
+"""Running and calling the service: serve, inspect, openapi, build-engine, version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def version(args: argparse.Namespace) -> int:
+    from authentiq import __version__
+
+    print(f"authentiq {__version__}")
+    return 0
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from authentiq.api.app import create_app
+    from authentiq.settings import Settings
+
+    overrides = {k: v for k, v in (("model_path", args.model), ("database_url", args.database_url))
+                 if v is not None}
+    settings = Settings(**overrides)
+    app = create_app(settings)
+    print(f"AuthentiQ serving on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                timeout_graceful_shutdown=30)
+    return 0
+
+def inspect(args: argparse.Namespace) -> int:
+    from authentiq.client import inspect_photos
+
+    report = inspect_photos(args.url, args.photos, brand=args.brand, model=args.model,
+                            client_ref=args.client_ref, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    p_fake = report["probabilities"]["counterfeit"]
+    print(f"verdict: {report['verdict'].upper()}   (p counterfeit {p_fake:.3f})")
+    for reason in report.get("reasons", []):
+        print(f"  - {reason['detail']}")
+    for q in report.get("views", []):
+        state = "ok" if q["usable"] else f"RETAKE: {q['reason']}"
+        print(f"  {q['view']:<10} {state}")
+    print(f"report: {report['links']['self']}")
+    return 0
+
+def openapi(args: argparse.Namespace) -> int:
+    from authentiq.api.app import create_app
+    from authentiq.settings import Settings
+
+    text = json.dumps(create_app(Settings()).openapi(), indent=2, sort_keys=True) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+def build_engine(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from authentiq.backends.select import build_options, usable_gpu
+    from authentiq.backends.tensorrt_lib import import_tensorrt
+    from authentiq.engine_build import NO_GPU, load_or_build
+    from authentiq.errors import BackendUnavailable
+    from authentiq.settings import Settings
+
+    given = {"tensorrt_model_path": args.model, "engine_dir": args.engine_dir,
+             "max_batch_size": args.max_batch, "trt_workspace_mib": args.workspace_mib,
+             "trt_optimization_level": args.opt_level,
+             "trt_hardware_compatibility": args.hardware_compat,
+             "trt_version_compatible": args.version_compat, "tensorrt_flavour": args.flavour}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    options = build_options(settings)
+    if args.opt_batch is not None:
+        options = dataclasses.replace(options, opt_batch=args.opt_batch)
+    trt = import_tensorrt(None if settings.tensorrt_flavour == "auto" else settings.tensorrt_flavour)
+    try:
+        gpu = usable_gpu(settings.gpu_index).label
+    except BackendUnavailable as exc:
+        print(f"no GPU ({exc.detail}); building ahead of time", file=sys.stderr)
+        gpu = NO_GPU
+    engine = load_or_build(settings.tensorrt_model_path, settings.engine_dir, trt, gpu, options,
+                           force=args.force)
+    state = "built" if engine.built else "cache hit"
+    print(f"{state}: {engine.path} ({len(engine.plan) / 1e6:.1f} MB, {engine.seconds:.1f} s)")
+    print(f"  {trt.flavour} {trt.version} · GPU: {gpu} · key {engine.key[:16]}")
+    profile = engine.fields["profile"]
+    print(f"  profile batch {profile['min'][0]}/{profile['opt'][0]}/{profile['max'][0]} "
+          f"(min/opt/max) · options {engine.fields['options']}")
+    return 0

@@ -1,0 +1,99 @@
+"""Everything a running AuthentiQ owns, opened and closed in one place.
+
+``open_services(settings)`` is used by the app's lifespan and by the CLI commands that need the
+model and the database without HTTP (``enroll``, ``re-embed``): backend, batcher, worker pool,
+report and reference stores on one database engine, the reference index, the inspector and the
+enroller. Closing drains the batcher first, so every accepted request finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from authentiq.backends.base import Backend
+from authentiq.backends.select import open_backend
+from authentiq.batcher import Batcher, BatcherConfig, BatchObserver
+from authentiq.blobs import BlobStore
+from authentiq.enrolment import Enroller, enrol_folder, folder_references
+from authentiq.inspection import Inspector
+from authentiq.reference_index import ReferenceIndex
+from authentiq.references import ReferenceStore
+from authentiq.reports import ReportStore
+from authentiq.settings import Settings
+
+log = logging.getLogger(__name__)
+SHIPPED_SOURCE = "shipped synthetic reference set"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    backend: Backend
+    batcher: Batcher
+    store: ReportStore
+    references: ReferenceStore
+    index: ReferenceIndex
+    inspector: Inspector
+    enroller: Enroller
+
+
+def batcher_config(settings: Settings) -> BatcherConfig:
+    return BatcherConfig(
+        max_batch_size=settings.max_batch_size,
+        preferred_batch_sizes=settings.preferred_batch_sizes,
+        max_queue_delay_s=settings.max_queue_delay_ms / 1000,
+        max_queue_size=settings.max_queue_size,
+        instances=settings.batcher_instances,
+        adaptive=settings.adaptive_batching,
+    )
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, observer: BatchObserver | None = None,
+                        *, seed: bool = True) -> AsyncIterator[Services]:
+    backend = open_backend(settings)
+    spec = backend.spec
+    store = ReportStore(settings.database_url, BlobStore(settings.blob_dir))
+    pool = ThreadPoolExecutor(settings.preprocess_workers, thread_name_prefix="authentiq-cpu")
+    batcher = Batcher(backend, batcher_config(settings), observer=observer)
+    try:
+        references = ReferenceStore(store.engine, BlobStore(settings.blob_dir / "references"))
+        references.ensure_products(spec.products)
+        index = ReferenceIndex(references, model_version=spec.version_key, dim=spec.embedding_size,
+                               kind=settings.reference_index,
+                               sync_interval_s=settings.reference_sync_s,
+                               k=spec.fusion.k if spec.fusion else 5)
+        index.sync(force=True)
+        await batcher.start()
+        inspector = Inspector(settings, spec, backend.info, batcher, store, pool, index)
+        enroller = Enroller(inspector, references, index)
+        services = Services(settings, backend, batcher, store, references, index, inspector, enroller)
+        if seed and settings.reference_seed_dir is not None:
+            await seed_references(services)
+        stale = len(references.missing_embeddings(spec.version_key))
+        if stale:
+            log.warning("%d references have no embedding from %s and are not searched; run "
+                        "`authentiq re-embed`", stale, spec.version_key)
+        log.info("reference index: %d references of %d products (%s)", index.size,
+                 len(references.products()), spec.version_key)
+        yield services
+    finally:
+        await batcher.close()  # finishes every accepted request first
+        pool.shutdown(wait=True)
+        backend.close()
+        store.close()
+
+
+async def seed_references(services: Services) -> None:
+    """Enrol the shipped reference set once; items ever enrolled (deleted ones too) are skipped."""
+    folder = services.settings.reference_seed_dir
+    if folder is None or not folder.is_dir():
+        return
+    summary = await enrol_folder(services.enroller, folder_references(folder), source=SHIPPED_SOURCE)
+    if summary.enrolled or summary.failed:
+        log.info("shipped references: %d enrolled, %d already there, %d failed %s",
+                 summary.enrolled, summary.skipped, len(summary.failed), summary.failed or "")
