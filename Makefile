@@ -49,6 +49,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.inspection
 	$(BIN)/python -m benchmarks.load
 	$(BIN)/python -m benchmarks.backends
+	$(BIN)/python -m benchmarks.references
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
