@@ -3,10 +3,12 @@
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    AUTHENTIQ_DATABASE_URL=sqlite:////data/authentiq.db AUTHENTIQ_BLOB_DIR=/data/blobs
+    AUTHENTIQ_DATABASE_URL=sqlite:////data/authentiq.db AUTHENTIQ_BLOB_DIR=/data/blobs \
+    AUTHENTIQ_REFERENCE_SEED_DIR=/app/reference_data/items
 COPY pyproject.toml README.md ./
 COPY authentiq ./authentiq
 COPY engines/*.onnx ./engines/
+COPY reference_data ./reference_data
 RUN pip install --no-cache-dir ".[postgres,heic]" && useradd --uid 10001 authentiq \
     && mkdir /data && chown authentiq /data
 USER authentiq

@@ -91,7 +91,10 @@ async def open_services(settings: Settings, observer: BatchObserver | None = Non
 async def seed_references(services: Services) -> None:
     """Enrol the shipped reference set once; items ever enrolled (deleted ones too) are skipped."""
     folder = services.settings.reference_seed_dir
-    if folder is None or not folder.is_dir():
+    if folder is None:
+        return
+    if not folder.is_dir():
+        log.warning("AUTHENTIQ_REFERENCE_SEED_DIR %s is not a folder; no references seeded", folder)
         return
     summary = await enrol_folder(services.enroller, folder_references(folder), source=SHIPPED_SOURCE)
     if summary.enrolled or summary.failed:

@@ -54,6 +54,7 @@ def test_inspect_prints_the_verdict(server: str, tmp_path: Path, genuine_item: S
     out = capsys.readouterr().out
     assert code == 0
     assert "verdict: AUTHENTIC" in out and "/v1/reports/" in out
+    assert "references (0 enrolled): none" in out and "rests on the classifier alone" in out
 
 
 def test_inspect_reports_a_problem_readably(server: str, tmp_path: Path,

@@ -38,14 +38,24 @@ def inspect(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     p_fake = report["probabilities"]["counterfeit"]
-    print(f"verdict: {report['verdict'].upper()}   (p counterfeit {p_fake:.3f})")
+    print(f"verdict: {report['verdict'].upper()}   (p counterfeit {p_fake:.3f}, "
+          f"confidence {report['confidence']:.3f})")
     for reason in report.get("reasons", []):
         print(f"  - {reason['detail']}")
+    refs = report["references"]
+    claimed = refs["claimed"]
+    matches = ", ".join(f"{m['similarity']:.3f}" for m in claimed["matches"]) or "none"
+    print(f"closest genuine {claimed['brand']}/{claimed['model']} references "
+          f"({claimed['count']} enrolled): {matches}")
+    others = ", ".join(f"{m['brand']}/{m['model']} {m['similarity']:.3f}" for m in refs["other_products"])
+    if others:
+        print(f"best matches among other models: {others}")
     for q in report.get("views", []):
         state = "ok" if q["usable"] else f"RETAKE: {q['reason']}"
         print(f"  {q['view']:<10} {state}")
     print(f"report: {report['links']['self']}")
     return 0
+
 
 def openapi(args: argparse.Namespace) -> int:
     from authentiq.api.app import create_app
