@@ -144,7 +144,7 @@ class ReferenceIndex:
             product = self._products.get(self._product_of[ref])
             brand, model = (product.brand, product.model) if product else \
                 tuple(self._product_of[ref].split("/", 1))
-            out.append(Match(ref, brand, model, score))
+            out.append(Match(ref, brand, model, round(score, 4)))  # reasons and JSON agree
         return out
 
     @property

@@ -172,7 +172,8 @@ def decide(spec: ModelSpec, logits: np.ndarray, cam: np.ndarray, unusable: dict[
         reasons.append({"code": code, "value": round(p, 4), "detail": detail})
         verdict = _reference_rules(evidence, t, product, verdict, reasons) if has_refs else verdict
 
-    if verdict != "authentic" and attention:
+    # Where the classifier saw counterfeit evidence — only worth saying when it saw some.
+    if verdict != "authentic" and attention and p_clf >= t["classifier_authentic_below"]:
         top = max(attention, key=lambda v: attention[v])
         reasons.append({"code": "attention", "view": top, "share": round(attention[top], 3),
                         "detail": (f"The model's counterfeit evidence is strongest in the {top} "
