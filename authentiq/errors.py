@@ -108,6 +108,16 @@ class ReportNotFound(AuthentiqError):
     slug, status, title = "report-not-found", 404, "Report not found"
 
 
+class ReviewConflict(AuthentiqError):
+    """The report was reviewed meanwhile: ``expected_version`` is not its current version."""
+
+    slug, status, title = "review-conflict", 409, "Report changed meanwhile"
+
+
+class DatabaseSchemaError(AuthentiqError):
+    slug, status, title = "database-schema", 500, "Database schema is out of date"
+
+
 class ReferenceNotFound(AuthentiqError):
     slug, status, title = "reference-not-found", 404, "Reference not found"
 

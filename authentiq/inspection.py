@@ -19,20 +19,36 @@ from typing import Any
 
 import numpy as np
 
+from authentiq import heatmap
 from authentiq.backends.base import BackendInfo
 from authentiq.batcher import Batcher, Priority, Result
 from authentiq.errors import DuplicateView, MissingView, UnknownProduct, UnknownView
 from authentiq.evaluation import softmax_fake
+from authentiq.heatmap import classes_to_render
 from authentiq.model_spec import ModelSpec
 from authentiq.preprocess import DecodedView, decode_view
 from authentiq.quality import Quality, check
 from authentiq.reference_index import ReferenceIndex
-from authentiq.reports import ReportRow, ReportStore
+from authentiq.reports import ReportRow, ReportStore, flagged
 from authentiq.settings import Settings
 from authentiq.stitch import build_input
 from authentiq.verdict import Verdict, decide
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+REPORT_SCHEMA_VERSION = "2"  # api_schemas/report.v<N>.schema.json; bump on any schema change
+
+
+def statement(report_id: str) -> dict[str, Any]:
+    """The statement of reasons every report carries (EU DSA Art. 17 asks for one)."""
+    return {
+        "automated": True,
+        "text": ("This decision was made by automated means — an image classifier and a comparison "
+                 "with enrolled genuine reference items — without human involvement. It rests on "
+                 "the photos submitted and on the facts and reasons listed in this report."),
+        "how_to_contest": (f"Ask the operator of this service for a human review, quoting report "
+                           f"{report_id}. A reviewer can confirm or override the verdict; the "
+                           "automated verdict and every review stay on record."),
+    }
 
 
 @dataclass(frozen=True)
@@ -107,7 +123,7 @@ class Inspector:
 
     async def inspect(self, uploads: list[Upload], *, brand: str, model: str,
                       client_ref: str | None, priority: Priority = Priority.INTERACTIVE,
-                      deadline: float | None = None) -> dict[str, Any]:
+                      deadline: float | None = None, key_id: str | None = None) -> dict[str, Any]:
         """``deadline`` is on the event loop's clock (``loop.time()``); None: no deadline."""
         started = time.perf_counter()
         self.check_views([u.view for u in uploads])
@@ -128,13 +144,26 @@ class Inspector:
         created = datetime.now(UTC)
         body = self._body(report_id, created, brand, model, client_ref, run, verdict)
         body["references"] = evidence.as_dict()
+        body["submitted_by"] = {"key_id": key_id}
         photos = {f"{v}.{EXTENSIONS.get(p.decoded.format, 'bin')}": _data(uploads, v)
                   for v, p in prepared.items()}
         body["links"]["views"] = {v: f"/v1/reports/{report_id}/views/{v}" for v in prepared}
-        body["stored_files"] = sorted(photos)
+        classes = classes_to_render(verdict.verdict)
+        body["heatmaps"] = {
+            "classes": classes, "colormap": heatmap.COLORMAP, "notice": heatmap.NOTICE,
+            "images": {cls: {v: f"/v1/reports/{report_id}/heatmaps/{cls}/{v}"
+                             for v in [*self.spec.view_names, "overview"] if v in present or v == "overview"}
+                       for cls in classes}}
         row = ReportRow(id=report_id, created_at=created, client_ref=client_ref, brand=brand,
-                        model=model, verdict=verdict.verdict, p_counterfeit=verdict.p_counterfeit,
-                        classifier=f"{self.spec.model_name}@{self.spec.model_version}", body=body)
+                        model=model, verdict=verdict.verdict, final_verdict=verdict.verdict,
+                        flagged=flagged(body), key_id=key_id, p_counterfeit=verdict.p_counterfeit,
+                        classifier=self.spec.version_key, body=body)
+        t = time.perf_counter()
+        files = await asyncio.shield(loop.run_in_executor(
+            self.pool, self._heatmaps, outputs.cam[0], prepared, present, classes))
+        files.update(photos)
+        body["stored_files"] = sorted(files)
+        heatmap_s = time.perf_counter() - t
         t = time.perf_counter()
         timings = body["timings"]
         timings.update({
@@ -142,12 +171,12 @@ class Inspector:
             "quality_ms": _ms(sum(p.quality_s for p in prepared.values())),
             "stitch_ms": _ms(run.stitch_s), "queue_ms": _ms(result.queued_s),
             "inference_ms": _ms(result.inference_s), "batch_size": result.batch_size,
-            "reference_search_ms": _ms(search_s),
+            "reference_search_ms": _ms(search_s), "heatmap_ms": _ms(heatmap_s),
         })
         # The stored body carries every timing except its own persistence and the total,
         # which only the response can know.
         # Shielded: once inference ran, the report is stored even if the client has gone.
-        await asyncio.shield(loop.run_in_executor(self.pool, self.store.save, row, photos))
+        await asyncio.shield(loop.run_in_executor(self.pool, self.store.save, row, files))
         timings["persist_ms"] = _ms(time.perf_counter() - t)
         timings["total_ms"] = _ms(time.perf_counter() - started)
         return body
@@ -174,6 +203,10 @@ class Inspector:
         result = await self.batcher.submit(views, priority=priority, timeout_s=timeout_s)
         return Run(prepared, result, stitch_s, self.spec)
 
+    def _heatmaps(self, cam: np.ndarray, prepared: dict[str, _Prepared], present: set[str],
+                  classes: list[str]) -> dict[str, bytes]:
+        return heatmap.render(self.spec, cam, {v: prepared[v].decoded.display for v in present}, classes)
+
     def _prepare(self, upload: Upload) -> _Prepared:
         t0 = time.perf_counter()
         decoded = decode_view(upload.data, tile_size=self.spec.tile_size,
@@ -198,6 +231,7 @@ class Inspector:
                  for p in run.ordered()]
         prepared = run.prepared
         return {
+            "schema_version": REPORT_SCHEMA_VERSION,
             "id": report_id,
             "created_at": created.isoformat(),
             "client_ref": client_ref,
@@ -219,8 +253,10 @@ class Inspector:
                 "device": self.info.device, "engine_id": self.info.engine_id,
                 "thresholds": self.spec.thresholds.model_dump(),
             },
+            "statement_of_reasons": statement(report_id),
             "timings": {},
-            "links": {"self": f"/v1/reports/{report_id}"},
+            "links": {"self": f"/v1/reports/{report_id}", "page": f"/reports/{report_id}",
+                      "pdf": f"/v1/reports/{report_id}.pdf"},
         }
 
 

@@ -47,6 +47,7 @@ class DecodedView:
 
     tile: np.ndarray  # uint8 [tile, tile, 3]
     analysis: np.ndarray  # float32 [a, a] grey, 0..255
+    display: np.ndarray  # uint8 [a, a, 3]: the square the model saw, for heatmap overlays
     format: str
     width: int  # after EXIF orientation, at full resolution
     height: int
@@ -105,6 +106,7 @@ def decode_view(
     return DecodedView(
         tile=np.asarray(tile_img, dtype=np.uint8),
         analysis=analysis,
+        display=np.asarray(analysis_img, dtype=np.uint8),
         format=fmt,
         width=width,
         height=height,

@@ -13,8 +13,6 @@ row is locked by the writing transaction until commit, so values become visible 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from authentiq.blobs import BlobStore
-from authentiq.errors import DuplicateReference, InvalidField, ReferenceNotFound, UnknownProduct
+from authentiq.errors import DuplicateReference, ReferenceNotFound, UnknownProduct
+from authentiq.pagination import decode_cursor, encode_cursor
 
 COUNTER = "references"
 
@@ -246,7 +245,7 @@ class ReferenceStore:
         if not include_deleted:
             query = query.where(col(ReferenceRow.deleted_at).is_(None))
         if cursor is not None:
-            created, last_id = _decode_cursor(cursor)
+            created, last_id = decode_cursor(cursor)
             query = query.where((col(ReferenceRow.created_at) < created) | (
                 (col(ReferenceRow.created_at) == created) & (col(ReferenceRow.id) > last_id)))
         query = query.order_by(col(ReferenceRow.created_at).desc(), col(ReferenceRow.id)).limit(limit + 1)
@@ -254,7 +253,7 @@ class ReferenceStore:
             rows = list(session.exec(query))
         more = len(rows) > limit
         rows = rows[:limit]
-        return rows, (_encode_cursor(rows[-1]) if more and rows else None)
+        return rows, (encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
 
     def delete(self, reference_id: str, reason: str) -> ReferenceRow:
         """Soft delete; the photos and rows stay for audit. Deleting twice is a no-op."""
@@ -318,20 +317,3 @@ def _pack(vector: np.ndarray) -> bytes:
 
 def _unpack(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4").astype(np.float32)
-
-
-def _encode_cursor(row: ReferenceRow) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, ref = raw.split("|", 1)
-        when = datetime.fromisoformat(created)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidField("cursor is not one this service issued", field="cursor") from exc
-    if not ref.isalnum():
-        raise InvalidField("cursor is not one this service issued", field="cursor")
-    return when, ref

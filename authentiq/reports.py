@@ -1,24 +1,31 @@
-"""Stored reports: one row per inspection (SQLModel on SQLite or PostgreSQL) + its photos as blobs.
+"""Stored reports: one row per inspection (SQLModel on SQLite or PostgreSQL) + its files as blobs.
 
-A report is written atomically: blobs first, then the row in one transaction; if the row cannot be
-written the blobs are removed, so a failure leaves neither a half report nor an orphan file.
+A report is written atomically: blobs (photos, heatmaps) first, then the row in one transaction;
+if the row cannot be written the blobs are removed, so a failure leaves neither a half report nor
+an orphan file. The body — what the service decided and why — is immutable once written. Human
+reviews live in their own append-only, hash-chained table (:mod:`authentiq.reviews`); the row
+keeps the current ``final_verdict`` / ``review_status`` and a ``version`` for optimistic
+concurrency, and readers get the body with the review state merged in.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, text
+from sqlalchemy import JSON, Column, func, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from authentiq.blobs import BlobStore
-from authentiq.errors import ReportNotFound
+from authentiq.errors import DatabaseSchemaError, ReportNotFound
+from authentiq.pagination import decode_cursor, encode_cursor, page_size
 
 log = logging.getLogger(__name__)
+FLAG_CODES = ("model_mismatch", "below_min_similarity", "retake_required")
 
 
 class ReportRow(SQLModel, table=True):
@@ -27,12 +34,53 @@ class ReportRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=32)
     created_at: datetime = Field(index=True)
     client_ref: str | None = Field(default=None, index=True, max_length=128)
-    brand: str = Field(max_length=128)
-    model: str = Field(max_length=128)
-    verdict: str = Field(index=True, max_length=16)
+    brand: str = Field(max_length=128, index=True)
+    model: str = Field(max_length=128, index=True)
+    verdict: str = Field(index=True, max_length=16)  # the automated (initial) verdict
+    final_verdict: str = Field(index=True, max_length=16)
+    review_status: str = Field(default="unreviewed", index=True, max_length=16)
+    flagged: bool = Field(default=False, index=True)  # a reference rule or a retake fired
+    key_id: str | None = Field(default=None, index=True, max_length=64)
+    version: int = 0  # bumped by every review: optimistic concurrency
     p_counterfeit: float
-    classifier: str = Field(max_length=200)  # name@version (precision)
+    classifier: str = Field(max_length=200)  # name@version
     body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    verdict: str | None = None  # final verdict
+    initial_verdict: str | None = None
+    review_status: str | None = None
+    brand: str | None = None
+    model: str | None = None
+    client_ref: str | None = None
+    key_id: str | None = None
+    flagged: bool | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    needs_review: bool | None = None  # unreviewed and (inconclusive or flagged): the queue
+
+    def apply(self, query: Any) -> Any:
+        exact = {"final_verdict": self.verdict, "verdict": self.initial_verdict,
+                 "review_status": self.review_status, "client_ref": self.client_ref,
+                 "key_id": self.key_id, "flagged": self.flagged}
+        for column, value in exact.items():
+            if value is not None:
+                query = query.where(getattr(ReportRow, column) == value)
+        if self.brand is not None:
+            query = query.where(func.lower(ReportRow.brand) == self.brand.casefold())
+        if self.model is not None:
+            query = query.where(func.lower(ReportRow.model) == self.model.casefold())
+        if self.created_from is not None:
+            query = query.where(col(ReportRow.created_at) >= _aware(self.created_from))
+        if self.created_to is not None:
+            query = query.where(col(ReportRow.created_at) < _aware(self.created_to))
+        if self.needs_review is not None:
+            waiting = (col(ReportRow.review_status) == "unreviewed") & (
+                (col(ReportRow.final_verdict) == "inconclusive") | col(ReportRow.flagged))
+            query = query.where(waiting if self.needs_review else ~waiting)
+        return query
 
 
 def make_engine(url: str) -> Engine:
@@ -44,14 +92,32 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def flagged(body: dict[str, Any]) -> bool:
+    return any(r.get("code") in FLAG_CODES for r in body.get("reasons", []))
+
+
+def summary(row: ReportRow) -> dict[str, Any]:
+    """What a listing shows of one report."""
+    body = row.body
+    return {
+        "id": row.id, "created_at": body.get("created_at"), "client_ref": row.client_ref,
+        "brand": row.brand, "model": row.model, "initial_verdict": row.verdict,
+        "final_verdict": row.final_verdict, "review_status": row.review_status,
+        "flagged": row.flagged, "confidence": body.get("confidence"),
+        "p_counterfeit": row.p_counterfeit, "key_id": row.key_id, "version": row.version,
+        "links": {"self": f"/v1/reports/{row.id}", "page": f"/reports/{row.id}"},
+    }
+
+
 class ReportStore:
     def __init__(self, url: str, blobs: BlobStore) -> None:
         self.engine = make_engine(url)
         self.blobs = blobs
         SQLModel.metadata.create_all(self.engine)
+        _check_columns(self.engine)
 
-    def save(self, row: ReportRow, photos: dict[str, bytes]) -> None:
-        self.blobs.put_many(row.id, photos)
+    def save(self, row: ReportRow, files: dict[str, bytes]) -> None:
+        self.blobs.put_many(row.id, files)
         try:
             with Session(self.engine) as session:
                 session.add(row)
@@ -60,27 +126,44 @@ class ReportStore:
             self.blobs.delete(row.id)
             raise
 
-    def get(self, report_id: str) -> dict[str, Any]:
+    def row(self, report_id: str) -> ReportRow:
         with Session(self.engine) as session:
             row = session.get(ReportRow, report_id)
         if row is None:
             raise ReportNotFound(f"no report with id {report_id!r}")
-        return dict(row.body)
+        return row
 
-    def find(self, *, client_ref: str | None = None, verdict: str | None = None,
-             limit: int = 50) -> list[dict[str, Any]]:
-        query = select(ReportRow)
-        if client_ref is not None:
-            query = query.where(ReportRow.client_ref == client_ref)
-        if verdict is not None:
-            query = query.where(ReportRow.verdict == verdict)
-        query = query.order_by(col(ReportRow.created_at).desc(), col(ReportRow.id)).limit(limit)
-        with Session(self.engine) as session:
-            return [dict(r.body) for r in session.exec(query)]
+    def get(self, report_id: str) -> dict[str, Any]:
+        """The immutable body with the current review state (``review``) merged in."""
+        from authentiq.reviews import reviews_of
 
-    def count(self) -> int:
+        row = self.row(report_id)
+        body = dict(row.body)
+        body["review"] = {"status": row.review_status, "final_verdict": row.final_verdict,
+                          "version": row.version, "reviews": reviews_of(self.engine, report_id)}
+        return body
+
+    def find(self, where: ReportFilter, *, limit: int = 50, cursor: str | None = None
+             ) -> tuple[list[ReportRow], str | None]:
+        """Newest first; the page and the cursor of the next one (None at the end)."""
+        limit = page_size(limit)
+        query = where.apply(select(ReportRow))
+        if cursor is not None:
+            created, last_id = decode_cursor(cursor)
+            created = _aware(created)
+            query = query.where((col(ReportRow.created_at) < created) | (
+                (col(ReportRow.created_at) == created) & (col(ReportRow.id) > last_id)))
+        query = query.order_by(col(ReportRow.created_at).desc(), col(ReportRow.id)).limit(limit + 1)
         with Session(self.engine) as session:
-            return int(session.exec(text("SELECT COUNT(*) FROM reports")).one()[0])  # type: ignore[call-overload]
+            rows = list(session.exec(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
+
+    def count(self, where: ReportFilter | None = None) -> int:
+        query = (where or ReportFilter()).apply(select(func.count()).select_from(ReportRow))
+        with Session(self.engine) as session:
+            return int(session.exec(query).one())
 
     def ping(self) -> bool:
         try:
@@ -93,3 +176,23 @@ class ReportStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _aware(when: datetime) -> datetime:
+    """Times are stored with their zone; a filter given without one means UTC."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _check_columns(engine: Engine) -> None:
+    """Refuse to start on a database created by an older release (no migrations yet)."""
+    inspector = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in have]
+        if missing:
+            raise DatabaseSchemaError(
+                f"the database's {table.name!r} table lacks columns {missing}: it was created by an "
+                f"older AuthentiQ release. Point AUTHENTIQ_DATABASE_URL at a new database (or move "
+                f"var/ away for the embedded default); schema migrations are not available yet.")

@@ -19,10 +19,12 @@ from authentiq.backends.select import open_backend
 from authentiq.batcher import Batcher, BatcherConfig, BatchObserver
 from authentiq.blobs import BlobStore
 from authentiq.enrolment import Enroller, enrol_folder, folder_references
+from authentiq.heatmap import lookup_table
 from authentiq.inspection import Inspector
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceStore
 from authentiq.reports import ReportStore
+from authentiq.reviews import ensure_chain
 from authentiq.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ async def open_services(settings: Settings, observer: BatchObserver | None = Non
     pool = ThreadPoolExecutor(settings.preprocess_workers, thread_name_prefix="authentiq-cpu")
     batcher = Batcher(backend, batcher_config(settings), observer=observer)
     try:
+        ensure_chain(store.engine)
+        lookup_table()  # imports matplotlib's colormaps now, not in the first request
         references = ReferenceStore(store.engine, BlobStore(settings.blob_dir / "references"))
         references.ensure_products(spec.products)
         index = ReferenceIndex(references, model_version=spec.version_key, dim=spec.embedding_size,

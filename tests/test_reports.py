@@ -1,42 +1,67 @@
-"""The report store on SQLite and PostgreSQL (real servers, no mocks)."""
+"""The report store and the review chain on SQLite and PostgreSQL (real servers, no mocks)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from authentiq.blobs import BlobStore
-from authentiq.errors import ReportNotFound
-from authentiq.reports import ReportRow, ReportStore
+from authentiq.errors import InvalidField, ReportNotFound, ReviewConflict
+from authentiq.reports import ReportFilter, ReportRow, ReportStore
+from authentiq.reviews import append_review, ensure_chain, verify_chain
+
+T0 = datetime(2026, 11, 22, tzinfo=UTC)
 
 
-def row(i: int, client_ref: str | None = "ref", verdict: str = "authentic") -> ReportRow:
+def row(i: int, client_ref: str | None = "ref", verdict: str = "authentic", brand: str = "Castellan",
+        flagged: bool = False) -> ReportRow:
     rid = f"{i:032x}"
-    return ReportRow(id=rid, created_at=datetime(2026, 11, 22, tzinfo=UTC) + timedelta(minutes=i),
-                     client_ref=client_ref, brand="Castellan", model="Riva", verdict=verdict,
+    return ReportRow(id=rid, created_at=T0 + timedelta(minutes=i), client_ref=client_ref, brand=brand,
+                     model="Riva", verdict=verdict, final_verdict=verdict, flagged=flagged,
                      p_counterfeit=0.1, classifier="m@1",
                      body={"id": rid, "verdict": verdict, "client_ref": client_ref, "nested": {"x": [1, 2]}})
 
 
 @pytest.fixture
-def store(database_url: str, tmp_path: Path) -> ReportStore:
+def store(database_url: str, tmp_path: Path) -> Iterator[ReportStore]:
     s = ReportStore(database_url, BlobStore(tmp_path / "blobs"))
-    yield s  # type: ignore[misc]
+    ensure_chain(s.engine)
+    yield s
     s.close()
 
 
-def test_save_get_find(store: ReportStore) -> None:
+def ids(rows: list[ReportRow]) -> list[int]:
+    return [int(r.id, 16) for r in rows]
+
+
+def test_save_get_find_and_filters(store: ReportStore) -> None:
     store.save(row(1), {"logo.jpg": b"a"})
     store.save(row(2, verdict="counterfeit"), {"logo.jpg": b"b"})
-    store.save(row(3, client_ref="other"), {})
-    assert store.get(f"{1:032x}")["nested"] == {"x": [1, 2]}
-    assert [r["id"] for r in store.find(client_ref="ref")] == [f"{2:032x}", f"{1:032x}"]  # newest first
-    assert [r["id"] for r in store.find(verdict="counterfeit")] == [f"{2:032x}"]
-    assert len(store.find(limit=2)) == 2
-    assert store.count() == 3
+    store.save(row(3, client_ref="other", brand="Verlaine", verdict="inconclusive"), {})
+    store.save(row(4, flagged=True), {})
+    body = store.get(f"{1:032x}")
+    assert body["nested"] == {"x": [1, 2]}
+    assert body["review"] == {"status": "unreviewed", "final_verdict": "authentic", "version": 0,
+                              "reviews": []}
+    assert ids(store.find(ReportFilter(client_ref="ref"))[0]) == [4, 2, 1]  # newest first
+    assert ids(store.find(ReportFilter(verdict="counterfeit"))[0]) == [2]
+    assert ids(store.find(ReportFilter(brand="verlaine"))[0]) == [3]  # case-insensitive
+    assert ids(store.find(ReportFilter(created_from=T0 + timedelta(minutes=2),
+                                       created_to=T0 + timedelta(minutes=4)))[0]) == [3, 2]
+    assert ids(store.find(ReportFilter(needs_review=True))[0]) == [4, 3]  # flagged or inconclusive
+    assert store.count(ReportFilter(client_ref="ref")) == 3 and store.count() == 4
+    page, cursor = store.find(ReportFilter(), limit=3)
+    assert ids(page) == [4, 3, 2] and cursor is not None
+    page, cursor = store.find(ReportFilter(), limit=3, cursor=cursor)
+    assert ids(page) == [1] and cursor is None
+    with pytest.raises(InvalidField):
+        store.find(ReportFilter(), cursor="not-a-cursor")
+    assert len(store.find(ReportFilter(), limit=10**9)[0]) == 4  # capped, not refused
     assert store.blobs.get(f"{2:032x}", "logo.jpg") == b"b"
     assert store.ping()
 
@@ -53,3 +78,49 @@ def test_failed_insert_removes_its_blobs(store: ReportStore, tmp_path: Path) -> 
         store.save(row(7), {"logo.jpg": b"second"})  # same primary key
     assert not (tmp_path / "blobs" / f"{7:032x}").exists()
     assert store.count() == 1
+
+
+def test_reviews_chain_concurrency_and_tampering(store: ReportStore) -> None:
+    store.save(row(1, verdict="inconclusive"), {})
+    store.save(row(2), {})
+    r1, r2 = f"{1:032x}", f"{2:032x}"
+    first = append_review(store.engine, r1, decision="override", verdict="counterfeit",
+                          reason="serial font is wrong under the loupe", reviewer="ana", expected_version=0)
+    assert first["seq"] == 1 and first["previous_verdict"] == "inconclusive"
+    with pytest.raises(ReviewConflict) as exc:  # somebody reviewed it meanwhile
+        append_review(store.engine, r1, decision="confirm", verdict=None, reason="looks right",
+                      reviewer="bo", expected_version=0)
+    assert exc.value.extra["current_version"] == 1
+    with pytest.raises(InvalidField, match="reason"):
+        append_review(store.engine, r2, decision="confirm", verdict=None, reason="  ", reviewer="bo",
+                      expected_version=0)
+    with pytest.raises(InvalidField, match="verdict"):
+        append_review(store.engine, r2, decision="override", verdict=None, reason="because",
+                      reviewer="bo", expected_version=0)
+    with pytest.raises(ReportNotFound):
+        append_review(store.engine, "nope", decision="confirm", verdict=None, reason="because",
+                      reviewer="bo", expected_version=0)
+    append_review(store.engine, r2, decision="confirm", verdict=None, reason="matches the references",
+                  reviewer="bo", expected_version=0)
+    append_review(store.engine, r1, decision="override", verdict="authentic", reason="second opinion",
+                  reviewer="cy", expected_version=1)
+
+    got = store.get(r1)
+    assert got["verdict"] == "inconclusive"  # the automated verdict stays
+    assert got["review"]["final_verdict"] == "authentic" and got["review"]["status"] == "overridden"
+    assert [r["seq"] for r in got["review"]["reviews"]] == [1, 3] and got["review"]["version"] == 2
+    assert store.get(r2)["review"]["status"] == "confirmed"
+    assert ids(store.find(ReportFilter(review_status="overridden"))[0]) == [1]
+    assert verify_chain(store.engine).ok and verify_chain(store.engine).entries == 3
+
+    with store.engine.begin() as conn:  # an insider edits a reason
+        conn.execute(text("UPDATE report_reviews SET reason = 'looks fine' WHERE seq = 2"))
+    result = verify_chain(store.engine)
+    assert not result.ok and "entry 2: content does not match its hash" in result.problems[0]
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE report_reviews SET reason = 'matches the references' WHERE seq = 2"))
+        conn.execute(text("DELETE FROM report_reviews WHERE seq = 3"))  # and removes the last entry
+    result = verify_chain(store.engine)
+    assert any("removed from the end" in p for p in result.problems)
+    assert any("final verdict 'authentic' is not its last review's 'counterfeit'" in p
+               for p in result.problems)

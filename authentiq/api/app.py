@@ -12,7 +12,7 @@ from authentiq import __version__
 from authentiq.api import problems
 from authentiq.api.limits import BodyLimitMiddleware
 from authentiq.api.metrics import Metrics, MetricsMiddleware
-from authentiq.api.routes import health, products, references, reports
+from authentiq.api.routes import health, pages, products, references, reports
 from authentiq.api.routes.inspections import create_router
 from authentiq.model_spec import read_spec
 from authentiq.services import open_services
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(references.create_router(list(spec.view_names), list(spec.required_views)))
     app.include_router(products.router)
+    app.include_router(pages.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Reason(BaseModel):
@@ -80,10 +80,61 @@ class Classifier(BaseModel):
 
 class Links(BaseModel):
     self: str
+    page: str | None = None
+    pdf: str | None = None
     views: dict[str, str] = {}
 
 
+class Heatmaps(BaseModel):
+    classes: list[Literal["authentic", "counterfeit"]]
+    colormap: str
+    notice: str
+    images: dict[str, dict[str, str]]  # class → view (or "overview") → URL of a WebP
+
+
+class Statement(BaseModel):
+    automated: bool
+    text: str
+    how_to_contest: str
+
+
+class Submitter(BaseModel):
+    key_id: str | None
+
+
+class Review(BaseModel):
+    seq: int
+    created_at: str
+    reviewer: str
+    decision: Literal["confirm", "override"]
+    previous_verdict: str
+    verdict: Literal["authentic", "counterfeit", "inconclusive"]
+    reason: str
+    hash: str
+
+
+class ReviewState(BaseModel):
+    status: Literal["unreviewed", "confirmed", "overridden"]
+    final_verdict: Literal["authentic", "counterfeit", "inconclusive"]
+    version: int
+    reviews: list[Review]
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["confirm", "override"]
+    verdict: Literal["authentic", "counterfeit", "inconclusive"] | None = None
+    reason: str = Field(min_length=3, max_length=4000, description="why; mandatory, kept on record")
+    reviewer: str = Field(min_length=1, max_length=128,
+                          description="who reviews (the API key's id once keys exist)")
+    expected_version: int = Field(ge=0, description="review.version of the report as you read it; "
+                                                    "409 if it changed meanwhile")
+
+
 class Report(BaseModel):
+    """A stored report (JSON Schema: ``api_schemas/report.v2.schema.json``)."""
+
+    schema_version: Literal["2"]
     id: str
     created_at: str
     client_ref: str | None
@@ -98,14 +149,37 @@ class Report(BaseModel):
     views: list[ViewResult]
     missing_views: list[str]
     classifier: Classifier
+    heatmaps: Heatmaps
+    submitted_by: Submitter
+    statement_of_reasons: Statement
     timings: dict[str, float]
     links: Links
     stored_files: list[str]
+    review: ReviewState | None = None  # current human review state (absent only in old exports)
+
+
+class ReportSummary(BaseModel):
+    id: str
+    created_at: str | None
+    client_ref: str | None
+    brand: str
+    model: str
+    initial_verdict: Literal["authentic", "counterfeit", "inconclusive"]
+    final_verdict: Literal["authentic", "counterfeit", "inconclusive"]
+    review_status: Literal["unreviewed", "confirmed", "overridden"]
+    flagged: bool
+    confidence: float | None
+    p_counterfeit: float
+    key_id: str | None
+    version: int
+    links: Links
 
 
 class ReportList(BaseModel):
-    items: list[Report]
-    count: int
+    items: list[ReportSummary]
+    count: int  # on this page
+    total: int  # matching the filters
+    next_cursor: str | None
 
 
 class Reference(BaseModel):

@@ -33,6 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out")
     o.set_defaults(func=serving.openapi)
 
+    rs = sub.add_parser("report-schema", help="write the report's JSON Schema (refuses an "
+                                              "unbumped change)")
+    rs.add_argument("--out-dir", default="api_schemas")
+    rs.set_defaults(func=serving.report_schema)
+
+    au = sub.add_parser("audit", help="the review log")
+    au_sub = au.add_subparsers(dest="audit_command", required=True)
+    av = au_sub.add_parser("verify", help="check the hash chain of every review (exit 1 if tampered)")
+    av.add_argument("--database-url", help="default: AUTHENTIQ_DATABASE_URL")
+    av.set_defaults(func=serving.audit_verify)
+
     i = sub.add_parser("inspect", help="send photos to a running server and print the verdict")
     i.add_argument("photos", nargs="+", metavar="VIEW=PHOTO",
                    help="e.g. logo=logo.jpg (a bare path uses its file name as the view)")

@@ -101,3 +101,30 @@ def build_engine(args: argparse.Namespace) -> int:
     print(f"  profile batch {profile['min'][0]}/{profile['opt'][0]}/{profile['max'][0]} "
           f"(min/opt/max) · options {engine.fields['options']}")
     return 0
+
+
+def report_schema(args: argparse.Namespace) -> int:
+    from authentiq.report_schema import write
+
+    print(f"wrote {write(Path(args.out_dir))}")
+    return 0
+
+
+def audit_verify(args: argparse.Namespace) -> int:
+    from authentiq.reports import make_engine
+    from authentiq.reviews import verify_chain
+    from authentiq.settings import Settings
+
+    url = args.database_url or Settings().database_url
+    engine = make_engine(url)
+    try:
+        result = verify_chain(engine)
+    finally:
+        engine.dispose()
+    if result.ok:
+        print(f"review log intact: {result.entries} entries, every hash and link verified")
+        return 0
+    print(f"REVIEW LOG TAMPERED: {len(result.problems)} problem(s) in {result.entries} entries")
+    for problem in result.problems:
+        print(f"  - {problem}")
+    return 1

@@ -1,46 +1,152 @@
-"""Stored reports: fetch one, find by the caller's id or verdict, download a stored photo."""
+"""Stored reports: find (filters, cursor, count, CSV), fetch, files, PDF, and human reviews.
+
+Once API keys exist, reading reports needs the ``review`` scope (or ``submit`` for one's own),
+and posting a review the ``review`` scope.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response, StreamingResponse
 
 from authentiq.api.deps import ServicesDep
 from authentiq.api.routes.inspections import PROBLEMS
-from authentiq.api.schemas import Report, ReportList
+from authentiq.api.schemas import Problem, Report, ReportList, Review, ReviewIn
 from authentiq.errors import ReportNotFound
+from authentiq.reports import ReportFilter, summary
+from authentiq.reviews import append_review
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 MEDIA = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": "image/heic"}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: PROBLEMS[422]}
+Verdict = Literal["authentic", "counterfeit", "inconclusive"]
+CSV_MAX_ROWS = 100_000
+CSV_FIELDS = ("id", "created_at", "client_ref", "brand", "model", "initial_verdict", "final_verdict",
+              "review_status", "flagged", "confidence", "p_counterfeit", "key_id")
 
 
-@router.get("", response_model=ReportList, summary="Find reports")
-async def list_reports(
-    services: ServicesDep,
+def report_filter(
+    verdict: Annotated[Verdict | None, Query(description="final verdict (after reviews)")] = None,
+    initial_verdict: Annotated[Verdict | None, Query(description="the automated verdict")] = None,
+    review_status: Literal["unreviewed", "confirmed", "overridden"] | None = None,
+    brand: Annotated[str | None, Query(max_length=128)] = None,
+    model: Annotated[str | None, Query(max_length=128)] = None,
     client_ref: Annotated[str | None, Query(max_length=128)] = None,
-    verdict: Literal["authentic", "counterfeit", "inconclusive"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    key_id: Annotated[str | None, Query(max_length=64, description="who submitted")] = None,
+    flagged: Annotated[bool | None, Query(
+        description="a reference rule (mismatch, similarity floor) or a retake fired")] = None,
+    created_from: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    created_to: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    needs_review: Annotated[bool | None, Query(
+        description="the review queue: unreviewed and inconclusive or flagged")] = None,
+) -> ReportFilter:
+    return ReportFilter(verdict, initial_verdict, review_status, brand, model, client_ref, key_id,
+                        flagged, created_from, created_to, needs_review)
+
+
+FilterDep = Annotated[ReportFilter, Depends(report_filter)]
+
+
+@router.get("", response_model=ReportList, responses={422: PROBLEMS[422]},
+            summary="Find reports (newest first, cursor pagination, total count)")
+async def list_reports(
+    services: ServicesDep, where: FilterDep,
+    limit: Annotated[int, Query(ge=1, description="page size; capped at 500")] = 50,
+    cursor: Annotated[str | None, Query(max_length=200,
+                                        description="next_cursor of the previous page")] = None,
 ) -> dict[str, Any]:
-    items = await asyncio.to_thread(services.store.find, client_ref=client_ref, verdict=verdict,
-                                    limit=limit)
-    return {"items": items, "count": len(items)}
+    store = services.store
+    rows, next_cursor = await asyncio.to_thread(store.find, where, limit=limit, cursor=cursor)
+    total = await asyncio.to_thread(store.count, where)
+    items = [summary(r) for r in rows]
+    return {"items": items, "count": len(items), "total": total, "next_cursor": next_cursor}
 
 
-@router.get("/{report_id}", response_model=Report, responses={404: PROBLEMS[422]},
-            summary="Get one report")
+@router.get(".csv", response_class=StreamingResponse, responses={422: PROBLEMS[422]},
+            summary="Export the filtered reports as CSV (at most 100,000 rows)")
+async def export_reports(services: ServicesDep, where: FilterDep) -> StreamingResponse:
+    store = services.store
+
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        cursor, sent = None, 0
+        while sent < CSV_MAX_ROWS:
+            rows, cursor = store.find(where, limit=500, cursor=cursor)
+            sent += len(rows)
+            yield [summary(r) for r in rows]
+            if cursor is None:
+                return
+
+    def lines() -> Iterator[str]:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for page in pages():
+            for item in page:
+                writer.writerow(item)
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+
+    await asyncio.to_thread(store.count, where)  # a broken filter fails before streaming starts
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="reports.csv"'})
+
+
+@router.get("/{report_id}.pdf", response_class=Response, responses=NOT_FOUND,
+            summary="The report as a printable PDF (summary, each view with its heatmap, references)")
+async def get_report_pdf(report_id: str, services: ServicesDep) -> Response:
+    from authentiq.report_pdf import render_pdf
+
+    report = await asyncio.to_thread(services.store.get, report_id)
+    pdf = await asyncio.to_thread(render_pdf, report, services.store.blobs)
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="report-{report_id}.pdf"'})
+
+
+@router.get("/{report_id}", response_model=Report, responses=NOT_FOUND, summary="Get one report")
 async def get_report(report_id: str, services: ServicesDep) -> dict[str, Any]:
     return await asyncio.to_thread(services.store.get, report_id)
 
 
-@router.get("/{report_id}/views/{view}", responses={404: PROBLEMS[422]},
+@router.post("/{report_id}/reviews", response_model=Review, status_code=201,
+             responses={**NOT_FOUND, 409: {"model": Problem}, 422: PROBLEMS[422]},
+             summary="Confirm or override the verdict (reason mandatory; append-only, hash-chained)")
+async def post_review(report_id: str, review: ReviewIn, services: ServicesDep) -> dict[str, Any]:
+    return await asyncio.to_thread(
+        append_review, services.store.engine, report_id, decision=review.decision,
+        verdict=review.verdict, reason=review.reason, reviewer=review.reviewer,
+        expected_version=review.expected_version)
+
+
+@router.get("/{report_id}/views/{view}", responses=NOT_FOUND,
             response_class=Response, summary="Download a stored photo")
 async def get_view_photo(report_id: str, view: str, services: ServicesDep) -> Response:
     report = await asyncio.to_thread(services.store.get, report_id)
     name = next((f for f in report.get("stored_files", []) if f.split(".")[0] == view), None)
     if name is None:
         raise ReportNotFound(f"report {report_id} has no {view!r} photo")
+    return await _file(services, report_id, name)
+
+
+@router.get("/{report_id}/heatmaps/{cls}/{view}", responses=NOT_FOUND, response_class=Response,
+            summary="A heatmap image (WebP): a view, or 'overview' for the whole mosaic")
+async def get_heatmap(report_id: str, cls: str, view: str, services: ServicesDep) -> Response:
+    report = await asyncio.to_thread(services.store.get, report_id)
+    name = f"heatmap-{cls}-{view}.webp"
+    if name not in report.get("stored_files", []):
+        raise ReportNotFound(f"report {report_id} has no {cls} heatmap of {view!r}")
+    return await _file(services, report_id, name)
+
+
+async def _file(services: Any, report_id: str, name: str) -> Response:
     data = await asyncio.to_thread(services.store.blobs.get, report_id, name)
-    return Response(data, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "application/octet-stream"))
+    return Response(data, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "application/octet-stream"),
+                    headers={"Cache-Control": "private, max-age=86400, immutable"})
+

@@ -1,0 +1,70 @@
+"""Auditor pages (server-rendered Jinja2, no front-end build): the review queue and a report.
+
+Once API keys exist, these need the ``review`` scope (a login form setting a session cookie).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from authentiq.api.deps import ServicesDep
+from authentiq.errors import AuthentiqError
+from authentiq.reports import ReportFilter, summary
+from authentiq.reviews import append_review
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "web" / "templates")
+HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                      "img-src 'self'; form-action 'self'; frame-ancestors 'none'",
+           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+
+
+@router.get("/review", response_class=HTMLResponse)
+async def queue(request: Request, services: ServicesDep,
+                cursor: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    where = ReportFilter(needs_review=True)
+    rows, next_cursor = await asyncio.to_thread(services.store.find, where, limit=100, cursor=cursor)
+    total = await asyncio.to_thread(services.store.count, where)
+    return templates.TemplateResponse(
+        request, "queue.html", {"items": [summary(r) for r in rows], "total": total,
+                                "next_cursor": next_cursor}, headers=HEADERS)
+
+
+@router.get("/reports/{report_id}", response_class=HTMLResponse)
+async def report_page(request: Request, report_id: str, services: ServicesDep,
+                      reviewed: bool = False) -> Response:
+    return await _page(request, services, report_id, reviewed=reviewed)
+
+
+@router.post("/reports/{report_id}/review", response_class=HTMLResponse)
+async def review_form(
+    request: Request, report_id: str, services: ServicesDep,
+    decision: Annotated[str, Form()], reason: Annotated[str, Form()],
+    reviewer: Annotated[str, Form()], expected_version: Annotated[int, Form()],
+    verdict: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        if decision not in ("confirm", "override"):
+            raise AuthentiqError(f"unknown decision {decision!r}")
+        await asyncio.to_thread(
+            append_review, services.store.engine, report_id, decision=decision,  # type: ignore[arg-type]
+            verdict=verdict or None, reason=reason, reviewer=reviewer.strip()[:128] or "anonymous",
+            expected_version=expected_version)
+    except AuthentiqError as exc:
+        status = exc.status if exc.status < 500 else 422
+        return await _page(request, services, report_id, error=exc.detail, status=status)
+    return RedirectResponse(f"/reports/{report_id}?reviewed=true", status_code=303)
+
+
+async def _page(request: Request, services: Any, report_id: str, *, reviewed: bool = False,
+                error: str | None = None, status: int = 200) -> Response:
+    report = await asyncio.to_thread(services.store.get, report_id)
+    return templates.TemplateResponse(request, "report.html",
+                                      {"r": report, "reviewed": reviewed, "error": error},
+                                      status_code=status, headers=HEADERS)

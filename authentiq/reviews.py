@@ -1,0 +1,164 @@
+"""Human reviews of reports: an append-only log, each entry chained to the previous by a hash.
+
+A review confirms or overrides a report's verdict, always with a reason. The report keeps its
+automated verdict (the immutable body and ``reports.verdict``); ``final_verdict``,
+``review_status`` and ``version`` change in the same transaction as the review is appended.
+
+The chain is global: entry *n* stores ``prev_hash`` (entry *n−1*'s hash) and
+``hash = sha256(canonical JSON of its fields + prev_hash)``. Appending locks one counter row, so
+entries get consecutive numbers in commit order on SQLite and PostgreSQL alike. ``verify_chain``
+(``authentiq audit verify``) recomputes every hash, checks the links, that nothing after the last
+entry was removed (the counter), and that each report's final verdict is its last review's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from authentiq.errors import InvalidField, ReviewConflict
+from authentiq.references import Counter
+from authentiq.reports import ReportRow
+
+CHAIN = "reviews"
+GENESIS = "0" * 64
+VERDICTS = ("authentic", "counterfeit", "inconclusive")
+Decision = Literal["confirm", "override"]
+
+
+class ReviewRow(SQLModel, table=True):
+    __tablename__ = "report_reviews"
+    seq: int = Field(primary_key=True)  # position in the chain, from 1
+    report_id: str = Field(foreign_key="reports.id", index=True, max_length=32)
+    created_at: datetime
+    reviewer: str = Field(max_length=128)
+    decision: str = Field(max_length=16)
+    previous_verdict: str = Field(max_length=16)
+    verdict: str = Field(max_length=16)  # the final verdict after this review
+    reason: str = Field(max_length=4000)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+def entry_hash(row: ReviewRow) -> str:
+    fields = {"seq": row.seq, "report_id": row.report_id, "created_at": _iso(row.created_at),
+              "reviewer": row.reviewer, "decision": row.decision,
+              "previous_verdict": row.previous_verdict, "verdict": row.verdict,
+              "reason": row.reason, "prev_hash": row.prev_hash}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def ensure_chain(engine: Engine) -> None:
+    with Session(engine) as session:
+        if session.get(Counter, CHAIN) is None:
+            session.add(Counter(name=CHAIN, value=0))
+            try:
+                session.commit()
+            except IntegrityError:  # another worker created it first
+                session.rollback()
+
+
+def append_review(engine: Engine, report_id: str, *, decision: Decision, verdict: str | None,
+                  reason: str, reviewer: str, expected_version: int) -> dict[str, Any]:
+    """Append one review; 409 if the report's version is not ``expected_version``."""
+    reason = reason.strip()
+    if len(reason) < 3:
+        raise InvalidField("a review needs a reason (at least 3 characters)", field="reason")
+    with Session(engine) as session:
+        # Lock the chain head first: one appender at a time, in commit order.
+        session.execute(update(Counter).where(col(Counter.name) == CHAIN)
+                        .values(value=Counter.value + 1))  # type: ignore[arg-type]
+        head = session.get(Counter, CHAIN, populate_existing=True)
+        report = session.get(ReportRow, report_id, populate_existing=True)
+        if report is None or head is None:
+            from authentiq.errors import ReportNotFound
+
+            raise ReportNotFound(f"no report with id {report_id!r}")
+        if report.version != expected_version:
+            raise ReviewConflict(
+                f"report {report_id} is at version {report.version}, not {expected_version}: it was "
+                "reviewed meanwhile; reload it and review again", current_version=report.version)
+        if decision == "confirm":
+            new_verdict = report.final_verdict
+        elif verdict in VERDICTS:
+            new_verdict = verdict
+        else:
+            raise InvalidField(f"an override needs a verdict, one of {', '.join(VERDICTS)}",
+                               field="verdict")
+        previous = session.exec(select(ReviewRow).where(ReviewRow.seq == head.value - 1)).first()
+        row = ReviewRow(seq=head.value, report_id=report_id, created_at=datetime.now(UTC),
+                        reviewer=reviewer, decision=decision, previous_verdict=report.final_verdict,
+                        verdict=new_verdict, reason=reason,
+                        prev_hash=previous.hash if previous is not None else GENESIS, hash="")
+        row.hash = entry_hash(row)
+        session.add(row)
+        report.final_verdict = new_verdict
+        report.review_status = "confirmed" if new_verdict == report.verdict else "overridden"
+        report.version += 1
+        session.add(report)
+        session.commit()
+        session.refresh(row)
+        return review_json(row)
+
+
+def reviews_of(engine: Engine, report_id: str) -> list[dict[str, Any]]:
+    with Session(engine) as session:
+        rows = session.exec(select(ReviewRow).where(ReviewRow.report_id == report_id)
+                            .order_by(col(ReviewRow.seq)))
+        return [review_json(r) for r in rows]
+
+
+def review_json(row: ReviewRow) -> dict[str, Any]:
+    return {"seq": row.seq, "created_at": _iso(row.created_at), "reviewer": row.reviewer,
+            "decision": row.decision, "previous_verdict": row.previous_verdict,
+            "verdict": row.verdict, "reason": row.reason, "hash": row.hash}
+
+
+@dataclass
+class ChainReport:
+    entries: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_chain(engine: Engine) -> ChainReport:
+    out = ChainReport()
+    last_verdict: dict[str, str] = {}
+    with Session(engine) as session:
+        prev, expected_seq = GENESIS, 1
+        for row in session.exec(select(ReviewRow).order_by(col(ReviewRow.seq))):
+            out.entries += 1
+            if row.seq != expected_seq:
+                out.problems.append(f"entry {expected_seq} is missing (next present: {row.seq})")
+            if row.prev_hash != prev:
+                out.problems.append(f"entry {row.seq}: prev_hash does not match entry {row.seq - 1}")
+            if entry_hash(row) != row.hash:
+                out.problems.append(f"entry {row.seq}: content does not match its hash (altered)")
+            prev, expected_seq = row.hash, row.seq + 1
+            last_verdict[row.report_id] = row.verdict
+        head = session.get(Counter, CHAIN)
+        if head is not None and head.value != out.entries and not out.problems:
+            out.problems.append(f"the chain head says {head.value} entries, {out.entries} found "
+                                "(entries were removed from the end)")
+        for report_id, verdict in last_verdict.items():
+            report = session.get(ReportRow, report_id)
+            if report is not None and report.final_verdict != verdict:
+                out.problems.append(f"report {report_id}: final verdict {report.final_verdict!r} "
+                                    f"is not its last review's {verdict!r}")
+    return out
+
+
+def _iso(when: datetime) -> str:
+    return (when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
