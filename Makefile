@@ -50,6 +50,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.load
 	$(BIN)/python -m benchmarks.backends
 	$(BIN)/python -m benchmarks.references
+	$(BIN)/python -m benchmarks.heatmap
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

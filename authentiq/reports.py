@@ -93,7 +93,12 @@ def make_engine(url: str) -> Engine:
 
 
 def flagged(body: dict[str, Any]) -> bool:
-    return any(r.get("code") in FLAG_CODES for r in body.get("reasons", []))
+    """Worth a person's look: a model mismatch, a retake, or a similarity below the floor on an
+    item not already called counterfeit (there it only agrees with the verdict)."""
+    codes = {r.get("code") for r in body.get("reasons", [])}
+    if body.get("verdict") == "counterfeit":
+        codes.discard("below_min_similarity")
+    return bool(codes & set(FLAG_CODES))
 
 
 def summary(row: ReportRow) -> dict[str, Any]:

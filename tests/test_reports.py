@@ -124,3 +124,17 @@ def test_reviews_chain_concurrency_and_tampering(store: ReportStore) -> None:
     assert any("removed from the end" in p for p in result.problems)
     assert any("final verdict 'authentic' is not its last review's 'counterfeit'" in p
                for p in result.problems)
+
+
+@pytest.mark.parametrize(("verdict", "codes", "expected"), [
+    ("authentic", ["classifier"], False),
+    ("inconclusive", ["model_mismatch"], True),
+    ("counterfeit", ["model_mismatch"], True),
+    ("inconclusive", ["retake_required"], True),
+    ("inconclusive", ["below_min_similarity"], True),
+    ("counterfeit", ["below_min_similarity"], False),  # agrees with the verdict: nothing to look at
+])
+def test_flagged(verdict: str, codes: list[str], expected: bool) -> None:
+    from authentiq.reports import flagged
+
+    assert flagged({"verdict": verdict, "reasons": [{"code": c} for c in codes]}) is expected
