@@ -53,7 +53,7 @@ def inspect(args: argparse.Namespace) -> int:
     for q in report.get("views", []):
         state = "ok" if q["usable"] else f"RETAKE: {q['reason']}"
         print(f"  {q['view']:<10} {state}")
-    print(f"report: {report['links']['self']}")
+    print(f"report: {report['links']['self']}  ·  page: {args.url.rstrip('/')}{report['links']['page']}")
     return 0
 
 
