@@ -11,8 +11,11 @@ TORCH  ?= torch==2.13.0
 TRT_RTX  ?= tensorrt-rtx-cu12==1.7.1.116
 CUDA_PY  ?= cuda-python>=12.6,<13
 TRT_DIR  := $(VENV)/tensorrt-rtx
+# The kiosk's browser tests drive Debian's chromium (no browser download: Playwright uses it).
+CHROMIUM ?= /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench install install-dev clean
+.PHONY: run test lint bench install install-dev clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +33,19 @@ $(TRT_DIR)/.installed: | $(BIN)/python
 	$(BIN)/pip install -q --target $(TRT_DIR) "$(TRT_RTX)" "$(CUDA_PY)"
 	touch $@
 
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; \
+	else echo "no $(CHROMIUM) and no apt-get: the browser tests will be skipped"; fi
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: $(VENV)/.installed
 	$(BIN)/authentiq serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
-test: $(VENV)/.installed-dev $(TRT_DIR)/.installed
+test: $(VENV)/.installed-dev $(TRT_DIR)/.installed browser
 	$(BIN)/ruff check authentiq tests benchmarks scripts
 	$(BIN)/mypy authentiq
 	$(BIN)/pytest

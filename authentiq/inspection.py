@@ -217,13 +217,7 @@ class Inspector:
 
     @staticmethod
     def view_result(p: _Prepared) -> dict[str, Any]:
-        q = p.quality
-        return {
-            "view": p.view, "usable": q.usable, "reason": q.reason, "message": q.message,
-            "format": p.decoded.format, "width": p.decoded.width, "height": p.decoded.height,
-            "sharpness": round(q.sharpness, 2), "brightness": round(q.brightness, 1),
-            "glare": round(q.glare, 4),
-        }
+        return view_result(p.view, p.decoded, p.quality)
 
     def _body(self, report_id: str, created: datetime, brand: str, model: str,
               client_ref: str | None, run: Run, verdict: Verdict) -> dict[str, Any]:
@@ -260,6 +254,16 @@ class Inspector:
         }
 
 
+def view_result(view: str, decoded: DecodedView, q: Quality) -> dict[str, Any]:
+    """One photo's facts and quality verdict, as reports and the quality endpoint show them."""
+    return {
+        "view": view, "usable": q.usable, "reason": q.reason, "message": q.message,
+        "format": decoded.format, "width": decoded.width, "height": decoded.height,
+        "sharpness": round(q.sharpness, 2), "brightness": round(q.brightness, 1),
+        "glare": round(q.glare, 4),
+    }
+
+
 def _data(uploads: list[Upload], view: str) -> bytes:
     return next(u.data for u in uploads if u.view == view)
 
@@ -268,4 +272,4 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
 
 
-__all__ = ["Inspector", "Upload"]
+__all__ = ["Inspector", "Upload", "view_result"]

@@ -20,6 +20,7 @@ from authentiq.batcher import Batcher, BatcherConfig, BatchObserver
 from authentiq.blobs import BlobStore
 from authentiq.enrolment import Enroller, enrol_folder, folder_references
 from authentiq.heatmap import lookup_table
+from authentiq.idempotency import Idempotency
 from authentiq.inspection import Inspector
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceStore
@@ -41,6 +42,7 @@ class Services:
     index: ReferenceIndex
     inspector: Inspector
     enroller: Enroller
+    idempotency: Idempotency
 
 
 def batcher_config(settings: Settings) -> BatcherConfig:
@@ -75,7 +77,8 @@ async def open_services(settings: Settings, observer: BatchObserver | None = Non
         await batcher.start()
         inspector = Inspector(settings, spec, backend.info, batcher, store, pool, index)
         enroller = Enroller(inspector, references, index)
-        services = Services(settings, backend, batcher, store, references, index, inspector, enroller)
+        services = Services(settings, backend, batcher, store, references, index, inspector, enroller,
+                            Idempotency(store.engine))
         if seed and settings.reference_seed_dir is not None:
             await seed_references(services)
         stale = len(references.missing_embeddings(spec.version_key))

@@ -195,8 +195,8 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[LiveServer]:
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning",
+def live_server(settings: Settings, port: int = 0) -> Iterator[LiveServer]:
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                             timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)

@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from authentiq import __version__
 from authentiq.api import problems
 from authentiq.api.limits import BodyLimitMiddleware
 from authentiq.api.metrics import Metrics, MetricsMiddleware
-from authentiq.api.routes import health, pages, products, references, reports
+from authentiq.api.routes import capture, health, pages, products, references, reports
 from authentiq.api.routes.inspections import create_router
 from authentiq.model_spec import read_spec
 from authentiq.services import open_services
@@ -47,10 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.include_router(create_router(list(spec.view_names), list(spec.required_views)))
+    app.include_router(capture.router)
     app.include_router(reports.router)
     app.include_router(references.create_router(list(spec.view_names), list(spec.required_views)))
     app.include_router(products.router)
     app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -20,6 +20,7 @@ from authentiq.errors import (
     TooManyFiles,
     UnsupportedMediaType,
 )
+from authentiq.idempotency import check_key, fingerprint
 from authentiq.inspection import Upload
 from authentiq.preprocess import supported_formats
 from authentiq.settings import Settings
@@ -27,7 +28,7 @@ from authentiq.settings import Settings
 TEXT_FIELDS = {"brand": 128, "model": 128, "client_ref": 128}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (413, 415, 422, 503, 504)
+    for code in (409, 413, 415, 422, 503, 504)
 }
 T = TypeVar("T")
 
@@ -112,7 +113,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         openapi_extra=request_body_schema(view_names, required),
     )
     async def create_inspection(
-        request: Request, services: ServicesDep, metrics: MetricsDep,
+        request: Request, response: Response, services: ServicesDep, metrics: MetricsDep,
         priority: Annotated[Priority, Query(
             description="interactive (a person waits: kiosk, auditor) is batched ahead of bulk "
                         "(machine-to-machine backlog)")] = Priority.INTERACTIVE,
@@ -120,15 +121,33 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
             ge=1, description="deadline from arrival; if it passes while the item waits for "
                               "inference, the answer is 504 at that moment and nothing runs. "
                               "Capped at the server's request timeout (default 30 s)")] = None,
+        idempotency_key: Annotated[str | None, Header(
+            description="retry safely: the same key and body within 24 h returns the original "
+                        "report (header Idempotent-Replayed: true) without running again; the same "
+                        "key with another body is 422; a concurrent duplicate waits for the "
+                        "first")] = None,
     ) -> dict[str, Any]:
         settings = services.settings
         budget = settings.request_timeout_s if timeout_ms is None else \
             min(timeout_ms / 1000, settings.request_timeout_s)
         deadline = asyncio.get_running_loop().time() + budget
         uploads, fields = await read_uploads(request, settings)
-        body = await cancel_on_disconnect(request, services.inspector.inspect(
-            uploads, brand=fields["brand"], model=fields["model"],
-            client_ref=fields.get("client_ref") or None, priority=priority, deadline=deadline))
+
+        async def work() -> dict[str, Any]:
+            return await cancel_on_disconnect(request, services.inspector.inspect(
+                uploads, brand=fields["brand"], model=fields["model"],
+                client_ref=fields.get("client_ref") or None, priority=priority, deadline=deadline))
+
+        if idempotency_key is None:
+            body = await work()
+        else:
+            fp = fingerprint(fields, [(u.view, u.data) for u in uploads])
+            body, replayed = await services.idempotency.run(
+                "inspections:" + check_key(idempotency_key), fp, work,
+                lambda report_id: asyncio.to_thread(services.store.get, report_id))
+            if replayed:
+                response.headers["Idempotent-Replayed"] = "true"
+                return body
         metrics.verdicts.labels(body["verdict"]).inc()
         return body
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from authentiq.api.deps import ServicesDep
@@ -20,12 +20,26 @@ from authentiq.reports import ReportFilter, summary
 from authentiq.reviews import append_review
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "web" / "templates")
+WEB = Path(__file__).resolve().parents[2] / "web"
+STATIC = WEB / "static"
+templates = Jinja2Templates(directory=WEB / "templates")
 templates.env.filters["when"] = lambda iso: (
     datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if iso else "")
 HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
                                       "img-src 'self'; form-action 'self'; frame-ancestors 'none'",
            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+
+
+KIOSK_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+                                            "media-src 'self' blob: mediastream:; frame-ancestors 'none'",
+                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+                 "Permissions-Policy": "camera=(self)"}
+
+
+@router.get("/kiosk", response_class=HTMLResponse)
+async def kiosk() -> Response:
+    """The counter's guided capture page (static HTML, CSS and JS from ``web/static``)."""
+    return FileResponse(STATIC / "kiosk.html", headers=KIOSK_HEADERS)
 
 
 @router.get("/review", response_class=HTMLResponse)

@@ -1,0 +1,96 @@
+"""What a capture client (the kiosk page, a phone app) needs: the views to photograph with a
+hint for each, an instant per-photo quality check, and a QR code linking to a report's page.
+
+Once API keys exist these need the ``submit`` scope, like inspections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Annotated, Any
+
+import segno
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from starlette.datastructures import UploadFile
+
+from authentiq.api.deps import ServicesDep
+from authentiq.api.routes.inspections import PROBLEMS
+from authentiq.api.schemas import ViewQuality
+from authentiq.errors import EmptyFile, FileTooLarge, InvalidField, UnknownView, UnsupportedMediaType
+from authentiq.inspection import view_result
+from authentiq.preprocess import decode_view
+from authentiq.quality import check
+
+router = APIRouter(prefix="/v1", tags=["capture"])
+HINTS = {
+    "overall": "The whole item, front on, filling most of the frame. Plain background, even light.",
+    "logo": "The logo or monogram, straight on and close, filling the frame. No flash glare.",
+    "stitching": "A seam close up: several stitches sharp and in focus, lit from the side.",
+    "hardware": "A buckle, clasp or zip pull with its engraving readable. Tilt to avoid reflections.",
+    "label": "The inside label or date code, close and sharp enough to read every character.",
+    "interior": "The lining, close enough to see its weave or pattern.",
+}
+GENERIC_HINT = "Fill the frame with this detail, in focus, evenly lit, without glare."
+MAX_LONG_EDGE = 1600
+
+
+class ViewGuide(BaseModel):
+    name: str
+    required: bool
+    hint: str
+
+
+class CaptureGuide(BaseModel):
+    views: list[ViewGuide]
+    max_long_edge: int
+
+
+@router.get("/views", response_model=CaptureGuide, summary="The views to photograph, in order")
+async def views(services: ServicesDep) -> dict[str, Any]:
+    spec = services.backend.spec
+    return {"views": [{"name": v.name, "required": v.required, "hint": HINTS.get(v.name, GENERIC_HINT)}
+                      for v in spec.views],
+            "max_long_edge": MAX_LONG_EDGE}
+
+
+@router.post("/quality", response_model=ViewQuality, responses=PROBLEMS,
+             summary="Check one photo at once (the inspection's own per-view check)",
+             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {
+                 "schema": {"type": "object", "required": ["view", "photo"], "properties": {
+                     "view": {"type": "string"}, "photo": {"type": "string", "format": "binary"}}}}}}})
+async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
+    settings, spec = services.settings, services.backend.spec
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UnsupportedMediaType("send multipart/form-data with fields 'view' and 'photo'")
+    async with request.form(max_files=1, max_fields=2) as form:
+        view, photo = form.get("view"), form.get("photo")
+        if not isinstance(view, str) or view not in spec.view_names:
+            raise UnknownView(f"view must be one of {', '.join(spec.view_names)}", view=str(view))
+        if not isinstance(photo, UploadFile):
+            raise InvalidField("send the photo as a file field named 'photo'", field="photo")
+        data = await photo.read(settings.max_file_bytes + 1)
+    if len(data) > settings.max_file_bytes:
+        raise FileTooLarge(f"the photo exceeds {settings.max_file_bytes:,} bytes", view=view)
+    if not data:
+        raise EmptyFile("the photo is empty (0 bytes)", view=view)
+
+    def run() -> dict[str, Any]:
+        decoded = decode_view(data, tile_size=spec.tile_size, max_pixels=settings.max_pixels, view=view)
+        return view_result(view, decoded, check(decoded, settings))
+
+    return await asyncio.get_running_loop().run_in_executor(services.inspector.pool, run)
+
+
+@router.get("/reports/{report_id}/qr.svg", response_class=Response,
+            responses={404: PROBLEMS[422]}, summary="A QR code linking to the report's page")
+async def report_qr(report_id: str, request: Request, services: ServicesDep,
+                    scale: Annotated[int, Query(ge=1, le=20)] = 6) -> Response:
+    await asyncio.to_thread(services.store.row, report_id)  # 404 for an unknown report
+    url = str(request.base_url).rstrip("/") + f"/reports/{report_id}"
+    buf = io.BytesIO()  # a standalone SVG (with xmlns), usable as an <img> source
+    segno.make(url, error="m").save(buf, kind="svg", scale=scale, border=2, xmldecl=False,
+                                     title=f"Report {report_id}")
+    return Response(buf.getvalue(), media_type="image/svg+xml")

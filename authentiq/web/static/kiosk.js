@@ -1,0 +1,370 @@
+// AuthentiQ kiosk: guided capture at the counter. Plain JavaScript, no build step, no CDN.
+// Flow: product → one step per view (camera or file, checked at once by the server) → review →
+// submit (with an Idempotency-Key kept until a result arrives, so a retry never runs twice) →
+// result (verdict, reasons, heatmaps, references, QR code to the full report).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  views: [], maxEdge: 1600, product: null, index: 0,
+  photos: {}, checks: {}, key: null, stream: null,
+};
+const KEY_STORE = "authentiq.kiosk.apiKey";
+
+function headers() {
+  const key = localStorage.getItem(KEY_STORE);
+  return key ? { "X-API-Key": key } : {};
+}
+
+function say(text) { $("status").textContent = text; }
+
+function show(step) {
+  for (const id of ["step-product", "step-capture", "step-review", "step-result"]) {
+    $(id).hidden = id !== step;
+  }
+  const heading = $(step).querySelector("h1");
+  if (heading) { heading.tabIndex = -1; heading.focus(); }
+}
+
+async function problemText(response) {
+  try {
+    const body = await response.json();
+    return body.detail || body.title || `HTTP ${response.status}`;
+  } catch { return `The server answered HTTP ${response.status}.`; }
+}
+
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers: { ...headers(), ...(options.headers || {}) } });
+  } catch {
+    throw new Error("Cannot reach the AuthentiQ server. Check the network cable or Wi-Fi, then try again.");
+  }
+  if (!response.ok) throw new Error(await problemText(response));
+  return response;
+}
+
+// --- step 1: product -------------------------------------------------------------------------
+
+async function loadProducts() {
+  try {
+    const [products, guide] = await Promise.all([
+      api("/v1/products").then((r) => r.json()), api("/v1/views").then((r) => r.json())]);
+    state.views = guide.views;
+    state.maxEdge = guide.max_long_edge;
+    const select = $("product");
+    select.innerHTML = '<option value="">Choose…</option>';
+    const brands = new Map();
+    for (const p of products.items) {
+      if (!brands.has(p.brand)) brands.set(p.brand, []);
+      brands.get(p.brand).push(p);
+    }
+    for (const [brand, items] of brands) {
+      const group = document.createElement("optgroup");
+      group.label = brand;
+      for (const p of items) {
+        const option = new Option(`${p.brand} — ${p.model}`, JSON.stringify([p.brand, p.model]));
+        group.append(option);
+      }
+      select.append(group);
+    }
+    say("");
+  } catch (error) {
+    say(error.message);
+    setTimeout(loadProducts, 5000);  // keep trying: kiosks start before the server sometimes
+  }
+}
+
+$("product").addEventListener("change", () => { $("start").disabled = !$("product").value; });
+$("start").addEventListener("click", () => {
+  const [brand, model] = JSON.parse($("product").value);
+  state.product = { brand, model };
+  state.photos = {}; state.checks = {}; state.index = 0; state.key = null;
+  openStep(0);
+  startCamera();
+});
+
+// --- step 2: capture, view by view -------------------------------------------------------------
+
+function openStep(index) {
+  state.index = index;
+  const view = state.views[index];
+  show("step-capture");
+  $("h-view").textContent = `Photo ${index + 1} of ${state.views.length}: ${view.name}` +
+    (view.required ? "" : " (optional)");
+  $("hint").textContent = view.hint;
+  const dots = $("dots");
+  dots.innerHTML = "";
+  state.views.forEach((v, i) => {
+    const li = document.createElement("li");
+    li.textContent = v.name;
+    if (state.photos[v.name]) li.classList.add("done");
+    if (i === index) { li.classList.add("current"); li.setAttribute("aria-current", "step"); }
+    dots.append(li);
+  });
+  const photo = state.photos[view.name];
+  if (photo) showPreview(photo, state.checks[view.name]); else showCamera();
+  $("skip").hidden = view.required;
+}
+
+function showCamera() {
+  $("camera").hidden = false; $("preview").hidden = true;
+  $("shoot").hidden = false; $("retake").hidden = true; $("next").hidden = true;
+  $("check").textContent = ""; $("check").className = "check";
+}
+
+function showPreview(blob, result) {
+  $("preview-img").src = URL.createObjectURL(blob);
+  $("camera").hidden = true; $("preview").hidden = false;
+  $("shoot").hidden = true; $("retake").hidden = false;
+  renderCheck(result);
+}
+
+function renderCheck(result) {
+  const check = $("check");
+  if (!result) { check.textContent = "Checking the photo…"; check.className = "check"; $("next").hidden = true; return; }
+  if (result.error) {
+    check.textContent = result.error; check.className = "check bad"; $("next").hidden = true; return;
+  }
+  if (result.usable) {
+    check.textContent = "Good photo."; check.className = "check ok";
+  } else {
+    check.textContent = `Please retake: ${result.message}`; check.className = "check bad";
+  }
+  $("next").hidden = !result.usable;
+  $("next").textContent = state.index === state.views.length - 1 ? "Review photos" : "Next";
+}
+
+async function startCamera() {
+  if (!navigator.mediaDevices?.getUserMedia) { cameraUnavailable(); return; }
+  try {
+    const wanted = $("camera-select").value;
+    const constraints = { video: wanted ? { deviceId: { exact: wanted } }
+      : { facingMode: "environment", width: { ideal: 1920 }, height: { ideal: 1440 } } };
+    stopCamera();
+    state.stream = await navigator.mediaDevices.getUserMedia(constraints);
+    $("video").srcObject = state.stream;
+    $("camera-off").hidden = true; $("shoot").disabled = false;
+    const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
+    const select = $("camera-select");
+    const current = state.stream.getVideoTracks()[0]?.getSettings().deviceId;
+    select.innerHTML = "";
+    devices.forEach((d, i) => select.append(new Option(d.label || `Camera ${i + 1}`, d.deviceId)));
+    if (current) select.value = current;
+  } catch {
+    cameraUnavailable();
+  }
+}
+
+function cameraUnavailable() {
+  $("camera-off").hidden = false; $("shoot").disabled = true;
+}
+
+function stopCamera() {
+  state.stream?.getTracks().forEach((t) => t.stop());
+  state.stream = null;
+}
+
+$("camera-select").addEventListener("change", startCamera);
+
+async function downscale(source) {
+  // Long edge at most maxEdge, JPEG: saves upload time and the server's decoding.
+  const bitmap = await createImageBitmap(source, { imageOrientation: "from-image" });
+  const k = Math.min(1, state.maxEdge / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(bitmap.width * k); canvas.height = Math.round(bitmap.height * k);
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+}
+
+async function accept(source) {
+  const view = state.views[state.index].name;
+  let blob;
+  try { blob = await downscale(source); } catch {
+    renderCheck({ error: "That file is not a photo this browser can read. Choose a JPEG, PNG or WebP." });
+    return;
+  }
+  state.photos[view] = blob; delete state.checks[view];
+  state.key = null;  // new photos: a new submission
+  showPreview(blob, null);
+  const form = new FormData();
+  form.append("view", view);
+  form.append("photo", blob, `${view}.jpg`);
+  try {
+    const result = await (await api("/v1/quality", { method: "POST", body: form })).json();
+    state.checks[view] = result;
+    if (state.views[state.index].name === view) renderCheck(result);
+  } catch (error) {
+    renderCheck({ error: error.message });
+  }
+}
+
+$("shoot").addEventListener("click", () => {
+  const video = $("video");
+  if (!video.videoWidth) return;
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  canvas.toBlob((blob) => accept(blob), "image/jpeg", 0.95);
+});
+$("file").addEventListener("change", (event) => {
+  const file = event.target.files[0];
+  event.target.value = "";
+  if (file) accept(file);
+});
+$("retake").addEventListener("click", () => {
+  const view = state.views[state.index].name;
+  delete state.photos[view]; delete state.checks[view];
+  showCamera();
+});
+$("next").addEventListener("click", () => nextStep());
+$("skip").addEventListener("click", () => {
+  const view = state.views[state.index].name;
+  delete state.photos[view]; delete state.checks[view];
+  nextStep();
+});
+$("back").addEventListener("click", () => {
+  if (state.index > 0) openStep(state.index - 1); else { stopCamera(); show("step-product"); }
+});
+
+function nextStep() {
+  if (state.index < state.views.length - 1) { openStep(state.index + 1); return; }
+  stopCamera();
+  openReview();
+}
+
+// --- step 3: review and submit -----------------------------------------------------------------
+
+function openReview() {
+  show("step-review");
+  $("review-item").textContent = `${state.product.brand} — ${state.product.model}`;
+  const thumbs = $("thumbs");
+  thumbs.innerHTML = "";
+  for (const v of state.views) {
+    const li = document.createElement("li");
+    const figure = document.createElement("figure");
+    const caption = document.createElement("figcaption");
+    if (state.photos[v.name]) {
+      const img = document.createElement("img");
+      img.src = URL.createObjectURL(state.photos[v.name]); img.alt = `${v.name} photo`;
+      figure.append(img);
+      caption.textContent = v.name;
+    } else {
+      caption.textContent = `${v.name}: skipped`;
+    }
+    figure.append(caption); li.append(figure); thumbs.append(li);
+  }
+  $("error").hidden = true; $("progress-wrap").hidden = true; $("submit").disabled = false;
+}
+
+$("review-back").addEventListener("click", () => { openStep(0); startCamera(); });
+$("submit").addEventListener("click", submit);
+$("retry").addEventListener("click", submit);
+
+function submit() {
+  state.key = state.key || crypto.randomUUID();  // the same key on every retry of these photos
+  const form = new FormData();
+  form.append("brand", state.product.brand);
+  form.append("model", state.product.model);
+  for (const v of state.views) {
+    if (state.photos[v.name]) form.append(v.name, state.photos[v.name], `${v.name}.jpg`);
+  }
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/v1/inspections?priority=interactive");
+  xhr.timeout = 120000;
+  xhr.setRequestHeader("Idempotency-Key", state.key);
+  for (const [k, v] of Object.entries(headers())) xhr.setRequestHeader(k, v);
+  $("submit").disabled = true; $("error").hidden = true; $("progress-wrap").hidden = false;
+  $("progress").value = 0; $("progress-label").textContent = "Uploading photos…";
+  xhr.upload.onprogress = (e) => {
+    if (e.lengthComputable) $("progress").value = Math.round((e.loaded / e.total) * 90);
+  };
+  xhr.upload.onload = () => { $("progress").value = 92; $("progress-label").textContent = "Checking the item…"; };
+  xhr.onload = () => {
+    let body = null;
+    try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+    if (xhr.status === 201 || xhr.status === 200) { $("progress").value = 100; showResult(body); return; }
+    let text = body?.detail || `The server answered HTTP ${xhr.status}.`;
+    if (xhr.status === 413) text = `A photo is too large: ${text}`;
+    if (xhr.status === 415) text = `A file is not a supported photo: ${text}`;
+    if (xhr.status === 503) {
+      const wait = xhr.getResponseHeader("Retry-After");
+      text = `The service is busy right now${wait ? `; try again in ${wait} s` : ""}. Your photos are kept.`;
+    }
+    failed(text);
+  };
+  xhr.onerror = () => failed("Cannot reach the AuthentiQ server. Check the network, then tap “Try again” — your photos are kept and will not be checked twice.");
+  xhr.ontimeout = () => failed("No answer within 2 minutes. Tap “Try again”: the item will not be checked twice.");
+  xhr.send(form);
+}
+
+function failed(text) {
+  $("progress-wrap").hidden = true;
+  $("error-text").textContent = text;
+  $("error").hidden = false;
+  $("submit").disabled = false;
+  $("retry").focus();
+}
+
+// --- step 4: result ---------------------------------------------------------------------------
+
+function showResult(report) {
+  show("step-result");
+  state.key = null;
+  const final = report.review?.final_verdict || report.verdict;
+  const verdict = $("verdict");
+  verdict.textContent = final.toUpperCase();
+  verdict.className = `verdict v-${final}`;
+  $("summary").textContent = `${report.brand} — ${report.model} · confidence ${report.confidence.toFixed(3)}`;
+  const reasons = $("reasons");
+  reasons.innerHTML = "";
+  for (const r of report.reasons) {
+    if (r.code === "automated_decision") continue;
+    const li = document.createElement("li"); li.textContent = r.detail; reasons.append(li);
+  }
+  $("heat-notice").textContent = report.heatmaps.notice;
+  const heat = $("heatmaps");
+  heat.innerHTML = "";
+  for (const cls of report.heatmaps.classes) {
+    for (const [view, url] of Object.entries(report.heatmaps.images[cls])) {
+      if (view === "overview") continue;
+      const figure = document.createElement("figure");
+      const img = document.createElement("img");
+      img.src = url; img.alt = `Model attention (${cls}) over the ${view} photo`;
+      const caption = document.createElement("figcaption");
+      caption.textContent = report.heatmaps.classes.length > 1 ? `${view} · ${cls}` : view;
+      figure.append(img, caption); heat.append(figure);
+    }
+  }
+  const c = report.references.claimed;
+  $("refs").textContent = c.count
+    ? `Closest of ${c.count} genuine ${c.brand} ${c.model} references: similarity ${c.best.toFixed(3)}.`
+    : `No genuine ${c.brand} ${c.model} references are enrolled; the classifier decided alone.`;
+  $("qr").src = `/v1/reports/${report.id}/qr.svg`;
+  const link = $("report-link");
+  link.href = report.links.page; link.textContent = `${location.origin}${report.links.page}`;
+  $("statement").textContent = report.statement_of_reasons.text;
+  say("");
+}
+
+$("print").addEventListener("click", () => window.print());
+$("again").addEventListener("click", () => {
+  state.photos = {}; state.checks = {}; state.key = null;
+  show("step-product");
+});
+
+// --- settings: a kiosk-scoped API key entered once by staff --------------------------------------
+
+$("settings-open").addEventListener("click", () => {
+  $("api-key").value = localStorage.getItem(KEY_STORE) || "";
+  $("settings").showModal();
+});
+$("settings").addEventListener("close", () => {
+  if ($("settings").returnValue !== "save") return;
+  const key = $("api-key").value.trim();
+  if (key) localStorage.setItem(KEY_STORE, key); else localStorage.removeItem(KEY_STORE);
+  say(key ? "Kiosk key saved on this device." : "Kiosk key removed from this device.");
+});
+
+loadProducts();

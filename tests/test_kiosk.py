@@ -1,0 +1,193 @@
+"""The kiosk page driven end to end in a real browser (Debian's chromium through Playwright)
+against a real server: fake camera, file upload, a blurred photo and its retake, the result with
+heatmaps and QR code, the server going away mid-check, and a phone-size screen.
+
+Screenshots land in ``var/screenshots/`` (the CI artifacts; reviewed by a person, see the issue
+notes). Skipped when chromium or Playwright is missing, except under CI where ``make test``
+installs both and these tests must run.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageFilter
+
+from authentiq.settings import DEFAULT_REFERENCES
+from authentiq.synthetic import SyntheticItem, find_spec, make_item, passes_quality
+from tests.conftest import REPO, LiveServer, live_server, make_settings
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = REPO / "var" / "screenshots"
+VIEWS = ("overall", "logo", "stitching", "hardware", "label", "interior")
+
+
+def _browser_missing() -> str | None:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    return None if Path(CHROMIUM).exists() else f"no chromium at {CHROMIUM}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    missing = _browser_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} (make test installs it; CI needs it)")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def item(tmp_path_factory: pytest.TempPathFactory) -> tuple[SyntheticItem, Path]:
+    seed = 43_000_000
+    while not passes_quality((it := make_item(seed, counterfeit=False, spec=find_spec("Castellan", "Riva"))).views):
+        seed += 1
+    folder = tmp_path_factory.mktemp("item")
+    for view, data in it.views.items():
+        (folder / f"{view}.jpg").write_bytes(data)
+    blurred = Image.open(io.BytesIO(it.views["label"])).filter(ImageFilter.GaussianBlur(6))
+    blurred.save(folder / "label-blurred.jpg", "JPEG")
+    return it, folder
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    settings = make_settings(tmp_path, reference_seed_dir=DEFAULT_REFERENCES)
+    with live_server(settings) as live:
+        live.settings = settings  # type: ignore[attr-defined]
+        yield live
+
+
+def open_kiosk(browser: Any, url: str, viewport: tuple[int, int] = (1280, 800)) -> Any:
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
+                                  permissions=["camera"], has_touch=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+    page.goto(url + "/kiosk")
+    page.select_option("#product", label="Castellan — Riva")
+    page.click("#start")
+    return page
+
+
+def wait_js(page: Any, expression: str, timeout: float = 20.0) -> None:
+    """Poll a JS expression (Playwright's wait_for_function evals in the page, which our CSP
+    rightly forbids)."""
+    end = time.monotonic() + timeout
+    while not page.evaluate(f"() => Boolean({expression})"):
+        assert time.monotonic() < end, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
+def shoot(page: Any, name: str, full: bool = False) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
+
+
+def upload(page: Any, path: Path) -> str:
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#check.ok, #check.bad", timeout=20_000)
+    return str(page.text_content("#check"))
+
+
+def assert_result(page: Any) -> None:
+    page.wait_for_selector("#step-result:not([hidden])", timeout=60_000)
+    assert page.text_content("#verdict") in ("AUTHENTIC", "COUNTERFEIT", "INCONCLUSIVE")
+    wait_js(page, "[...document.querySelectorAll('#heatmaps img, #qr')]"
+                  ".every(i => i.complete && i.naturalWidth > 0)")
+    assert page.locator("#heatmaps img").count() >= 5
+    assert "Closest of 5 genuine Castellan Riva references" in page.text_content("#refs")
+    assert page.get_attribute("#report-link", "href").startswith("/reports/")
+    assert page.errors == []
+
+
+def test_camera_flow(browser: Any, server: LiveServer) -> None:
+    page = open_kiosk(browser, server.url)
+    wait_js(page, "document.querySelector('#video').videoWidth > 0")
+    assert page.locator("#camera-select option").count() >= 1
+    shoot(page, "kiosk-1-camera")
+    for view in VIEWS[:-1]:
+        assert view in page.text_content("#h-view")
+        page.click("#shoot")
+        page.wait_for_selector("#check.ok, #check.bad", timeout=20_000)
+        assert page.text_content("#check") == "Good photo."  # the fake camera's frame is sharp
+        page.click("#next")
+    assert "(optional)" in page.text_content("#h-view")
+    page.click("#skip")  # interior is optional
+    assert "interior: skipped" in page.text_content("#thumbs")
+    shoot(page, "kiosk-2-review")
+    page.click("#submit")
+    assert_result(page)
+    shoot(page, "kiosk-3-camera-result", full=True)
+
+
+def test_files_with_a_blurred_photo_and_its_retake(browser: Any, server: LiveServer,
+                                                   item: tuple[SyntheticItem, Path]) -> None:
+    _, folder = item
+    page = open_kiosk(browser, server.url)
+    for view in VIEWS:
+        if view == "label":
+            message = upload(page, folder / "label-blurred.jpg")
+            assert message.startswith("Please retake: not sharp enough")
+            assert page.is_hidden("#next") and page.is_visible("#retake")
+            shoot(page, "kiosk-4-retake")
+            page.click("#retake")
+        assert upload(page, folder / f"{view}.jpg") == "Good photo."
+        page.click("#next")
+    page.click("#submit")
+    assert_result(page)
+    assert page.text_content("#verdict") == "AUTHENTIC"
+    shoot(page, "kiosk-5-file-result", full=True)
+
+
+def test_server_gone_then_retry_checks_once(browser: Any, tmp_path: Path,
+                                            item: tuple[SyntheticItem, Path]) -> None:
+    _, folder = item
+    settings = make_settings(tmp_path, reference_seed_dir=DEFAULT_REFERENCES)
+    with live_server(settings) as first:
+        url, port = first.url, int(first.url.rsplit(":", 1)[1])
+        page = open_kiosk(browser, url)
+        for view in VIEWS:
+            upload(page, folder / f"{view}.jpg")
+            page.click("#next")
+    # The server is down now: the check fails with a readable message, photos kept.
+    page.click("#submit")
+    page.wait_for_selector("#error:not([hidden])", timeout=20_000)
+    assert "Cannot reach the AuthentiQ server" in page.text_content("#error-text")
+    shoot(page, "kiosk-6-server-gone")
+    with live_server(settings, port=port) as again:
+        page.click("#retry")
+        assert_result(page)
+        assert httpx.get(again.url + "/v1/reports").json()["total"] == 1
+
+
+def test_phone_size_screen(browser: Any, server: LiveServer, item: tuple[SyntheticItem, Path]) -> None:
+    _, folder = item
+    page = open_kiosk(browser, server.url, viewport=(390, 844))
+    upload(page, folder / "overall.jpg")
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], "the page scrolls sideways on a phone"
+    shoot(page, "kiosk-7-phone", full=True)
+    assert page.get_attribute("#file", "accept") == "image/*"
+    for control in ("#product", "#camera-select", "#file"):
+        label = page.locator(f"label[for='{control[1:]}']")
+        assert label.count() == 1, f"{control} has no label"
