@@ -202,7 +202,10 @@ def _reference_rules(evidence: Evidence | None, t: dict[str, Any], product: str,
         if verdict == "authentic":
             verdict = "inconclusive"
     other = evidence.best_other
-    if margin is not None and other is not None and other.similarity - evidence.best >= margin:
+    # A mismatch needs a genuine-looking match elsewhere: close to another product's references
+    # (at least the floor) and closer than the claimed product's by the margin.
+    if margin is not None and other is not None and other.similarity - evidence.best >= margin \
+            and (floor is None or other.similarity >= floor):
         reasons.append({"code": "model_mismatch", "value": round(other.similarity, 4),
                         "brand": other.brand, "model": other.model, "detail": (
                             f"The item matches genuine {other.brand}/{other.model} references "

@@ -95,6 +95,9 @@ def test_model_mismatch_is_a_finding() -> None:
     # Within the margin: no finding.
     ok = decide(FUSED, logits_for(0.0001), CAM, {}, BOTH, evidence([0.95, 0.9, 0.9], others=[("Riva", 0.97)]))
     assert ok.verdict == "authentic" and "model_mismatch" not in codes(ok)
+    # Nothing genuine-looking elsewhere either (below the floor): not a mismatch, just far from all.
+    far = decide(FUSED, logits_for(0.9), CAM, {}, BOTH, evidence([0.1, 0.1, 0.1], others=[("Riva", 0.5)]))
+    assert "model_mismatch" not in codes(far) and "below_min_similarity" in codes(far)
 
 
 def test_product_overrides_replace_model_defaults() -> None:

@@ -127,7 +127,7 @@ def evaluate_fusion(spec: ModelSpec, items: Scored, refs: Scored) -> FusionRepor
     clf = evaluate(items.labels, items.p, t.authentic_below, t.counterfeit_above)
     best, mean_k, other = similarities(items, refs, items.groups, f.k)
     p = fused_p(f, items.p, mean_k)
-    flagged = (best < f.min_similarity) | (other - best >= f.mismatch_margin)
+    flagged = (best < f.min_similarity) | ((other - best >= f.mismatch_margin) & (other >= f.min_similarity))
     # Fused metrics with the rules on: a flagged item is never decided authentic.
     decided_p = np.where(flagged & (p < f.authentic_below), f.authentic_below, p)
     fused = evaluate(items.labels, decided_p, f.authentic_below, f.counterfeit_above)
@@ -138,7 +138,8 @@ def evaluate_fusion(spec: ModelSpec, items: Scored, refs: Scored) -> FusionRepor
     n_products = int(refs.groups.max()) + 1
     wrong = (items.groups + 1) % n_products  # claim the next product in the catalogue
     wbest, _, wother = similarities(items, refs, wrong, f.k)
-    wflag = (wbest < f.min_similarity) | (wother - wbest >= f.mismatch_margin)
+    wflag = (wbest < f.min_similarity) | ((wother - wbest >= f.mismatch_margin)
+                                          & (wother >= f.min_similarity))
     return FusionReport(clf, fused, float((flagged & (p < f.authentic_below)).mean()),
                         float(flagged[genuine].mean()), float(wflag[genuine].mean()))
 
