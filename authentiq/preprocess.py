@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from authentiq.errors import CorruptImage, EmptyFile, ImageTooLarge, UnsupportedMediaType
 
@@ -67,6 +68,7 @@ def decode_view(
     formats = supported_formats()
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # corrupt EXIF: metadata, not the photo
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img: Image.Image = Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError as exc:
@@ -86,7 +88,8 @@ def decode_view(
         )
     fmt = img.format or "unknown"
     try:
-        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF says rotate by 90° or 270°
+        orientation = _orientation(img)
+        if orientation in (5, 6, 7, 8):  # EXIF says rotate by 90° or 270°
             width, height = height, width
         if fmt == "JPEG":
             # DCT scaling: decode at 1/2, 1/4 or 1/8 while the short side stays >= analysis_size.
@@ -94,7 +97,8 @@ def decode_view(
             if k < 1:
                 img.draft(None, (max(1, int(width * k + 0.999)), max(1, int(height * k + 0.999))))
         img.load()
-        img = ImageOps.exif_transpose(img)
+        if orientation in _TRANSPOSE:
+            img = img.transpose(_TRANSPOSE[orientation])
         rgb = _to_rgb(img)
     except (OSError, SyntaxError, ValueError) as exc:
         raise CorruptImage(f"the image data is corrupt or truncated: {exc}", view=view) from exc
@@ -111,6 +115,24 @@ def decode_view(
         width=width,
         height=height,
     )
+
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1..8); 1 when the EXIF block is missing, corrupt or nonsensical."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            value = img.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError, struct.error):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -42,7 +42,7 @@ AUTOMATED_NOTICE = (
 class ProductThresholds(BaseModel):
     """Per-product overrides; a missing value takes the model's default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     authentic_below: float | None = Field(None, ge=0, le=1, description="fused band, lower edge")
     counterfeit_above: float | None = Field(None, ge=0, le=1, description="fused band, upper edge")
     classifier_authentic_below: float | None = Field(

@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    problems.document(app)
     app.include_router(create_router(list(spec.view_names), list(spec.required_views)))
     app.include_router(capture.router)
     app.include_router(reports.router)

@@ -47,3 +47,30 @@ def install(app: FastAPI) -> None:
         return problem_response({"type": PROBLEM_BASE + "internal-error", "title": "Internal error",
                                  "status": 500, "detail": "An unexpected error occurred; it was logged.",
                                  "instance": request.url.path})
+
+
+def document(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers above do: request validation errors
+    (422) and unparsable bodies (400) are problem details, not FastAPI's default JSON."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                             description=app.description, routes=app.routes)
+        problem = {"content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.get("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": "Invalid request (RFC 9457 problem)", **problem}
+                if "requestBody" in operation:
+                    responses.setdefault("400", {"description": "Unparsable body", **problem})
+        components = schema.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

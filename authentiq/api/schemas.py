@@ -121,7 +121,7 @@ class ReviewState(BaseModel):
 
 
 class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     decision: Literal["confirm", "override"]
     verdict: Literal["authentic", "counterfeit", "inconclusive"] | None = None
     reason: str = Field(min_length=3, max_length=4000, description="why; mandatory, kept on record")

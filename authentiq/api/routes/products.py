@@ -9,7 +9,7 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from authentiq.api.deps import ServicesDep
 from authentiq.api.routes.inspections import PROBLEMS
@@ -23,6 +23,7 @@ Name = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 class ProductUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
     thresholds: ProductThresholds = Field(
         default_factory=ProductThresholds,
         description="overrides of the model's defaults; omitted or null values keep the default")

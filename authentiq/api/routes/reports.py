@@ -15,10 +15,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BeforeValidator
 
 from authentiq.api.deps import ServicesDep
 from authentiq.api.routes.inspections import PROBLEMS
-from authentiq.api.schemas import Problem, Report, ReportList, Review, ReviewIn
+from authentiq.api.schemas import Report, ReportList, Review, ReviewIn
 from authentiq.errors import ReportNotFound
 from authentiq.reports import ReportFilter, summary
 from authentiq.reviews import append_review
@@ -32,6 +33,16 @@ CSV_FIELDS = ("id", "created_at", "client_ref", "brand", "model", "initial_verdi
               "review_status", "flagged", "confidence", "p_counterfeit", "key_id")
 
 
+def _iso_only(value: object) -> object:
+    """ISO 8601 only: pydantic would also take '0.5' as seconds since 1970."""
+    if isinstance(value, str) and (len(value) < 10 or not value[:4].isdigit() or value[4] != "-"):
+        raise ValueError("expected an ISO 8601 date or date-time, e.g. 2026-11-22T10:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
+
+
 def report_filter(
     verdict: Annotated[Verdict | None, Query(description="final verdict (after reviews)")] = None,
     initial_verdict: Annotated[Verdict | None, Query(description="the automated verdict")] = None,
@@ -42,8 +53,8 @@ def report_filter(
     key_id: Annotated[str | None, Query(max_length=64, description="who submitted")] = None,
     flagged: Annotated[bool | None, Query(
         description="a reference rule (mismatch, similarity floor) or a retake fired")] = None,
-    created_from: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
-    created_to: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    created_from: Annotated[IsoTime | None, Query(description="ISO 8601, inclusive")] = None,
+    created_to: Annotated[IsoTime | None, Query(description="ISO 8601, exclusive")] = None,
     needs_review: Annotated[bool | None, Query(
         description="the review queue: unreviewed and inconclusive or flagged")] = None,
 ) -> ReportFilter:
@@ -116,7 +127,7 @@ async def get_report(report_id: str, services: ServicesDep) -> dict[str, Any]:
 
 
 @router.post("/{report_id}/reviews", response_model=Review, status_code=201,
-             responses={**NOT_FOUND, 409: {"model": Problem}, 422: PROBLEMS[422]},
+             responses={**NOT_FOUND, 409: PROBLEMS[409], 422: PROBLEMS[422]},
              summary="Confirm or override the verdict (reason mandatory; append-only, hash-chained)")
 async def post_review(report_id: str, review: ReviewIn, services: ServicesDep) -> dict[str, Any]:
     return await asyncio.to_thread(
