@@ -102,8 +102,10 @@ class Idempotency:
             return session.get(IdempotencyRow, key)
 
     async def run(self, key: str, fp: str, work: Callable[[], Awaitable[dict[str, Any]]],
-                  replay: Callable[[str], Awaitable[dict[str, Any]]]) -> tuple[dict[str, Any], bool]:
-        """``(result, replayed)``. ``work`` returns a dict with an ``id``; ``replay`` loads it."""
+                  replay: Callable[[str], Awaitable[dict[str, Any]]],
+                  result_id: Callable[[dict[str, Any]], str] = lambda r: str(r["id"]),
+                  ) -> tuple[dict[str, Any], bool]:
+        """``(result, replayed)``. ``result_id`` names what ``work`` made; ``replay`` loads it."""
         deadline = asyncio.get_running_loop().time() + self.wait_s
         while True:
             existing = await asyncio.to_thread(self._claim, key, fp)
@@ -129,5 +131,5 @@ class Idempotency:
         except BaseException:
             await asyncio.shield(asyncio.to_thread(self._release, key))
             raise
-        await asyncio.shield(asyncio.to_thread(self._finish, key, str(result["id"])))
+        await asyncio.shield(asyncio.to_thread(self._finish, key, result_id(result)))
         return result, False

@@ -117,6 +117,16 @@ def reviews_of(engine: Engine, report_id: str) -> list[dict[str, Any]]:
         return [review_json(r) for r in rows]
 
 
+def review_by_seq(engine: Engine, seq: int) -> dict[str, Any]:
+    with Session(engine) as session:
+        row = session.get(ReviewRow, seq)
+    if row is None:
+        from authentiq.errors import ReportNotFound
+
+        raise ReportNotFound(f"no review {seq}")
+    return review_json(row)
+
+
 def review_json(row: ReviewRow) -> dict[str, Any]:
     return {"seq": row.seq, "created_at": _iso(row.created_at), "reviewer": row.reviewer,
             "decision": row.decision, "previous_verdict": row.previous_verdict,

@@ -197,3 +197,17 @@ def test_shipped_reference_set_is_enrolled_once(tmp_path: Path) -> None:
         assert report["fusion"]["applied"] and report["references"]["claimed"]["count"] >= 4
     with TestClient(create_app(settings)) as client:  # restart: nothing enrolled twice or again
         assert client.get("/readyz").json()["references"] == 29
+
+
+def test_enrolment_retries_are_idempotent(client: TestClient) -> None:
+    item = genuine(0)
+    key = {"Idempotency-Key": "enrol-batch-7-item-1"}
+    first = client.post("/v1/references", files=files_of(item), headers=key,
+                        data={"brand": item.brand, "model": item.model})
+    again = client.post("/v1/references", files=files_of(item), headers=key,
+                        data={"brand": item.brand, "model": item.model})
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
+    other = client.post("/v1/references", files=files_of(genuine(1)), headers=key,
+                        data={"brand": item.brand, "model": item.model})
+    assert other.status_code == 422 and other.json()["type"].endswith("/idempotency-key-reused")

@@ -173,3 +173,16 @@ def test_reports_survive_a_failed_write_without_traces(client: TestClient, setti
                     data={"brand": genuine_item.brand, "model": genuine_item.model})
     left = [p for p in Path(settings.blob_dir).rglob("*") if p.is_file()]
     assert left == []
+
+
+def test_review_retry_with_the_same_key_is_replayed(client: TestClient, fake_item: SyntheticItem) -> None:
+    report = inspect(client, fake_item)
+    url = f"/v1/reports/{report['id']}/reviews"
+    body = {"decision": "confirm", "reason": "verified in store", "reviewer": "ana", "expected_version": 0}
+    first = client.post(url, json=body, headers={"Idempotency-Key": "rv-1"})
+    again = client.post(url, json=body, headers={"Idempotency-Key": "rv-1"})  # the response was lost
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert len(client.get(report["links"]["self"]).json()["review"]["reviews"]) == 1
+    without_key = client.post(url, json=body)  # a blind retry without a key is a conflict
+    assert without_key.status_code == 409

@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from authentiq.api.deps import MetricsDep, ServicesDep
+from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.schemas import Problem, Report
 from authentiq.batcher import Priority
 from authentiq.errors import (
@@ -20,7 +21,7 @@ from authentiq.errors import (
     TooManyFiles,
     UnsupportedMediaType,
 )
-from authentiq.idempotency import check_key, fingerprint
+from authentiq.idempotency import fingerprint
 from authentiq.inspection import Upload
 from authentiq.preprocess import supported_formats
 from authentiq.settings import Settings
@@ -121,11 +122,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
             ge=1, description="deadline from arrival; if it passes while the item waits for "
                               "inference, the answer is 504 at that moment and nothing runs. "
                               "Capped at the server's request timeout (default 30 s)")] = None,
-        idempotency_key: Annotated[str | None, Header(
-            description="retry safely: the same key and body within 24 h returns the original "
-                        "report (header Idempotent-Replayed: true) without running again; the same "
-                        "key with another body is 422; a concurrent duplicate waits for the "
-                        "first")] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         settings = services.settings
         budget = settings.request_timeout_s if timeout_ms is None else \
@@ -138,17 +135,12 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                 uploads, brand=fields["brand"], model=fields["model"],
                 client_ref=fields.get("client_ref") or None, priority=priority, deadline=deadline))
 
-        if idempotency_key is None:
-            body = await work()
-        else:
-            fp = fingerprint(fields, [(u.view, u.data) for u in uploads])
-            body, replayed = await services.idempotency.run(
-                "inspections:" + check_key(idempotency_key), fp, work,
-                lambda report_id: asyncio.to_thread(services.store.get, report_id))
-            if replayed:
-                response.headers["Idempotent-Replayed"] = "true"
-                return body
-        metrics.verdicts.labels(body["verdict"]).inc()
+        body, replayed = await idempotent(
+            services, response, "inspections", idempotency_key,
+            fingerprint(fields, [(u.view, u.data) for u in uploads]), work,
+            lambda report_id: asyncio.to_thread(services.store.get, report_id))
+        if not replayed:
+            metrics.verdicts.labels(body["verdict"]).inc()
         return body
 
     return router

@@ -12,11 +12,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from authentiq.api.deps import ServicesDep
+from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.routes.inspections import PROBLEMS, read_uploads, request_body_schema
 from authentiq.api.routes.reports import MEDIA
 from authentiq.api.schemas import Problem, Reference, ReferenceList
 from authentiq.enrolment import reference_json
 from authentiq.errors import ReferenceNotFound
+from authentiq.idempotency import fingerprint
 from authentiq.references import ReferenceStore
 
 TEXT_FIELDS = {"brand": 128, "model": 128, "source": 128, "notes": 2000}
@@ -44,13 +46,23 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                      "existing reference. A counterfeit-looking item is enrolled with a warning."),
         openapi_extra=request_body_schema(view_names, required, fields),
     )
-    async def enrol(request: Request, services: ServicesDep) -> dict[str, Any]:
+    async def enrol(request: Request, response: Response, services: ServicesDep,
+                    idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         settings = services.settings
         uploads, form = await read_uploads(request, settings, TEXT_FIELDS)
         deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
-        return await services.enroller.enrol(
-            uploads, brand=form["brand"], model=form["model"], source=form.get("source") or None,
-            notes=form.get("notes") or None, deadline=deadline)
+
+        async def work() -> dict[str, Any]:
+            return await services.enroller.enrol(
+                uploads, brand=form["brand"], model=form["model"],
+                source=form.get("source") or None, notes=form.get("notes") or None,
+                deadline=deadline)
+
+        body, _ = await idempotent(
+            services, response, "references", idempotency_key,
+            fingerprint(form, [(u.view, u.data) for u in uploads]), work,
+            lambda ref_id: asyncio.to_thread(_one, services.references, ref_id))
+        return body
 
     @router.get("", response_model=ReferenceList, responses={422: ERRORS[422]},
                 summary="Find references (newest first, cursor pagination)")

@@ -18,11 +18,13 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BeforeValidator
 
 from authentiq.api.deps import ServicesDep
+from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.routes.inspections import PROBLEMS
 from authentiq.api.schemas import Report, ReportList, Review, ReviewIn
 from authentiq.errors import ReportNotFound
+from authentiq.idempotency import fingerprint
 from authentiq.reports import ReportFilter, summary
-from authentiq.reviews import append_review
+from authentiq.reviews import append_review, review_by_seq
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 MEDIA = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": "image/heic"}
@@ -129,11 +131,22 @@ async def get_report(report_id: str, services: ServicesDep) -> dict[str, Any]:
 @router.post("/{report_id}/reviews", response_model=Review, status_code=201,
              responses={**NOT_FOUND, 409: PROBLEMS[409], 422: PROBLEMS[422]},
              summary="Confirm or override the verdict (reason mandatory; append-only, hash-chained)")
-async def post_review(report_id: str, review: ReviewIn, services: ServicesDep) -> dict[str, Any]:
-    return await asyncio.to_thread(
-        append_review, services.store.engine, report_id, decision=review.decision,
-        verdict=review.verdict, reason=review.reason, reviewer=review.reviewer,
-        expected_version=review.expected_version)
+async def post_review(report_id: str, review: ReviewIn, response: Response, services: ServicesDep,
+                      idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    engine = services.store.engine
+
+    async def work() -> dict[str, Any]:
+        return await asyncio.to_thread(
+            append_review, engine, report_id, decision=review.decision, verdict=review.verdict,
+            reason=review.reason, reviewer=review.reviewer,
+            expected_version=review.expected_version)
+
+    body, _ = await idempotent(
+        services, response, f"reviews:{report_id}", idempotency_key,
+        fingerprint({k: str(v) for k, v in review.model_dump().items()}, []), work,
+        lambda seq: asyncio.to_thread(review_by_seq, engine, int(seq)),
+        result_id=lambda r: str(r["seq"]))
+    return body
 
 
 @router.get("/{report_id}/views/{view}", responses=NOT_FOUND,

@@ -1,0 +1,32 @@
+"""``Idempotency-Key`` for every POST that creates something (see :mod:`authentiq.idempotency`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Header, Response
+
+from authentiq.idempotency import check_key
+from authentiq.services import Services
+
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key",
+    description="retry safely: the same key and body within 24 h returns the original result "
+                "(header Idempotent-Replayed: true) without running again; the same key with "
+                "another body is 422; a concurrent duplicate waits for the first")]
+
+
+async def idempotent(services: Services, response: Response, scope: str, key: str | None,
+                     fingerprint: str, work: Callable[[], Awaitable[dict[str, Any]]],
+                     replay: Callable[[str], Awaitable[dict[str, Any]]],
+                     result_id: Callable[[dict[str, Any]], str] = lambda r: str(r["id"]),
+                     ) -> tuple[dict[str, Any], bool]:
+    """Run ``work`` once per key; returns ``(result, replayed)``."""
+    if key is None:
+        return await work(), False
+    body, replayed = await services.idempotency.run(f"{scope}:{check_key(key)}", fingerprint,
+                                                    work, replay, result_id)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return body, replayed
