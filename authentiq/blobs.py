@@ -9,6 +9,8 @@ from pathlib import Path
 
 from authentiq.errors import ReportNotFound
 
+HEX = frozenset("0123456789abcdef")
+
 
 class BlobStore:
     def __init__(self, root: Path) -> None:
@@ -41,6 +43,12 @@ class BlobStore:
         if not path.is_file():
             raise ReportNotFound(f"no stored file {name!r} for report {report_id}")
         return path.read_bytes()
+
+    def folders(self) -> list[tuple[str, float]]:
+        """(id, modification time) of every item folder (ids are 32 hex digits; other folders,
+        such as the reference store's root inside the report store's, are not items)."""
+        return [(p.name, p.stat().st_mtime) for p in self.root.iterdir()
+                if p.is_dir() and len(p.name) == 32 and all(c in HEX for c in p.name)]
 
     def delete(self, report_id: str) -> None:
         shutil.rmtree(self.root / report_id, ignore_errors=True)

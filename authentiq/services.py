@@ -9,6 +9,7 @@ enroller. Closing drains the batcher first, so every accepted request finishes.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -81,6 +82,10 @@ async def open_services(settings: Settings, observer: BatchObserver | None = Non
                             Idempotency(store.engine))
         if seed and settings.reference_seed_dir is not None:
             await seed_references(services)
+        swept = sweep_orphans(store, references, settings.orphan_grace_s)
+        if swept:
+            log.warning("removed %d blob folders with no row (a crash between the files and the "
+                        "database write): %s", len(swept), ", ".join(swept[:10]))
         stale = len(references.missing_embeddings(spec.version_key))
         if stale:
             log.warning("%d references have no embedding from %s and are not searched; run "
@@ -93,6 +98,28 @@ async def open_services(settings: Settings, observer: BatchObserver | None = Non
         pool.shutdown(wait=True)
         backend.close()
         store.close()
+
+
+def sweep_orphans(store: ReportStore, references: ReferenceStore, grace_s: float) -> list[str]:
+    """Blob folders whose report or reference row never got written (the process died between
+    the files and the transaction). Only folders older than ``grace_s`` go, so another worker's
+    write in progress is left alone."""
+    from sqlmodel import Session
+
+    from authentiq.references import ReferenceRow
+    from authentiq.reports import ReportRow
+
+    cutoff = time.time() - grace_s
+    removed = []
+    for blobs, row_type in ((store.blobs, ReportRow), (references.blobs, ReferenceRow)):
+        for folder, mtime in blobs.folders():
+            if mtime > cutoff:
+                continue
+            with Session(store.engine) as session:
+                if session.get(row_type, folder) is None:
+                    blobs.delete(folder)
+                    removed.append(folder)
+    return removed
 
 
 async def seed_references(services: Services) -> None:

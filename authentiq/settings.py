@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/authentiq.db"
     blob_dir: Path = Path("var/blobs")
 
+    orphan_grace_s: float = Field(
+        600, ge=0, description="at start-up, blob folders without a row and older than this are "
+                               "removed (left by a crash mid-write)")
+
     # reference database (authentiq.references, authentiq.reference_index)
     reference_index: Literal["flat", "faiss"] = Field(
         "flat", description="flat: exact brute force; faiss: HNSW for very large sets ([faiss] extra)")

@@ -138,3 +138,19 @@ def test_flagged(verdict: str, codes: list[str], expected: bool) -> None:
     from authentiq.reports import flagged
 
     assert flagged({"verdict": verdict, "reasons": [{"code": c} for c in codes]}) is expected
+
+
+def test_sweep_removes_only_old_orphan_folders(store: ReportStore, tmp_path: Path) -> None:
+    """What a SIGKILL between the files and the row leaves behind is removed at the next start."""
+    from authentiq.references import ReferenceStore
+    from authentiq.services import sweep_orphans
+
+    refs = ReferenceStore(store.engine, BlobStore(store.blobs.root / "references"))
+    store.save(row(1), {"logo.jpg": b"kept"})
+    store.blobs.put_many(f"{2:032x}", {"logo.jpg": b"orphan"})  # files written, row never was
+    refs.blobs.put_many(f"{3:032x}", {"logo.jpg": b"orphan reference"})
+    assert sweep_orphans(store, refs, grace_s=3600) == []  # too young: maybe a write in progress
+    assert sorted(sweep_orphans(store, refs, grace_s=0)) == [f"{2:032x}", f"{3:032x}"]
+    assert store.blobs.get(f"{1:032x}", "logo.jpg") == b"kept"
+    assert (store.blobs.root / "references").is_dir()
+    assert [f for f, _ in store.blobs.folders()] == [f"{1:032x}"]

@@ -1,0 +1,123 @@
+"""A real server process under SIGTERM and SIGKILL: accepted work is finished or cleanly absent,
+never half there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from authentiq.synthetic import SyntheticItem
+from tests.conftest import files_of
+
+
+def start(tmp: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
+    environ = {**os.environ, "AUTHENTIQ_DATABASE_URL": f"sqlite:///{tmp}/db.sqlite",
+               "AUTHENTIQ_BLOB_DIR": str(tmp / "blobs"), "AUTHENTIQ_REFERENCE_SEED_DIR": "",
+               "AUTHENTIQ_PREPROCESS_WORKERS": "2", **env}
+    log = tmp / "server.log"
+    with log.open("ab") as err:  # the child keeps its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "authentiq", "serve", "--port", str(port),
+                                 "--log-level", "warning"], env=environ, stdout=subprocess.DEVNULL,
+                                stderr=err)
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start: " + log.read_text()[-2000:])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fire(url: str, item: SyntheticItem, n: int) -> list[int | str]:
+    """n concurrent inspections; each result is an HTTP status or the transport error's name."""
+    results: list[int | str] = []
+
+    def one(i: int) -> None:
+        try:
+            r = httpx.post(url + "/v1/inspections", files=files_of(item), timeout=60,
+                           data={"brand": item.brand, "model": item.model, "client_ref": f"c{i}"})
+            results.append(r.status_code)
+        except httpx.TransportError as exc:
+            results.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    return results
+
+
+def complete_reports(url: str) -> int:
+    """Every stored report can be read whole: its photos and heatmaps are all there."""
+    reports = httpx.get(url + "/v1/reports", params={"limit": 500}, timeout=30).json()["items"]
+    for summary in reports:
+        report = httpx.get(url + summary["links"]["self"], timeout=30).json()
+        for link in [*report["links"]["views"].values(),
+                     *[u for imgs in report["heatmaps"]["images"].values() for u in imgs.values()]]:
+            assert httpx.get(url + link, timeout=30).status_code == 200, link
+    return len(reports)
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_accepted_work(tmp_path: Path, genuine_item: SyntheticItem) -> None:
+    port = free_port()
+    proc = start(tmp_path, port)
+    url = f"http://127.0.0.1:{port}"
+    results: list[int | str] = []
+    sender = threading.Thread(target=lambda: results.extend(fire(url, genuine_item, 8)))
+    sender.start()
+    time.sleep(0.6)  # requests are in flight (decoding, queued, running)
+    proc.send_signal(signal.SIGTERM)
+    sender.join(120)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught: -SIGTERM, not a crash.
+    assert proc.wait(60) in (0, -signal.SIGTERM)
+    accepted = [r for r in results if r == 201]
+    assert len(results) == 8 and accepted, results
+    assert all(r == 201 or isinstance(r, str) for r in results), results  # no 5xx, no half answers
+    proc = start(tmp_path, port)
+    try:
+        assert complete_reports(url) == len(accepted)  # every 201 was stored whole, nothing else
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_request_leaves_no_half_report(tmp_path: Path, genuine_item: SyntheticItem) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    for delay in (0.3, 0.7, 1.1):  # kill at different points of the pipeline
+        proc = start(tmp_path, port)
+        sender = threading.Thread(target=fire, args=(url, genuine_item, 6))
+        sender.start()
+        time.sleep(delay)
+        proc.kill()
+        proc.wait(30)
+        sender.join(120)
+    proc = start(tmp_path, port, AUTHENTIQ_ORPHAN_GRACE_S="0")  # sweep what the kills left
+    try:
+        stored = complete_reports(url)
+        folders = [p.name for p in (tmp_path / "blobs").iterdir() if len(p.name) == 32]
+        assert len(folders) == stored, "a blob folder without its report (an orphan) survived"
+        assert (tmp_path / "blobs" / "references").is_dir()  # not mistaken for an orphan
+    finally:
+        proc.terminate()
+        proc.wait(60)
