@@ -23,6 +23,7 @@ from authentiq.enrolment import Enroller, enrol_folder, folder_references
 from authentiq.heatmap import lookup_table
 from authentiq.idempotency import Idempotency
 from authentiq.inspection import Inspector
+from authentiq.keys import KeyRing, server_secret
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceStore
 from authentiq.reports import ReportStore
@@ -44,6 +45,8 @@ class Services:
     inspector: Inspector
     enroller: Enroller
     idempotency: Idempotency
+    keys: KeyRing
+    session_secret: bytes
 
 
 def batcher_config(settings: Settings) -> BatcherConfig:
@@ -78,8 +81,13 @@ async def open_services(settings: Settings, observer: BatchObserver | None = Non
         await batcher.start()
         inspector = Inspector(settings, spec, backend.info, batcher, store, pool, index)
         enroller = Enroller(inspector, references, index)
+        keys = KeyRing(store.engine, settings.auth)
         services = Services(settings, backend, batcher, store, references, index, inspector, enroller,
-                            Idempotency(store.engine))
+                            Idempotency(store.engine), keys, server_secret(store.engine))
+        if not keys.enforced and settings.auth != "off":
+            log.warning("no API key exists yet: the API is open to anyone who can reach it "
+                        "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
+                        "--scopes submit,review,admin`; from then on every call needs a key.")
         if seed and settings.reference_seed_dir is not None:
             await seed_references(services)
         swept = sweep_orphans(store, references, settings.orphan_grace_s)

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         30.0, gt=0, le=3600, description="default and longest deadline of one inspection")
     preprocess_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
+    # access (authentiq.keys)
+    auth: Literal["auto", "required", "off"] = Field(
+        "auto", description="auto: API keys required once one exists; required: always; off: never")
+
     # storage
     database_url: str = "sqlite:///var/authentiq.db"
     blob_dir: Path = Path("var/blobs")

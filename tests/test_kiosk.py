@@ -191,3 +191,34 @@ def test_phone_size_screen(browser: Any, server: LiveServer, item: tuple[Synthet
     for control in ("#product", "#camera-select", "#file"):
         label = page.locator(f"label[for='{control[1:]}']")
         assert label.count() == 1, f"{control} has no label"
+
+
+def test_kiosk_with_a_key_entered_by_staff(browser: Any, tmp_path: Path,
+                                           item: tuple[SyntheticItem, Path]) -> None:
+    """Once keys exist, the kiosk works with a submit key stored on the device (settings dialog)."""
+    from authentiq.keys import create_key
+
+    _, folder = item
+    settings = make_settings(tmp_path, reference_seed_dir=DEFAULT_REFERENCES, auth="required")
+    with live_server(settings) as server:
+        from authentiq.reports import make_engine
+
+        engine = make_engine(settings.database_url)
+        _, key = create_key(engine, "kiosk-test", ["submit"])
+        engine.dispose()
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["camera"])
+        page = context.new_page()
+        page.goto(server.url + "/kiosk")
+        page.click("#settings-open")
+        page.fill("#api-key", key)
+        page.click("#settings button[value=save]")
+        page.reload()
+        page.select_option("#product", label="Castellan — Riva")
+        page.click("#start")
+        for view in VIEWS:
+            assert upload(page, folder / f"{view}.jpg") == "Good photo."
+            page.click("#next")
+        page.click("#submit")
+        page.errors = []
+        assert_result(page)  # heatmaps and QR loaded with the key, not as bare <img src>
+        shoot(page, "kiosk-8-with-key", full=True)

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
+from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
 from authentiq.api.routes.inspections import PROBLEMS
 from authentiq.api.schemas import ViewQuality
@@ -24,7 +25,7 @@ from authentiq.inspection import view_result
 from authentiq.preprocess import decode_view
 from authentiq.quality import check
 
-router = APIRouter(prefix="/v1", tags=["capture"])
+router = APIRouter(prefix="/v1", tags=["capture"], dependencies=[require("submit")])
 HINTS = {
     "overall": "The whole item, front on, filling most of the frame. Plain background, even light.",
     "logo": "The logo or monogram, straight on and close, filling the frame. No flash glare.",

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from authentiq.api.auth import key_id_of, require
 from authentiq.api.deps import MetricsDep, ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.schemas import Problem, Report
@@ -112,6 +113,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                      f"{', '.join(supported_formats())}. Returns the verdict and the stored "
                      "report."),
         openapi_extra=request_body_schema(view_names, required),
+        dependencies=[require("submit")],
     )
     async def create_inspection(
         request: Request, response: Response, services: ServicesDep, metrics: MetricsDep,
@@ -133,7 +135,8 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         async def work() -> dict[str, Any]:
             return await cancel_on_disconnect(request, services.inspector.inspect(
                 uploads, brand=fields["brand"], model=fields["model"],
-                client_ref=fields.get("client_ref") or None, priority=priority, deadline=deadline))
+                client_ref=fields.get("client_ref") or None, priority=priority, deadline=deadline,
+                key_id=key_id_of(request)))
 
         body, replayed = await idempotent(
             services, response, "inspections", idempotency_key,

@@ -9,13 +9,16 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from authentiq.api.auth import authenticate
 from authentiq.api.deps import ServicesDep
 from authentiq.errors import AuthentiqError
+from authentiq.keys import SESSION_COOKIE, SESSION_S, Unauthorized, session_token
 from authentiq.reports import ReportFilter, summary
 from authentiq.reviews import append_review
 
@@ -42,9 +45,49 @@ async def kiosk() -> Response:
     return FileResponse(STATIC / "kiosk.html", headers=KIOSK_HEADERS)
 
 
+async def auditor(request: Request, services: Any) -> Response | None:
+    """None when the caller may see auditor pages; else where to send them (sign in)."""
+    try:
+        await authenticate(request, services, "review")
+    except Unauthorized:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+    return None
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, next: str = "/review") -> Response:
+    return templates.TemplateResponse(request, "login.html", {"next": _local(next), "error": None},
+                                      headers=HEADERS)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, services: ServicesDep, key: Annotated[str, Form()],
+                next: Annotated[str, Form()] = "/review") -> Response:
+    try:
+        principal = await asyncio.to_thread(services.keys.verify, key.strip())
+        if not principal.allows("review"):
+            raise Unauthorized(f"key {principal.key_id} has no review scope")
+    except Unauthorized as exc:
+        return templates.TemplateResponse(request, "login.html", {"next": _local(next), "error": exc.detail},
+                                          status_code=401, headers=HEADERS)
+    response = RedirectResponse(_local(next), status_code=303)
+    response.set_cookie(SESSION_COOKIE, session_token(services.session_secret, principal.key_id),
+                        max_age=SESSION_S, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+def _local(target: str) -> str:
+    """Only paths on this site (no open redirect to another host)."""
+    return target if target.startswith("/") and not target.startswith("//") else "/review"
+
+
 @router.get("/review", response_class=HTMLResponse)
 async def queue(request: Request, services: ServicesDep,
                 cursor: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    if (go := await auditor(request, services)) is not None:
+        return go
     where = ReportFilter(needs_review=True)
     rows, next_cursor = await asyncio.to_thread(services.store.find, where, limit=100, cursor=cursor)
     total = await asyncio.to_thread(services.store.count, where)
@@ -56,6 +99,8 @@ async def queue(request: Request, services: ServicesDep,
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
 async def report_page(request: Request, report_id: str, services: ServicesDep,
                       reviewed: bool = False) -> Response:
+    if (go := await auditor(request, services)) is not None:
+        return go
     return await _page(request, services, report_id, reviewed=reviewed)
 
 
@@ -66,6 +111,10 @@ async def review_form(
     reviewer: Annotated[str, Form()], expected_version: Annotated[int, Form()],
     verdict: Annotated[str, Form()] = "",
 ) -> Response:
+    if (go := await auditor(request, services)) is not None:
+        return go
+    reviewer = f"{reviewer.strip()[:100]} (key {request.state.key_id})" \
+        if getattr(request.state, "key_id", None) else reviewer
     try:
         if decision not in ("confirm", "override"):
             raise AuthentiqError(f"unknown decision {decision!r}")

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
 from authentiq.api.routes.inspections import PROBLEMS
 from authentiq.api.schemas import Product, ProductList
@@ -29,7 +30,8 @@ class ProductUpdate(BaseModel):
         description="overrides of the model's defaults; omitted or null values keep the default")
 
 
-@router.get("", response_model=ProductList, summary="Products, their thresholds and reference counts")
+@router.get("", response_model=ProductList, summary="Products, their thresholds and reference counts",
+            dependencies=[require("submit", "review")])
 async def list_products(services: ServicesDep) -> dict[str, Any]:
     rows = await asyncio.to_thread(services.references.products)
     await asyncio.to_thread(services.index.sync)
@@ -38,7 +40,7 @@ async def list_products(services: ServicesDep) -> dict[str, Any]:
 
 
 @router.put("/{brand}/{model}", response_model=Product, responses={422: PROBLEMS[422]},
-            summary="Create a product or set its threshold overrides")
+            summary="Create a product or set its threshold overrides", dependencies=[require("admin")])
 async def put_product(brand: Name, model: Name, update: ProductUpdate,
                       services: ServicesDep) -> dict[str, Any]:
     overrides = update.thresholds.model_dump(exclude_none=True)

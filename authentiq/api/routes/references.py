@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.routes.inspections import PROBLEMS, read_uploads, request_body_schema
@@ -28,7 +29,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_router(view_names: list[str], required: list[str]) -> APIRouter:
-    router = APIRouter(prefix="/v1/references", tags=["references"])
+    router = APIRouter(prefix="/v1/references", tags=["references"], dependencies=[require("admin")])
     fields = {
         "brand": {"type": "string", "maxLength": 128},
         "model": {"type": "string", "maxLength": 128},

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BeforeValidator
 
+from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.routes.inspections import PROBLEMS
@@ -68,7 +69,8 @@ FilterDep = Annotated[ReportFilter, Depends(report_filter)]
 
 
 @router.get("", response_model=ReportList, responses={422: PROBLEMS[422]},
-            summary="Find reports (newest first, cursor pagination, total count)")
+            summary="Find reports (newest first, cursor pagination, total count)",
+            dependencies=[require("review")])
 async def list_reports(
     services: ServicesDep, where: FilterDep,
     limit: Annotated[int, Query(ge=1, description="page size; capped at 500")] = 50,
@@ -83,7 +85,8 @@ async def list_reports(
 
 
 @router.get(".csv", response_class=StreamingResponse, responses={422: PROBLEMS[422]},
-            summary="Export the filtered reports as CSV (at most 100,000 rows)")
+            summary="Export the filtered reports as CSV (at most 100,000 rows)",
+            dependencies=[require("review")])
 async def export_reports(services: ServicesDep, where: FilterDep) -> StreamingResponse:
     store = services.store
 
@@ -113,7 +116,8 @@ async def export_reports(services: ServicesDep, where: FilterDep) -> StreamingRe
 
 
 @router.get("/{report_id}.pdf", response_class=Response, responses=NOT_FOUND,
-            summary="The report as a printable PDF (summary, each view with its heatmap, references)")
+            summary="The report as a printable PDF (summary, each view with its heatmap, references)",
+            dependencies=[require("submit", "review")])
 async def get_report_pdf(report_id: str, services: ServicesDep) -> Response:
     from authentiq.report_pdf import render_pdf
 
@@ -123,14 +127,16 @@ async def get_report_pdf(report_id: str, services: ServicesDep) -> Response:
                     headers={"Content-Disposition": f'inline; filename="report-{report_id}.pdf"'})
 
 
-@router.get("/{report_id}", response_model=Report, responses=NOT_FOUND, summary="Get one report")
+@router.get("/{report_id}", response_model=Report, responses=NOT_FOUND, summary="Get one report",
+            dependencies=[require("submit", "review")])
 async def get_report(report_id: str, services: ServicesDep) -> dict[str, Any]:
     return await asyncio.to_thread(services.store.get, report_id)
 
 
 @router.post("/{report_id}/reviews", response_model=Review, status_code=201,
              responses={**NOT_FOUND, 409: PROBLEMS[409], 422: PROBLEMS[422]},
-             summary="Confirm or override the verdict (reason mandatory; append-only, hash-chained)")
+             summary="Confirm or override the verdict (reason mandatory; append-only, hash-chained)",
+             dependencies=[require("review")])
 async def post_review(report_id: str, review: ReviewIn, response: Response, services: ServicesDep,
                       idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     engine = services.store.engine
@@ -150,7 +156,8 @@ async def post_review(report_id: str, review: ReviewIn, response: Response, serv
 
 
 @router.get("/{report_id}/views/{view}", responses=NOT_FOUND,
-            response_class=Response, summary="Download a stored photo")
+            response_class=Response, summary="Download a stored photo",
+            dependencies=[require("submit", "review")])
 async def get_view_photo(report_id: str, view: str, services: ServicesDep) -> Response:
     report = await asyncio.to_thread(services.store.get, report_id)
     name = next((f for f in report.get("stored_files", []) if f.split(".")[0] == view), None)
@@ -160,7 +167,8 @@ async def get_view_photo(report_id: str, view: str, services: ServicesDep) -> Re
 
 
 @router.get("/{report_id}/heatmaps/{cls}/{view}", responses=NOT_FOUND, response_class=Response,
-            summary="A heatmap image (WebP): a view, or 'overview' for the whole mosaic")
+            summary="A heatmap image (WebP): a view, or 'overview' for the whole mosaic",
+            dependencies=[require("submit", "review")])
 async def get_heatmap(report_id: str, cls: str, view: str, services: ServicesDep) -> Response:
     report = await asyncio.to_thread(services.store.get, report_id)
     name = f"heatmap-{cls}-{view}.webp"

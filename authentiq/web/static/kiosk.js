@@ -10,6 +10,7 @@ const state = {
   photos: {}, checks: {}, key: null, stream: null,
 };
 const KEY_STORE = "authentiq.kiosk.apiKey";
+const NOT_SIGNED_IN = "This kiosk has no valid key for the AuthentiQ server. Staff: open “Kiosk settings” and enter the kiosk's API key.";
 
 function headers() {
   const key = localStorage.getItem(KEY_STORE);
@@ -17,6 +18,14 @@ function headers() {
 }
 
 function say(text) { $("status").textContent = text; }
+
+async function authedImage(img, url) {
+  // <img src> cannot carry the kiosk's key: fetch with it and show the blob.
+  try {
+    const response = await fetch(url, { headers: headers() });
+    if (response.ok) img.src = URL.createObjectURL(await response.blob());
+  } catch { /* the alt text stays */ }
+}
 
 function show(step) {
   for (const id of ["step-product", "step-capture", "step-review", "step-result"]) {
@@ -40,6 +49,7 @@ async function api(path, options = {}) {
   } catch {
     throw new Error("Cannot reach the AuthentiQ server. Check the network cable or Wi-Fi, then try again.");
   }
+  if (response.status === 401 || response.status === 403) throw new Error(NOT_SIGNED_IN);
   if (!response.ok) throw new Error(await problemText(response));
   return response;
 }
@@ -286,6 +296,7 @@ function submit() {
     try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
     if (xhr.status === 201 || xhr.status === 200) { $("progress").value = 100; showResult(body); return; }
     let text = body?.detail || `The server answered HTTP ${xhr.status}.`;
+    if (xhr.status === 401 || xhr.status === 403) text = NOT_SIGNED_IN;
     if (xhr.status === 413) text = `A photo is too large: ${text}`;
     if (xhr.status === 415) text = `A file is not a supported photo: ${text}`;
     if (xhr.status === 503) {
@@ -331,7 +342,7 @@ function showResult(report) {
       if (view === "overview") continue;
       const figure = document.createElement("figure");
       const img = document.createElement("img");
-      img.src = url; img.alt = `Model attention (${cls}) over the ${view} photo`;
+      authedImage(img, url); img.alt = `Model attention (${cls}) over the ${view} photo`;
       const caption = document.createElement("figcaption");
       caption.textContent = report.heatmaps.classes.length > 1 ? `${view} · ${cls}` : view;
       figure.append(img, caption); heat.append(figure);
@@ -341,7 +352,7 @@ function showResult(report) {
   $("refs").textContent = c.count
     ? `Closest of ${c.count} genuine ${c.brand} ${c.model} references: similarity ${c.best.toFixed(3)}.`
     : `No genuine ${c.brand} ${c.model} references are enrolled; the classifier decided alone.`;
-  $("qr").src = `/v1/reports/${report.id}/qr.svg`;
+  authedImage($("qr"), `/v1/reports/${report.id}/qr.svg`);
   const link = $("report-link");
   link.href = report.links.page; link.textContent = `${location.origin}${report.links.page}`;
   $("statement").textContent = report.statement_of_reasons.text;

@@ -1,0 +1,185 @@
+"""API keys with scopes: random, shown once, stored as a SHA-256 hash, revocable.
+
+A key reads ``aq_<id>_<secret>``: the id is public (logged, stored on reports as ``key_id``), the
+secret is 32 random bytes and only its hash is kept. Scopes: ``submit`` (marketplaces, kiosks:
+inspections, quality checks, reading a report by id), ``review`` (auditors: listing, reviewing,
+the review pages), ``admin`` (references, products, keys; implies the others).
+
+``AUTHENTIQ_AUTH``: ``required`` — every API call needs a key; ``auto`` (default) — required as
+soon as one key exists, open before that (a fresh local install works out of the box, and the
+start-up log says it is open); ``off`` — never checked (a trusted network behind a gateway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import JSON, Column, func
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from authentiq.errors import AuthentiqError
+
+Scope = Literal["submit", "review", "admin"]
+SCOPES: tuple[Scope, ...] = ("submit", "review", "admin")
+PREFIX = "aq_"
+
+
+class Unauthorized(AuthentiqError):
+    slug, status, title = "unauthorized", 401, "API key missing or invalid"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="authentiq"'}
+
+
+class Forbidden(AuthentiqError):
+    slug, status, title = "forbidden", 403, "API key lacks the scope"
+
+
+class ApiKeyRow(SQLModel, table=True):
+    __tablename__ = "api_keys"
+    id: str = Field(primary_key=True, max_length=24)
+    name: str = Field(max_length=128)
+    scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    secret_sha256: str = Field(max_length=64)
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: Scope) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(engine: Engine, name: str, scopes: list[str]) -> tuple[ApiKeyRow, str]:
+    """The new row and the key itself, which is never stored and cannot be shown again."""
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise AuthentiqError(f"scopes must be some of {', '.join(SCOPES)}; got {scopes}")
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    row = ApiKeyRow(id=key_id, name=name, scopes=sorted(set(scopes)), secret_sha256=_digest(secret),
+                    created_at=datetime.now(UTC))
+    with Session(engine) as session:
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+    return row, f"{PREFIX}{key_id}_{secret}"
+
+
+def list_keys(engine: Engine) -> list[ApiKeyRow]:
+    with Session(engine) as session:
+        return list(session.exec(select(ApiKeyRow).order_by(col(ApiKeyRow.created_at))))
+
+
+def revoke_key(engine: Engine, key_id: str) -> ApiKeyRow:
+    with Session(engine) as session:
+        row = session.get(ApiKeyRow, key_id)
+        if row is None:
+            raise AuthentiqError(f"no key with id {key_id!r}")
+        if row.revoked_at is None:
+            row.revoked_at = datetime.now(UTC)
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+        return row
+
+
+class KeyRing:
+    """Verifies presented keys; knows whether any key exists (for ``auto``), re-read every few
+    seconds so that a key created or revoked by the CLI or another worker takes effect."""
+
+    def __init__(self, engine: Engine, mode: Literal["auto", "required", "off"],
+                 refresh_s: float = 2.0) -> None:
+        self.engine, self.mode, self.refresh_s = engine, mode, refresh_s
+        self._checked, self._any = float("-inf"), False
+
+    @property
+    def enforced(self) -> bool:
+        if self.mode != "auto":
+            return self.mode == "required"
+        now = time.monotonic()
+        if now - self._checked > self.refresh_s:
+            with Session(self.engine) as session:
+                self._any = bool(session.exec(select(func.count()).select_from(ApiKeyRow)).one())
+            self._checked = now
+        return self._any
+
+    def verify(self, presented: str) -> Principal:
+        try:
+            key_id, secret = presented.removeprefix(PREFIX).split("_", 1)
+        except ValueError:
+            raise Unauthorized("that is not an AuthentiQ API key (aq_<id>_<secret>)") from None
+        with Session(self.engine) as session:
+            row = session.get(ApiKeyRow, key_id)
+        if row is None or not hmac.compare_digest(row.secret_sha256, _digest(secret)) \
+                or not presented.startswith(PREFIX):
+            raise Unauthorized("unknown API key")
+        if row.revoked_at is not None:
+            raise Unauthorized(f"API key {key_id} was revoked")
+        return Principal(row.id, frozenset(row.scopes))
+
+
+class ServerSecret(SQLModel, table=True):
+    __tablename__ = "server_secrets"
+    name: str = Field(primary_key=True, max_length=32)
+    value: str = Field(max_length=128)
+
+
+def server_secret(engine: Engine, name: str = "session") -> bytes:
+    """One random secret shared by every worker (created on first use)."""
+    with Session(engine) as session:
+        row = session.get(ServerSecret, name)
+        if row is None:
+            session.add(ServerSecret(name=name, value=secrets.token_hex(32)))
+            try:
+                session.commit()
+            except Exception:  # a concurrent worker created it: use theirs
+                session.rollback()
+            row = session.get(ServerSecret, name, populate_existing=True)
+        if row is None:
+            raise RuntimeError("server secret missing after creation")
+        return row.value.encode()
+
+
+SESSION_COOKIE = "aq_session"
+SESSION_S = 8 * 3600
+
+
+def session_token(secret: bytes, key_id: str, now: float | None = None) -> str:
+    expires = int((now or time.time()) + SESSION_S)
+    payload = f"{key_id}.{expires}"
+    return payload + "." + hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+
+
+def session_key_id(secret: bytes, token: str) -> str | None:
+    try:
+        key_id, expires, signature = token.rsplit(".", 2)
+    except ValueError:
+        return None
+    good = hmac.new(secret, f"{key_id}.{expires}".encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(good, signature) or not expires.isdigit() or int(expires) < time.time():
+        return None
+    return key_id
+
+
+def principal_of(engine: Engine, key_id: str) -> Principal | None:
+    with Session(engine) as session:
+        row = session.get(ApiKeyRow, key_id)
+    if row is None or row.revoked_at is not None:
+        return None
+    return Principal(row.id, frozenset(row.scopes))

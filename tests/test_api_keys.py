@@ -1,0 +1,102 @@
+"""API keys and scopes through the real app: open until the first key, then 401/403, hashed
+storage, revocation, the pages' sign-in cookie, and the CLI."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from authentiq.cli import main
+from authentiq.keys import ApiKeyRow, create_key, revoke_key
+from authentiq.settings import Settings
+from authentiq.synthetic import SyntheticItem
+from tests.conftest import files_of
+
+
+def form(item: SyntheticItem) -> dict[str, str]:
+    return {"brand": item.brand, "model": item.model}
+
+
+def test_scopes_401_403_and_revocation(client: TestClient, genuine_item: SyntheticItem) -> None:
+    engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
+    assert client.get("/v1/products").status_code == 200  # no key exists yet: open (auto)
+    _, submit = create_key(engine, "marketplace", ["submit"])
+    reviewer_row, review = create_key(engine, "auditor", ["review"])
+    _, admin = create_key(engine, "ops", ["admin"])
+    client.app.state.services.keys._checked = float("-inf")  # type: ignore[attr-defined]  # no 2 s wait
+
+    r = client.post("/v1/inspections", files=files_of(genuine_item), data=form(genuine_item))
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    assert r.headers["content-type"] == "application/problem+json"
+    bad = client.get("/v1/products", headers={"X-API-Key": "aq_nope_nope"})
+    assert bad.status_code == 401 and bad.json()["type"].endswith("/unauthorized")
+
+    r = client.post("/v1/inspections", files=files_of(genuine_item), data=form(genuine_item),
+                    headers={"Authorization": f"Bearer {submit}"})
+    assert r.status_code == 201
+    report = r.json()
+    assert report["submitted_by"]["key_id"] == submit.split("_")[1]
+    assert client.get(report["links"]["self"], headers={"X-API-Key": submit}).status_code == 200
+    listing = client.get("/v1/reports", headers={"X-API-Key": submit})
+    assert listing.status_code == 403 and "lacks the 'review' scope" not in listing.text
+    assert "review" in listing.json()["detail"]
+    assert client.get("/v1/reports", headers={"X-API-Key": review},
+                      params={"key_id": report["submitted_by"]["key_id"]}).json()["total"] == 1
+    assert client.post("/v1/references", files=files_of(genuine_item), data=form(genuine_item),
+                       headers={"X-API-Key": review}).status_code == 403
+    assert client.put("/v1/products/A/B", json={}, headers={"X-API-Key": admin}).status_code == 200
+    assert client.get("/v1/reports", headers={"X-API-Key": admin}).status_code == 200  # admin: all
+
+    revoke_key(engine, reviewer_row.id)
+    gone = client.get("/v1/reports", headers={"X-API-Key": review})
+    assert gone.status_code == 401 and "revoked" in gone.json()["detail"]
+    with Session(engine) as session:  # only hashes are stored
+        stored = [r.secret_sha256 for r in session.exec(select(ApiKeyRow))]
+    assert all(key.split("_", 2)[2] not in stored for key in (submit, review, admin))
+    assert client.get("/healthz").status_code == 200 and client.get("/kiosk").status_code == 200
+
+
+def test_pages_sign_in_with_a_review_key(client: TestClient) -> None:
+    engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
+    _, review = create_key(engine, "auditor", ["review"])
+    _, submit = create_key(engine, "kiosk", ["submit"])
+    client.app.state.services.keys._checked = float("-inf")  # type: ignore[attr-defined]
+    r = client.get("/review", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/review"
+    assert client.post("/login", data={"key": submit, "next": "/review"}).status_code == 401
+    r = client.post("/login", data={"key": review, "next": "https://evil.example/"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/review"  # no open redirect
+    cookie = r.headers["set-cookie"]
+    assert "aq_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert review not in cookie  # the cookie carries a signed key id, never the key
+    assert client.get("/review").status_code == 200  # the client keeps the cookie
+    client.cookies.clear()
+    client.cookies.set("aq_session", "forged.9999999999.00")
+    assert client.get("/review", follow_redirects=False).status_code == 303
+
+
+def test_auth_required_and_off(tmp_path: object, settings: Settings) -> None:
+    from authentiq.api.app import create_app
+
+    with TestClient(create_app(settings.model_copy(update={"auth": "required"}))) as c:
+        assert c.get("/v1/products").status_code == 401  # required even before any key
+    with TestClient(create_app(settings.model_copy(update={"auth": "off"}))) as c:
+        engine = c.app.state.services.store.engine  # type: ignore[attr-defined]
+        create_key(engine, "x", ["submit"])
+        assert c.get("/v1/products").status_code == 200  # off: never checked
+
+
+def test_keys_cli(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    db = ["--database-url", settings.database_url]
+    assert main(["keys", "list", *db]) == 0 and "no keys" in capsys.readouterr().out
+    assert main(["keys", "create", "kiosk-milano-1", "--scopes", "submit", *db]) == 0
+    out = capsys.readouterr().out
+    key = next(line for line in out.splitlines() if line.startswith("aq_"))
+    key_id = key.split("_")[1]
+    assert main(["keys", "list", *db]) == 0
+    listed = capsys.readouterr().out
+    assert key_id in listed and "kiosk-milano-1" in listed and key.split("_", 2)[2] not in listed
+    assert main(["keys", "revoke", key_id, *db]) == 0 and "revoked" in capsys.readouterr().out
+    assert main(["keys", "create", "x", "--scopes", "root", *db]) == 2
+    assert "scopes must be some of" in capsys.readouterr().err
