@@ -49,6 +49,7 @@ class ApiKeyRow(SQLModel, table=True):
     name: str = Field(max_length=128)
     scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
     secret_sha256: str = Field(max_length=64)
+    rate_limit: str | None = Field(default=None, max_length=32)  # overrides AUTHENTIQ_RATE_LIMIT
     created_at: datetime
     revoked_at: datetime | None = None
 
@@ -57,6 +58,7 @@ class ApiKeyRow(SQLModel, table=True):
 class Principal:
     key_id: str
     scopes: frozenset[str]
+    rate_limit: str | None = None
 
     def allows(self, scope: Scope) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -66,14 +68,22 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(engine: Engine, name: str, scopes: list[str]) -> tuple[ApiKeyRow, str]:
+def create_key(engine: Engine, name: str, scopes: list[str], rate_limit: str | None = None
+               ) -> tuple[ApiKeyRow, str]:
     """The new row and the key itself, which is never stored and cannot be shown again."""
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:
         raise AuthentiqError(f"scopes must be some of {', '.join(SCOPES)}; got {scopes}")
+    if rate_limit is not None:
+        from limits import parse
+
+        try:
+            parse(rate_limit)
+        except ValueError as exc:
+            raise AuthentiqError(f"rate limit {rate_limit!r} is not like '600/minute'") from exc
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     row = ApiKeyRow(id=key_id, name=name, scopes=sorted(set(scopes)), secret_sha256=_digest(secret),
-                    created_at=datetime.now(UTC))
+                    rate_limit=rate_limit, created_at=datetime.now(UTC))
     with Session(engine) as session:
         session.add(row)
         session.commit()
@@ -131,7 +141,7 @@ class KeyRing:
             raise Unauthorized("unknown API key")
         if row.revoked_at is not None:
             raise Unauthorized(f"API key {key_id} was revoked")
-        return Principal(row.id, frozenset(row.scopes))
+        return Principal(row.id, frozenset(row.scopes), row.rate_limit)
 
 
 class ServerSecret(SQLModel, table=True):
@@ -182,4 +192,4 @@ def principal_of(engine: Engine, key_id: str) -> Principal | None:
         row = session.get(ApiKeyRow, key_id)
     if row is None or row.revoked_at is not None:
         return None
-    return Principal(row.id, frozenset(row.scopes))
+    return Principal(row.id, frozenset(row.scopes), row.rate_limit)

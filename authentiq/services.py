@@ -24,6 +24,7 @@ from authentiq.heatmap import lookup_table
 from authentiq.idempotency import Idempotency
 from authentiq.inspection import Inspector
 from authentiq.keys import KeyRing, server_secret
+from authentiq.ratelimit import RateLimiter
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceStore
 from authentiq.reports import ReportStore
@@ -47,6 +48,7 @@ class Services:
     idempotency: Idempotency
     keys: KeyRing
     session_secret: bytes
+    rate_limiter: RateLimiter
 
 
 def batcher_config(settings: Settings) -> BatcherConfig:
@@ -83,7 +85,8 @@ async def open_services(settings: Settings, observer: BatchObserver | None = Non
         enroller = Enroller(inspector, references, index)
         keys = KeyRing(store.engine, settings.auth)
         services = Services(settings, backend, batcher, store, references, index, inspector, enroller,
-                            Idempotency(store.engine), keys, server_secret(store.engine))
+                            Idempotency(store.engine), keys, server_secret(store.engine),
+                            RateLimiter(settings.rate_limit, settings.rate_limit_storage))
         if not keys.enforced and settings.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     auth: Literal["auto", "required", "off"] = Field(
         "auto", description="auto: API keys required once one exists; required: always; off: never")
 
+    cors_origins: tuple[str, ...] = Field(
+        (), description="origins allowed to call the API from a browser (JSON list, e.g. "
+                        "[\"https://kiosk.example.com\"]); empty: same origin only")
+    rate_limit: str = Field("600/minute", description="per API key (or client address while keys "
+                                                     "are not enforced), limits notation")
+    rate_limit_storage: str = Field("memory://", description="memory:// (one process) or "
+                                                             "redis://host:6379 (shared by workers)")
+
     # storage
     database_url: str = "sqlite:///var/authentiq.db"
     blob_dir: Path = Path("var/blobs")
@@ -99,6 +107,25 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if "*" in v:
+            raise ValueError("cors_origins must list the kiosk origins; '*' would let any site "
+                             "call the API with a user's browser")
+        return v
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        from limits import parse
+
+        try:
+            parse(v)
+        except ValueError as exc:
+            raise ValueError(f"rate_limit {v!r} is not like '600/minute' or '10/second'") from exc
+        return v
 
     @field_validator("database_url")
     @classmethod

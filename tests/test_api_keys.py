@@ -3,6 +3,8 @@ storage, revocation, the pages' sign-in cookie, and the CLI."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
@@ -100,3 +102,58 @@ def test_keys_cli(settings: Settings, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["keys", "revoke", key_id, *db]) == 0 and "revoked" in capsys.readouterr().out
     assert main(["keys", "create", "x", "--scopes", "root", *db]) == 2
     assert "scopes must be some of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("storage", ["memory://", "redis://127.0.0.1:6379"])
+def test_rate_limit_per_key(settings: Settings, storage: str) -> None:
+    """Past its rate a key gets 429 + Retry-After; another key is unaffected. With Redis, two app
+    instances (two workers) share the count."""
+    import uuid
+
+    from authentiq.api.app import create_app
+    from authentiq.ratelimit import RateLimiter
+
+    if storage.startswith("redis"):
+        try:
+            RateLimiter("1/second", storage).storage.check()
+        except Exception:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip("Redis is not reachable at 127.0.0.1:6379")
+    config = settings.model_copy(update={"rate_limit_storage": storage, "auth": "required"})
+    with TestClient(create_app(config)) as a, TestClient(create_app(config)) as b:
+        engine = a.app.state.services.store.engine  # type: ignore[attr-defined]
+        _, slow = create_key(engine, f"slow-{uuid.uuid4().hex[:6]}", ["submit"], rate_limit="3/minute")
+        _, other = create_key(engine, "other", ["submit"])
+        shared = storage.startswith("redis")
+        # Three calls allowed: with Redis spread over both workers, in memory all on one.
+        callers = [a, a, b] if shared else [a, a, a]
+        assert [c.get("/v1/views", headers={"X-API-Key": slow}).status_code for c in callers] == [200] * 3
+        limited = b.get("/v1/views", headers={"X-API-Key": slow}) if shared else \
+            a.get("/v1/views", headers={"X-API-Key": slow})
+        assert limited.status_code == 429 and limited.json()["type"].endswith("/rate-limited")
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert a.get("/v1/views", headers={"X-API-Key": other}).status_code == 200
+        if not shared:  # in memory, the other worker counts on its own
+            assert b.get("/v1/views", headers={"X-API-Key": slow}).status_code == 200
+    with pytest.raises(Exception, match="not like"):
+        create_key(engine, "bad", ["submit"], rate_limit="lots")
+
+
+def test_cors_only_for_configured_origins(settings: Settings) -> None:
+    from authentiq.api.app import create_app
+
+    config = settings.model_copy(update={"cors_origins": ("https://kiosk.example.com",)})
+    with TestClient(create_app(config)) as c:
+        pre = {"Access-Control-Request-Method": "POST",
+               "Access-Control-Request-Headers": "X-API-Key, Idempotency-Key"}
+        ok = c.options("/v1/inspections", headers={"Origin": "https://kiosk.example.com", **pre})
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == "https://kiosk.example.com"
+        evil = c.options("/v1/inspections", headers={"Origin": "https://evil.example", **pre})
+        assert "access-control-allow-origin" not in evil.headers
+    with TestClient(create_app(settings)) as c:  # default: same origin only
+        r = c.get("/v1/views", headers={"Origin": "https://kiosk.example.com"})
+        assert "access-control-allow-origin" not in r.headers
+    with pytest.raises(ValueError, match="'\\*' would let any site"):
+        Settings(cors_origins=("*",))

@@ -48,6 +48,8 @@ async def authenticate(request: Request, services: Services, *scopes: Scope) -> 
     if not any(principal.allows(scope) for scope in scopes):
         raise Forbidden(f"key {principal.key_id} lacks the {' or '.join(scopes)} scope "
                         f"(it has {', '.join(sorted(principal.scopes))})")
+    # Per key: past its rate, 429 + Retry-After before any work is done.
+    await asyncio.to_thread(services.rate_limiter.hit, f"key:{principal.key_id}", principal.rate_limit)
     request.state.key_id = principal.key_id
     log.info("%s %s key=%s", request.method, request.url.path, principal.key_id)
     return principal

@@ -67,6 +67,15 @@ def document(app: FastAPI) -> None:
                     responses["422"] = {"description": "Invalid request (RFC 9457 problem)", **problem}
                 if "requestBody" in operation:
                     responses.setdefault("400", {"description": "Unparsable body", **problem})
+        for path, item in schema.get("paths", {}).items():
+            if not path.startswith("/v1/"):
+                continue
+            for operation in item.values():  # every /v1 route is guarded by a key and its rate
+                responses = operation.setdefault("responses", {})
+                for code, what in (("401", "API key missing, unknown or revoked"),
+                                   ("403", "API key lacks the scope"),
+                                   ("429", "Rate limit passed (Retry-After)")):
+                    responses.setdefault(code, {"description": what, **problem})
         components = schema.get("components", {}).get("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)

@@ -29,7 +29,8 @@ def create(args: argparse.Namespace) -> int:
     from authentiq.keys import create_key
 
     with _engine(args) as engine:
-        row, key = create_key(engine, args.name, [s.strip() for s in args.scopes.split(",") if s.strip()])
+        row, key = create_key(engine, args.name, [s.strip() for s in args.scopes.split(",") if s.strip()],
+                              args.rate_limit)
     print(f"key id {row.id} ({row.name}; scopes {', '.join(row.scopes)})")
     print(key)
     print("This is the only time the key is shown; it is stored as a hash. Send it as "
@@ -65,6 +66,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     c = k_sub.add_parser("create", help="create a key and print it once")
     c.add_argument("name", help="who holds it, e.g. 'marketplace-eu' or 'kiosk-milano-1'")
     c.add_argument("--scopes", required=True, help="comma-separated: submit, review, admin")
+    c.add_argument("--rate-limit", help="this key's own limit, e.g. 1200/minute "
+                                        "(default: AUTHENTIQ_RATE_LIMIT)")
     c.set_defaults(func=create)
     ls = k_sub.add_parser("list", help="ids, names, scopes, state (never the keys)")
     ls.set_defaults(func=list_)
