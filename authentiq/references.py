@@ -27,7 +27,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from authentiq.blobs import BlobStore
 from authentiq.errors import DuplicateReference, ReferenceNotFound, UnknownProduct
-from authentiq.pagination import decode_cursor, encode_cursor
+from authentiq.pagination import keyset_page
 
 COUNTER = "references"
 
@@ -48,6 +48,17 @@ class Counter(SQLModel, table=True):
     __tablename__ = "change_counters"
     name: str = Field(primary_key=True, max_length=32)
     value: int = 0
+
+
+def ensure_counter(engine: Engine, name: str) -> None:
+    """Create the named counter row once (idempotent; safe when workers race)."""
+    with Session(engine) as session:
+        if session.get(Counter, name) is None:
+            session.add(Counter(name=name, value=0))
+            try:
+                session.commit()
+            except IntegrityError:  # another worker created it first
+                session.rollback()
 
 
 class ProductRow(SQLModel, table=True):
@@ -104,13 +115,7 @@ class ReferenceStore:
     def __init__(self, engine: Engine, blobs: BlobStore) -> None:
         self.engine, self.blobs = engine, blobs
         SQLModel.metadata.create_all(engine)
-        with Session(engine) as session:
-            if session.get(Counter, COUNTER) is None:
-                session.add(Counter(name=COUNTER, value=0))
-                try:
-                    session.commit()
-                except IntegrityError:  # another worker created it first
-                    session.rollback()
+        ensure_counter(engine, COUNTER)
 
     @staticmethod
     def _next_seq(session: Session) -> int:
@@ -244,16 +249,7 @@ class ReferenceStore:
             query = query.where(ReferenceRow.source == source)
         if not include_deleted:
             query = query.where(col(ReferenceRow.deleted_at).is_(None))
-        if cursor is not None:
-            created, last_id = decode_cursor(cursor)
-            query = query.where((col(ReferenceRow.created_at) < created) | (
-                (col(ReferenceRow.created_at) == created) & (col(ReferenceRow.id) > last_id)))
-        query = query.order_by(col(ReferenceRow.created_at).desc(), col(ReferenceRow.id)).limit(limit + 1)
-        with Session(self.engine) as session:
-            rows = list(session.exec(query))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, (encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
+        return keyset_page(self.engine, query, ReferenceRow, limit=limit, cursor=cursor)
 
     def delete(self, reference_id: str, reason: str) -> ReferenceRow:
         """Soft delete; the photos and rows stay for audit. Deleting twice is a no-op."""

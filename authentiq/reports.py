@@ -22,7 +22,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from authentiq.blobs import BlobStore
 from authentiq.errors import DatabaseSchemaError, ReportNotFound
-from authentiq.pagination import decode_cursor, encode_cursor, page_size
+from authentiq.pagination import keyset_page
 
 log = logging.getLogger(__name__)
 FLAG_CODES = ("model_mismatch", "below_min_similarity", "retake_required")
@@ -151,19 +151,8 @@ class ReportStore:
     def find(self, where: ReportFilter, *, limit: int = 50, cursor: str | None = None
              ) -> tuple[list[ReportRow], str | None]:
         """Newest first; the page and the cursor of the next one (None at the end)."""
-        limit = page_size(limit)
-        query = where.apply(select(ReportRow))
-        if cursor is not None:
-            created, last_id = decode_cursor(cursor)
-            created = _aware(created)
-            query = query.where((col(ReportRow.created_at) < created) | (
-                (col(ReportRow.created_at) == created) & (col(ReportRow.id) > last_id)))
-        query = query.order_by(col(ReportRow.created_at).desc(), col(ReportRow.id)).limit(limit + 1)
-        with Session(self.engine) as session:
-            rows = list(session.exec(query))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, (encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
+        return keyset_page(self.engine, where.apply(select(ReportRow)), ReportRow, limit=limit,
+                           cursor=cursor)
 
     def count(self, where: ReportFilter | None = None) -> int:
         query = (where or ReportFilter()).apply(select(func.count()).select_from(ReportRow))

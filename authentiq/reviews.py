@@ -21,11 +21,10 @@ from typing import Any, Literal
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from authentiq.errors import InvalidField, ReviewConflict
-from authentiq.references import Counter
+from authentiq.references import Counter, ensure_counter
 from authentiq.reports import ReportRow
 
 CHAIN = "reviews"
@@ -58,13 +57,7 @@ def entry_hash(row: ReviewRow) -> str:
 
 
 def ensure_chain(engine: Engine) -> None:
-    with Session(engine) as session:
-        if session.get(Counter, CHAIN) is None:
-            session.add(Counter(name=CHAIN, value=0))
-            try:
-                session.commit()
-            except IntegrityError:  # another worker created it first
-                session.rollback()
+    ensure_counter(engine, CHAIN)
 
 
 def append_review(engine: Engine, report_id: str, *, decision: Decision, verdict: str | None,
