@@ -21,7 +21,7 @@ from typing import Any
 
 from authentiq.batcher import Priority
 from authentiq.errors import AuthentiqError, DatasetError, DuplicateReference, ReferenceRejected
-from authentiq.inspection import EXTENSIONS, Inspector, Upload
+from authentiq.inspection import Inspector, Upload
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceRow, ReferenceStore, content_hash
 from authentiq.training.data import view_files
@@ -75,8 +75,7 @@ class Enroller:
                                            else " (none enrolled yet)")
                                         + "; check the brand and model.")})
         ref_id = uuid.uuid4().hex
-        photos = {f"{v}.{EXTENSIONS.get(p.decoded.format, 'bin')}": _data(uploads, v)
-                  for v, p in run.prepared.items()}
+        photos = run.photo_files()
         body = {
             "views": [self.inspector.view_result(p) for p in run.ordered()],
             "stored_files": sorted(photos),
@@ -203,7 +202,3 @@ def reference_json(row: ReferenceRow, embedded_with: list[str]) -> dict[str, Any
                   "views": {name.split(".")[0]: f"/v1/references/{row.id}/views/{name.split('.')[0]}"
                             for name in body.get("stored_files", [])}},
     }
-
-
-def _data(uploads: list[Upload], view: str) -> bytes:
-    return next(u.data for u in uploads if u.view == view)

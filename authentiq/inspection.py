@@ -60,6 +60,7 @@ class Upload:
 @dataclass(frozen=True)
 class _Prepared:
     view: str
+    data: bytes  # the photo as uploaded: what the report stores
     decoded: DecodedView
     quality: Quality
     decode_s: float
@@ -81,6 +82,11 @@ class Run:
 
     def ordered(self) -> list[_Prepared]:
         return [self.prepared[v] for v in self.spec.view_names if v in self.prepared]
+
+    def photo_files(self) -> dict[str, bytes]:
+        """The uploaded photos as stored: ``<view>.<format's extension>``."""
+        return {f"{v}.{EXTENSIONS.get(p.decoded.format, 'bin')}": p.data
+                for v, p in self.prepared.items()}
 
 
 class Inspector:
@@ -145,8 +151,7 @@ class Inspector:
         body = self._body(report_id, created, brand, model, client_ref, run, verdict)
         body["references"] = evidence.as_dict()
         body["submitted_by"] = {"key_id": key_id}
-        photos = {f"{v}.{EXTENSIONS.get(p.decoded.format, 'bin')}": _data(uploads, v)
-                  for v, p in prepared.items()}
+        photos = run.photo_files()
         body["links"]["views"] = {v: f"/v1/reports/{report_id}/views/{v}" for v in prepared}
         classes = classes_to_render(verdict.verdict)
         body["heatmaps"] = {
@@ -213,7 +218,7 @@ class Inspector:
                               max_pixels=self.settings.max_pixels, view=upload.view)
         t1 = time.perf_counter()
         quality = check(decoded, self.settings)
-        return _Prepared(upload.view, decoded, quality, t1 - t0, time.perf_counter() - t1)
+        return _Prepared(upload.view, upload.data, decoded, quality, t1 - t0, time.perf_counter() - t1)
 
     @staticmethod
     def view_result(p: _Prepared) -> dict[str, Any]:
@@ -262,10 +267,6 @@ def view_result(view: str, decoded: DecodedView, q: Quality) -> dict[str, Any]:
         "sharpness": round(q.sharpness, 2), "brightness": round(q.brightness, 1),
         "glare": round(q.glare, 4),
     }
-
-
-def _data(uploads: list[Upload], view: str) -> bytes:
-    return next(u.data for u in uploads if u.view == view)
 
 
 def _ms(seconds: float) -> float:

@@ -119,14 +119,18 @@ class KeyRing:
         self._checked, self._any = float("-inf"), False
 
     @property
+    def stale(self) -> bool:
+        """Whether :attr:`enforced` would ask the database (at most every ``refresh_s``)."""
+        return self.mode == "auto" and time.monotonic() - self._checked > self.refresh_s
+
+    @property
     def enforced(self) -> bool:
         if self.mode != "auto":
             return self.mode == "required"
-        now = time.monotonic()
-        if now - self._checked > self.refresh_s:
+        if self.stale:
             with Session(self.engine) as session:
                 self._any = bool(session.exec(select(func.count()).select_from(ApiKeyRow)).one())
-            self._checked = now
+            self._checked = time.monotonic()
         return self._any
 
     def verify(self, presented: str) -> Principal:

@@ -116,10 +116,6 @@ class ReferenceIndex:
         index = self._indexes.get(product_key(brand, model))
         return len(index) if index is not None else 0
 
-    def thresholds(self, brand: str, model: str) -> dict[str, float]:
-        product = self._products.get(product_key(brand, model))
-        return dict(product.thresholds) if product is not None else {}
-
     def search(self, embedding: np.ndarray, brand: str, model: str, k: int | None = None) -> Evidence:
         self.sync()
         k = k or self.k

@@ -115,19 +115,21 @@ def sweep_orphans(store: ReportStore, references: ReferenceStore, grace_s: float
     """Blob folders whose report or reference row never got written (the process died between
     the files and the transaction). Only folders older than ``grace_s`` go, so another worker's
     write in progress is left alone."""
-    from sqlmodel import Session
+    from sqlmodel import Session, col, select
 
     from authentiq.references import ReferenceRow
     from authentiq.reports import ReportRow
 
     cutoff = time.time() - grace_s
-    removed = []
+    removed: list[str] = []
     for blobs, row_type in ((store.blobs, ReportRow), (references.blobs, ReferenceRow)):
-        for folder, mtime in blobs.folders():
-            if mtime > cutoff:
-                continue
+        old = [folder for folder, mtime in blobs.folders() if mtime <= cutoff]
+        for start in range(0, len(old), 500):  # one query per 500 folders, not one per folder
+            batch = old[start:start + 500]
             with Session(store.engine) as session:
-                if session.get(row_type, folder) is None:
+                known = set(session.exec(select(row_type.id).where(col(row_type.id).in_(batch))))
+            for folder in batch:
+                if folder not in known:
                     blobs.delete(folder)
                     removed.append(folder)
     return removed

@@ -40,4 +40,4 @@ def test_fuzz_the_api_from_its_openapi_document(tmp_path: Path) -> None:
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, (
         "schemathesis found problems (rerun: " + " ".join(command) + ")\n" + done.stdout[-8000:])
-    assert "0 failures" in done.stdout or "passed" in done.stdout
+    assert "generated" in done.stdout  # it really ran test cases, not just loaded the schema

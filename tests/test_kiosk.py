@@ -208,6 +208,9 @@ def test_kiosk_with_a_key_entered_by_staff(browser: Any, tmp_path: Path,
         engine.dispose()
         context = browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["camera"])
         page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.errors = errors
         page.goto(server.url + "/kiosk")
         page.click("#settings-open")
         page.fill("#api-key", key)
@@ -219,6 +222,5 @@ def test_kiosk_with_a_key_entered_by_staff(browser: Any, tmp_path: Path,
             assert upload(page, folder / f"{view}.jpg") == "Good photo."
             page.click("#next")
         page.click("#submit")
-        page.errors = []
         assert_result(page)  # heatmaps and QR loaded with the key, not as bare <img src>
         shoot(page, "kiosk-8-with-key", full=True)

@@ -128,6 +128,5 @@ def test_embeddings_of_another_model_version_are_never_searched(store: Reference
     assert ev.claimed_count == 1 and ev.best == pytest.approx(1.0)
     old = ReferenceIndex(store, model_version=V1, dim=3, sync_interval_s=0)
     assert old.search(vec(1, 0, 0), "Verlaine", "Amande").best == pytest.approx(1.0)
-    assert store.embedded_with(["refa"]) == {"refa": [V1, V2]} or \
-        sorted(store.embedded_with(["refa"])["refa"]) == [V1, V2]
+    assert sorted(store.embedded_with(["refa"])["refa"]) == [V1, V2]
     assert store.counts(V2) == {"live": 1, "embedded": 1}

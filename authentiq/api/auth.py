@@ -33,7 +33,8 @@ def presented_key(request: Request) -> str | None:
 async def authenticate(request: Request, services: Services, *scopes: Scope) -> Principal | None:
     """None when keys are not enforced; else the caller (holding any of ``scopes``), or 401/403."""
     ring = services.keys
-    if not await asyncio.to_thread(lambda: ring.enforced):
+    enforced = await asyncio.to_thread(lambda: ring.enforced) if ring.stale else ring.enforced
+    if not enforced:
         return None
     key = presented_key(request)
     principal: Principal | None

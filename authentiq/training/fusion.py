@@ -102,7 +102,6 @@ def fit(items: Scored, refs: Scored, *, k: int = 5, fitted_on: str = "") -> Fusi
 class FusionReport:
     classifier: Metrics
     fused: Metrics
-    not_authentic_below_floor: float  # share of items the similarity floor kept from "authentic"
     genuine_flagged: float  # genuine items with a correct claim flagged by floor or mismatch
     wrong_claim_flagged: float  # genuine items claimed as another product, flagged
 
@@ -140,8 +139,7 @@ def evaluate_fusion(spec: ModelSpec, items: Scored, refs: Scored) -> FusionRepor
     wbest, _, wother = similarities(items, refs, wrong, f.k)
     wflag = (wbest < f.min_similarity) | ((wother - wbest >= f.mismatch_margin)
                                           & (wother >= f.min_similarity))
-    return FusionReport(clf, fused, float((flagged & (p < f.authentic_below)).mean()),
-                        float(flagged[genuine].mean()), float(wflag[genuine].mean()))
+    return FusionReport(clf, fused, float(flagged[genuine].mean()), float(wflag[genuine].mean()))
 
 
 def write_fusion(model_path: Path, params: FusionParams) -> None:
