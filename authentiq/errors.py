@@ -157,6 +157,10 @@ class ShuttingDown(AuthentiqError):
     slug, status, title = "shutting-down", 503, "Service is shutting down"
 
 
+class DatabaseUnavailable(AuthentiqError):
+    slug, status, title = "database-unavailable", 503, "Database unavailable"
+
+
 class DeadlineExceeded(AuthentiqError):
     """The request's deadline passed before its batch could start; it was never executed."""
 

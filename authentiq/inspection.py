@@ -129,8 +129,10 @@ class Inspector:
 
     async def inspect(self, uploads: list[Upload], *, brand: str, model: str,
                       client_ref: str | None, priority: Priority = Priority.INTERACTIVE,
-                      deadline: float | None = None, key_id: str | None = None) -> dict[str, Any]:
-        """``deadline`` is on the event loop's clock (``loop.time()``); None: no deadline."""
+                      deadline: float | None = None, key_id: str | None = None,
+                      report_id: str | None = None) -> dict[str, Any]:
+        """``deadline`` is on the event loop's clock (``loop.time()``); None: no deadline.
+        ``report_id``: the id to store under (an async job's own id); default a new one."""
         started = time.perf_counter()
         self.check_views([u.view for u in uploads])
         self.check_product(brand, model)
@@ -146,7 +148,7 @@ class Inspector:
         present = {v for v, p in prepared.items() if p.quality.usable}
         verdict = decide(self.spec, outputs.logits[0], outputs.cam[0], unusable, present, evidence)
 
-        report_id = uuid.uuid4().hex
+        report_id = report_id or uuid.uuid4().hex
         created = datetime.now(UTC)
         body = self._body(report_id, created, brand, model, client_ref, run, verdict)
         body["references"] = evidence.as_dict()

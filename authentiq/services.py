@@ -14,6 +14,10 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, col, select
 
 from authentiq.backends.base import Backend
 from authentiq.backends.select import open_backend
@@ -23,13 +27,15 @@ from authentiq.enrolment import Enroller, enrol_folder, folder_references
 from authentiq.heatmap import lookup_table
 from authentiq.idempotency import Idempotency
 from authentiq.inspection import Inspector
+from authentiq.jobs import JobRow, JobRunner, JobStore
 from authentiq.keys import KeyRing, server_secret
 from authentiq.ratelimit import RateLimiter
 from authentiq.reference_index import ReferenceIndex
-from authentiq.references import ReferenceStore
-from authentiq.reports import ReportStore
+from authentiq.references import ReferenceRow, ReferenceStore
+from authentiq.reports import ReportRow, ReportStore
 from authentiq.reviews import ensure_chain
 from authentiq.settings import Settings
+from authentiq.webhooks import Dispatcher
 
 log = logging.getLogger(__name__)
 SHIPPED_SOURCE = "shipped synthetic reference set"
@@ -49,6 +55,9 @@ class Services:
     keys: KeyRing
     session_secret: bytes
     rate_limiter: RateLimiter
+    jobs: JobStore
+    runner: JobRunner
+    dispatcher: Dispatcher
 
 
 def batcher_config(settings: Settings) -> BatcherConfig:
@@ -62,14 +71,24 @@ def batcher_config(settings: Settings) -> BatcherConfig:
     )
 
 
+class ServiceObserver(BatchObserver, Protocol):
+    """What the service reports beyond the batcher (Prometheus in the app)."""
+
+    def job_finished(self, status: str) -> None: ...
+    def webhook_attempt(self, outcome: str) -> None: ...
+
+
 @asynccontextmanager
-async def open_services(settings: Settings, observer: BatchObserver | None = None,
-                        *, seed: bool = True) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, observer: ServiceObserver | None = None,
+                        *, seed: bool = True, background: bool = True) -> AsyncIterator[Services]:
+    """``background``: run async jobs and send webhooks (the server); the CLI's one-off commands
+    leave both to the server."""
     backend = open_backend(settings)
     spec = backend.spec
     store = ReportStore(settings.database_url, BlobStore(settings.blob_dir))
     pool = ThreadPoolExecutor(settings.preprocess_workers, thread_name_prefix="authentiq-cpu")
     batcher = Batcher(backend, batcher_config(settings), observer=observer)
+    services: Services | None = None
     try:
         ensure_chain(store.engine)
         lookup_table()  # imports matplotlib's colormaps now, not in the first request
@@ -84,16 +103,35 @@ async def open_services(settings: Settings, observer: BatchObserver | None = Non
         inspector = Inspector(settings, spec, backend.info, batcher, store, pool, index)
         enroller = Enroller(inspector, references, index)
         keys = KeyRing(store.engine, settings.auth)
+        jobs = JobStore(store.engine, BlobStore(settings.blob_dir / "jobs"))
+        dispatcher = Dispatcher(store.engine, timeout_s=settings.webhook_timeout_s,
+                                max_attempts=settings.webhook_max_attempts,
+                                backoff_s=settings.webhook_backoff_s,
+                                backoff_max_s=settings.webhook_backoff_max_s,
+                                poll_s=settings.poll_s,
+                                on_outcome=observer.webhook_attempt if observer else None)
+
+        def job_finished(job: JobRow) -> None:
+            dispatcher.wake()  # its webhook, if any, goes out now rather than at the next poll
+            if observer is not None:
+                observer.job_finished(job.status)
+
+        runner = JobRunner(jobs, inspector, store, workers=settings.job_workers if background else 0,
+                           lease_s=settings.job_lease_s, poll_s=settings.poll_s,
+                           max_attempts=settings.job_max_attempts, on_finish=job_finished)
         services = Services(settings, backend, batcher, store, references, index, inspector, enroller,
-                            Idempotency(store.engine), keys, server_secret(store.engine),
-                            RateLimiter(settings.rate_limit, settings.rate_limit_storage))
+                            Idempotency(store.engine, stale_s=settings.request_timeout_s + 60),
+                            keys, server_secret(store.engine),
+                            RateLimiter(settings.rate_limit, settings.rate_limit_storage),
+                            jobs, runner, dispatcher)
         if not keys.enforced and settings.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
                         "--scopes submit,review,admin`; from then on every call needs a key.")
         if seed and settings.reference_seed_dir is not None:
             await seed_references(services)
-        swept = sweep_orphans(store, references, settings.orphan_grace_s)
+        swept = sweep_orphans(store.engine, [(store.blobs, ReportRow), (references.blobs, ReferenceRow),
+                                             (jobs.blobs, JobRow)], settings.orphan_grace_s)
         if swept:
             log.warning("removed %d blob folders with no row (a crash between the files and the "
                         "database write): %s", len(swept), ", ".join(swept[:10]))
@@ -103,31 +141,34 @@ async def open_services(settings: Settings, observer: BatchObserver | None = Non
                         "`authentiq re-embed`", stale, spec.version_key)
         log.info("reference index: %d references of %d products (%s)", index.size,
                  len(references.products()), spec.version_key)
+        await runner.start()
+        if background:
+            await dispatcher.start()
         yield services
     finally:
+        if services is not None:
+            await services.runner.close()  # running jobs finish; queued ones wait in the database
+            await services.dispatcher.close()
         await batcher.close()  # finishes every accepted request first
         pool.shutdown(wait=True)
         backend.close()
         store.close()
 
 
-def sweep_orphans(store: ReportStore, references: ReferenceStore, grace_s: float) -> list[str]:
-    """Blob folders whose report or reference row never got written (the process died between
-    the files and the transaction). Only folders older than ``grace_s`` go, so another worker's
-    write in progress is left alone."""
-    from sqlmodel import Session, col, select
-
-    from authentiq.references import ReferenceRow
-    from authentiq.reports import ReportRow
-
+def sweep_orphans(engine: Engine, stores: list[tuple[BlobStore, type[SQLModel]]],
+                  grace_s: float) -> list[str]:
+    """Blob folders whose row (report, reference, job) never got written: the process died
+    between the files and the transaction. Only folders older than ``grace_s`` go, so another
+    worker's write in progress is left alone."""
     cutoff = time.time() - grace_s
     removed: list[str] = []
-    for blobs, row_type in ((store.blobs, ReportRow), (references.blobs, ReferenceRow)):
+    for blobs, row_type in stores:
         old = [folder for folder, mtime in blobs.folders() if mtime <= cutoff]
         for start in range(0, len(old), 500):  # one query per 500 folders, not one per folder
             batch = old[start:start + 500]
-            with Session(store.engine) as session:
-                known = set(session.exec(select(row_type.id).where(col(row_type.id).in_(batch))))
+            id_column = col(row_type.id)  # type: ignore[attr-defined]
+            with Session(engine) as session:
+                known = set(session.exec(select(id_column).where(id_column.in_(batch))))
             for folder in batch:
                 if folder not in known:
                     blobs.delete(folder)

@@ -50,6 +50,21 @@ class Settings(BaseSettings):
         30.0, gt=0, le=3600, description="default and longest deadline of one inspection")
     preprocess_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
+    # async jobs and webhooks (authentiq.jobs, authentiq.webhooks)
+    job_workers: int = Field(4, ge=0, le=256, description="async jobs this process runs at once; "
+                                                          "0: accept jobs, leave them to other workers")
+    job_lease_s: float = Field(120, gt=0, description="a job still running after this (its worker "
+                                                       "died) is claimed again by another")
+    poll_s: float = Field(0.5, gt=0, description="how often idle job and webhook workers look for "
+                                                 "work that other processes put in the database")
+    job_max_attempts: int = Field(3, ge=1, description="runs before a job that keeps dying with its "
+                                                       "worker is failed (job-crashed)")
+    webhook_timeout_s: float = Field(10, gt=0, description="per delivery attempt")
+    webhook_max_attempts: int = Field(12, ge=1, description="attempts before a delivery is failed")
+    webhook_backoff_s: float = Field(5, gt=0, description="wait after the first failed attempt; "
+                                                          "doubles after each (±20 % jitter)")
+    webhook_backoff_max_s: float = Field(3600, gt=0, description="longest wait between attempts")
+
     # access (authentiq.keys)
     auth: Literal["auto", "required", "off"] = Field(
         "auto", description="auto: API keys required once one exists; required: always; off: never")

@@ -154,6 +154,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         pytest.skip(f"PostgreSQL is not reachable at {PG_URL}")
     from sqlmodel import SQLModel
 
+    import authentiq.jobs
     import authentiq.references  # noqa: F401 - registers the reference tables
     from authentiq.reports import make_engine
 

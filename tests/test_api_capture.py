@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -88,3 +89,39 @@ def test_concurrent_duplicates_run_once(tmp_path: Path, genuine_item: SyntheticI
         assert len({r.json()["id"] for r in answers}) == 1
         assert sum(r.headers.get("idempotent-replayed") == "true" for r in answers) == 4
         assert httpx.get(server.url + "/v1/reports").json()["total"] == 1
+
+
+def test_a_dead_workers_idempotency_claim_is_taken_over_without_a_second_report(
+        client: TestClient, genuine_item: SyntheticItem) -> None:
+    """A worker killed mid-request leaves its claim behind; a retry past the staleness limit takes
+    it over under the claim's reserved report id: made once, whether or not the dead worker had
+    already stored it."""
+    from sqlalchemy import update
+    from sqlmodel import Session, col
+
+    from authentiq.idempotency import IdempotencyRow
+
+    engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
+    key = {"Idempotency-Key": "killed-mid-request"}
+
+    def dead_worker_left(result_id: str) -> None:
+        with Session(engine) as session:
+            session.execute(update(IdempotencyRow).where(
+                col(IdempotencyRow.key) == "inspections:killed-mid-request").values(
+                result_id=result_id, created_at=datetime.now(UTC) - timedelta(hours=1)))
+            session.commit()
+
+    stored = client.post("/v1/inspections", files=files_of(genuine_item), data=form(genuine_item),
+                         headers=key).json()["id"]
+    dead_worker_left(stored)  # killed after storing its report, before marking the claim done
+    again = client.post("/v1/inspections", files=files_of(genuine_item), data=form(genuine_item),
+                        headers=key)
+    assert again.json()["id"] == stored and again.headers["idempotent-replayed"] == "true"
+
+    reserved = "ab" * 16
+    dead_worker_left(reserved)  # killed before storing anything under the id it had reserved
+    retry = client.post("/v1/inspections", files=files_of(genuine_item), data=form(genuine_item),
+                        headers=key)
+    assert retry.status_code == 201 and retry.json()["id"] == reserved
+    assert "idempotent-replayed" not in retry.headers
+    assert client.get("/v1/reports").json()["total"] == 2

@@ -121,3 +121,68 @@ def test_sigkill_mid_request_leaves_no_half_report(tmp_path: Path, genuine_item:
     finally:
         proc.terminate()
         proc.wait(60)
+
+
+@pytest.mark.slow
+def test_sigkill_loses_no_accepted_async_job(tmp_path: Path, genuine_item: SyntheticItem) -> None:
+    """Jobs accepted (202) by a process killed before or while running them all finish after a
+    restart, each once, each announced by a signed webhook."""
+    from authentiq.webhooks import verify
+    from benchmarks.faults import WebhookReceiver
+
+    receiver = WebhookReceiver()
+    env = {"AUTHENTIQ_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite", "AUTHENTIQ_JOB_LEASE_S": "2",
+           "AUTHENTIQ_POLL_S": "0.1"}
+    created = subprocess.run([sys.executable, "-m", "authentiq", "keys", "create", "marketplace",
+                              "--scopes", "submit,review", "--webhook", receiver.url],
+                             env={**os.environ, **env}, capture_output=True, text=True, check=True)
+    key = created.stdout.splitlines()[1]
+    secret = created.stdout.split("signing secret: ")[1].split()[0]
+    port = free_port()
+    url, headers = f"http://127.0.0.1:{port}", {"X-API-Key": key}
+
+    def submit(n: int) -> list[str]:
+        ids = []
+        for i in range(n):
+            r = httpx.post(url + "/v1/inspections?mode=async", files=files_of(genuine_item),
+                           data={"brand": genuine_item.brand, "model": genuine_item.model,
+                                 "client_ref": f"c{i}"}, headers=headers, timeout=30)
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+        return ids
+
+    try:
+        proc = start(tmp_path, port, AUTHENTIQ_JOB_WORKERS="0", **env)  # accepts, runs nothing
+        accepted = submit(4)
+        proc.kill()
+        proc.wait(30)
+        proc = start(tmp_path, port, **env)  # runs them; killed while it works
+        accepted += submit(6)
+        time.sleep(0.4)
+        proc.kill()
+        proc.wait(30)
+        proc = start(tmp_path, port, **env)
+        try:
+            end = time.monotonic() + 90
+            while time.monotonic() < end:
+                jobs = [httpx.get(f"{url}/v1/jobs/{i}", headers=headers, timeout=30).json()
+                        for i in accepted]
+                if all(j["status"] == "succeeded" for j in jobs):
+                    break
+                time.sleep(0.2)
+            assert [j["status"] for j in jobs] == ["succeeded"] * len(accepted), jobs
+            reports = httpx.get(url + "/v1/reports", params={"limit": 100}, headers=headers,
+                                timeout=30).json()
+            assert sorted(r["id"] for r in reports["items"]) == sorted(accepted)  # each once
+            while time.monotonic() < end and \
+                    len({r.delivery_id for r in receiver.accepted()}) < len(accepted):
+                time.sleep(0.2)
+        finally:
+            proc.terminate()
+            proc.wait(60)
+        delivered = {r.payload["data"]["job"]["id"] for r in receiver.accepted()}
+        assert delivered == set(accepted)
+        assert len({r.delivery_id for r in receiver.accepted()}) == len(accepted)  # one event a job
+        assert all(verify(secret, r.signature, r.body) for r in receiver.received)
+    finally:
+        receiver.close()

@@ -142,15 +142,26 @@ def test_flagged(verdict: str, codes: list[str], expected: bool) -> None:
 
 def test_sweep_removes_only_old_orphan_folders(store: ReportStore, tmp_path: Path) -> None:
     """What a SIGKILL between the files and the row leaves behind is removed at the next start."""
-    from authentiq.references import ReferenceStore
+    from authentiq.batcher import Priority
+    from authentiq.inspection import Upload
+    from authentiq.jobs import JobRow, JobStore
+    from authentiq.references import ReferenceRow, ReferenceStore
+    from authentiq.reports import ReportRow
     from authentiq.services import sweep_orphans
 
     refs = ReferenceStore(store.engine, BlobStore(store.blobs.root / "references"))
+    jobs = JobStore(store.engine, BlobStore(store.blobs.root / "jobs"))
     store.save(row(1), {"logo.jpg": b"kept"})
     store.blobs.put_many(f"{2:032x}", {"logo.jpg": b"orphan"})  # files written, row never was
     refs.blobs.put_many(f"{3:032x}", {"logo.jpg": b"orphan reference"})
-    assert sweep_orphans(store, refs, grace_s=3600) == []  # too young: maybe a write in progress
-    assert sorted(sweep_orphans(store, refs, grace_s=0)) == [f"{2:032x}", f"{3:032x}"]
+    jobs.blobs.put_many(f"{4:032x}", {"0.bin": b"orphan job photo"})
+    accepted = jobs.submit([Upload("logo", b"accepted job photo")], brand="b", model="m",
+                           client_ref=None, priority=Priority.BULK, key_id=None)
+    stores = [(store.blobs, ReportRow), (refs.blobs, ReferenceRow), (jobs.blobs, JobRow)]
+    assert sweep_orphans(store.engine, stores, grace_s=3600) == []  # too young: a write in progress?
+    assert sorted(sweep_orphans(store.engine, stores, grace_s=0)) == [
+        f"{2:032x}", f"{3:032x}", f"{4:032x}"]
+    assert jobs.uploads(accepted)[0].data == b"accepted job photo"
     assert store.blobs.get(f"{1:032x}", "logo.jpg") == b"kept"
     assert (store.blobs.root / "references").is_dir()
     assert [f for f, _ in store.blobs.folders()] == [f"{1:032x}"]

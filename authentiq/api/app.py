@@ -14,7 +14,7 @@ from authentiq import __version__
 from authentiq.api import problems
 from authentiq.api.limits import BodyLimitMiddleware
 from authentiq.api.metrics import Metrics, MetricsMiddleware
-from authentiq.api.routes import capture, health, pages, products, references, reports
+from authentiq.api.routes import capture, health, jobs, pages, products, references, reports
 from authentiq.api.routes.inspections import create_router
 from authentiq.model_spec import read_spec
 from authentiq.services import open_services
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     problems.document(app)
     app.include_router(create_router(list(spec.view_names), list(spec.required_views)))
+    app.include_router(jobs.router)
     app.include_router(capture.router)
     app.include_router(reports.router)
     app.include_router(references.create_router(list(spec.view_names), list(spec.required_views)))

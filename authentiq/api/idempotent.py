@@ -18,15 +18,16 @@ IdempotencyKey = Annotated[str | None, Header(
 
 
 async def idempotent(services: Services, response: Response, scope: str, key: str | None,
-                     fingerprint: str, work: Callable[[], Awaitable[dict[str, Any]]],
+                     fingerprint: str, work: Callable[[str | None], Awaitable[dict[str, Any]]],
                      replay: Callable[[str], Awaitable[dict[str, Any]]],
                      result_id: Callable[[dict[str, Any]], str] = lambda r: str(r["id"]),
-                     ) -> tuple[dict[str, Any], bool]:
-    """Run ``work`` once per key; returns ``(result, replayed)``."""
+                     *, reserve: bool = False) -> tuple[dict[str, Any], bool]:
+    """Run ``work`` once per key; returns ``(result, replayed)``. ``work`` gets the id its
+    result must have (``reserve``; see :meth:`Idempotency.run`) or None: its own choice."""
     if key is None:
-        return await work(), False
+        return await work(None), False
     body, replayed = await services.idempotency.run(f"{scope}:{check_key(key)}", fingerprint,
-                                                    work, replay, result_id)
+                                                    work, replay, result_id, reserve=reserve)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return body, replayed

@@ -44,6 +44,10 @@ class Metrics:
                                   "Requests the batcher refused or dropped, by reason "
                                   "(queue_full, deadline, cancelled, shutting_down)",
                                   ["reason"], registry=self.registry)
+        self.jobs = Counter("authentiq_jobs", "Async jobs ended, by status (succeeded, failed)",
+                            ["status"], registry=self.registry)
+        self.webhooks = Counter("authentiq_webhook_attempts", "Webhook delivery attempts by outcome "
+                                "(delivered, retry, failed)", ["outcome"], registry=self.registry)
         for priority in Priority:
             self.queue_depth_gauge.labels(priority.value).set(0)
         for reason in ("queue_full", "deadline", "cancelled", "shutting_down"):
@@ -61,6 +65,13 @@ class Metrics:
 
     def rejected(self, reason: str) -> None:
         self.rejections.labels(reason).inc()
+
+    # the rest of ServiceObserver
+    def job_finished(self, status: str) -> None:
+        self.jobs.labels(status).inc()
+
+    def webhook_attempt(self, outcome: str) -> None:
+        self.webhooks.labels(outcome).inc()
 
 
 class MetricsMiddleware:

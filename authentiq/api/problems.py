@@ -8,12 +8,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
-from authentiq.errors import PROBLEM_BASE, AuthentiqError
+from authentiq.errors import PROBLEM_BASE, AuthentiqError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
+DB_RETRY_AFTER_S = 5
 
 
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -41,12 +43,32 @@ def install(app: FastAPI) -> None:
                                  "instance": request.url.path},
                                 headers=dict(exc.headers) if exc.headers else None)
 
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not outage(exc):
+            raise exc  # a bug, not an outage: the 500 handler below logs it
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path,
+                  str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
+        return problem_response(DatabaseUnavailable(
+            "the database did not answer; nothing was stored. Retry shortly (with the same "
+            "Idempotency-Key, if you sent one)", retry_after=DB_RETRY_AFTER_S,
+        ).to_problem(instance=request.url.path), headers={"Retry-After": str(DB_RETRY_AFTER_S)})
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response({"type": PROBLEM_BASE + "internal-error", "title": "Internal error",
                                  "status": 500, "detail": "An unexpected error occurred; it was logged.",
                                  "instance": request.url.path})
+
+
+def outage(exc: DBAPIError) -> bool:
+    """The database is unreachable or busy (worth a retry), as opposed to a broken query."""
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    message = str(exc.orig or "").lower()
+    return isinstance(exc, OperationalError) and not message.startswith(("no such table",
+                                                                        "no such column"))
 
 
 def document(app: FastAPI) -> None:
@@ -74,7 +96,9 @@ def document(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 for code, what in (("401", "API key missing, unknown or revoked"),
                                    ("403", "API key lacks the scope"),
-                                   ("429", "Rate limit passed (Retry-After)")):
+                                   ("429", "Rate limit passed (Retry-After)"),
+                                   ("503", "Overloaded, shutting down or database unavailable "
+                                           "(Retry-After)")):
                     responses.setdefault(code, {"description": what, **problem})
         components = schema.get("components", {}).get("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):

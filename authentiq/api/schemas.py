@@ -238,3 +238,59 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     view: str | None = None
+
+
+class JobLinks(BaseModel):
+    self: str
+    report: str | None
+
+
+class Job(BaseModel):
+    """An async inspection (``mode=async``): queued → running → succeeded | failed."""
+
+    id: str = Field(description="also the id of the report it makes")
+    status: Literal["queued", "running", "succeeded", "failed"]
+    brand: str
+    model: str
+    client_ref: str | None
+    priority: Literal["interactive", "bulk"]
+    attempts: int = Field(description="runs started (more than 1 after a worker crash)")
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+    report_id: str | None
+    verdict: Literal["authentic", "counterfeit", "inconclusive"] | None
+    error: dict[str, Any] | None = Field(description="the problem (RFC 9457) if it failed")
+    links: JobLinks
+
+
+class DeliveryAttempt(BaseModel):
+    at: str
+    status_code: int | None
+    error: str | None
+    ms: float
+
+
+class Delivery(BaseModel):
+    """One webhook event: same id and body on every attempt."""
+
+    id: str
+    job_id: str
+    event: Literal["inspection.completed", "inspection.failed"]
+    url: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: str
+    delivered_at: str | None
+    log: list[DeliveryAttempt]
+
+
+class JobWithDeliveries(Job):
+    deliveries: list[Delivery]
+
+
+class DeliveryList(BaseModel):
+    items: list[Delivery]

@@ -5,15 +5,22 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
+
+from authentiq.errors import AuthentiqError
+
+if TYPE_CHECKING:
+    from authentiq.webhooks import WebhookRow
 
 
 @contextmanager
 def _engine(args: argparse.Namespace) -> Iterator[Engine]:
     from sqlmodel import SQLModel
 
-    import authentiq.keys  # noqa: F401 - registers the table
+    import authentiq.keys
+    import authentiq.webhooks  # noqa: F401
     from authentiq.reports import make_engine
     from authentiq.settings import Settings
 
@@ -27,25 +34,66 @@ def _engine(args: argparse.Namespace) -> Iterator[Engine]:
 
 def create(args: argparse.Namespace) -> int:
     from authentiq.keys import create_key
+    from authentiq.webhooks import check_url, set_webhook
 
+    if args.webhook:
+        check_url(args.webhook)
     with _engine(args) as engine:
         row, key = create_key(engine, args.name, [s.strip() for s in args.scopes.split(",") if s.strip()],
                               args.rate_limit)
+        hook = set_webhook(engine, row.id, args.webhook) if args.webhook else None
     print(f"key id {row.id} ({row.name}; scopes {', '.join(row.scopes)})")
     print(key)
     print("This is the only time the key is shown; it is stored as a hash. Send it as "
           "'Authorization: Bearer <key>' or 'X-API-Key: <key>'.")
+    if hook is not None:
+        _print_hook(hook)
     return 0
+
+
+def webhook(args: argparse.Namespace) -> int:
+    from authentiq.keys import principal_of
+    from authentiq.webhooks import remove_webhook, set_webhook, webhook_of
+
+    with _engine(args) as engine:
+        if principal_of(engine, args.key_id) is None:
+            raise AuthentiqError(f"no active key with id {args.key_id!r} (see `authentiq keys list`)")
+        if args.remove:
+            gone = remove_webhook(engine, args.key_id)
+            print(f"key {args.key_id}: webhook removed" if gone else
+                  f"key {args.key_id} had no webhook")
+            return 0
+        if args.url is None:
+            hook = webhook_of(engine, args.key_id)
+            if hook is None:
+                print(f"key {args.key_id} has no webhook; set one with "
+                      f"`authentiq keys webhook {args.key_id} https://...`")
+                return 0
+        else:
+            hook = set_webhook(engine, args.key_id, args.url, rotate=args.rotate_secret)
+    _print_hook(hook)
+    return 0
+
+
+def _print_hook(hook: WebhookRow) -> None:
+    print(f"webhook for key {hook.key_id}: {hook.url}")
+    print(f"signing secret: {hook.secret}")
+    print("Check each delivery's AuthentiQ-Signature header with this secret "
+          "(recipe: docs/webhooks.md).")
 
 
 def list_(args: argparse.Namespace) -> int:
     from authentiq.keys import list_keys
+    from authentiq.webhooks import webhook_urls
 
     with _engine(args) as engine:
         rows = list_keys(engine)
+        hooks = webhook_urls(engine)
     for r in rows:
         state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active"
-        print(f"{r.id}  {r.name:<24} {','.join(r.scopes):<20} created {r.created_at:%Y-%m-%d %H:%M}  {state}")
+        hook = hooks.get(r.id)
+        print(f"{r.id}  {r.name:<24} {','.join(r.scopes):<20} created {r.created_at:%Y-%m-%d %H:%M}  "
+              f"{state}" + (f"  webhook {hook}" if hook else ""))
     if not rows:
         print("no keys: with AUTHENTIQ_AUTH=auto the API is open until one exists")
     return 0
@@ -68,11 +116,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     c.add_argument("--scopes", required=True, help="comma-separated: submit, review, admin")
     c.add_argument("--rate-limit", help="this key's own limit, e.g. 1200/minute "
                                         "(default: AUTHENTIQ_RATE_LIMIT)")
+    c.add_argument("--webhook", metavar="URL", help="where this key's async job results are posted")
     c.set_defaults(func=create)
     ls = k_sub.add_parser("list", help="ids, names, scopes, state (never the keys)")
     ls.set_defaults(func=list_)
     r = k_sub.add_parser("revoke", help="revoke a key by id")
     r.add_argument("key_id")
     r.set_defaults(func=revoke)
-    for p in (c, ls, r):
+    w = k_sub.add_parser("webhook", help="show, set or remove a key's webhook (prints the signing "
+                                         "secret)")
+    w.add_argument("key_id")
+    w.add_argument("url", nargs="?", help="http(s) URL for async job results; omit to show")
+    w.add_argument("--rotate-secret", action="store_true", help="new signing secret")
+    w.add_argument("--remove", action="store_true", help="send no more webhooks for this key")
+    w.set_defaults(func=webhook)
+    for p in (c, ls, r, w):
         p.add_argument("--database-url", help="default: AUTHENTIQ_DATABASE_URL")

@@ -34,7 +34,7 @@ def enroll(args: argparse.Namespace) -> int:
             bar.write(f"{name}: {state}", file=sys.stderr)
 
     async def go() -> int:
-        async with open_services(_settings(args), seed=False) as services:
+        async with open_services(_settings(args), seed=False, background=False) as services:
             summary = await enrol_folder(services.enroller, items, source=args.source,
                                          progress=progress)
         bar.close()
@@ -54,7 +54,7 @@ def re_embed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     async def go() -> int:
-        async with open_services(_settings(args), seed=False) as services:
+        async with open_services(_settings(args), seed=False, background=False) as services:
             bar = tqdm(unit="item", file=sys.stderr, disable=args.quiet)
 
             def progress(done: int, total: int) -> None:

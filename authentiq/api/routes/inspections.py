@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from authentiq.api.auth import key_id_of, require
 from authentiq.api.deps import MetricsDep, ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
-from authentiq.api.schemas import Problem, Report
+from authentiq.api.schemas import Job, Problem, Report
 from authentiq.batcher import Priority
 from authentiq.errors import (
     EmptyFile,
@@ -24,7 +25,9 @@ from authentiq.errors import (
 )
 from authentiq.idempotency import fingerprint
 from authentiq.inspection import Upload
+from authentiq.jobs import job_view
 from authentiq.preprocess import supported_formats
+from authentiq.services import Services
 from authentiq.settings import Settings
 
 TEXT_FIELDS = {"brand": 128, "model": 128, "client_ref": 128}
@@ -106,47 +109,86 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["inspections"])
 
     @router.post(
-        "/inspections", response_model=Report, status_code=201, responses=PROBLEMS,
+        "/inspections", response_model=Report, status_code=201,
+        responses={**PROBLEMS, 202: {"model": Job, "description": "mode=async: accepted; the job "
+                                     "is stored and runs shortly (Location: /v1/jobs/{id})"}},
         summary="Inspect one item",
         description=("Upload one photo per view (multipart, field name = view name) with the "
                      "claimed brand and model. Accepted formats: "
                      f"{', '.join(supported_formats())}. Returns the verdict and the stored "
-                     "report."),
+                     "report (201), or with mode=async a job (202) whose end is posted to the "
+                     "key's webhook and can be polled at /v1/jobs/{id}."),
         openapi_extra=request_body_schema(view_names, required),
         dependencies=[require("submit")],
     )
     async def create_inspection(
         request: Request, response: Response, services: ServicesDep, metrics: MetricsDep,
-        priority: Annotated[Priority, Query(
+        mode: Annotated[Literal["sync", "async"], Query(
+            description="sync: answer with the report; async: answer 202 with a job at once "
+                        "(stored before the answer, so it survives a restart)")] = "sync",
+        priority: Annotated[Priority | None, Query(
             description="interactive (a person waits: kiosk, auditor) is batched ahead of bulk "
-                        "(machine-to-machine backlog)")] = Priority.INTERACTIVE,
+                        "(machine-to-machine backlog). Default: interactive for sync, bulk for "
+                        "async")] = None,
         timeout_ms: Annotated[int | None, Query(
-            ge=1, description="deadline from arrival; if it passes while the item waits for "
-                              "inference, the answer is 504 at that moment and nothing runs. "
-                              "Capped at the server's request timeout (default 30 s)")] = None,
+            ge=1, description="sync only: deadline from arrival; if it passes while the item "
+                              "waits for inference, the answer is 504 at that moment and nothing "
+                              "runs. Capped at the server's request timeout (default 30 s)")] = None,
         idempotency_key: IdempotencyKey = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         settings = services.settings
         budget = settings.request_timeout_s if timeout_ms is None else \
             min(timeout_ms / 1000, settings.request_timeout_s)
         deadline = asyncio.get_running_loop().time() + budget
         uploads, fields = await read_uploads(request, settings)
+        if mode == "async":
+            return await submit_job(request, services, uploads, fields, priority or Priority.BULK,
+                                    idempotency_key)
+        chosen = priority or Priority.INTERACTIVE
 
-        async def work() -> dict[str, Any]:
+        async def work(report_id: str | None) -> dict[str, Any]:
             return await cancel_on_disconnect(request, services.inspector.inspect(
                 uploads, brand=fields["brand"], model=fields["model"],
-                client_ref=fields.get("client_ref") or None, priority=priority, deadline=deadline,
-                key_id=key_id_of(request)))
+                client_ref=fields.get("client_ref") or None, priority=chosen, deadline=deadline,
+                key_id=key_id_of(request), report_id=report_id))
 
         body, replayed = await idempotent(
             services, response, "inspections", idempotency_key,
             fingerprint(fields, [(u.view, u.data) for u in uploads]), work,
-            lambda report_id: asyncio.to_thread(services.store.get, report_id))
+            lambda report_id: asyncio.to_thread(services.store.get, report_id), reserve=True)
         if not replayed:
             metrics.verdicts.labels(body["verdict"]).inc()
         return body
 
     return router
+
+
+async def submit_job(request: Request, services: Services, uploads: list[Upload],
+                     fields: dict[str, str], priority: Priority, idempotency_key: str | None
+                     ) -> JSONResponse:
+    """Check what is cheap to check now (views, product), store the job, answer 202."""
+    services.inspector.check_views([u.view for u in uploads])
+    services.inspector.check_product(fields["brand"], fields["model"])
+
+    async def work(job_id: str | None) -> dict[str, Any]:
+        row = await asyncio.to_thread(
+            services.jobs.submit, uploads, brand=fields["brand"], model=fields["model"],
+            client_ref=fields.get("client_ref") or None, priority=priority,
+            key_id=key_id_of(request), job_id=job_id)
+        services.runner.wake()
+        return job_view(row)
+
+    async def replay(job_id: str) -> dict[str, Any]:
+        return job_view(await asyncio.to_thread(services.jobs.get, job_id))
+
+    body, replayed = await idempotent(
+        services, Response(), "inspections", idempotency_key,
+        fingerprint({**fields, "mode": "async"}, [(u.view, u.data) for u in uploads]), work, replay,
+        reserve=True)
+    headers = {"Location": body["links"]["self"]}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=202, headers=headers)
 
 
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:

@@ -53,7 +53,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         uploads, form = await read_uploads(request, settings, TEXT_FIELDS)
         deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
 
-        async def work() -> dict[str, Any]:
+        async def work(_: str | None) -> dict[str, Any]:
             return await services.enroller.enrol(
                 uploads, brand=form["brand"], model=form["model"],
                 source=form.get("source") or None, notes=form.get("notes") or None,

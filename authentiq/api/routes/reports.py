@@ -141,7 +141,7 @@ async def post_review(report_id: str, review: ReviewIn, response: Response, serv
                       idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     engine = services.store.engine
 
-    async def work() -> dict[str, Any]:
+    async def work(_: str | None) -> dict[str, Any]:
         return await asyncio.to_thread(
             append_review, engine, report_id, decision=review.decision, verdict=review.verdict,
             reason=review.reason, reviewer=review.reviewer,

@@ -1,0 +1,77 @@
+"""Async jobs and their webhook deliveries: ``GET /v1/jobs/{id}``, the delivery log, redelivery.
+
+A key sees its own jobs and deliveries; an admin key (or an open API) sees all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+
+from authentiq.api.auth import require
+from authentiq.api.deps import ServicesDep
+from authentiq.api.idempotent import IdempotencyKey, idempotent
+from authentiq.api.schemas import Delivery, DeliveryList, JobWithDeliveries, Problem
+from authentiq.idempotency import fingerprint
+from authentiq.jobs import job_view
+from authentiq.keys import Principal
+from authentiq.webhooks import delivery_view, get_delivery, list_deliveries, redeliver
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "content": {"application/problem+json": {}}}}
+HEX_ID = r"^[0-9a-f]{32}$"
+Caller = Annotated[Principal | None, require("submit")]
+
+
+def own_key(caller: Principal | None) -> str | None:
+    """The key whose items the caller may see; None: every key's."""
+    return None if caller is None or "admin" in caller.scopes else caller.key_id
+
+
+@router.get("/jobs/{job_id}", response_model=JobWithDeliveries, responses=NOT_FOUND,
+            summary="An async inspection's state, with its webhook deliveries")
+async def get_job(job_id: Annotated[str, Path(pattern=HEX_ID)], services: ServicesDep,
+                  caller: Caller) -> dict[str, Any]:
+    def load() -> dict[str, Any]:
+        row = services.jobs.get(job_id, key_id=own_key(caller))
+        deliveries = list_deliveries(services.store.engine, key_id=None, job_id=job_id)
+        return {**job_view(row), "deliveries": [delivery_view(d) for d in deliveries]}
+
+    return await asyncio.to_thread(load)
+
+
+@router.get("/webhooks/deliveries", response_model=DeliveryList,
+            summary="The webhook delivery log, newest first")
+async def deliveries(
+    services: ServicesDep, caller: Caller,
+    job_id: Annotated[str | None, Query(pattern=HEX_ID)] = None,
+    status: Literal["pending", "delivered", "failed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    rows = await asyncio.to_thread(list_deliveries, services.store.engine, key_id=own_key(caller),
+                                   job_id=job_id, status=status, limit=limit)
+    return {"items": [delivery_view(r) for r in rows]}
+
+
+@router.post("/webhooks/deliveries/{delivery_id}/redeliver", response_model=Delivery,
+             status_code=202, responses=NOT_FOUND,
+             summary="Send a delivery again now (same id and body; one more attempt)")
+async def redeliver_one(delivery_id: Annotated[str, Path(pattern=HEX_ID)], services: ServicesDep,
+                        caller: Caller, response: Response,
+                        idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    engine, key_id = services.store.engine, own_key(caller)
+
+    async def work(_: str | None) -> dict[str, Any]:
+        row = await asyncio.to_thread(redeliver, engine, delivery_id, key_id=key_id)
+        services.dispatcher.wake()
+        return delivery_view(row)
+
+    async def replay(_: str) -> dict[str, Any]:
+        return delivery_view(await asyncio.to_thread(get_delivery, engine, delivery_id, key_id=key_id))
+
+    body, _ = await idempotent(services, response, "redeliver", idempotency_key,
+                               fingerprint({"delivery": delivery_id}, []), work, replay)
+    return body

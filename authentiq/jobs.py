@@ -1,0 +1,294 @@
+"""Async inspections: accepted now (202), run by whichever worker claims them, never lost.
+
+``POST /v1/inspections?mode=async`` stores the photos and a ``queued`` job row *before* it
+answers 202. A :class:`JobRunner` in every worker process claims queued jobs with a conditional
+update (safe with several workers on one database) and runs them through the same
+:class:`~authentiq.inspection.Inspector` as synchronous calls, at bulk priority.
+
+Crash safety: a claim holds a lease (``job_lease_s``). If the worker dies, the lease runs out
+and another (or the restarted) worker claims the job again. The report's id is the job's id,
+so a job that died after its report was stored is only marked done, never inspected twice. A
+job that keeps killing its worker fails after ``job_max_attempts`` runs. The end of a job and
+its webhook delivery are one transaction (see :mod:`authentiq.webhooks`).
+
+Graceful shutdown stops claiming and lets running jobs finish; queued ones wait in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Column, or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from authentiq import webhooks
+from authentiq.batcher import Priority
+from authentiq.blobs import BlobStore
+from authentiq.doorbell import Doorbell
+from authentiq.errors import AuthentiqError, QueueFull, ReportNotFound, ShuttingDown
+from authentiq.inspection import Inspector, Upload
+from authentiq.reports import ReportRow, ReportStore
+from authentiq.webhooks import iso_utc
+
+log = logging.getLogger(__name__)
+RETRY_LATER = (QueueFull, ShuttingDown)  # not the job's fault: run it again shortly
+
+
+class JobNotFound(AuthentiqError):
+    slug, status, title = "job-not-found", 404, "No such job"
+
+
+class JobCrashed(AuthentiqError):
+    slug, status, title = "job-crashed", 500, "Job crashed repeatedly"
+
+
+class JobRow(SQLModel, table=True):
+    __tablename__ = "jobs"
+    id: str = Field(primary_key=True, max_length=32)  # also the id of the report it makes
+    key_id: str | None = Field(default=None, index=True, max_length=24)
+    status: str = Field(default="queued", index=True, max_length=16)  # queued|running|succeeded|failed
+    brand: str = Field(max_length=128)
+    model: str = Field(max_length=128)
+    client_ref: str | None = Field(default=None, max_length=128)
+    priority: str = Field(default=Priority.BULK.value, max_length=16)
+    files: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))  # view → stored name
+    attempts: int = 0
+    lease_until: datetime | None = None
+    created_at: datetime = Field(index=True)
+    updated_at: datetime
+    finished_at: datetime | None = None
+    verdict: str | None = Field(default=None, max_length=16)
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+def job_view(row: JobRow) -> dict[str, Any]:
+    done = row.status == "succeeded"
+    return {
+        "id": row.id, "status": row.status, "brand": row.brand, "model": row.model,
+        "client_ref": row.client_ref, "priority": row.priority, "attempts": row.attempts,
+        "created_at": iso_utc(row.created_at), "updated_at": iso_utc(row.updated_at),
+        "finished_at": iso_utc(row.finished_at), "report_id": row.id if done else None,
+        "verdict": row.verdict, "error": row.error,
+        "links": {"self": f"/v1/jobs/{row.id}", "report": f"/v1/reports/{row.id}" if done else None},
+    }
+
+
+class JobStore:
+    def __init__(self, engine: Engine, blobs: BlobStore) -> None:
+        self.engine, self.blobs = engine, blobs
+
+    def submit(self, uploads: list[Upload], *, brand: str, model: str, client_ref: str | None,
+               priority: Priority, key_id: str | None, job_id: str | None = None) -> JobRow:
+        """Photos first, then the row (committed): once this returns, the job survives a crash.
+        A failure leaves neither behind."""
+        job_id, now = job_id or uuid.uuid4().hex, datetime.now(UTC)
+        files = {u.view: f"{i}.bin" for i, u in enumerate(uploads)}
+        self.blobs.put_many(job_id, {files[u.view]: u.data for u in uploads})
+        row = JobRow(id=job_id, key_id=key_id, brand=brand, model=model, client_ref=client_ref,
+                     priority=priority.value, files=files, created_at=now, updated_at=now)
+        try:
+            with Session(self.engine) as session:
+                session.add(row)
+                session.commit()
+                session.refresh(row)
+        except BaseException:
+            self.blobs.delete(job_id)
+            raise
+        return row
+
+    def get(self, job_id: str, *, key_id: str | None = None) -> JobRow:
+        """``key_id``: only that key's jobs are visible (None: any)."""
+        with Session(self.engine) as session:
+            row = session.get(JobRow, job_id)
+        if row is None or (key_id is not None and row.key_id != key_id):
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return row
+
+    def uploads(self, row: JobRow) -> list[Upload]:
+        return [Upload(view, self.blobs.get(row.id, name)) for view, name in row.files.items()]
+
+    def claim(self, limit: int, lease_s: float, max_attempts: int) -> list[JobRow]:
+        """Up to ``limit`` runnable jobs, oldest first: queued ones and those whose worker's lease
+        ran out. One whose lease ran out ``max_attempts`` times is failed instead."""
+        now = datetime.now(UTC)
+        runnable = or_(col(JobRow.status) == "queued",
+                       (col(JobRow.status) == "running") & (col(JobRow.lease_until) < now))
+        claimed: list[JobRow] = []
+        given_up: list[str] = []
+        with Session(self.engine) as session:
+            candidates = session.exec(select(JobRow).where(runnable)
+                                      .order_by(col(JobRow.created_at)).limit(limit)).all()
+            for job in candidates:
+                if job.attempts >= max_attempts:
+                    if self._end(session, job.id, error=JobCrashed(
+                            f"the job stopped its worker {job.attempts} times (a crash or a kill "
+                            "mid-run) and was given up; submit it again").to_problem()):
+                        given_up.append(job.id)
+                    continue
+                taken = session.execute(update(JobRow).where(col(JobRow.id) == job.id, runnable)
+                                        .values(status="running", attempts=JobRow.attempts + 1,
+                                                lease_until=now + timedelta(seconds=lease_s),
+                                                updated_at=now))
+                if taken.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(job)
+            session.commit()
+            for job in claimed:
+                session.refresh(job)
+        for job_id in given_up:
+            self.blobs.delete(job_id)
+        return claimed
+
+    def extend(self, job_id: str, lease_s: float) -> None:
+        with Session(self.engine) as session:
+            session.execute(update(JobRow).where(col(JobRow.id) == job_id).values(
+                lease_until=datetime.now(UTC) + timedelta(seconds=lease_s)))
+            session.commit()
+
+    def requeue(self, job_id: str) -> None:
+        """Back to the queue without counting the attempt (shutdown, or a full batcher)."""
+        with Session(self.engine) as session:
+            session.execute(update(JobRow).where(col(JobRow.id) == job_id, col(JobRow.status) == "running")
+                            .values(status="queued", lease_until=None, attempts=JobRow.attempts - 1,
+                                    updated_at=datetime.now(UTC)))
+            session.commit()
+
+    def finish(self, job_id: str, report: dict[str, Any] | None = None,
+               error: dict[str, Any] | None = None) -> JobRow:
+        """Mark the job done and queue its webhook, in one transaction; drop its photos.
+        Only the first to end a job does so (one webhook even if two workers raced)."""
+        with Session(self.engine) as session:
+            ended = self._end(session, job_id, report, error)
+            session.commit()
+            job = session.get(JobRow, job_id, populate_existing=True)
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        if ended:
+            self.blobs.delete(job_id)
+        return job
+
+    def _end(self, session: Session, job_id: str, report: dict[str, Any] | None = None,
+             error: dict[str, Any] | None = None) -> bool:
+        now = datetime.now(UTC)
+        taken = session.execute(update(JobRow).where(
+            col(JobRow.id) == job_id, col(JobRow.status).in_(("queued", "running"))).values(
+            status="succeeded" if error is None else "failed", updated_at=now, finished_at=now,
+            lease_until=None, verdict=report["verdict"] if report else None, error=error))
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        job = session.get(JobRow, job_id, populate_existing=True)
+        assert job is not None
+        event: webhooks.Event = "inspection.completed" if error is None else "inspection.failed"
+        data: dict[str, Any] = {"job": job_view(job)}
+        if report is not None:
+            data["report"] = report
+        webhooks.enqueue(session, job.key_id, job.id, event, data)
+        return True
+
+    def counts(self) -> dict[str, int]:
+        from sqlalchemy import func
+
+        with Session(self.engine) as session:
+            rows = session.exec(select(JobRow.status, func.count()).group_by(JobRow.status)).all()
+        return {status: int(n) for status, n in rows}
+
+
+class JobRunner:
+    """Claims and runs jobs, ``workers`` at a time (0: this process only accepts them)."""
+
+    def __init__(self, jobs: JobStore, inspector: Inspector, reports: ReportStore, *, workers: int,
+                 lease_s: float, poll_s: float, max_attempts: int,
+                 on_finish: Callable[[JobRow], None] | None = None) -> None:
+        self.jobs, self.inspector, self.reports = jobs, inspector, reports
+        self.workers, self.lease_s, self.poll_s = workers, lease_s, poll_s
+        self.max_attempts = max_attempts
+        self.on_finish = on_finish or (lambda job: None)
+        self._running: set[asyncio.Task[None]] = set()
+        self._bell = Doorbell()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.workers > 0:
+            self._task = asyncio.create_task(self._loop(), name="authentiq-jobs")
+
+    def wake(self) -> None:
+        self._bell.ring()
+
+    async def close(self) -> None:
+        """Stop claiming; jobs already running finish (the batcher is still open)."""
+        self._stopping = True
+        self._bell.ring()
+        if self._task is not None:
+            await self._task
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            free = self.workers - len(self._running)
+            claimed: list[JobRow] = []
+            if free > 0:
+                try:
+                    claimed = await asyncio.to_thread(self.jobs.claim, free, self.lease_s,
+                                                      self.max_attempts)
+                except Exception:  # the database is away: keep the loop, try again shortly
+                    log.exception("job runner: could not claim jobs; retrying")
+            for job in claimed:
+                task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+                self._running.add(task)
+                task.add_done_callback(self._done)
+            if claimed and len(claimed) == free:
+                continue  # there may be more waiting
+            await self._bell.wait(self.poll_s)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._bell.ring()  # a slot is free
+
+    async def _run(self, job: JobRow) -> None:
+        try:
+            report, error = await self._inspect(job)
+            if report is None and error is None:
+                await asyncio.to_thread(self.jobs.requeue, job.id)
+                return
+            done = await asyncio.to_thread(self.jobs.finish, job.id, report, error)
+        except Exception:
+            # The database went away mid-way: the lease runs out and the job runs again; its
+            # report, if stored, is then found by id and not made twice.
+            log.exception("job %s: could not record its end; it will be retried", job.id)
+            return
+        log.info("job %s %s (%s)", job.id, done.status, done.verdict or (error or {}).get("type"))
+        self.on_finish(done)
+
+    async def _inspect(self, job: JobRow) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(report, None), (None, problem), or (None, None): give it back to the queue."""
+        try:
+            return await asyncio.to_thread(self._stored_report, job.id), None
+        except ReportNotFound:
+            pass
+        uploads = await asyncio.to_thread(self.jobs.uploads, job)
+        while True:
+            try:
+                return await self.inspector.inspect(
+                    uploads, brand=job.brand, model=job.model, client_ref=job.client_ref,
+                    priority=Priority(job.priority), key_id=job.key_id, report_id=job.id), None
+            except RETRY_LATER as exc:
+                if self._stopping or isinstance(exc, ShuttingDown):
+                    return None, None
+                await asyncio.sleep(float(exc.extra.get("retry_after", 1)))
+                await asyncio.to_thread(self.jobs.extend, job.id, self.lease_s)
+            except AuthentiqError as exc:  # the photos' or the claim's fault: final
+                return None, exc.to_problem(instance=f"/v1/jobs/{job.id}")
+
+    def _stored_report(self, report_id: str) -> dict[str, Any]:
+        with Session(self.reports.engine) as session:
+            row = session.get(ReportRow, report_id)
+        if row is None:
+            raise ReportNotFound(report_id)
+        return dict(row.body)
