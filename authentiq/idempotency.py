@@ -5,8 +5,9 @@ key); the work runs and the row records what it produced. A later request with t
 
 * same body (fingerprint over the form fields and each file's bytes) and finished → the original
   result, replayed (header ``Idempotent-Replayed: true``);
-* same body, still running (a concurrent duplicate) → waits for it, then replays; it never runs
-  a second time;
+* same body, still running (a concurrent duplicate) → waits for it (up to 10 s), then replays;
+  it never runs a second time. Still running after that: 409 ``idempotency-in-progress`` with
+  ``Retry-After``;
 * a different body → 422 ``idempotency-key-reused``.
 
 If the work fails, the claim is released so that the retry can run. If the worker died (a
@@ -73,7 +74,7 @@ class Idempotency:
     """``stale_s``: a claim with no result after this long belongs to a worker that died (its
     request could not have run longer); the next retry takes it over instead of waiting."""
 
-    def __init__(self, engine: Engine, poll_s: float = 0.05, wait_s: float = 120.0,
+    def __init__(self, engine: Engine, poll_s: float = 0.05, wait_s: float = 10.0,
                  stale_s: float = 90.0) -> None:
         self.engine, self.poll_s, self.wait_s, self.stale_s = engine, poll_s, wait_s, stale_s
 

@@ -151,11 +151,14 @@ class JobStore:
             session.commit()
 
     def requeue(self, job_id: str) -> None:
-        """Back to the queue without counting the attempt (shutdown, or a full batcher)."""
+        """Back to the queue without counting the attempt (shutdown, a database outage). Only
+        while the caller's lease holds: past it, another worker may have claimed the job."""
+        now = datetime.now(UTC)
         with Session(self.engine) as session:
-            session.execute(update(JobRow).where(col(JobRow.id) == job_id, col(JobRow.status) == "running")
-                            .values(status="queued", lease_until=None, attempts=JobRow.attempts - 1,
-                                    updated_at=datetime.now(UTC)))
+            session.execute(update(JobRow).where(
+                col(JobRow.id) == job_id, col(JobRow.status) == "running",
+                col(JobRow.lease_until) > now,
+            ).values(status="queued", lease_until=None, attempts=JobRow.attempts - 1, updated_at=now))
             session.commit()
 
     def finish(self, job_id: str, report: dict[str, Any] | None = None,
@@ -259,12 +262,25 @@ class JobRunner:
                 return
             done = await asyncio.to_thread(self.jobs.finish, job.id, report, error)
         except Exception:
-            # The database went away mid-way: the lease runs out and the job runs again; its
-            # report, if stored, is then found by id and not made twice.
-            log.exception("job %s: could not record its end; it will be retried", job.id)
+            # The database went away mid-way. Not the job's fault: give it back to the queue
+            # (its attempt not counted) once the database answers; if it does not within the
+            # lease, the lease runs out and the job runs again anyway. Its report, if stored,
+            # is then found by id and not made twice.
+            log.exception("job %s: interrupted by a database error; it will run again", job.id)
+            await self._give_back(job.id)
             return
         log.info("job %s %s (%s)", job.id, done.status, done.verdict or (error or {}).get("type"))
         self.on_finish(done)
+
+    async def _give_back(self, job_id: str) -> None:
+        end = asyncio.get_running_loop().time() + self.lease_s
+        while asyncio.get_running_loop().time() < end and not self._stopping:
+            await asyncio.sleep(min(1.0, self.poll_s * 4))
+            try:
+                await asyncio.to_thread(self.jobs.requeue, job_id)
+                return
+            except Exception:  # still away
+                continue
 
     async def _inspect(self, job: JobRow) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """(report, None), (None, problem), or (None, None): give it back to the queue."""

@@ -53,7 +53,7 @@ class Server:
         self.folder, self.port = folder, port
         self.env = {**os.environ, "AUTHENTIQ_DATABASE_URL": PG.format(port=db_port),
                     "AUTHENTIQ_BLOB_DIR": str(folder / "blobs"), "AUTHENTIQ_AUTH": "required",
-                    "AUTHENTIQ_JOB_LEASE_S": "10", "AUTHENTIQ_POLL_S": "0.2",
+                    "AUTHENTIQ_JOB_LEASE_S": "20", "AUTHENTIQ_POLL_S": "0.2",
                     "AUTHENTIQ_WEBHOOK_BACKOFF_S": "0.5", "AUTHENTIQ_WEBHOOK_MAX_ATTEMPTS": "20"}
         self.proc: subprocess.Popen[bytes] | None = None
         self.generation = 0
@@ -129,8 +129,8 @@ def client(url: str, key: str, bodies: list, stop: threading.Event, results: lis
                 kind = r.json().get("type", "").rsplit("/", 1)[-1] if r.headers.get(
                     "content-type", "").startswith("application/problem+json") else ""
                 outcome.attempts.append(f"{r.status_code}:{kind}")
-                if r.status_code < 500 and r.status_code != 429:
-                    break  # a client error: final
+                if r.status_code < 500 and r.status_code not in (409, 429):
+                    break  # a client error: final (409 in-progress and 429 say: retry later)
                 time.sleep(min(float(r.headers.get("retry-after", 1)), 2.0))
             if outcome.accepted_id and rng.random() < 0.1:  # the answer "got lost": resend it
                 try:
@@ -258,8 +258,8 @@ def main() -> None:
                                                       for s in states.values())),
         ("reports stored (should equal accepted)", reports_total),
         ("duplicate resends answered with the same id", sum(o.duplicate == "same" for o in results)),
-        ("duplicate resends answered otherwise", sum(o.duplicate not in (None, "same")
-                                                    for o in results)),
+        *((f"duplicate resends answered {what}", n) for what, n in Counter(
+            o.duplicate for o in results if o.duplicate not in (None, "same")).items()),
         ("async jobs whose webhook arrived (signed)", len(jobs & delivered)),
         ("webhook deliveries received more than once", sum(n > 1 for n in deliveries.values())),
     ]
