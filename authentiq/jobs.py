@@ -193,13 +193,6 @@ class JobStore:
         webhooks.enqueue(session, job.key_id, job.id, event, data)
         return True
 
-    def counts(self) -> dict[str, int]:
-        from sqlalchemy import func
-
-        with Session(self.engine) as session:
-            rows = session.exec(select(JobRow.status, func.count()).group_by(JobRow.status)).all()
-        return {status: int(n) for status, n in rows}
-
 
 class JobRunner:
     """Claims and runs jobs, ``workers`` at a time (0: this process only accepts them)."""

@@ -104,6 +104,27 @@ def test_keys_cli(settings: Settings, capsys: pytest.CaptureFixture[str]) -> Non
     assert "scopes must be some of" in capsys.readouterr().err
 
 
+def test_keys_webhook_cli(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    db = ["--database-url", settings.database_url]
+    assert main(["keys", "create", "market", "--scopes", "submit", "--webhook",
+                 "https://hooks.example.com/a", *db]) == 0
+    out = capsys.readouterr().out
+    key_id = next(line for line in out.splitlines() if line.startswith("aq_")).split("_")[1]
+    secret = out.split("signing secret: ")[1].split()[0]
+    assert secret.startswith("whsec_")
+    assert main(["keys", "webhook", key_id, "https://hooks.example.com/b", *db]) == 0
+    assert f"signing secret: {secret}" in capsys.readouterr().out  # a new URL keeps the secret
+    assert main(["keys", "webhook", key_id, "https://hooks.example.com/b", "--rotate-secret", *db]) == 0
+    assert secret not in capsys.readouterr().out
+    assert main(["keys", "list", *db]) == 0 and "webhook https://hooks.example.com/b" in capsys.readouterr().out
+    assert main(["keys", "webhook", key_id, "ftp://nowhere", *db]) == 2
+    assert "webhook URL must be http(s)" in capsys.readouterr().err
+    assert main(["keys", "webhook", key_id, "--remove", *db]) == 0
+    assert main(["keys", "webhook", key_id, *db]) == 0 and "has no webhook" in capsys.readouterr().out
+    assert main(["keys", "webhook", "nope", "https://x.example", *db]) == 2
+    assert "no active key" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("storage", ["memory://", "redis://127.0.0.1:6379"])
 def test_rate_limit_per_key(settings: Settings, storage: str) -> None:
     """Past its rate a key gets 429 + Retry-After; another key is unaffected. With Redis, two app
