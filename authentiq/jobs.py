@@ -33,7 +33,7 @@ from authentiq.blobs import BlobStore
 from authentiq.doorbell import Doorbell
 from authentiq.errors import AuthentiqError, QueueFull, ReportNotFound, ShuttingDown
 from authentiq.inspection import Inspector, Upload
-from authentiq.reports import ReportRow, ReportStore
+from authentiq.reports import ReportStore
 from authentiq.webhooks import iso_utc
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ class JobRunner:
     async def _inspect(self, job: JobRow) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """(report, None), (None, problem), or (None, None): give it back to the queue."""
         try:
-            return await asyncio.to_thread(self._stored_report, job.id), None
+            return dict((await asyncio.to_thread(self.reports.row, job.id)).body), None
         except ReportNotFound:
             pass
         uploads = await asyncio.to_thread(self.jobs.uploads, job)
@@ -294,10 +294,3 @@ class JobRunner:
                 await asyncio.to_thread(self.jobs.extend, job.id, self.lease_s)
             except AuthentiqError as exc:  # the photos' or the claim's fault: final
                 return None, exc.to_problem(instance=f"/v1/jobs/{job.id}")
-
-    def _stored_report(self, report_id: str) -> dict[str, Any]:
-        with Session(self.reports.engine) as session:
-            row = session.get(ReportRow, report_id)
-        if row is None:
-            raise ReportNotFound(report_id)
-        return dict(row.body)

@@ -234,7 +234,7 @@ class Dispatcher:
             try:
                 due = await asyncio.to_thread(self._claim, self.concurrency)
                 if due:
-                    for failure in await asyncio.gather(*(self._attempt(d) for d in due),
+                    for failure in await asyncio.gather(*(self._attempt(d, secret) for d, secret in due),
                                                         return_exceptions=True):
                         if isinstance(failure, Exception):  # the database went away mid-way:
                             log.error("webhook attempt not recorded (%s); it is retried", failure)
@@ -243,9 +243,10 @@ class Dispatcher:
                 log.exception("webhook dispatcher: could not read deliveries; retrying")
             await self._bell.wait(self.poll_s)
 
-    def _claim(self, limit: int) -> list[DeliveryRow]:
-        """Due pending rows, each pushed ``timeout_s`` + 30 s ahead so that no other worker takes
-        it while this one is sending (if this one dies, it becomes due again)."""
+    def _claim(self, limit: int) -> list[tuple[DeliveryRow, str | None]]:
+        """Due pending rows with their key's signing secret (None: the webhook was removed), each
+        pushed ``timeout_s`` + 30 s ahead so that no other worker takes it while this one is
+        sending (if this one dies, it becomes due again)."""
         now = datetime.now(UTC)
         hold = now + timedelta(seconds=self.timeout_s + 30)
         claimed: list[DeliveryRow] = []
@@ -261,11 +262,13 @@ class Dispatcher:
                 if taken.rowcount == 1:  # type: ignore[attr-defined]
                     claimed.append(row)
             session.commit()
-            return claimed
+            owners = {row.key_id for row in claimed}
+            secrets_ = {h.key_id: h.secret for h in session.exec(
+                select(WebhookRow).where(col(WebhookRow.key_id).in_(owners)))} if owners else {}
+            return [(row, secrets_.get(row.key_id)) for row in claimed]
 
-    async def _attempt(self, row: DeliveryRow) -> None:
+    async def _attempt(self, row: DeliveryRow, secret: str | None) -> None:
         assert self._client is not None
-        secret = await asyncio.to_thread(self._secret, row.key_id)
         body = row.payload.encode()
         started = datetime.now(UTC)
         code: int | None = None
@@ -283,10 +286,6 @@ class Dispatcher:
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
         await asyncio.to_thread(self._record, row.id, started, code, error, secret is None)
-
-    def _secret(self, key_id: str) -> str | None:
-        hook = webhook_of(self.engine, key_id)
-        return hook.secret if hook is not None else None
 
     def _record(self, delivery_id: str, started: datetime, code: int | None, error: str | None,
                 final: bool) -> None:
