@@ -11,6 +11,10 @@ TORCH  ?= torch==2.13.0
 TRT_RTX  ?= tensorrt-rtx-cu12==1.7.1.116
 CUDA_PY  ?= cuda-python>=12.6,<13
 TRT_DIR  := $(VENV)/tensorrt-rtx
+# A real Triton Inference Server for the triton backend's tests: the tritonserver binary (with
+# Triton's Python backend) that the nvidia-pytriton wheel carries; only the binary is used.
+TRITON     ?= nvidia-pytriton==0.7.0
+TRITON_DIR := $(VENV)/tritonserver
 # The kiosk's browser tests drive Debian's chromium (no browser download: Playwright uses it).
 CHROMIUM ?= /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -33,6 +37,13 @@ $(TRT_DIR)/.installed: | $(BIN)/python
 	$(BIN)/pip install -q --target $(TRT_DIR) "$(TRT_RTX)" "$(CUDA_PY)"
 	touch $@
 
+$(TRITON_DIR)/.installed: | $(BIN)/python
+	@if [ "$$(uname -sm)" = "Linux x86_64" ]; then \
+		$(BIN)/pip install -q --no-deps --target $(TRITON_DIR) "$(TRITON)"; \
+	else echo "tritonserver wheels are Linux x86_64 only: the Triton tests will be skipped"; \
+		mkdir -p $(TRITON_DIR); fi
+	touch $@
+
 browser:
 	@if [ -x "$(CHROMIUM)" ]; then :; \
 	elif command -v apt-get >/dev/null; then \
@@ -45,10 +56,11 @@ install-dev: $(VENV)/.installed-dev
 run: $(VENV)/.installed
 	$(BIN)/authentiq serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
-test: $(VENV)/.installed-dev $(TRT_DIR)/.installed browser
+test: $(VENV)/.installed-dev $(TRT_DIR)/.installed $(TRITON_DIR)/.installed browser
 	$(BIN)/ruff check authentiq tests benchmarks scripts
 	$(BIN)/mypy authentiq
 	$(BIN)/pytest
+	AUTHENTIQ_TEST_DATABASE=postgres $(BIN)/pytest
 	PYTHONPATH=$(TRT_DIR) AUTHENTIQ_TEST_TENSORRT=required \
 		$(BIN)/pytest tests/test_engine_build.py tests/test_backend_select.py
 

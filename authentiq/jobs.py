@@ -23,13 +23,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, or_, update
+from sqlalchemy import JSON, Column, Index, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from authentiq import webhooks
 from authentiq.batcher import Priority
-from authentiq.blobs import BlobStore
+from authentiq.blobs import Blobs
 from authentiq.doorbell import Doorbell
 from authentiq.errors import AuthentiqError, QueueFull, ReportNotFound, ShuttingDown
 from authentiq.inspection import Inspector, Upload
@@ -50,6 +50,7 @@ class JobCrashed(AuthentiqError):
 
 class JobRow(SQLModel, table=True):
     __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_created_at", "status", "created_at"),)  # the claim query
     id: str = Field(primary_key=True, max_length=32)  # also the id of the report it makes
     key_id: str | None = Field(default=None, index=True, max_length=24)
     status: str = Field(default="queued", index=True, max_length=16)  # queued|running|succeeded|failed
@@ -80,7 +81,7 @@ def job_view(row: JobRow) -> dict[str, Any]:
 
 
 class JobStore:
-    def __init__(self, engine: Engine, blobs: BlobStore) -> None:
+    def __init__(self, engine: Engine, blobs: Blobs) -> None:
         self.engine, self.blobs = engine, blobs
 
     def submit(self, uploads: list[Upload], *, brand: str, model: str, client_ref: str | None,

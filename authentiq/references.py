@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from authentiq.blobs import BlobStore
+from authentiq.blobs import Blobs
 from authentiq.errors import DuplicateReference, ReferenceNotFound, UnknownProduct
 from authentiq.pagination import keyset_page
 
@@ -112,9 +112,8 @@ class Change:
 
 
 class ReferenceStore:
-    def __init__(self, engine: Engine, blobs: BlobStore) -> None:
+    def __init__(self, engine: Engine, blobs: Blobs) -> None:
         self.engine, self.blobs = engine, blobs
-        SQLModel.metadata.create_all(engine)
         ensure_counter(engine, COUNTER)
 
     @staticmethod

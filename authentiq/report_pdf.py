@@ -12,14 +12,14 @@ from typing import Any
 
 from PIL import Image
 
-from authentiq.blobs import BlobStore
+from authentiq.blobs import Blobs
 from authentiq.heatmap import NOTICE
 
 A4 = (8.27, 11.69)
 COLOURS = {"authentic": "#1a7f37", "counterfeit": "#b42318", "inconclusive": "#9a6700"}
 
 
-def render_pdf(report: dict[str, Any], blobs: BlobStore) -> bytes:
+def render_pdf(report: dict[str, Any], blobs: Blobs) -> bytes:
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
 
@@ -46,7 +46,7 @@ def _text_page(Figure: Any, lines: list[tuple[str, dict[str, Any]]]) -> Any:
     return fig
 
 
-def _summary(report: dict[str, Any], blobs: BlobStore, Figure: Any) -> list[Any]:
+def _summary(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
     review = report.get("review") or {}
     final = review.get("final_verdict", report["verdict"])
     clf = report["classifier"]
@@ -88,7 +88,7 @@ def _summary(report: dict[str, Any], blobs: BlobStore, Figure: Any) -> list[Any]
     return [_text_page(Figure, lines)]
 
 
-def _views(report: dict[str, Any], blobs: BlobStore, Figure: Any) -> list[Any]:
+def _views(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
     files = set(report.get("stored_files", []))
     pages = []
     for cls in report["heatmaps"]["classes"]:
@@ -112,7 +112,7 @@ def _views(report: dict[str, Any], blobs: BlobStore, Figure: Any) -> list[Any]:
     return pages
 
 
-def _references(report: dict[str, Any], blobs: BlobStore, Figure: Any) -> list[Any]:
+def _references(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
     refs = report["references"]
     claimed = refs["claimed"]
     lines: list[tuple[str, dict[str, Any]]] = [
@@ -142,12 +142,12 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _photo(report: dict[str, Any], blobs: BlobStore, view: str, files: set[str]) -> Any:
+def _photo(report: dict[str, Any], blobs: Blobs, view: str, files: set[str]) -> Any:
     name = next((f for f in files if f.split(".")[0] == view), None)
     return _image(blobs, report["id"], name) if name else None
 
 
-def _image(blobs: BlobStore, report_id: str, name: str) -> Any:
+def _image(blobs: Blobs, report_id: str, name: str) -> Any:
     import numpy as np
 
     try:

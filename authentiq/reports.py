@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, func, inspect, text
+from sqlalchemy import JSON, Column, func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-from authentiq.blobs import BlobStore
-from authentiq.errors import DatabaseSchemaError, ReportNotFound
+from authentiq.blobs import Blobs
+from authentiq.errors import ReportNotFound
 from authentiq.pagination import keyset_page
 
 log = logging.getLogger(__name__)
@@ -115,11 +115,11 @@ def summary(row: ReportRow) -> dict[str, Any]:
 
 
 class ReportStore:
-    def __init__(self, url: str, blobs: BlobStore) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, blobs: Blobs, *, migrate: bool = True) -> None:
+        from authentiq.schema import open_database
+
+        self.engine = open_database(url, migrate=migrate)
         self.blobs = blobs
-        SQLModel.metadata.create_all(self.engine)
-        _check_columns(self.engine)
 
     def save(self, row: ReportRow, files: dict[str, bytes]) -> None:
         self.blobs.put_many(row.id, files)
@@ -176,17 +176,3 @@ def _aware(when: datetime) -> datetime:
     """Times are stored with their zone; a filter given without one means UTC."""
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
-
-def _check_columns(engine: Engine) -> None:
-    """Refuse to start on a database created by an older release (no migrations yet)."""
-    inspector = inspect(engine)
-    for table in SQLModel.metadata.sorted_tables:
-        if not inspector.has_table(table.name):
-            continue
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        missing = [c.name for c in table.columns if c.name not in have]
-        if missing:
-            raise DatabaseSchemaError(
-                f"the database's {table.name!r} table lacks columns {missing}: it was created by an "
-                f"older AuthentiQ release. Point AUTHENTIQ_DATABASE_URL at a new database (or move "
-                f"var/ away for the embedded default); schema migrations are not available yet.")

@@ -22,7 +22,7 @@ from sqlmodel import Session, SQLModel, col, select
 from authentiq.backends.base import Backend
 from authentiq.backends.select import open_backend
 from authentiq.batcher import Batcher, BatcherConfig, BatchObserver
-from authentiq.blobs import BlobStore
+from authentiq.blobs import Blobs, open_blobs
 from authentiq.enrolment import Enroller, enrol_folder, folder_references
 from authentiq.heatmap import lookup_table
 from authentiq.idempotency import Idempotency
@@ -85,14 +85,15 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
     leave both to the server."""
     backend = open_backend(settings)
     spec = backend.spec
-    store = ReportStore(settings.database_url, BlobStore(settings.blob_dir))
+    blobs = open_blobs(settings)
+    store = ReportStore(settings.database_url, blobs, migrate=settings.migrate)
     pool = ThreadPoolExecutor(settings.preprocess_workers, thread_name_prefix="authentiq-cpu")
     batcher = Batcher(backend, batcher_config(settings), observer=observer)
     services: Services | None = None
     try:
         ensure_chain(store.engine)
         lookup_table()  # imports matplotlib's colormaps now, not in the first request
-        references = ReferenceStore(store.engine, BlobStore(settings.blob_dir / "references"))
+        references = ReferenceStore(store.engine, blobs.child("references"))
         references.ensure_products(spec.products)
         index = ReferenceIndex(references, model_version=spec.version_key, dim=spec.embedding_size,
                                kind=settings.reference_index,
@@ -103,7 +104,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         inspector = Inspector(settings, spec, backend.info, batcher, store, pool, index)
         enroller = Enroller(inspector, references, index)
         keys = KeyRing(store.engine, settings.auth)
-        jobs = JobStore(store.engine, BlobStore(settings.blob_dir / "jobs"))
+        jobs = JobStore(store.engine, blobs.child("jobs"))
         dispatcher = Dispatcher(store.engine, timeout_s=settings.webhook_timeout_s,
                                 max_attempts=settings.webhook_max_attempts,
                                 backoff_s=settings.webhook_backoff_s,
@@ -155,7 +156,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         store.close()
 
 
-def sweep_orphans(engine: Engine, stores: list[tuple[BlobStore, type[SQLModel]]],
+def sweep_orphans(engine: Engine, stores: list[tuple[Blobs, type[SQLModel]]],
                   grace_s: float) -> list[str]:
     """Blob folders whose row (report, reference, job) never got written: the process died
     between the files and the transaction. Only folders older than ``grace_s`` go, so another

@@ -19,9 +19,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTHENTIQ_", frozen=True)
 
     # model and backend (authentiq.backends.select)
-    backend: Literal["auto", "tensorrt", "onnxruntime"] = Field(
+    backend: Literal["auto", "tensorrt", "onnxruntime", "triton"] = Field(
         "auto", description="auto: TensorRT if it imports and a GPU is usable, else ONNX Runtime "
-                            "CUDA, else ONNX Runtime CPU; an explicit choice never falls back")
+                            "CUDA, else ONNX Runtime CPU; triton: a Triton Inference Server "
+                            "(AUTHENTIQ_TRITON_URL); an explicit choice never falls back")
     model_path: Path = Field(DEFAULT_MODEL, description="the ONNX model ONNX Runtime serves")
     ort_device: Literal["auto", "cpu", "cuda"] = "auto"
     ort_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores")
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     tensorrt_model_path: Path = Field(DEFAULT_TRT_MODEL,
                                       description="the TensorRT-flavour Q/DQ ONNX engines are built from")
     engine_dir: Path = Field(REPO_ROOT / "engines", description="built plans and timing caches")
+    triton_url: str = Field("127.0.0.1:8001", description="Triton's gRPC address (backend triton)")
+    triton_model: str = Field("authentiq", description="the model's name in Triton's repository")
     engine_build: bool = Field(True, description="build a missing or mismatched plan at startup; "
                                                  "false: refuse to start instead")
     trt_workspace_mib: int = Field(1024, ge=1)
@@ -79,7 +82,13 @@ class Settings(BaseSettings):
 
     # storage
     database_url: str = "sqlite:///var/authentiq.db"
+    migrate: bool = Field(True, description="upgrade the database schema at start-up (false: "
+                                            "refuse to start unless `authentiq db upgrade` ran)")
     blob_dir: Path = Path("var/blobs")
+    blob_url: str | None = Field(
+        None, description="s3://bucket/prefix: photos and heatmaps in an S3-compatible store shared "
+                          "by several hosts ([s3] extra; endpoint and credentials from the AWS_* "
+                          "variables); unset: the local folder AUTHENTIQ_BLOB_DIR")
 
     orphan_grace_s: float = Field(
         600, ge=0, description="at start-up, blob folders without a row and older than this are "
@@ -118,7 +127,14 @@ class Settings(BaseSettings):
                              f"({self.max_batch_size})")
         return self
 
-    @field_validator("reference_seed_dir", mode="before")
+    @field_validator("blob_url")
+    @classmethod
+    def _s3_url(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("s3://") or len(v) <= len("s3://")):
+            raise ValueError(f"must look like s3://bucket/prefix, not {v!r}")
+        return v
+
+    @field_validator("reference_seed_dir", "blob_url", mode="before")
     @classmethod
     def _empty_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
-from sqlalchemy import JSON, Column, update
+from sqlalchemy import JSON, Column, Index, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -60,6 +60,8 @@ class WebhookRow(SQLModel, table=True):
 
 class DeliveryRow(SQLModel, table=True):
     __tablename__ = "webhook_deliveries"
+    __table_args__ = (  # the dispatcher's due query
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
     id: str = Field(primary_key=True, max_length=32)
     key_id: str = Field(index=True, max_length=24)
     job_id: str = Field(index=True, max_length=32)

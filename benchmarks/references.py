@@ -76,10 +76,10 @@ def startup_rebuild(n: int, rng: np.random.Generator, centres: np.ndarray) -> di
     from authentiq.blobs import BlobStore
     from authentiq.reference_index import ReferenceIndex
     from authentiq.references import EmbeddingRow, ReferenceRow, ReferenceStore, product_key
-    from authentiq.reports import make_engine
+    from authentiq.schema import open_database
 
     with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{tmp}/refs.db")
+        engine = open_database(f"sqlite:///{tmp}/refs.db")
         store = ReferenceStore(engine, BlobStore(Path(tmp) / "blobs"))
         products = [(f"Brand{i % 3}", f"Model{i}") for i in range(6)]
         store.ensure_products(products)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import platform
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +34,12 @@ REPO = Path(__file__).resolve().parents[1]
 ENGINES = REPO / "engines"
 FP32_MODEL = ENGINES / "authentiq-default.fp32.onnx"
 PG_URL = os.environ.get("AUTHENTIQ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# The database every DB-touching test runs on: `make test` runs the suite on SQLite, then the
+# DB-touching part again with AUTHENTIQ_TEST_DATABASE=postgres.
+TEST_DATABASE = os.environ.get("AUTHENTIQ_TEST_DATABASE", "sqlite")
+if TEST_DATABASE not in ("sqlite", "postgres"):
+    raise ValueError(f"AUTHENTIQ_TEST_DATABASE must be sqlite or postgres, not {TEST_DATABASE!r}")
+SCHEMA_PREFIX = "aqtest_"  # each test gets PostgreSQL schemas of its own, named by its tmp folder
 
 
 def tiny_spec(**overrides: object) -> ModelSpec:
@@ -103,7 +114,7 @@ def genuine_item() -> SyntheticItem:
 
 def make_settings(tmp: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "model_path": DEFAULT_MODEL, "database_url": f"sqlite:///{tmp / 'authentiq.db'}",
+        "model_path": DEFAULT_MODEL, "database_url": database_url_for(tmp),
         "blob_dir": tmp / "blobs", "preprocess_workers": 2, "ort_threads": 2,
         "reference_seed_dir": None,  # tests that need references enrol them
     }
@@ -128,40 +139,217 @@ def files_of(item: SyntheticItem, views: list[str] | None = None) -> list[tuple[
 
 
 def postgres_available() -> bool:
-    import sqlalchemy
+    import psycopg
 
-    from authentiq.reports import make_engine
-
-    engine = make_engine(PG_URL)
     try:
-        with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT 1"))
-    except Exception:
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except psycopg.Error:
         return False
-    finally:
-        engine.dispose()
     return True
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
-        return
+def require_postgres() -> None:
     if not postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {PG_URL} (CI needs it)")
+        if os.environ.get("CI") or TEST_DATABASE == "postgres":
+            pytest.fail(f"PostgreSQL is not reachable at {PG_URL}")
         pytest.skip(f"PostgreSQL is not reachable at {PG_URL}")
-    from sqlmodel import SQLModel
 
-    import authentiq.jobs
-    import authentiq.references  # noqa: F401 - registers the reference tables
-    from authentiq.reports import make_engine
 
-    engine = make_engine(PG_URL)
-    SQLModel.metadata.drop_all(engine)  # every test starts from an empty database
-    engine.dispose()
-    yield PG_URL
+def postgres_schema_url(key: Path) -> str:
+    """A URL on an empty PostgreSQL schema of its own (the same one for the same key)."""
+    import psycopg
+
+    name = SCHEMA_PREFIX + hashlib.sha1(str(key).encode()).hexdigest()[:16]
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
+    return f"{PG_URL}?options=-csearch_path%3D{name}"
+
+
+def database_url_for(tmp: Path) -> str:
+    """The test database for one tmp folder: a SQLite file in it, or a PostgreSQL schema."""
+    if TEST_DATABASE == "postgres":
+        return postgres_schema_url(tmp)
+    return f"sqlite:///{tmp / 'authentiq.db'}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_schemas() -> Iterator[None]:
+    """PostgreSQL schemas made by tests go at the end of the run (and any a killed run left)."""
+    def drop() -> None:
+        import psycopg
+
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            names = [r[0] for r in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (SCHEMA_PREFIX,))]
+            for name in names:
+                conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+    available = postgres_available()
+    if TEST_DATABASE == "postgres" and not available:
+        raise pytest.UsageError(f"AUTHENTIQ_TEST_DATABASE=postgres but PostgreSQL is not "
+                                f"reachable at {PG_URL}")
+    if available:
+        drop()
+    yield
+    if available:
+        drop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(tmp: Path, port: int, *, log_name: str = "server.log",
+                 **env: str) -> subprocess.Popen[bytes]:
+    """``authentiq serve`` in a process of its own (the run's database, blobs in ``tmp``)."""
+    environ = {**os.environ, "AUTHENTIQ_DATABASE_URL": database_url_for(tmp),
+               "AUTHENTIQ_BLOB_DIR": str(tmp / "blobs"), "AUTHENTIQ_REFERENCE_SEED_DIR": "",
+               "AUTHENTIQ_PREPROCESS_WORKERS": "2", **env}
+    log = tmp / log_name
+    with log.open("ab") as err:  # the child keeps its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "authentiq", "serve", "--port", str(port),
+                                 "--log-level", "warning"], env=environ, stdout=subprocess.DEVNULL,
+                                stderr=err)
+    end = time.monotonic() + 60
+    while time.monotonic() < end and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start: " + log.read_text()[-2000:])
+
+
+TRITON_DIR = Path(os.environ.get("AUTHENTIQ_TEST_TRITON_DIR", REPO / ".venv" / "tritonserver"))
+
+
+@dataclass
+class TritonServer:
+    """A real Triton Inference Server process (the tritonserver binary that the nvidia-pytriton
+    wheel carries, with Triton's Python backend; `make test` installs it in .venv/tritonserver)."""
+
+    grpc_url: str
+    http_url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_triton(repository: Path, log: Path, *args: str, grpc_port: int = 0) -> TritonServer:
+    import shutil
+    import sysconfig
+
+    root = TRITON_DIR / "pytriton" / "tritonserver"
+    if not (root / "bin" / "tritonserver").is_file():
+        if os.environ.get("CI") and platform.machine() == "x86_64":
+            pytest.fail(f"no tritonserver under {TRITON_DIR} (CI needs it: `make test` installs it)")
+        pytest.skip(f"no tritonserver under {TRITON_DIR} (`make test` installs it)")
+    # The Python backend's stub must embed this interpreter's libpython (the wheel has one per
+    # Python version) and find this environment's packages (numpy, onnxruntime).
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "backends" / "python" / "triton_python_backend_stub"
+    source = root / "python_backend_stubs" / python / stub.name
+    if not stub.is_file() or stub.read_bytes() != source.read_bytes():
+        shutil.copy2(source, stub)
+    env = {**os.environ,
+           "LD_LIBRARY_PATH": ":".join(filter(None, [sysconfig.get_config_var("LIBDIR"),
+                                                      os.environ.get("LD_LIBRARY_PATH")])),
+           "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    http, grpc, metrics = free_port(), grpc_port or free_port(), free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [str(root / "bin" / "tritonserver"), "--model-repository", str(repository),
+             "--backend-directory", str(root / "backends"), "--http-port", str(http),
+             "--grpc-port", str(grpc), "--metrics-port", str(metrics),
+             "--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1", *args],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = TritonServer(f"127.0.0.1:{grpc}", f"http://127.0.0.1:{http}", proc, log)
+    end = time.monotonic() + 90
+    while time.monotonic() < end and proc.poll() is None:
+        try:
+            if httpx.get(server.http_url + "/v2/health/ready", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError("tritonserver did not become ready: " + log.read_text()[-3000:])
+
+
+@pytest.fixture(scope="session")
+def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    """One Triton server for the session, serving `authentiq export-triton --runtime python`."""
+    from authentiq.triton_export import export_triton
+
+    folder = tmp_path_factory.mktemp("triton")
+    export_triton(folder / "models", make_settings(folder), runtime="python")
+    server = start_triton(folder / "models", folder / "tritonserver.log")
+    yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """moto's S3-compatible server (a real HTTP server on a local port, driven by real boto3)."""
+
+    endpoint: str
+    env: dict[str, str]  # what a client needs: endpoint, credentials, region
+
+    def new_bucket(self) -> str:
+        import uuid
+
+        import boto3
+
+        name = f"authentiq-{uuid.uuid4().hex[:12]}"
+        client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="test",
+                              aws_secret_access_key="test", region_name="us-east-1")
+        client.create_bucket(Bucket=name)
+        client.close()
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    yield S3Server(endpoint, {"AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": "test",
+                              "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"})
+    server.stop()
+
+
+@pytest.fixture
+def s3_blob_url(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<a new bucket>/authentiq``, with the AWS_* variables pointing at the server."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{s3_server.new_bucket()}/authentiq"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """This run's test database (SQLite, or PostgreSQL with AUTHENTIQ_TEST_DATABASE=postgres)."""
+    return database_url_for(tmp_path / "db")
+
+
+@pytest.fixture
+def postgres_url(tmp_path: Path) -> str:
+    """An empty PostgreSQL schema, whichever database the run uses (for PostgreSQL-only tests)."""
+    require_postgres()
+    return postgres_schema_url(tmp_path / "pg")
 
 
 @dataclass

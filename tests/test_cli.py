@@ -15,7 +15,7 @@ from authentiq import __version__
 from authentiq.api.app import create_app
 from authentiq.cli import main
 from authentiq.synthetic import SyntheticItem
-from tests.conftest import make_settings
+from tests.conftest import database_url_for, make_settings
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,7 +81,7 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
     from authentiq.blobs import BlobStore
     from authentiq.reference_index import ReferenceIndex
     from authentiq.references import ReferenceStore
-    from authentiq.reports import make_engine
+    from authentiq.schema import open_database
     from authentiq.settings import DEFAULT_MODEL, DEFAULT_REFERENCES
 
     folder = tmp_path / "refs"
@@ -100,7 +100,7 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
             w.writerow([row["item"], "authentic", row["brand"], row["model"]])
         w.writerow(["broken", "authentic", "Verlaine", "Amande"])
         w.writerow(["a-fake", "counterfeit", "Verlaine", "Amande"])  # never enrolled: not genuine
-    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    db = database_url_for(tmp_path)
     monkeypatch.setenv("AUTHENTIQ_BLOB_DIR", str(tmp_path / "blobs"))
 
     assert main(["enroll", str(folder), "--database-url", db, "--quiet", "--source", "boutique"]) == 1
@@ -118,7 +118,7 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
     onnx.save(proto, str(new_model))
     assert main(["re-embed", "--model", str(new_model), "--database-url", db, "--quiet"]) == 0
     assert "re-embedded 3 references with authentiq-default@9.0.0" in capsys.readouterr().out
-    engine = make_engine(db)
+    engine = open_database(db)
     store = ReferenceStore(engine, BlobStore(tmp_path / "blobs" / "references"))
     index = ReferenceIndex(store, model_version="authentiq-default@9.0.0", dim=128)
     index.sync(force=True)

@@ -311,12 +311,11 @@ def test_a_job_that_keeps_killing_its_worker_is_given_up(tmp_path: Path,
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_database_outage_answers_503_and_recovers(tmp_path: Path, genuine_item: SyntheticItem,
-                                                  database_url: str) -> None:
+                                                  postgres_url: str) -> None:
     """The database is cut off (a TCP proxy drops every connection): 503 + Retry-After, nothing
     half-accepted; once it is back, the same process serves again."""
-    url = httpx.URL(database_url)
+    url = httpx.URL(postgres_url)
     proxy = TcpProxy(url.host, url.port or 5432)
     via_proxy = str(url.copy_with(port=proxy.port))
     try:

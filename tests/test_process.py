@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,33 +15,7 @@ import httpx
 import pytest
 
 from authentiq.synthetic import SyntheticItem
-from tests.conftest import files_of
-
-
-def start(tmp: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
-    environ = {**os.environ, "AUTHENTIQ_DATABASE_URL": f"sqlite:///{tmp}/db.sqlite",
-               "AUTHENTIQ_BLOB_DIR": str(tmp / "blobs"), "AUTHENTIQ_REFERENCE_SEED_DIR": "",
-               "AUTHENTIQ_PREPROCESS_WORKERS": "2", **env}
-    log = tmp / "server.log"
-    with log.open("ab") as err:  # the child keeps its own descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "authentiq", "serve", "--port", str(port),
-                                 "--log-level", "warning"], env=environ, stdout=subprocess.DEVNULL,
-                                stderr=err)
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start: " + log.read_text()[-2000:])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import database_url_for, files_of, free_port, start_server
 
 
 def fire(url: str, item: SyntheticItem, n: int) -> list[int | str]:
@@ -79,7 +52,7 @@ def complete_reports(url: str) -> int:
 @pytest.mark.slow
 def test_sigterm_finishes_accepted_work(tmp_path: Path, genuine_item: SyntheticItem) -> None:
     port = free_port()
-    proc = start(tmp_path, port)
+    proc = start_server(tmp_path, port)
     url = f"http://127.0.0.1:{port}"
     results: list[int | str] = []
     sender = threading.Thread(target=lambda: results.extend(fire(url, genuine_item, 8)))
@@ -92,7 +65,7 @@ def test_sigterm_finishes_accepted_work(tmp_path: Path, genuine_item: SyntheticI
     accepted = [r for r in results if r == 201]
     assert len(results) == 8 and accepted, results
     assert all(r == 201 or isinstance(r, str) for r in results), results  # no 5xx, no half answers
-    proc = start(tmp_path, port)
+    proc = start_server(tmp_path, port)
     try:
         assert complete_reports(url) == len(accepted)  # every 201 was stored whole, nothing else
     finally:
@@ -105,14 +78,14 @@ def test_sigkill_mid_request_leaves_no_half_report(tmp_path: Path, genuine_item:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     for delay in (0.3, 0.7, 1.1):  # kill at different points of the pipeline
-        proc = start(tmp_path, port)
+        proc = start_server(tmp_path, port)
         sender = threading.Thread(target=fire, args=(url, genuine_item, 6))
         sender.start()
         time.sleep(delay)
         proc.kill()
         proc.wait(30)
         sender.join(120)
-    proc = start(tmp_path, port, AUTHENTIQ_ORPHAN_GRACE_S="0")  # sweep what the kills left
+    proc = start_server(tmp_path, port, AUTHENTIQ_ORPHAN_GRACE_S="0")  # sweep what the kills left
     try:
         stored = complete_reports(url)
         folders = [p.name for p in (tmp_path / "blobs").iterdir() if len(p.name) == 32]
@@ -131,7 +104,7 @@ def test_sigkill_loses_no_accepted_async_job(tmp_path: Path, genuine_item: Synth
     from benchmarks.faults import WebhookReceiver
 
     receiver = WebhookReceiver()
-    env = {"AUTHENTIQ_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite", "AUTHENTIQ_JOB_LEASE_S": "2",
+    env = {"AUTHENTIQ_DATABASE_URL": database_url_for(tmp_path), "AUTHENTIQ_JOB_LEASE_S": "2",
            "AUTHENTIQ_POLL_S": "0.1"}
     created = subprocess.run([sys.executable, "-m", "authentiq", "keys", "create", "marketplace",
                               "--scopes", "submit,review", "--webhook", receiver.url],
@@ -152,16 +125,16 @@ def test_sigkill_loses_no_accepted_async_job(tmp_path: Path, genuine_item: Synth
         return ids
 
     try:
-        proc = start(tmp_path, port, AUTHENTIQ_JOB_WORKERS="0", **env)  # accepts, runs nothing
+        proc = start_server(tmp_path, port, AUTHENTIQ_JOB_WORKERS="0", **env)  # accepts, runs nothing
         accepted = submit(4)
         proc.kill()
         proc.wait(30)
-        proc = start(tmp_path, port, **env)  # runs them; killed while it works
+        proc = start_server(tmp_path, port, **env)  # runs them; killed while it works
         accepted += submit(6)
         time.sleep(0.4)
         proc.kill()
         proc.wait(30)
-        proc = start(tmp_path, port, **env)
+        proc = start_server(tmp_path, port, **env)
         try:
             end = time.monotonic() + 90
             while time.monotonic() < end:

@@ -13,14 +13,14 @@ from authentiq.blobs import BlobStore
 from authentiq.errors import DuplicateReference, InvalidField, ReferenceNotFound, UnknownProduct
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceRow, ReferenceStore, content_hash, product_key
-from authentiq.reports import make_engine
+from authentiq.schema import open_database
 
 V1, V2 = "tiny@1", "tiny@2"
 
 
 @pytest.fixture
 def store(database_url: str, tmp_path: Path) -> Iterator[ReferenceStore]:
-    engine = make_engine(database_url)
+    engine = open_database(database_url)
     s = ReferenceStore(engine, BlobStore(tmp_path / "refblobs"))
     s.ensure_products([("Verlaine", "Amande"), ("Castellan", "Riva")])
     yield s

@@ -1,4 +1,4 @@
-"""Pick and open the inference backend (``AUTHENTIQ_BACKEND=auto|tensorrt|onnxruntime``).
+"""Pick and open the inference backend (``AUTHENTIQ_BACKEND=auto|tensorrt|onnxruntime|triton``).
 
 auto: TensorRT when it imports and a GPU is usable, else ONNX Runtime's CUDA provider when it is
 installed and works, else ONNX Runtime on the CPU; each step logs why it was or was not taken.
@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def open_backend(settings: Settings) -> Backend:
+    if settings.backend == "triton":
+        from authentiq.backends.triton import TritonBackend  # needs tritonclient; loaded on demand
+
+        return TritonBackend(settings.triton_url, settings.triton_model,
+                             timeout_s=settings.request_timeout_s)
     if settings.backend == "tensorrt":
         return open_tensorrt(settings)
     if settings.backend == "onnxruntime":

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from authentiq.cli import keys, modelling, references, serving
+from authentiq.cli import deploy, keys, modelling, references, serving
 from authentiq.errors import AuthentiqError
 
 log = logging.getLogger("authentiq")
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     references.add_parsers(sub)
     keys.add_parsers(sub)
+    deploy.add_parsers(sub)
 
     b = sub.add_parser("build-engine", help="build (or find cached) the TensorRT engine plan; "
                                             "needs the [tensorrt] or [tensorrt-rtx] extra")

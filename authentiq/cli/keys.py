@@ -17,15 +17,11 @@ if TYPE_CHECKING:
 
 @contextmanager
 def _engine(args: argparse.Namespace) -> Iterator[Engine]:
-    from sqlmodel import SQLModel
-
-    import authentiq.keys
-    import authentiq.webhooks  # noqa: F401
-    from authentiq.reports import make_engine
+    from authentiq.schema import open_database
     from authentiq.settings import Settings
 
-    engine = make_engine(args.database_url or Settings().database_url)
-    SQLModel.metadata.create_all(engine)
+    settings = Settings()
+    engine = open_database(args.database_url or settings.database_url, migrate=settings.migrate)
     try:
         yield engine
     finally:

@@ -111,12 +111,12 @@ def report_schema(args: argparse.Namespace) -> int:
 
 
 def audit_verify(args: argparse.Namespace) -> int:
-    from authentiq.reports import make_engine
     from authentiq.reviews import verify_chain
+    from authentiq.schema import open_database
     from authentiq.settings import Settings
 
-    url = args.database_url or Settings().database_url
-    engine = make_engine(url)
+    settings = Settings()
+    engine = open_database(args.database_url or settings.database_url, migrate=settings.migrate)
     try:
         result = verify_chain(engine)
     finally:

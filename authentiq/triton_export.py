@@ -1,0 +1,161 @@
+"""``authentiq export-triton DIR``: a Triton Inference Server model repository for our model.
+
+``DIR/<name>/config.pbtxt`` is built as Triton's own ``ModelConfig`` protobuf (from tritonclient)
+and written in its text format: inputs and outputs from the model contract, ``max_batch_size``,
+``dynamic_batching`` (preferred sizes, queue delay, a queue policy that rejects at
+``max_queue_size`` and drops requests whose caller has given up) and ``instance_group`` from our
+settings. The contract's metadata rides along as ``parameters`` (``authentiq.*``), so the
+``triton`` backend needs no local model file: it reads the spec from the server.
+
+Runtimes (``--runtime``):
+- ``onnxruntime``: Triton's ONNX Runtime backend serves ``1/model.onnx`` (the CPU INT8 flavour);
+- ``tensorrt``: Triton's TensorRT backend serves ``1/model.plan``, a plan built by
+  ``authentiq build-engine`` with TensorRT (not -RTX) on the GPU model of the Triton hosts;
+- ``python``: Triton's Python backend runs ``1/model.py`` (:mod:`authentiq.triton_model`), which
+  drives ONNX Runtime and batches every request Triton hands it into one run; for CPU-only
+  Triton builds that ship without the ONNX Runtime backend.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from authentiq.errors import AuthentiqError
+from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, ModelSpec, read_spec
+from authentiq.settings import Settings
+
+Runtime = Literal["onnxruntime", "tensorrt", "python"]
+RUNTIMES: tuple[Runtime, ...] = ("onnxruntime", "tensorrt", "python")
+TRITON_HINT = "pip install 'authentiq[triton]'"
+
+
+class ExportFailed(AuthentiqError):
+    slug, status, title = "export-failed", 500, "Export failed"
+
+
+@dataclass(frozen=True)
+class Export:
+    folder: Path  # DIR/<name>
+    config: str  # config.pbtxt as written
+    files: tuple[str, ...]  # below folder
+
+
+def model_config_pb2() -> Any:
+    try:
+        from tritonclient.grpc import model_config_pb2
+    except ImportError as exc:
+        raise ImportError(f"export-triton and the triton backend need tritonclient: {TRITON_HINT}"
+                          ) from exc
+    return model_config_pb2
+
+
+def io_dims(model: Path) -> dict[str, list[int]]:
+    """Every input and output of the ONNX graph → its shape after the batch axis (static)."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    dims: dict[str, list[int]] = {}
+    for value in [*graph.input, *graph.output]:
+        shape = [d.dim_value for d in value.type.tensor_type.shape.dim][1:]
+        if any(d <= 0 for d in shape):
+            raise ExportFailed(f"{model}: {value.name} has a dynamic axis besides the batch "
+                               f"({shape}); Triton needs fixed dims")
+        dims[value.name] = shape
+    return dims
+
+
+def build_config(name: str, runtime: Runtime, spec: ModelSpec, dims: dict[str, list[int]],
+                 settings: Settings) -> Any:
+    mc = model_config_pb2()
+    config = mc.ModelConfig(name=name, max_batch_size=settings.max_batch_size)
+    if runtime == "tensorrt":
+        config.platform = "tensorrt_plan"
+    else:
+        config.backend = runtime
+    config.input.add(name=INPUT_NAME, data_type=mc.TYPE_FP32, dims=dims[INPUT_NAME])
+    for output in OUTPUT_NAMES:
+        config.output.add(name=output, data_type=mc.TYPE_FP32, dims=dims[output])
+    batching = config.dynamic_batching
+    batching.preferred_batch_size.extend(settings.preferred_batch_sizes)
+    batching.max_queue_delay_microseconds = round(settings.max_queue_delay_ms * 1000)
+    policy = batching.default_queue_policy
+    policy.max_queue_size = settings.max_queue_size  # beyond it: rejected at once
+    policy.timeout_action = mc.ModelQueuePolicy.REJECT
+    policy.default_timeout_microseconds = round(settings.request_timeout_s * 1_000_000)
+    policy.allow_timeout_override = True  # each request brings what is left of its own deadline
+    gpu = runtime == "tensorrt"
+    group = config.instance_group.add(count=settings.batcher_instances,
+                                      kind=mc.ModelInstanceGroup.KIND_GPU if gpu
+                                      else mc.ModelInstanceGroup.KIND_CPU)
+    if gpu:
+        group.gpus.append(settings.gpu_index)
+    for key, value in spec.to_props().items():
+        config.parameters[key].string_value = value
+    if runtime == "onnxruntime" and settings.ort_threads:
+        config.parameters["intra_op_thread_count"].string_value = str(settings.ort_threads)
+    return config
+
+
+def export_triton(out_dir: Path, settings: Settings, *, runtime: Runtime = "onnxruntime",
+                  name: str = "authentiq", model: Path | None = None, plan: Path | None = None,
+                  version: int = 1) -> Export:
+    """Write ``out_dir/name`` (replacing an earlier export of the same name, never half-written)."""
+    from google.protobuf import text_format
+
+    if runtime not in RUNTIMES:
+        raise ExportFailed(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    if runtime == "tensorrt":
+        model = model or settings.tensorrt_model_path
+        if plan is None or not plan.is_file():
+            raise ExportFailed("--runtime tensorrt needs --plan: a TensorRT plan built by "
+                               "`authentiq build-engine` with TensorRT on the Triton hosts' GPU model")
+        _check_plan(plan, settings.max_batch_size)
+    model = model or settings.model_path
+    spec = read_spec(model)
+    config = build_config(name, runtime, spec, io_dims(model), settings)
+    text = text_format.MessageToString(config)
+    files = {"config.pbtxt": text.encode()}
+    if runtime == "tensorrt":
+        assert plan is not None
+        files[f"{version}/model.plan"] = plan.read_bytes()
+    else:
+        files[f"{version}/model.onnx"] = model.read_bytes()
+    if runtime == "python":
+        files[f"{version}/model.py"] = (Path(__file__).parent / "triton_model.py").read_bytes()
+    target = out_dir / name
+    staging = out_dir / f".{name}.export"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        for rel, data in files.items():
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            (staging / rel).write_bytes(data)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Export(target, text, tuple(sorted(files)))
+
+
+def _check_plan(plan: Path, max_batch: int) -> None:
+    """A plan built by ``authentiq build-engine`` has a sidecar naming its TensorRT and profile."""
+    sidecar = plan.with_name(plan.name + ".json")
+    if not sidecar.is_file():
+        return
+    fields = json.loads(sidecar.read_text()).get("fields", {})
+    if str(fields.get("tensorrt", "")).startswith("tensorrt_rtx"):
+        raise ExportFailed(f"{plan} was built by TensorRT-RTX; Triton's TensorRT backend runs "
+                           f"plans of TensorRT proper")
+    built_max = fields.get("options", {}).get("max_batch")
+    if built_max is not None and built_max < max_batch:
+        raise ExportFailed(f"{plan} was built for batches up to {built_max}, below "
+                           f"AUTHENTIQ_MAX_BATCH_SIZE={max_batch}; rebuild with --max-batch")
+
+
+def spec_from_parameters(parameters: dict[str, Any], source: str) -> ModelSpec:
+    """The model contract back from a config's ``parameters`` (JSON form: {key: {string_value}})."""
+    props = {k: v.get("string_value", "") for k, v in parameters.items()}
+    return ModelSpec.from_props(props, source)

@@ -1,0 +1,145 @@
+"""Triton Inference Server: the exported repository, parsed by Triton's own config schema and
+loaded by a real tritonserver; the `triton` backend against it gives the in-process verdicts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from authentiq.api.app import create_app
+from authentiq.backends.onnxruntime import OnnxRuntimeBackend
+from authentiq.backends.triton import TritonBackend
+from authentiq.cli import main
+from authentiq.errors import BackendUnavailable
+from authentiq.model_spec import read_spec
+from authentiq.settings import DEFAULT_MODEL, DEFAULT_TRT_MODEL
+from authentiq.synthetic import make_item
+from authentiq.triton_export import ExportFailed, export_triton
+from tests.conftest import TritonServer, files_of, make_settings, start_triton
+
+BATCHING = {"max_batch_size": 16, "preferred_batch_sizes": (4, 8), "max_queue_delay_ms": 1.5,
+            "max_queue_size": 64, "batcher_instances": 2, "request_timeout_s": 20.0}
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "python", "tensorrt"])
+def test_export_writes_what_triton_schema_accepts(tmp_path: Path, runtime: str) -> None:
+    settings = make_settings(tmp_path, **BATCHING)
+    plan = tmp_path / "authentiq.tensorrt.plan"
+    plan.write_bytes(b"a plan built on the Triton hosts' GPU")
+    done = export_triton(tmp_path / "repo", settings, runtime=runtime,  # type: ignore[arg-type]
+                         plan=plan if runtime == "tensorrt" else None)
+    config = text_format.Parse((done.folder / "config.pbtxt").read_text(), mc.ModelConfig())
+    assert config.name == "authentiq" and config.max_batch_size == 16
+    assert (config.platform or config.backend) == {"tensorrt": "tensorrt_plan"}.get(runtime, runtime)
+    assert [i.name for i in config.input] == ["views"] and list(config.input[0].dims) == [3, 256, 384]
+    assert {o.name: list(o.dims) for o in config.output} == {
+        "logits": [2], "embedding": [128], "cam": [2, 16, 24]}
+    batching = config.dynamic_batching
+    assert list(batching.preferred_batch_size) == [4, 8]
+    assert batching.max_queue_delay_microseconds == 1500
+    policy = batching.default_queue_policy
+    assert policy.max_queue_size == 64 and policy.timeout_action == mc.ModelQueuePolicy.REJECT
+    assert policy.default_timeout_microseconds == 20_000_000 and policy.allow_timeout_override
+    [group] = config.instance_group
+    assert group.count == 2
+    assert group.kind == (mc.ModelInstanceGroup.KIND_GPU if runtime == "tensorrt"
+                          else mc.ModelInstanceGroup.KIND_CPU)
+    source = DEFAULT_TRT_MODEL if runtime == "tensorrt" else DEFAULT_MODEL
+    props = {k: v.string_value for k, v in config.parameters.items() if k.startswith("authentiq.")}
+    assert props == read_spec(source).to_props()  # the contract travels with the model
+    expected = {"onnxruntime": ["1/model.onnx"], "python": ["1/model.onnx", "1/model.py"],
+                "tensorrt": ["1/model.plan"]}[runtime]
+    assert list(done.files) == [*expected, "config.pbtxt"]
+    assert sorted(str(p.relative_to(done.folder)) for p in done.folder.rglob("*") if p.is_file()) \
+        == sorted(done.files)
+
+
+def test_export_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(tmp_path, max_batch_size=32)
+    with pytest.raises(ExportFailed, match="needs --plan"):
+        export_triton(tmp_path / "repo", settings, runtime="tensorrt")
+    plan = tmp_path / "small.plan"
+    plan.write_bytes(b"plan")
+    plan.with_name("small.plan.json").write_text(
+        '{"fields": {"tensorrt": "tensorrt 10.13", "options": {"max_batch": 8}}}')
+    with pytest.raises(ExportFailed, match="batches up to 8, below AUTHENTIQ_MAX_BATCH_SIZE=32"):
+        export_triton(tmp_path / "repo", settings, runtime="tensorrt", plan=plan)
+    plan.with_name("small.plan.json").write_text(
+        '{"fields": {"tensorrt": "tensorrt_rtx 1.7", "options": {"max_batch": 32}}}')
+    with pytest.raises(ExportFailed, match="TensorRT-RTX"):
+        export_triton(tmp_path / "repo", settings, runtime="tensorrt", plan=plan)
+    assert not (tmp_path / "repo").exists() or not any((tmp_path / "repo").iterdir())
+    assert main(["export-triton", str(tmp_path / "repo"), "--runtime", "tensorrt"]) == 2
+    assert "needs --plan" in capsys.readouterr().err
+
+
+def test_triton_serves_the_model_exactly_as_in_process(triton: TritonServer) -> None:
+    """Triton's Python backend running the exported repository returns what ONNX Runtime in
+    this process returns, for a batch larger than Triton's max_batch_size (split in two)."""
+    remote = TritonBackend(triton.grpc_url, "authentiq")
+    local = OnnxRuntimeBackend(DEFAULT_MODEL, intra_op_threads=2)
+    try:
+        assert remote.spec == local.spec
+        assert remote.info.name == "triton" and remote.info.engine_id == "authentiq@1 (python)"
+        views = np.random.default_rng(7).normal(size=(11, 3, 256, 384)).astype(np.float32)
+        got, want = remote.run(views), local.run(views)
+        for field in ("logits", "embedding", "cam"):
+            np.testing.assert_allclose(getattr(got, field), getattr(want, field), atol=1e-5)
+    finally:
+        remote.close()
+        local.close()
+
+
+def test_service_on_triton_gives_the_in_process_verdicts(tmp_path: Path, triton: TritonServer) -> None:
+    items = [make_item(910_000 + i, counterfeit=i % 2 == 1) for i in range(4)]
+    answers = {}
+    for backend in ("onnxruntime", "triton"):
+        settings = make_settings(tmp_path / backend, backend=backend, triton_url=triton.grpc_url)
+        with TestClient(create_app(settings)) as client:
+            answers[backend] = [client.post("/v1/inspections", files=files_of(item),
+                                            data={"brand": item.brand, "model": item.model}).json()
+                                for item in items]
+    for on_triton, in_process in zip(answers["triton"], answers["onnxruntime"], strict=True):
+        assert on_triton["classifier"]["backend"] == "triton"
+        assert on_triton["verdict"] == in_process["verdict"]
+        assert on_triton["probabilities"] == pytest.approx(in_process["probabilities"], abs=1e-5)
+    assert {a["verdict"] for a in answers["triton"]} >= {"authentic", "counterfeit"}
+
+
+def test_triton_down_at_start_and_mid_run(tmp_path: Path) -> None:
+    """No server at start: the service refuses to start, naming it. A server that goes away
+    while serving: 503 backend-unavailable (retryable), and service resumes when it is back."""
+    with pytest.raises(BackendUnavailable, match="Triton at 127.0.0.1:9"):
+        TritonBackend("127.0.0.1:9", "authentiq", ready_wait_s=0.5)
+
+    repo = tmp_path / "models"
+    export_triton(repo, make_settings(tmp_path), runtime="python")
+    server = start_triton(repo, tmp_path / "triton.log")
+    item = make_item(920_000, counterfeit=False)
+    form = {"brand": item.brand, "model": item.model}
+    settings = make_settings(tmp_path, backend="triton", triton_url=server.grpc_url)
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert client.post("/v1/inspections", files=files_of(item), data=form).status_code == 201
+            server.stop()
+            down = client.post("/v1/inspections", files=files_of(item), data=form)
+            assert down.status_code == 503, down.text
+            assert down.json()["type"].endswith("/backend-unavailable")
+            assert down.headers["retry-after"] == "2"
+            assert len(client.get("/v1/reports").json()["items"]) == 1  # nothing half-stored
+            port = int(server.grpc_url.rsplit(":", 1)[1])
+            server = start_triton(repo, tmp_path / "triton.log", grpc_port=port)
+            for _ in range(100):  # gRPC reconnects with backoff; clients retry after Retry-After
+                again = client.post("/v1/inspections", files=files_of(item), data=form)
+                if again.status_code != 503:
+                    break
+                time.sleep(0.1)
+            assert again.status_code == 201, again.text
+    finally:
+        server.stop()
