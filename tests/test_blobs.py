@@ -36,7 +36,7 @@ def test_put_get_list_delete(blobs: Blobs) -> None:
     assert blobs.get(ITEM, "logo.jpg") == b"L" and blobs.get(OTHER, "logo.jpg") == b"other"
     assert sorted(f for f, _ in blobs.folders()) == [ITEM, OTHER]
     blobs.delete(ITEM)
-    with pytest.raises(ReportNotFound, match="no stored file 'logo.jpg'"):
+    with pytest.raises(ReportNotFound, match=r"no stored file 'logo\.jpg'"):
         blobs.get(ITEM, "logo.jpg")
     assert [f for f, _ in blobs.folders()] == [OTHER]
     blobs.delete(ITEM)  # deleting what is gone is fine

@@ -115,7 +115,7 @@ def test_service_on_triton_gives_the_in_process_verdicts(tmp_path: Path, triton:
 def test_triton_down_at_start_and_mid_run(tmp_path: Path) -> None:
     """No server at start: the service refuses to start, naming it. A server that goes away
     while serving: 503 backend-unavailable (retryable), and service resumes when it is back."""
-    with pytest.raises(BackendUnavailable, match="Triton at 127.0.0.1:9"):
+    with pytest.raises(BackendUnavailable, match=r"Triton at 127\.0\.0\.1:9"):
         TritonBackend("127.0.0.1:9", "authentiq", ready_wait_s=0.5)
 
     repo = tmp_path / "models"
