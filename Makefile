@@ -59,6 +59,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev $(TRT_DIR)/.installed $(TRITON_DIR)/.installed browser
 	$(BIN)/ruff check authentiq tests benchmarks scripts
 	$(BIN)/mypy authentiq
+	$(BIN)/hadolint Dockerfile
 	$(BIN)/pytest
 	AUTHENTIQ_TEST_DATABASE=postgres $(BIN)/pytest
 	PYTHONPATH=$(TRT_DIR) AUTHENTIQ_TEST_TENSORRT=required \

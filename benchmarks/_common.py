@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -81,3 +82,71 @@ def serve(folder: str, settings: dict[str, str]) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(60)
+
+
+def free_port() -> int:
+    """A free local port (the server binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class TritonServer:
+    """A tritonserver process: the binary that the nvidia-pytriton wheel carries, with Triton's
+    Python backend (`make test` installs it in .venv/tritonserver)."""
+
+    grpc_url: str
+    http_url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def launch_triton(install: Path, repository: Path, log: Path, *args: str,
+                  grpc_port: int = 0) -> TritonServer:
+    """Start tritonserver (from the nvidia-pytriton wheel installed at ``install``) on free
+    local ports and wait until it is ready; FileNotFoundError when it is not installed."""
+    import shutil
+    import sysconfig
+
+    root = install / "pytriton" / "tritonserver"
+    if not (root / "bin" / "tritonserver").is_file():
+        raise FileNotFoundError(f"no tritonserver under {install}")
+    # The Python backend's stub must embed this interpreter's libpython (the wheel has one per
+    # Python version) and find this environment's packages (numpy, onnxruntime).
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "backends" / "python" / "triton_python_backend_stub"
+    source = root / "python_backend_stubs" / python / stub.name
+    if not stub.is_file() or stub.read_bytes() != source.read_bytes():
+        shutil.copy2(source, stub)
+    env = {**os.environ,
+           "LD_LIBRARY_PATH": ":".join(filter(None, [sysconfig.get_config_var("LIBDIR"),
+                                                      os.environ.get("LD_LIBRARY_PATH")])),
+           "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    http, grpc, metrics = free_port(), grpc_port or free_port(), free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [str(root / "bin" / "tritonserver"), "--model-repository", str(repository),
+             "--backend-directory", str(root / "backends"), "--http-port", str(http),
+             "--grpc-port", str(grpc), "--metrics-port", str(metrics),
+             "--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1", *args],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = TritonServer(f"127.0.0.1:{grpc}", f"http://127.0.0.1:{http}", proc, log)
+    end = time.monotonic() + 90
+    while time.monotonic() < end and proc.poll() is None:
+        try:
+            if httpx.get(server.http_url + "/v2/health/ready", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError("tritonserver did not become ready: " + log.read_text()[-3000:])

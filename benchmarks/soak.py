@@ -20,7 +20,6 @@ import argparse
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 import httpx
 
 from authentiq.synthetic import make_item
-from benchmarks._common import machine
+from benchmarks._common import free_port, machine
 from benchmarks.faults import TcpProxy, WebhookReceiver
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:{port}/authentiq_soak"
@@ -277,13 +276,6 @@ def main() -> None:
         warm = [kib for t, kib in samples if t >= 30] or [samples[-1][1]]
         print(f"| #{gen} | {warm[0] / 1024:.0f} | {samples[-1][1] / 1024:.0f} | {len(samples)} |")
     print(f"\nlogs: {folder}/server.log")
-
-
-def free_port() -> int:
-    """A free port (the server binds it a moment later)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":

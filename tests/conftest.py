@@ -6,7 +6,6 @@ import hashlib
 import io
 import os
 import platform
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from authentiq.api.app import create_app
 from authentiq.model_spec import ModelSpec, ViewSpec
 from authentiq.settings import DEFAULT_MODEL, Settings
 from authentiq.synthetic import SyntheticItem, make_item
+from benchmarks._common import TritonServer, free_port, launch_triton
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = REPO / "engines"
@@ -195,12 +195,6 @@ def _drop_test_schemas() -> Iterator[None]:
         drop()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(tmp: Path, port: int, *, log_name: str = "server.log",
                  **env: str) -> subprocess.Popen[bytes]:
     """``authentiq serve`` in a process of its own (the run's database, blobs in ``tmp``)."""
@@ -226,64 +220,15 @@ def start_server(tmp: Path, port: int, *, log_name: str = "server.log",
 TRITON_DIR = Path(os.environ.get("AUTHENTIQ_TEST_TRITON_DIR", REPO / ".venv" / "tritonserver"))
 
 
-@dataclass
-class TritonServer:
-    """A real Triton Inference Server process (the tritonserver binary that the nvidia-pytriton
-    wheel carries, with Triton's Python backend; `make test` installs it in .venv/tritonserver)."""
-
-    grpc_url: str
-    http_url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def start_triton(repository: Path, log: Path, *args: str, grpc_port: int = 0) -> TritonServer:
-    import shutil
-    import sysconfig
-
-    root = TRITON_DIR / "pytriton" / "tritonserver"
-    if not (root / "bin" / "tritonserver").is_file():
+    """A real tritonserver (`make test` installs it in .venv/tritonserver); skipped where it
+    cannot be installed, required in CI."""
+    try:
+        return launch_triton(TRITON_DIR, repository, log, *args, grpc_port=grpc_port)
+    except FileNotFoundError as exc:
         if os.environ.get("CI") and platform.machine() == "x86_64":
-            pytest.fail(f"no tritonserver under {TRITON_DIR} (CI needs it: `make test` installs it)")
-        pytest.skip(f"no tritonserver under {TRITON_DIR} (`make test` installs it)")
-    # The Python backend's stub must embed this interpreter's libpython (the wheel has one per
-    # Python version) and find this environment's packages (numpy, onnxruntime).
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    stub = root / "backends" / "python" / "triton_python_backend_stub"
-    source = root / "python_backend_stubs" / python / stub.name
-    if not stub.is_file() or stub.read_bytes() != source.read_bytes():
-        shutil.copy2(source, stub)
-    env = {**os.environ,
-           "LD_LIBRARY_PATH": ":".join(filter(None, [sysconfig.get_config_var("LIBDIR"),
-                                                      os.environ.get("LD_LIBRARY_PATH")])),
-           "PYTHONPATH": sysconfig.get_paths()["purelib"]}
-    http, grpc, metrics = free_port(), grpc_port or free_port(), free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [str(root / "bin" / "tritonserver"), "--model-repository", str(repository),
-             "--backend-directory", str(root / "backends"), "--http-port", str(http),
-             "--grpc-port", str(grpc), "--metrics-port", str(metrics),
-             "--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1", *args],
-            env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = TritonServer(f"127.0.0.1:{grpc}", f"http://127.0.0.1:{http}", proc, log)
-    end = time.monotonic() + 90
-    while time.monotonic() < end and proc.poll() is None:
-        try:
-            if httpx.get(server.http_url + "/v2/health/ready", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError("tritonserver did not become ready: " + log.read_text()[-3000:])
+            pytest.fail(f"{exc} (CI needs it: `make test` installs it)")
+        pytest.skip(f"{exc} (`make test` installs it)")
 
 
 @pytest.fixture(scope="session")
