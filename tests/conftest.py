@@ -195,7 +195,7 @@ def _drop_test_schemas() -> Iterator[None]:
         drop()
 
 
-def start_server(tmp: Path, port: int, *, log_name: str = "server.log",
+def start_server(tmp: Path, port: int, *args: str, log_name: str = "server.log",
                  **env: str) -> subprocess.Popen[bytes]:
     """``authentiq serve`` in a process of its own (the run's database, blobs in ``tmp``)."""
     environ = {**os.environ, "AUTHENTIQ_DATABASE_URL": database_url_for(tmp),
@@ -204,8 +204,8 @@ def start_server(tmp: Path, port: int, *, log_name: str = "server.log",
     log = tmp / log_name
     with log.open("ab") as err:  # the child keeps its own descriptor
         proc = subprocess.Popen([sys.executable, "-m", "authentiq", "serve", "--port", str(port),
-                                 "--log-level", "warning"], env=environ, stdout=subprocess.DEVNULL,
-                                stderr=err)
+                                 "--log-level", "warning", *args], env=environ,
+                                stdout=subprocess.DEVNULL, stderr=err)
     end = time.monotonic() + 60
     while time.monotonic() < end and proc.poll() is None:
         try:
@@ -265,8 +265,11 @@ class S3Server:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

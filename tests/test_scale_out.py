@@ -48,7 +48,7 @@ def two_servers(tmp_path: Path, postgres_url: str, s3_server: S3Server,
               "AUTHENTIQ_BLOB_URL": f"s3://{s3_server.new_bucket()}/authentiq",
               "AUTHENTIQ_RATE_LIMIT_STORAGE": REDIS_URL, "AUTHENTIQ_BACKEND": "triton",
               "AUTHENTIQ_TRITON_URL": triton.grpc_url, "AUTHENTIQ_POLL_S": "0.1",
-              "AUTHENTIQ_REFERENCE_SYNC_S": "0.2", **s3_server.env}
+              "AUTHENTIQ_REFERENCE_SYNC_S": "0.2", "AUTHENTIQ_AUTH": "required", **s3_server.env}
     procs: list[subprocess.Popen[bytes]] = []
     try:
         ports = free_port(), free_port()
@@ -115,3 +115,55 @@ def test_two_workers_share_everything(two_servers: tuple[str, str, str]) -> None
     codes = [httpx.get(f"{server}/v1/reports?limit=1", headers=limited).status_code
              for server in (a, b, a, b, a, b)]
     assert codes == [200, 200, 200, 200, 429, 429]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_serve_workers_runs_several_processes_on_one_port(tmp_path: Path, postgres_url: str) -> None:
+    """`authentiq serve --workers 3`: the schema is migrated once by the parent, three worker
+    processes answer on one port, and SIGTERM stops them all after their accepted work."""
+    import concurrent.futures
+
+    port = free_port()
+    proc = start_server(tmp_path, port, "--workers", "3", AUTHENTIQ_DATABASE_URL=postgres_url)
+    try:
+        workers = children(proc.pid)
+        assert len(workers) >= 3  # uvicorn's workers (and multiprocessing's resource tracker)
+        item = make_item(940_000, counterfeit=False)
+        form = {"brand": item.brand, "model": item.model}
+
+        def post(_: int) -> int:
+            return httpx.post(f"http://127.0.0.1:{port}/v1/inspections", data=form,
+                              files=files_of(item), timeout=60).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            assert list(pool.map(post, range(12))) == [201] * 12
+        listed = httpx.get(f"http://127.0.0.1:{port}/v1/reports?limit=100").json()["items"]
+        assert len(listed) == 12
+    finally:
+        proc.terminate()
+        assert proc.wait(60) == 0
+    end = time.monotonic() + 15
+    while any(alive(w) for w in workers) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not [w for w in workers if alive(w)], "worker processes outlived the server"

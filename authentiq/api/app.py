@@ -16,7 +16,7 @@ from authentiq.api.limits import BodyLimitMiddleware
 from authentiq.api.metrics import Metrics, MetricsMiddleware
 from authentiq.api.routes import capture, health, jobs, pages, products, references, reports
 from authentiq.api.routes.inspections import create_router
-from authentiq.model_spec import read_spec
+from authentiq.backends.select import model_contract
 from authentiq.services import open_services
 from authentiq.settings import Settings
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Read only the model's contract here (cheap, no session): the OpenAPI body lists its views.
-    spec = read_spec(settings.model_path)
+    spec = model_contract(settings)
     metrics = Metrics()
 
     @asynccontextmanager

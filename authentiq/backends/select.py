@@ -16,7 +16,7 @@ from authentiq.backends.onnxruntime import OnnxRuntimeBackend, cuda_provider_ava
 from authentiq.backends.tensorrt_lib import import_tensorrt
 from authentiq.engine_build import BuildOptions, load_or_build
 from authentiq.errors import BackendUnavailable
-from authentiq.model_spec import read_spec
+from authentiq.model_spec import ModelSpec, read_spec
 from authentiq.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,16 @@ def open_backend(settings: Settings) -> Backend:
         return open_onnxruntime(settings)
     log.info("backend auto: TensorRT (%s)", backend.info.device)
     return backend
+
+
+def model_contract(settings: Settings) -> ModelSpec:
+    """The contract of the model this configuration serves, without loading it: from the ONNX
+    file, or for ``triton`` from the server's model config (API workers need no model file)."""
+    if settings.backend == "triton":
+        from authentiq.backends.triton import fetch_spec
+
+        return fetch_spec(settings.triton_url, settings.triton_model)
+    return read_spec(settings.model_path)
 
 
 def build_options(settings: Settings) -> BuildOptions:

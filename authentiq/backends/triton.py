@@ -40,6 +40,13 @@ def _grpc() -> Any:
     return grpcclient
 
 
+def fetch_spec(url: str, model: str, ready_wait_s: float = 30.0) -> ModelSpec:
+    """The model contract from the server's config, waiting for the model like the backend does."""
+    backend = TritonBackend(url, model, ready_wait_s=ready_wait_s)
+    backend.close()
+    return backend.spec
+
+
 class TritonBackend:
     def __init__(self, url: str, model: str, *, timeout_s: float = 30.0,
                  ready_wait_s: float = 30.0) -> None:

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="ONNX model (default: AUTHENTIQ_MODEL_PATH or the shipped one)")
     s.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under ./var)")
     s.add_argument("--log-level", default="info")
+    s.add_argument("--workers", type=int, default=1,
+                   help="worker processes on this port (share a PostgreSQL database for more "
+                        "than one; see docs/deployment.md)")
     s.set_defaults(func=serving.serve)
 
     o = sub.add_parser("openapi", help="print (or --out write) the OpenAPI document")

@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from authentiq.settings import Settings
 
 
 def version(args: argparse.Namespace) -> int:
@@ -23,9 +27,33 @@ def serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("model_path", args.model), ("database_url", args.database_url))
                  if v is not None}
     settings = Settings(**overrides)
+    if args.workers > 1:
+        return serve_workers(args, settings, overrides)
     app = create_app(settings)
     print(f"AuthentiQ serving on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                timeout_graceful_shutdown=30)
+    return 0
+
+
+def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[str, str]) -> int:
+    """Several worker processes on one port (uvicorn's process manager restarts any that dies).
+    They share everything through the database, the blob store and Redis; the schema is
+    migrated once here, before they start."""
+    import os
+
+    import uvicorn
+
+    from authentiq.schema import open_database
+
+    if settings.migrate:
+        open_database(settings.database_url).dispose()
+    for key, value in overrides.items():  # the workers read their settings from the environment
+        os.environ[f"AUTHENTIQ_{key.upper()}"] = str(value)
+    print(f"AuthentiQ serving on http://{args.host}:{args.port} with {args.workers} workers "
+          f"(API docs: /docs)", flush=True)
+    uvicorn.run("authentiq.api.app:create_app", factory=True, workers=args.workers,
+                host=args.host, port=args.port, log_level=args.log_level,
                 timeout_graceful_shutdown=30)
     return 0
 
