@@ -146,3 +146,31 @@ def test_triton_down_at_start_and_mid_run(tmp_path: Path) -> None:
             assert again.status_code == 201, again.text
     finally:
         server.stop()
+
+
+def test_triton_itself_parses_the_native_backend_exports(tmp_path: Path) -> None:
+    """This tritonserver build has only the Python backend. Asked to load the onnxruntime and
+    tensorrt exports, it gets past their config (parsed and validated) and stops only at the
+    missing backend library; a misspelt config, for contrast, fails at parsing."""
+    import httpx
+
+    settings = make_settings(tmp_path)
+    plan = tmp_path / "model.plan"
+    plan.write_bytes(b"a plan built on the Triton hosts' GPU")
+    export_triton(tmp_path / "models", settings, runtime="onnxruntime", name="ort")
+    export_triton(tmp_path / "models", settings, runtime="tensorrt", name="trt", plan=plan)
+    broken = export_triton(tmp_path / "models", settings, runtime="onnxruntime", name="broken")
+    config = broken.folder / "config.pbtxt"
+    config.write_text(config.read_text().replace("max_batch_size", "max_batch_sise"))
+    server = start_triton(tmp_path / "models", tmp_path / "triton.log", "--model-control-mode=explicit")
+    try:
+        def load(name: str) -> str:
+            answer = httpx.post(f"{server.http_url}/v2/repository/models/{name}/load", timeout=60)
+            assert answer.status_code != 200
+            return str(answer.json()["error"])
+
+        assert "unable to find backend library for backend 'onnxruntime'" in load("ort")
+        assert "unable to find backend library for backend 'tensorrt'" in load("trt")
+        assert "failed to poll from model repository" in load("broken")
+    finally:
+        server.stop()
