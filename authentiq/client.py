@@ -28,13 +28,15 @@ def parse_photo_args(photos: list[str]) -> list[tuple[str, Path]]:
 
 
 def inspect_photos(url: str, photos: list[str], *, brand: str, model: str,
-                   client_ref: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
+                   client_ref: str | None = None, timeout: float = 60.0,
+                   api_key: str | None = None) -> dict[str, Any]:
     pairs = parse_photo_args(photos)
+    headers = {"X-API-Key": api_key} if api_key else {}
     files = [(view, (path.name, path.read_bytes())) for view, path in pairs]
     data = {"brand": brand, "model": model, **({"client_ref": client_ref} if client_ref else {})}
     try:
         response = httpx.post(url.rstrip("/") + "/v1/inspections", files=files, data=data,
-                              timeout=timeout)
+                              headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         raise ClientError(f"cannot reach {url}: {exc}") from exc
     if response.status_code >= 400:

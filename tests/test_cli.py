@@ -66,6 +66,30 @@ def test_inspect_reports_a_problem_readably(server: str, tmp_path: Path,
     assert err.startswith("error: server answered 422") and "missing" in err.lower()
 
 
+def test_inspect_sends_the_api_key(tmp_path: Path, genuine_item: SyntheticItem,
+                                   monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Once the server has keys, `inspect` needs one: --api-key or AUTHENTIQ_API_KEY."""
+    from tests.conftest import live_server
+
+    settings = make_settings(tmp_path)
+    assert main(["keys", "create", "till-3", "--scopes", "submit",
+                 "--database-url", settings.database_url]) == 0
+    key = capsys.readouterr().out.splitlines()[1]
+    paths = []
+    for view, data in genuine_item.views.items():
+        (tmp_path / f"{view}.jpg").write_bytes(data)
+        paths.append(str(tmp_path / f"{view}.jpg"))
+    args = [*paths, "--brand", genuine_item.brand, "--model", genuine_item.model]
+    with live_server(settings) as srv:
+        assert main(["inspect", *args, "--url", srv.url]) == 2
+        assert "server answered 401" in capsys.readouterr().err
+        assert main(["inspect", *args, "--url", srv.url, "--api-key", key]) == 0
+        monkeypatch.setenv("AUTHENTIQ_API_KEY", key)
+        assert main(["inspect", *args, "--url", srv.url]) == 0
+    assert capsys.readouterr().out.count("verdict: AUTHENTIC") == 2
+
+
 def test_missing_file_is_a_readable_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "nope.jpg", "--brand", "x", "--model", "y"]) == 2
     assert "no such file: nope.jpg" in capsys.readouterr().err

@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--model", required=True)
     i.add_argument("--client-ref")
     i.add_argument("--url", default="http://127.0.0.1:8000")
+    i.add_argument("--api-key", help="a key with the submit scope (default: AUTHENTIQ_API_KEY; "
+                                     "needed once the server has keys)")
     i.add_argument("--timeout", type=float, default=60.0)
     i.add_argument("--json", action="store_true", help="print the whole report as JSON")
     i.set_defaults(func=serving.inspect)

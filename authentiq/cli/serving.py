@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,8 +41,6 @@ def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[
     """Several worker processes on one port (uvicorn's process manager restarts any that dies).
     They share everything through the database, the blob store and Redis; the schema is
     migrated once here, before they start."""
-    import os
-
     import uvicorn
 
     from authentiq.schema import open_database
@@ -61,7 +60,8 @@ def inspect(args: argparse.Namespace) -> int:
     from authentiq.client import inspect_photos
 
     report = inspect_photos(args.url, args.photos, brand=args.brand, model=args.model,
-                            client_ref=args.client_ref, timeout=args.timeout)
+                            client_ref=args.client_ref, timeout=args.timeout,
+                            api_key=args.api_key or os.environ.get("AUTHENTIQ_API_KEY"))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
