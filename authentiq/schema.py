@@ -76,12 +76,25 @@ def open_database(url: str, *, migrate: bool = True) -> Engine:
     return engine
 
 
+def _known(revision: str | None) -> None:
+    """Refuse a database migrated by a newer release (a rolled-back deployment, say)."""
+    if revision is None:
+        return
+    try:
+        ScriptDirectory.from_config(_config()).get_revision(revision)
+    except Exception:  # alembic raises several types for an unknown revision
+        raise DatabaseSchemaError(
+            f"the database is at schema revision {revision}, which this release ({head()}) does "
+            f"not know: it was migrated by a newer release; run that release (or newer)") from None
+
+
 def prepare(engine: Engine, *, migrate: bool = True) -> None:
     """Make sure the database has this release's schema (see the module's doc)."""
     if migrate:
         upgrade(engine)
         return
     at = current(engine)
+    _known(at)
     if at != head():
         raise DatabaseSchemaError(
             f"the database is at schema revision {at or 'none'}, this release needs {head()}: run "
@@ -95,6 +108,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
         config = _config(conn)
         before = MigrationContext.configure(conn).get_current_revision()
+        _known(before)
         if before is None and _has_release_tables(conn):
             _check_baseline(conn)
             command.stamp(config, BASELINE)

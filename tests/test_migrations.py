@@ -108,6 +108,18 @@ def test_a_database_older_than_0_1_0_is_refused_untouched(database_url: str) -> 
         engine.dispose()
 
 
+def test_a_database_from_a_newer_release_is_refused(database_url: str) -> None:
+    engine = open_database(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+        for migrate in (True, False):
+            with pytest.raises(DatabaseSchemaError, match="revision 0999, which this release"):
+                open_database(database_url, migrate=migrate)
+    finally:
+        engine.dispose()
+
+
 def test_migrate_false_refuses_to_start_until_db_upgrade_ran(
         tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     settings = make_settings(tmp_path, database_url=database_url, migrate=False)
