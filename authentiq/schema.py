@@ -2,7 +2,8 @@
 
 Every process that opens the database calls :func:`prepare`: with ``AUTHENTIQ_MIGRATE=true`` (the
 default) it upgrades the schema to this release's head first — in one transaction, under a
-PostgreSQL advisory lock, so several workers starting at once migrate once and the others wait;
+PostgreSQL advisory lock (a file lock beside a SQLite file), so several workers starting at once
+migrate once and the others wait;
 with ``false`` it only checks that a deploy step (``authentiq db upgrade``) already did.
 
 A database made by release 0.1.0 (before migrations) has the tables but no ``alembic_version``:
@@ -11,7 +12,10 @@ it is recognised by its columns and stamped as the baseline revision, then upgra
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -101,9 +105,24 @@ def prepare(engine: Engine, *, migrate: bool = True) -> None:
             f"`authentiq db upgrade` (or start with AUTHENTIQ_MIGRATE=true)")
 
 
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Processes of one host migrating one SQLite file take turns (SQLite's DDL would race)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """(revision before, revision after); before is the baseline for a release 0.1.0 database."""
-    with engine.begin() as conn:
+    with _sqlite_file_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
         config = _config(conn)

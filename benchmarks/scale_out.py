@@ -66,6 +66,9 @@ def main() -> None:
                                                     "per worker (default: the cores split evenly)")
     parser.add_argument("--sqlite-only", action="store_true",
                         help="only in-process ONNX Runtime, a SQLite file per worker")
+    parser.add_argument("--shared-sqlite", action="store_true",
+                        help="the SQLite workers share one database file (as `serve --workers` "
+                             "on one host does)")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     width, height = (int(v) for v in args.photo.split("x"))
@@ -82,7 +85,8 @@ def main() -> None:
         def name(n: int) -> str:
             return f"{n} worker{'s' if n > 1 else ''}"
 
-        configs = [(f"{name(n)}, SQLite each, ONNX Runtime in process", n, "sqlite", "onnxruntime")
+        sqlite = "one SQLite" if args.shared_sqlite else "SQLite each"
+        configs = [(f"{name(n)}, {sqlite}, ONNX Runtime in process", n, "sqlite", "onnxruntime")
                    for n in (counts if args.sqlite_only else counts[:1])]
         if not args.sqlite_only:
             configs += [(f"{name(n)}, PostgreSQL, ONNX Runtime in process", n, "postgres",
@@ -96,6 +100,8 @@ def main() -> None:
             if database == "postgres":
                 fresh_database()
                 settings["DATABASE_URL"] = PG_BENCH
+            elif args.shared_sqlite:
+                settings["DATABASE_URL"] = f"sqlite:///{tmp}/{label}/shared.db"
             if backend == "triton":
                 assert triton is not None
                 settings |= {"BACKEND": "triton", "TRITON_URL": triton.grpc_url}

@@ -133,11 +133,11 @@ def test_migrate_false_refuses_to_start_until_db_upgrade_ran(
         assert client.get("/readyz").status_code == 200
 
 
-@pytest.mark.postgres
-def test_workers_starting_at_once_migrate_once(postgres_url: str) -> None:
-    """Eight processes' worth of engines upgrade the same empty PostgreSQL database at once: the
-    advisory lock lets one migrate; the others wait, then find the schema at head."""
-    engines = [make_engine(postgres_url) for _ in range(8)]
+def test_workers_starting_at_once_migrate_once(database_url: str) -> None:
+    """Eight processes' worth of engines upgrade the same empty database at once: a lock (an
+    advisory lock on PostgreSQL, a file lock beside a SQLite file) lets one migrate; the others
+    wait, then find the schema at head."""
+    engines = [make_engine(database_url) for _ in range(8)]
     results: list[tuple[str | None, str | None]] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(engines))

@@ -138,14 +138,14 @@ def children(pid: int) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.postgres
-def test_serve_workers_runs_several_processes_on_one_port(tmp_path: Path, postgres_url: str) -> None:
-    """`authentiq serve --workers 3`: the schema is migrated once by the parent, three worker
-    processes answer on one port, and SIGTERM stops them all after their accepted work."""
+def test_serve_workers_runs_several_processes_on_one_port(tmp_path: Path, database_url: str) -> None:
+    """`authentiq serve --workers 3` on the run's database (one SQLite file, or PostgreSQL): the
+    schema is migrated once by the parent, three worker processes answer on one port, and
+    SIGTERM stops them all after their accepted work."""
     import concurrent.futures
 
     port = free_port()
-    proc = start_server(tmp_path, port, "--workers", "3", AUTHENTIQ_DATABASE_URL=postgres_url)
+    proc = start_server(tmp_path, port, "--workers", "3", AUTHENTIQ_DATABASE_URL=database_url)
     try:
         workers = children(proc.pid)
         assert len(workers) >= 3  # uvicorn's workers (and multiprocessing's resource tracker)
