@@ -3,7 +3,7 @@ S3 server (moto's server mode on a local port; boto3 is real and talks HTTP to i
 
 from __future__ import annotations
 
-import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from authentiq.api.app import create_app
 from authentiq.blobs import Blobs, BlobStore, S3Blobs
 from authentiq.errors import ReportNotFound
 from authentiq.synthetic import SyntheticItem
-from tests.conftest import S3Server, files_of, make_settings
+from tests.conftest import files_of, make_settings
 
 ITEM, OTHER = f"{1:032x}", f"{2:032x}"
 
@@ -81,8 +81,6 @@ def test_children_are_separate_and_not_items(blobs: Blobs) -> None:
 
 
 def test_folders_carry_their_age(blobs: Blobs) -> None:
-    import time
-
     before = time.time()
     blobs.put_many(ITEM, {"a.jpg": b"x"})
     [(item, mtime)] = blobs.folders()
@@ -90,7 +88,7 @@ def test_folders_carry_their_age(blobs: Blobs) -> None:
 
 
 def test_the_service_stores_everything_in_the_bucket(
-        tmp_path: Path, s3_server: S3Server, s3_blob_url: str, genuine_item: SyntheticItem) -> None:
+        tmp_path: Path, s3_blob_url: str, genuine_item: SyntheticItem) -> None:
     """With AUTHENTIQ_BLOB_URL the photos, heatmaps, PDF, async job inputs and reference photos go
     to the bucket; the local blob folder stays empty."""
     settings = make_settings(tmp_path, blob_url=s3_blob_url, poll_s=0.05)
@@ -106,8 +104,6 @@ def test_the_service_stores_everything_in_the_bucket(
         for _ in range(400):
             if client.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded":
                 break
-            import time
-
             time.sleep(0.05)
         assert client.get(f"/v1/reports/{job['id']}").status_code == 200
         enrolled = client.post("/v1/references", data=form, files=files_of(genuine_item))
@@ -120,4 +116,3 @@ def test_the_service_stores_everything_in_the_bucket(
     assert [f for f, _ in bucket.child("references").folders()] == [enrolled.json()["id"]]
     assert bucket.child("jobs").folders() == []  # a finished job's inputs are removed
     bucket.client.close()
-    assert os.environ["AWS_ENDPOINT_URL_S3"] == s3_server.endpoint

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -43,7 +44,9 @@ def two_servers(tmp_path: Path, postgres_url: str, s3_server: S3Server,
                 triton: TritonServer) -> Iterator[tuple[str, str, str]]:
     """(url of A, url of B, the database URL): A accepts async jobs but runs none, B runs them."""
     if not redis_available():
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}")
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is not reachable at {REDIS_URL} (CI needs it)")
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
     common = {"AUTHENTIQ_DATABASE_URL": postgres_url,
               "AUTHENTIQ_BLOB_URL": f"s3://{s3_server.new_bucket()}/authentiq",
               "AUTHENTIQ_RATE_LIMIT_STORAGE": REDIS_URL, "AUTHENTIQ_BACKEND": "triton",
