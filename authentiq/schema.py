@@ -92,6 +92,14 @@ def _known(revision: str | None) -> None:
             f"not know: it was migrated by a newer release; run that release (or newer)") from None
 
 
+def open_configured(url: str | None = None) -> Engine:
+    """The commands' database: ``url`` or AUTHENTIQ_DATABASE_URL, prepared per AUTHENTIQ_MIGRATE."""
+    from authentiq.settings import Settings
+
+    settings = Settings()
+    return open_database(url or settings.database_url, migrate=settings.migrate)
+
+
 def prepare(engine: Engine, *, migrate: bool = True) -> None:
     """Make sure the database has this release's schema (see the module's doc)."""
     if migrate:

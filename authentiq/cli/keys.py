@@ -17,11 +17,9 @@ if TYPE_CHECKING:
 
 @contextmanager
 def _engine(args: argparse.Namespace) -> Iterator[Engine]:
-    from authentiq.schema import open_database
-    from authentiq.settings import Settings
+    from authentiq.schema import open_configured
 
-    settings = Settings()
-    engine = open_database(args.database_url or settings.database_url, migrate=settings.migrate)
+    engine = open_configured(args.database_url)
     try:
         yield engine
     finally:

@@ -140,11 +140,9 @@ def report_schema(args: argparse.Namespace) -> int:
 
 def audit_verify(args: argparse.Namespace) -> int:
     from authentiq.reviews import verify_chain
-    from authentiq.schema import open_database
-    from authentiq.settings import Settings
+    from authentiq.schema import open_configured
 
-    settings = Settings()
-    engine = open_database(args.database_url or settings.database_url, migrate=settings.migrate)
+    engine = open_configured(args.database_url)
     try:
         result = verify_chain(engine)
     finally:
