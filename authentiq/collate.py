@@ -37,7 +37,9 @@ def collate(rows: Sequence[np.ndarray], staging: np.ndarray | None = None) -> np
 
 def split(outputs: Outputs, n: int) -> list[Outputs]:
     """One batch of outputs → one ``Outputs`` per request, in order."""
-    if len(outputs) != n or len(outputs.embedding) != n or len(outputs.cam) != n:
+    scores = outputs.view_scores
+    if len(outputs) != n or len(outputs.embedding) != n or len(outputs.cam) != n or (
+            scores is not None and len(scores) != n):
         raise InferenceFailed(
             f"backend returned {len(outputs)}/{len(outputs.embedding)}/{len(outputs.cam)} rows "
             f"(logits/embedding/cam) for a batch of {n}")

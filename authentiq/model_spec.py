@@ -18,6 +18,12 @@ from authentiq.errors import ModelContractError
 
 INPUT_NAME = "views"
 OUTPUT_NAMES = ("logits", "embedding", "cam")
+# Optional outputs of the view gate (authentiq.training.gate adds them; authentiq.view_gate reads
+# them): per-cell pooled features [B, cells, D] and, for every cell, the squared Mahalanobis
+# distance of its features to each view's fitted distribution [B, cells, views]. A model without
+# ``view_scores`` is served with the gate off, and its reports say so.
+VIEW_FEATURES = "view_features"
+VIEW_SCORES = "view_scores"
 PREFIX = "authentiq."
 REQUIRED_KEYS = ("views", "grid", "tile_size", "mean", "std", "classes", "embedding_size",
                  "model_name", "model_version")
@@ -72,6 +78,36 @@ class FusionParams(BaseModel):
         return self
 
 
+class GateParams(BaseModel):
+    """Thresholds of the out-of-distribution and view gate (``authentiq fit-gate``).
+
+    A photo in the slot of view ``v`` has the *distance ratio* ``r_u = view_scores[cell, u] /
+    thresholds[u]`` to every view ``u``; ``r_v <= 1`` means it looks like the ``v`` photos the
+    model was fitted on. ``thresholds`` apply to a full inspection, ``single_photo_thresholds`` to
+    one photo checked alone (``/v1/quality``: blank neighbours shift the features a little). A
+    photo whose own ratio exceeds ``wrong_view_ratio`` times its best other view's is in the
+    wrong slot; two photos whose 16 × 16 grey thumbnails correlate at ``duplicate_correlation`` or
+    more are the same photo.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    thresholds: dict[str, float]
+    single_photo_thresholds: dict[str, float]
+    wrong_view_ratio: float = Field(1.5, gt=1)
+    duplicate_correlation: float = Field(0.95, gt=0, le=1)
+    quantile: float = Field(ge=0.5, lt=1)
+    fitted_on: str = ""
+
+
+class Calibration(BaseModel):
+    """Temperature scaling of the classifier's logits (``authentiq fit-temperature``):
+    ``p = softmax(logits / temperature)[counterfeit]``, fitted on held-out items."""
+
+    model_config = ConfigDict(frozen=True)
+    temperature: float = Field(gt=0)
+    fitted_on: str = ""
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
     views: tuple[ViewSpec, ...] = Field(min_length=1)
@@ -87,6 +123,8 @@ class ModelSpec(BaseModel):
     thresholds: Thresholds = Thresholds()
     products: tuple[tuple[str, str], ...] = ()  # (brand, model) pairs it was trained on
     fusion: FusionParams | None = None  # absent: verdicts rest on the classifier alone
+    gate: GateParams | None = None  # absent: no out-of-distribution gate (reports say so)
+    calibration: Calibration | None = None  # absent: the classifier's softmax is taken as is
     data_card: str = ""
 
     @model_validator(mode="after")
@@ -101,6 +139,10 @@ class ModelSpec(BaseModel):
             raise ValueError(f"classes must be ('authentic', 'counterfeit'), got {self.classes}")
         if any(s <= 0 for s in self.std):
             raise ValueError("std values must be positive")
+        if self.gate is not None:
+            for table in (self.gate.thresholds, self.gate.single_photo_thresholds):
+                if set(table) != set(names) or any(t <= 0 for t in table.values()):
+                    raise ValueError(f"gate thresholds must be positive, one per view {names}")
         return self
 
     @property

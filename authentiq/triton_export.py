@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from authentiq.errors import AuthentiqError
-from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, ModelSpec, read_spec
+from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, read_spec
 from authentiq.settings import Settings
 
 Runtime = Literal["onnxruntime", "tensorrt", "python"]
@@ -77,7 +77,7 @@ def build_config(name: str, runtime: Runtime, spec: ModelSpec, dims: dict[str, l
     else:
         config.backend = runtime
     config.input.add(name=INPUT_NAME, data_type=mc.TYPE_FP32, dims=dims[INPUT_NAME])
-    for output in OUTPUT_NAMES:
+    for output in [*OUTPUT_NAMES, *([VIEW_SCORES] if VIEW_SCORES in dims else [])]:
         config.output.add(name=output, data_type=mc.TYPE_FP32, dims=dims[output])
     batching = config.dynamic_batching
     batching.preferred_batch_size.extend(settings.preferred_batch_sizes)

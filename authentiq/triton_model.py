@@ -34,6 +34,7 @@ import triton_python_backend_utils as pb_utils  # noqa: E402
 
 INPUT = "views"
 OUTPUTS = ("logits", "embedding", "cam")
+OPTIONAL_OUTPUTS = ("view_scores",)  # the view gate's distances, when the model has them
 
 
 class TritonPythonModel:
@@ -50,6 +51,8 @@ class TritonPythonModel:
                                  {"device_id": int(args["model_instance_device_id"])}))
         self.session = ort.InferenceSession(os.path.join(folder, "model.onnx"), options,
                                             providers=providers)
+        served = {o["name"] for o in config.get("output", [])}
+        self.outputs = [*OUTPUTS, *(name for name in OPTIONAL_OUTPUTS if name in served)]
 
     def execute(self, requests: list[Any]) -> list[Any]:
         # Tensors cross through DLPack, not the stub's numpy bindings: those are built against
@@ -57,14 +60,14 @@ class TritonPythonModel:
         views = [np.from_dlpack(pb_utils.get_input_tensor_by_name(r, INPUT)) for r in requests]
         sizes = [len(v) for v in views]
         try:
-            outputs = self.session.run(list(OUTPUTS), {INPUT: np.concatenate(views)})
+            outputs = self.session.run(self.outputs, {INPUT: np.concatenate(views)})
         except Exception as exc:  # ORT's errors are untyped; each request gets the message
             error = pb_utils.TritonError(f"ONNX Runtime failed on a batch of {sum(sizes)}: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
         responses, start = [], 0
         for size in sizes:
             tensors = [pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(out[start:start + size]))
-                       for name, out in zip(OUTPUTS, outputs, strict=True)]
+                       for name, out in zip(self.outputs, outputs, strict=True)]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += size
         return responses

@@ -21,7 +21,7 @@ from authentiq.model_spec import read_spec
 from authentiq.settings import DEFAULT_MODEL, DEFAULT_TRT_MODEL
 from authentiq.synthetic import make_item
 from authentiq.triton_export import ExportFailed, export_triton
-from tests.conftest import TritonServer, files_of, make_settings, start_triton
+from tests.conftest import TritonServer, allow_classifier_only, files_of, make_settings, start_triton
 
 BATCHING = {"max_batch_size": 16, "preferred_batch_sizes": (4, 8), "max_queue_delay_ms": 1.5,
             "max_queue_size": 64, "batcher_instances": 2, "request_timeout_s": 20.0}
@@ -39,7 +39,7 @@ def test_export_writes_what_triton_schema_accepts(tmp_path: Path, runtime: str) 
     assert (config.platform or config.backend) == {"tensorrt": "tensorrt_plan"}.get(runtime, runtime)
     assert [i.name for i in config.input] == ["views"] and list(config.input[0].dims) == [3, 256, 384]
     assert {o.name: list(o.dims) for o in config.output} == {
-        "logits": [2], "embedding": [128], "cam": [2, 16, 24]}
+        "logits": [2], "embedding": [128], "cam": [2, 16, 24], "view_scores": [6, 6]}
     batching = config.dynamic_batching
     assert list(batching.preferred_batch_size) == [4, 8]
     assert batching.max_queue_delay_microseconds == 1500
@@ -105,6 +105,7 @@ def test_service_on_triton_gives_the_in_process_verdicts(tmp_path: Path, triton:
         settings = make_settings(tmp_path / backend, backend=backend, triton_url=triton.grpc_url,
                                  model_path=model)
         with TestClient(create_app(settings)) as client:
+            allow_classifier_only(client)
             answers[backend] = [client.post("/v1/inspections", files=files_of(item),
                                             data={"brand": item.brand, "model": item.model}).json()
                                 for item in items]
@@ -112,6 +113,11 @@ def test_service_on_triton_gives_the_in_process_verdicts(tmp_path: Path, triton:
         assert on_triton["classifier"]["backend"] == "triton"
         assert on_triton["verdict"] == in_process["verdict"]
         assert on_triton["probabilities"] == pytest.approx(in_process["probabilities"], abs=1e-5)
+        gates = [[v["gate"] for v in answer["views"]] for answer in (on_triton, in_process)]
+        assert on_triton["gate"]["applied"] and all(g is not None for g in gates[0])
+        assert [g["distance"] for g in gates[0]] == pytest.approx([g["distance"] for g in gates[1]],
+                                                                  abs=1e-3)
+        assert [g["finding"] for g in gates[0]] == [g["finding"] for g in gates[1]]
     assert {a["verdict"] for a in answers["triton"]} >= {"authentic", "counterfeit"}
 
 

@@ -17,12 +17,23 @@ class Outputs:
     logits: np.ndarray  # [B, 2]
     embedding: np.ndarray  # [B, D]
     cam: np.ndarray  # [B, 2, h, w]
+    view_scores: np.ndarray | None = None  # [B, cells, views]; None: the model has no view gate
 
     def __len__(self) -> int:
         return int(self.logits.shape[0])
 
     def row(self, i: int) -> Outputs:
-        return Outputs(self.logits[i:i + 1], self.embedding[i:i + 1], self.cam[i:i + 1])
+        scores = None if self.view_scores is None else self.view_scores[i:i + 1]
+        return Outputs(self.logits[i:i + 1], self.embedding[i:i + 1], self.cam[i:i + 1], scores)
+
+    @staticmethod
+    def concat(parts: list[Outputs]) -> Outputs:
+        """Batches run one after another → one batch."""
+        scores = [p.view_scores for p in parts if p.view_scores is not None]
+        return Outputs(np.concatenate([p.logits for p in parts]),
+                       np.concatenate([p.embedding for p in parts]),
+                       np.concatenate([p.cam for p in parts]),
+                       np.concatenate(scores) if len(scores) == len(parts) else None)
 
 
 @dataclass(frozen=True)

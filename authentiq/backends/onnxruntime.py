@@ -14,7 +14,7 @@ import onnxruntime as ort
 
 from authentiq.backends.base import BackendInfo, Outputs
 from authentiq.errors import BackendUnavailable, InferenceFailed
-from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, ModelSpec, check_io
+from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, check_io
 
 log = logging.getLogger(__name__)
 CUDA_HINT = "pip uninstall -y onnxruntime && pip install onnxruntime-gpu (both provide one module)"
@@ -53,6 +53,8 @@ class OnnxRuntimeBackend:
                                      "(no usable GPU or CUDA/cuDNN libraries missing)")
         check_io({i.name for i in self.session.get_inputs()},
                  {o.name for o in self.session.get_outputs()}, str(model_path))
+        has_scores = VIEW_SCORES in {o.name for o in self.session.get_outputs()}
+        self.output_names = [*OUTPUT_NAMES, *([VIEW_SCORES] if has_scores else [])]
         meta = self.session.get_modelmeta().custom_metadata_map
         self.spec = ModelSpec.from_props(meta, str(model_path))
         self.device, self.gpu_index = device, gpu_index
@@ -66,18 +68,18 @@ class OnnxRuntimeBackend:
     def run(self, views: np.ndarray) -> Outputs:
         try:
             if self.device == "cuda":
-                logits, embedding, cam = self._run_bound(views)
+                out = self._run_bound(views)
             else:
-                logits, embedding, cam = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: views})
+                out = self.session.run(self.output_names, {INPUT_NAME: views})
         except Exception as exc:  # ORT raises untyped errors (shape, type, allocation)
             raise InferenceFailed(f"ONNX Runtime failed on a batch of {len(views)}: {exc}") from exc
-        return Outputs(np.asarray(logits), np.asarray(embedding), np.asarray(cam))
+        return Outputs(*(np.asarray(o) for o in out))
 
     def _run_bound(self, views: np.ndarray) -> list[np.ndarray]:
         binding = self.session.io_binding()
         binding.bind_ortvalue_input(
             INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(views, "cuda", self.gpu_index))
-        for name in OUTPUT_NAMES:
+        for name in self.output_names:
             binding.bind_output(name, "cpu")
         self.session.run_with_iobinding(binding)
         return list(binding.copy_outputs_to_cpu())

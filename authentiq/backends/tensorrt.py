@@ -21,7 +21,7 @@ from authentiq.backends import cuda
 from authentiq.backends.base import BackendInfo, Outputs
 from authentiq.backends.tensorrt_lib import TensorRT, capturing_logger
 from authentiq.errors import BackendUnavailable, InferenceFailed
-from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, ModelSpec, check_io
+from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, check_io
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,8 @@ class TensorRTBackend:
             results[t.name] = host
         stream.synchronize()
         logits, embedding, cam = (np.array(results[name], np.float32) for name in OUTPUT_NAMES)
-        return Outputs(logits, embedding, cam)
+        scores = results.get(VIEW_SCORES)
+        return Outputs(logits, embedding, cam, None if scores is None else np.array(scores, np.float32))
 
     def close(self) -> None:
         for instance in self._all:

@@ -21,7 +21,7 @@ import numpy as np
 
 from authentiq.backends.base import BackendInfo, Outputs
 from authentiq.errors import BackendUnavailable, InferenceFailed
-from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, ModelSpec, check_io
+from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, check_io
 from authentiq.triton_export import TRITON_HINT, spec_from_parameters
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ class TritonBackend:
         config = self._wait_for_model(ready_wait_s)
         check_io({i["name"] for i in config.get("input", [])},
                  {o["name"] for o in config.get("output", [])}, f"triton {url}/{model}")
+        outputs = {o["name"] for o in config.get("output", [])}
+        self.output_names = [*OUTPUT_NAMES, *([VIEW_SCORES] if VIEW_SCORES in outputs else [])]
         self.spec: ModelSpec = spec_from_parameters(config.get("parameters", {}),
                                                     f"triton {url}/{model}")
         self.max_batch_size = int(config.get("max_batch_size", 0)) or 1
@@ -99,8 +101,7 @@ class TritonBackend:
                  for i in range(0, len(views), self.max_batch_size)]
         if len(parts) == 1:
             return parts[0]
-        return Outputs(*(np.concatenate([getattr(p, f) for p in parts])
-                         for f in ("logits", "embedding", "cam")))
+        return Outputs.concat(parts)
 
     def _infer(self, views: np.ndarray) -> Outputs:
         grpc = self.grpc
@@ -108,7 +109,7 @@ class TritonBackend:
         request.set_data_from_numpy(np.ascontiguousarray(views, dtype=np.float32))
         try:
             result = self._client().infer(
-                self.model, [request], outputs=[grpc.InferRequestedOutput(o) for o in OUTPUT_NAMES],
+                self.model, [request], outputs=[grpc.InferRequestedOutput(o) for o in self.output_names],
                 client_timeout=self.timeout_s, timeout=int(self.timeout_s * 1_000_000))
         except grpc.InferenceServerException as exc:
             text = f"{exc.status()} {exc.message()}"
@@ -117,8 +118,7 @@ class TritonBackend:
                                          retry_after=RETRY_AFTER_S) from exc
             raise InferenceFailed(f"Triton at {self.url} failed a batch of {len(views)}: "
                                   f"{exc.message()}") from exc
-        logits, embedding, cam = (result.as_numpy(o) for o in OUTPUT_NAMES)
-        return Outputs(logits, embedding, cam)
+        return Outputs(*(result.as_numpy(o) for o in self.output_names))
 
     def close(self) -> None:
         with self._lock:

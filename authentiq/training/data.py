@@ -40,6 +40,7 @@ CALIBRATION_SEED_BASE = 30_000_000
 REFERENCE_SEED_BASE = 40_000_000  # genuine reference items (shipped set, fusion evaluation)
 EMBEDDING_SEED_BASE = 50_000_000  # fitting the embedding head (backbone never saw these)
 FUSION_SEED_BASE = 60_000_000  # choosing the fused verdict's thresholds
+TRUST_SEED_BASE = 70_000_000  # fitting the view gate and the confidence temperature
 HELD_OUT_SEED_BASE = 900_000_000
 
 
@@ -101,6 +102,20 @@ def synthetic_tiles(seeds: Sequence[int], views: tuple[str, ...], tile_size: int
         groups=np.asarray([r[3] for r in results], dtype=np.int64),
         clean=np.stack([r[4] for r in results]),
     )
+
+
+def synthetic_cached(first_seed: int, items: int, views: tuple[str, ...], tile_size: int,
+                     cache: Path | None) -> TileSet:
+    """``items`` synthetic items from ``first_seed``, kept in ``cache`` (an .npz) when given."""
+    if cache is not None and cache.is_file():
+        ts = TileSet.load(cache)
+        if len(ts) >= items and ts.views == views and ts.tiles.shape[2] == tile_size:
+            return ts.subset(np.arange(items))
+    ts = synthetic_tiles(range(first_seed, first_seed + items), views, tile_size)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        ts.save(cache)
+    return ts
 
 
 def view_files(folder: Path) -> dict[str, Path]:

@@ -13,7 +13,6 @@ Numpy only. Items and references run through the service's own preprocessing and
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from authentiq.evaluation import Metrics, choose_band, evaluate, softmax_fake
 from authentiq.model_eval import run_model
 from authentiq.model_spec import FusionParams, ModelSpec
 from authentiq.training import data as datasets
+from authentiq.training.metadata import write_prop
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +143,4 @@ def evaluate_fusion(spec: ModelSpec, items: Scored, refs: Scored) -> FusionRepor
 
 
 def write_fusion(model_path: Path, params: FusionParams) -> None:
-    import onnx
-
-    proto = onnx.load(str(model_path))
-    key = "authentiq.fusion"
-    value = json.dumps(params.model_dump(mode="json"))
-    for prop in proto.metadata_props:
-        if prop.key == key:
-            prop.value = value
-            break
-    else:
-        proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(model_path))
+    write_prop(model_path, "fusion", params)
