@@ -33,9 +33,10 @@ from authentiq.reports import ReportRow, ReportStore, flagged
 from authentiq.settings import Settings
 from authentiq.stitch import build_input
 from authentiq.verdict import Verdict, decide
+from authentiq.view_gate import ViewCheck, assess
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
-REPORT_SCHEMA_VERSION = "2"  # api_schemas/report.v<N>.schema.json; bump on any schema change
+REPORT_SCHEMA_VERSION = "3"  # api_schemas/report.v<N>.schema.json; bump on any schema change
 
 
 def statement(report_id: str) -> dict[str, Any]:
@@ -79,6 +80,12 @@ class Run:
     @property
     def p_counterfeit(self) -> float:
         return float(softmax_fake(self.result.outputs.logits[:1])[0])
+
+    def gate(self, *, single: bool = False) -> dict[str, ViewCheck] | None:
+        """The view gate's check of every usable photo; None when the model has no gate."""
+        scores = self.result.outputs.view_scores
+        tiles = {v: p.decoded.tile for v, p in self.prepared.items() if p.quality.usable}
+        return assess(self.spec, None if scores is None else scores[0], tiles, single=single)
 
     def ordered(self) -> list[_Prepared]:
         return [self.prepared[v] for v in self.spec.view_names if v in self.prepared]
@@ -146,11 +153,13 @@ class Inspector:
         search_s = time.perf_counter() - t
         unusable = {v: p.quality.reason or "" for v, p in prepared.items() if not p.quality.usable}
         present = {v for v, p in prepared.items() if p.quality.usable}
-        verdict = decide(self.spec, outputs.logits[0], outputs.cam[0], unusable, present, evidence)
+        gate = run.gate()
+        verdict = decide(self.spec, outputs.logits[0], outputs.cam[0], unusable, present, evidence,
+                         gate)
 
         report_id = report_id or uuid.uuid4().hex
         created = datetime.now(UTC)
-        body = self._body(report_id, created, brand, model, client_ref, run, verdict)
+        body = self._body(report_id, created, brand, model, client_ref, run, verdict, gate)
         body["references"] = evidence.as_dict()
         body["submitted_by"] = {"key_id": key_id}
         photos = run.photo_files()
@@ -227,8 +236,10 @@ class Inspector:
         return view_result(p.view, p.decoded, p.quality)
 
     def _body(self, report_id: str, created: datetime, brand: str, model: str,
-              client_ref: str | None, run: Run, verdict: Verdict) -> dict[str, Any]:
-        views = [{**self.view_result(p), "attention": round(verdict.attention.get(p.view, 0.0), 4)}
+              client_ref: str | None, run: Run, verdict: Verdict,
+              gate: dict[str, ViewCheck] | None) -> dict[str, Any]:
+        views = [{**self.view_result(p), "attention": round(verdict.attention.get(p.view, 0.0), 4),
+                  "gate": gate_result(gate.get(p.view)) if gate is not None else None}
                  for p in run.ordered()]
         prepared = run.prepared
         return {
@@ -239,11 +250,18 @@ class Inspector:
             "brand": brand,
             "model": model,
             "verdict": verdict.verdict,
-            "confidence": round(verdict.confidence, 6),
+            "confidence": None if verdict.confidence is None else round(verdict.confidence, 6),
             "probabilities": {"authentic": round(1 - verdict.p_counterfeit, 6),
                               "counterfeit": round(verdict.p_counterfeit, 6)},
             "reasons": verdict.reasons,
+            "retake": verdict.retake,
+            "review_advised": verdict.review,
+            "gate": {"applied": gate is not None,
+                     "fitted_on": self.spec.gate.fitted_on if self.spec.gate else None},
             "fusion": {"applied": verdict.fused, "p_classifier": round(verdict.p_classifier, 6),
+                       "p_classifier_calibrated": round(verdict.p_classifier_calibrated, 6),
+                       "temperature": (self.spec.calibration.temperature
+                                       if self.spec.calibration else None),
                        "p_counterfeit": round(verdict.p_counterfeit, 6),
                        "thresholds": verdict.thresholds},
             "views": views,
@@ -269,6 +287,14 @@ def view_result(view: str, decoded: DecodedView, q: Quality) -> dict[str, Any]:
         "sharpness": round(q.sharpness, 2), "brightness": round(q.brightness, 1),
         "glare": round(q.glare, 4),
     }
+
+
+def gate_result(check: ViewCheck | None) -> dict[str, Any] | None:
+    """One photo's view-gate facts, as reports and the quality endpoint show them."""
+    if check is None:
+        return None
+    return {"distance": check.distance, "looks_like": check.looks_like, "finding": check.finding,
+            "other_view": check.other}
 
 
 def _ms(seconds: float) -> float:

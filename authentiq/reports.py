@@ -25,7 +25,9 @@ from authentiq.errors import ReportNotFound
 from authentiq.pagination import keyset_page
 
 log = logging.getLogger(__name__)
-FLAG_CODES = ("model_mismatch", "below_min_similarity", "retake_required")
+# verdict.decide writes ``review_advised`` with the reasons a person should look; the others
+# flag reports stored before it did.
+FLAG_CODES = ("review_advised", "model_mismatch")
 
 
 class ReportRow(SQLModel, table=True):
@@ -93,11 +95,8 @@ def make_engine(url: str) -> Engine:
 
 
 def flagged(body: dict[str, Any]) -> bool:
-    """Worth a person's look: a model mismatch, a retake, or a similarity below the floor on an
-    item not already called counterfeit (there it only agrees with the verdict)."""
+    """Worth a person's look (the review queue): see ``verdict._review`` for what qualifies."""
     codes = {r.get("code") for r in body.get("reasons", [])}
-    if body.get("verdict") == "counterfeit":
-        codes.discard("below_min_similarity")
     return bool(codes & set(FLAG_CODES))
 
 

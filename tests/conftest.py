@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -27,7 +29,7 @@ from PIL import Image
 from authentiq.api.app import create_app
 from authentiq.model_spec import ModelSpec, ViewSpec
 from authentiq.settings import DEFAULT_MODEL, Settings
-from authentiq.synthetic import SyntheticItem, make_item
+from authentiq.synthetic import CATALOG, SyntheticItem, find_spec, make_item, passes_quality
 from benchmarks._common import TritonServer, free_port, launch_triton
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,6 +114,59 @@ def genuine_item() -> SyntheticItem:
     return make_item(900_000_004, counterfeit=False)
 
 
+def riva_item() -> SyntheticItem:
+    """A genuine Castellan Riva whose photos all pass the quality check (the product the shipped
+    references cover)."""
+    seed = 43_000_000
+    while not passes_quality((it := make_item(seed, counterfeit=False,
+                                              spec=find_spec("Castellan", "Riva"))).views):
+        seed += 1
+    return it
+
+
+def report_body(**changes: Any) -> dict[str, Any]:
+    """A stored report body (schema v3) built directly, as pages, the PDF and the CLI read it: an
+    unreviewed authentic verdict on two views; ``changes`` replace top-level keys."""
+    rid = "0123456789abcdef0123456789abcdef"
+    view = {"usable": True, "reason": None, "message": None, "format": "JPEG", "width": 480,
+            "height": 360, "sharpness": 80.0, "brightness": 120.0, "glare": 0.0, "attention": 0.5,
+            "gate": {"distance": 0.4, "looks_like": None, "finding": None, "other_view": None}}
+    body: dict[str, Any] = {
+        "schema_version": "3", "id": rid, "created_at": "2026-11-22T10:00:00+00:00",
+        "client_ref": "sku-1", "brand": "Castellan", "model": "Riva", "verdict": "authentic",
+        "confidence": 0.97, "probabilities": {"authentic": 0.97, "counterfeit": 0.03},
+        "reasons": [
+            {"code": "classifier", "value": 0.05, "detail": "The classifier's counterfeit probability is 0.050."},
+            {"code": "score_authentic", "value": 0.03, "detail": "Combined counterfeit probability 0.030 is below 0.040."},
+            {"code": "automated_decision", "detail": "This verdict was produced by automated means."}],
+        "retake": [], "review_advised": [], "gate": {"applied": True, "fitted_on": "tests"},
+        "fusion": {"applied": True, "p_classifier": 0.05, "p_classifier_calibrated": 0.02,
+                   "temperature": 0.6, "p_counterfeit": 0.03,
+                   "thresholds": {"authentic_below": 0.04, "counterfeit_above": 0.9,
+                                  "applied_band": [0.04, 0.9]}},
+        "references": {"model_version": "m@1", "k": 5, "claimed": {
+            "brand": "Castellan", "model": "Riva", "count": 1, "best": 0.82, "mean_top_k": 0.82,
+            "matches": [{"id": "r1", "brand": "Castellan", "model": "Riva", "similarity": 0.82}]},
+            "other_products": []},
+        "views": [{"view": "overall", **view}, {"view": "label", **view}],
+        "missing_views": [],
+        "classifier": {"name": "m", "version": "1", "precision": "fp32", "backend": "onnxruntime",
+                       "device": "cpu", "engine_id": "m.onnx@sha256:0"},
+        "heatmaps": {"classes": ["authentic"], "colormap": "inferno", "notice": "Not proof.",
+                     "images": {"authentic": {}}},
+        "submitted_by": {"key_id": None},
+        "statement_of_reasons": {"automated": True, "text": "Made by automated means.",
+                                 "how_to_contest": f"Ask for a human review of report {rid}."},
+        "timings": {"total_ms": 10.0},
+        "links": {"self": f"/v1/reports/{rid}", "page": f"/reports/{rid}",
+                  "pdf": f"/v1/reports/{rid}.pdf", "views": {}},
+        "stored_files": [],
+        "review": {"status": "unreviewed", "final_verdict": "authentic", "version": 0, "reviews": []},
+    }
+    body.update(changes)
+    return body
+
+
 def make_settings(tmp: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "model_path": DEFAULT_MODEL, "database_url": database_url_for(tmp),
@@ -127,9 +182,20 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
+def allow_classifier_only(client: TestClient) -> None:
+    """Let every catalogue product be called authentic without references (a per-product setting,
+    ``PUT /v1/products``): tests of storage, listing and review need all three verdicts without
+    enrolling references. tests/test_trust.py tests the default, which refuses that."""
+    for spec in CATALOG:
+        r = client.put(f"/v1/products/{spec.brand}/{spec.model}",
+                       json={"thresholds": {"allow_classifier_only": True}})
+        assert r.status_code == 200, r.text
+
+
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as c:
+        allow_classifier_only(c)
         yield c
 
 
@@ -349,6 +415,35 @@ def live_server(settings: Settings, port: int = 0) -> Iterator[LiveServer]:
         yield live
     finally:
         live.stop()
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def browser_missing() -> str | None:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    return None if Path(CHROMIUM).exists() else f"no chromium at {CHROMIUM}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium through Playwright, with a fake camera (skipped without them, except
+    under CI where ``make test`` installs both)."""
+    missing = browser_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} (make test installs it; CI needs it)")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox"])
+        yield b
+        b.close()
 
 
 def has_tensorrt() -> bool:

@@ -130,9 +130,10 @@ def test_reviews_chain_concurrency_and_tampering(store: ReportStore) -> None:
     ("authentic", ["classifier"], False),
     ("inconclusive", ["model_mismatch"], True),
     ("counterfeit", ["model_mismatch"], True),
-    ("inconclusive", ["retake_required"], True),
-    ("inconclusive", ["below_min_similarity"], True),
-    ("counterfeit", ["below_min_similarity"], False),  # agrees with the verdict: nothing to look at
+    ("inconclusive", ["retake_required"], False),  # inconclusive reports queue by their verdict
+    ("counterfeit", ["score_counterfeit"], False),
+    ("counterfeit", ["score_counterfeit", "review_advised"], True),  # verdict._review says why
+    ("inconclusive", ["not_a_product", "review_advised"], True),
 ])
 def test_flagged(verdict: str, codes: list[str], expected: bool) -> None:
     from authentiq.reports import flagged

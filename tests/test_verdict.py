@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from authentiq.model_spec import FusionParams
 from authentiq.reference_index import Evidence, Match
 from authentiq.verdict import ProductThresholds, attention_by_view, decide, effective_thresholds, fuse
+from authentiq.view_gate import ViewCheck
 from tests.conftest import tiny_spec
 
 SPEC = tiny_spec(thresholds={"authentic_below": 0.2, "counterfeit_above": 0.8})
@@ -35,7 +36,12 @@ def codes(v: object) -> list[str]:
 
 
 def test_bands_without_references_say_so() -> None:
-    assert decide(SPEC, logits_for(0.1), CAM, {}, BOTH).verdict == "authentic"
+    clear = decide(SPEC, logits_for(0.1), CAM, {}, BOTH)
+    assert clear.verdict == "inconclusive" and clear.confidence is None  # no authentic without refs
+    assert "authentic_needs_references" in codes(clear)
+    allowed = decide(SPEC, logits_for(0.1), CAM, {}, BOTH,
+                     evidence([], overrides={"allow_classifier_only": True}))
+    assert allowed.verdict == "authentic" and allowed.confidence == pytest.approx(0.9)
     assert decide(SPEC, logits_for(0.5), CAM, {}, BOTH).verdict == "inconclusive"
     v = decide(FUSED, logits_for(0.9), CAM, {}, BOTH, evidence([]))
     assert v.verdict == "counterfeit" and not v.fused and v.confidence == pytest.approx(0.9)
@@ -52,14 +58,17 @@ def test_attention_and_reasons() -> None:
 
 def test_unusable_required_view_forces_inconclusive() -> None:
     v = decide(SPEC, logits_for(0.01), CAM, {"front": "blurred"}, {"back"})
-    assert v.verdict == "inconclusive"
-    assert {"code": "retake_required", "view": "front",
-            "detail": "The front photo is unusable (blurred); retake it."} in v.reasons
+    assert v.verdict == "inconclusive" and v.confidence is None
+    retake = next(r for r in v.reasons if r["code"] == "retake_required")
+    assert retake["view"] == "front" and retake["detail"].startswith(
+        "The front photo is unusable (blurred); retake it.")
+    assert v.retake == [{"view": "front", "reason": "blurred", "message": retake["detail"]}]
 
 
 def test_unusable_optional_view_is_noted_not_blocking() -> None:
-    v = decide(SPEC, logits_for(0.01), CAM, {"back": "glare"}, {"front"})
-    assert v.verdict == "authentic"
+    v = decide(SPEC, logits_for(0.01), CAM, {"back": "glare"}, {"front"},
+               evidence([], overrides={"allow_classifier_only": True}))
+    assert v.verdict == "authentic" and not v.retake
     assert "optional_view_skipped" in codes(v)
 
 
@@ -117,3 +126,56 @@ def test_product_overrides_replace_model_defaults() -> None:
 def test_model_without_fusion_reports_similarity_but_classifier_decides() -> None:
     v = decide(SPEC, logits_for(0.5), CAM, {}, BOTH, evidence([0.99, 0.99, 0.99]))
     assert not v.fused and v.verdict == "inconclusive" and "fusion_unavailable" in codes(v)
+
+
+def check(view: str, finding: str | None = None, other: str | None = None) -> ViewCheck:
+    return ViewCheck(view, 0.5 if finding is None else 3.0, other or view, finding, other)
+
+
+@pytest.mark.parametrize("finding", ["not_a_product", "wrong_view", "duplicate_view"])
+def test_gate_finding_is_never_decided(finding: str) -> None:
+    gate = {"front": check("front"), "back": check("back", finding, "front")}
+    sure_fake = decide(FUSED, logits_for(0.999), CAM, {}, BOTH, evidence([0.1, 0.1, 0.1]), gate)
+    assert sure_fake.verdict == "inconclusive" and sure_fake.confidence is None
+    assert sure_fake.retake[0]["view"] == "back" and sure_fake.retake[0]["reason"] == finding
+    assert finding in codes(sure_fake)
+    assert sure_fake.review, "high counterfeit evidence behind a retake goes to a person"
+    sure_real = decide(FUSED, logits_for(0.001), CAM, {}, BOTH, evidence([0.99, 0.99, 0.99]), gate)
+    assert sure_real.verdict == "inconclusive" and not sure_real.review
+
+
+def test_model_without_gate_says_so() -> None:
+    v = decide(FUSED, logits_for(0.999), CAM, {}, BOTH, evidence([0.1, 0.1, 0.1]))
+    assert v.verdict == "counterfeit" and "gate_unavailable" in codes(v) and v.review
+
+
+def test_flat_attention_names_no_view() -> None:
+    flat = np.ones((2, 4, 8), np.float32)
+    v = decide(SPEC, logits_for(0.95), flat, {}, BOTH)
+    assert v.verdict == "counterfeit" and "attention" not in codes(v)
+    zero = decide(SPEC, logits_for(0.95), np.zeros((2, 4, 8), np.float32), {}, BOTH)
+    assert "attention" not in codes(zero)
+
+
+def test_reason_against_the_verdict_is_marked() -> None:
+    # close references pull an item the classifier leaned against (0.6) to authentic
+    v = decide(FUSED, logits_for(0.6), CAM, {}, BOTH, evidence([0.99, 0.99, 0.99]))
+    assert v.verdict == "authentic"
+    clf = next(r for r in v.reasons if r["code"] == "classifier")
+    assert clf["stance"] == "against" and "argues against the verdict" in clf["detail"]
+    assert all("stance" not in r for r in v.reasons if r["code"] != "classifier")
+
+
+def test_mismatch_is_checked_without_claimed_references() -> None:
+    v = decide(FUSED, logits_for(0.01), CAM, {}, BOTH, evidence([], [("Riva", 0.95)]))
+    assert v.verdict == "inconclusive" and "model_mismatch" in codes(v) and v.review
+    unlike = decide(FUSED, logits_for(0.01), CAM, {}, BOTH, evidence([], [("Riva", 0.3)]))
+    assert "model_mismatch" not in codes(unlike)
+
+
+def test_confidence_is_the_calibrated_probability_of_the_verdict() -> None:
+    hot = tiny_spec(thresholds={"authentic_below": 0.2, "counterfeit_above": 0.8},
+                    calibration={"temperature": 2.0})
+    v = decide(hot, logits_for(0.9), CAM, {}, BOTH)
+    assert v.verdict == "counterfeit" and v.p_classifier == pytest.approx(0.9)
+    assert v.confidence == pytest.approx(1 / (1 + 9 ** -0.5)) == v.p_counterfeit  # logit halved

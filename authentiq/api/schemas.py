@@ -12,12 +12,39 @@ class Reason(BaseModel):
     code: str
     detail: str
     view: str | None = None
+    stance: Literal["against"] | None = Field(
+        None, description="present when the reason's numbers argue against the stated verdict")
+
+
+class GateCheck(BaseModel):
+    """The view gate's facts about one photo (``authentiq.view_gate``)."""
+
+    distance: float = Field(description="distance ratio to its own view's fitted photos; "
+                                        "≤ 1 looks like what the model knows")
+    looks_like: str | None = Field(description="the view it resembles most")
+    finding: Literal["not_a_product", "wrong_view", "duplicate_view"] | None
+    other_view: str | None = Field(description="the view a wrong_view or duplicate_view names")
+
+
+class Retake(BaseModel):
+    """A photo to take again, and why."""
+
+    view: str
+    reason: str = Field(description="a quality reason (blurred, glare, ...) or a gate finding "
+                                    "(not_a_product, wrong_view, duplicate_view)")
+    message: str
+
+
+class GateSummary(BaseModel):
+    applied: bool = Field(description="false: the model has no view gate (reasons say so)")
+    fitted_on: str | None
 
 
 class ViewQuality(BaseModel):
     view: str
     usable: bool
-    reason: Literal["too_small", "blurred", "underexposed", "overexposed", "glare"] | None
+    reason: Literal["too_small", "blurred", "underexposed", "overexposed", "glare",
+                    "not_a_product", "wrong_view"] | None
     message: str | None
     format: str
     width: int
@@ -25,6 +52,7 @@ class ViewQuality(BaseModel):
     sharpness: float
     brightness: float
     glare: float
+    gate: GateCheck | None = None  # None: the photo was unusable, or the model has no gate
 
 
 class ViewResult(ViewQuality):
@@ -59,6 +87,8 @@ class ReferenceEvidence(BaseModel):
 class Fusion(BaseModel):
     applied: bool
     p_classifier: float
+    p_classifier_calibrated: float | None = None  # absent in schema 2
+    temperature: float | None = None
     p_counterfeit: float
     thresholds: dict[str, Any]
 
@@ -132,18 +162,24 @@ class ReviewIn(BaseModel):
 
 
 class Report(BaseModel):
-    """A stored report (JSON Schema: ``api_schemas/report.v2.schema.json``)."""
+    """A stored report (JSON Schema: ``api_schemas/report.v3.schema.json``)."""
 
-    schema_version: Literal["2"]
+    schema_version: Literal["2", "3"] = Field(
+        description="3 for new reports; 2 for those stored before the view gate (they lack "
+                    "retake, review_advised and gate, and their confidence is always a number)")
     id: str
     created_at: str
     client_ref: str | None
     brand: str
     model: str
     verdict: Literal["authentic", "counterfeit", "inconclusive"]
-    confidence: float
+    confidence: float | None = Field(
+        description="the calibrated probability of the automated verdict; null when inconclusive")
     probabilities: Probabilities
     reasons: list[Reason]
+    retake: list[Retake] = Field([], description="photos to take again (empty: none)")
+    review_advised: list[str] = Field([], description="why the report is in the review queue")
+    gate: GateSummary | None = None
     fusion: Fusion
     references: ReferenceEvidence
     views: list[ViewResult]

@@ -20,10 +20,9 @@ from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
 from authentiq.api.routes.inspections import PROBLEMS
 from authentiq.api.schemas import ViewQuality
+from authentiq.batcher import Priority
 from authentiq.errors import EmptyFile, FileTooLarge, InvalidField, UnknownView, UnsupportedMediaType
-from authentiq.inspection import view_result
-from authentiq.preprocess import decode_view
-from authentiq.quality import check
+from authentiq.inspection import Upload, gate_result, view_result
 
 router = APIRouter(prefix="/v1", tags=["capture"], dependencies=[require("submit")])
 HINTS = {
@@ -58,7 +57,7 @@ async def views(services: ServicesDep) -> dict[str, Any]:
 
 
 @router.post("/quality", response_model=ViewQuality, responses=PROBLEMS,
-             summary="Check one photo at once (the inspection's own per-view check)",
+             summary="Check one photo at once (the inspection's own quality check and view gate)",
              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {
                  "schema": {"type": "object", "required": ["view", "photo"], "properties": {
                      "view": {"type": "string"}, "photo": {"type": "string", "format": "binary"}}}}}}})
@@ -78,11 +77,17 @@ async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
     if not data:
         raise EmptyFile("the photo is empty (0 bytes)", view=view)
 
-    def run() -> dict[str, Any]:
-        decoded = decode_view(data, tile_size=spec.tile_size, max_pixels=settings.max_pixels, view=view)
-        return view_result(view, decoded, check(decoded, settings))
-
-    return await asyncio.get_running_loop().run_in_executor(services.inspector.pool, run)
+    inspector = services.inspector
+    run = await inspector.run([Upload(view, data)], priority=Priority.INTERACTIVE)
+    prepared = run.prepared[view]
+    result = view_result(view, prepared.decoded, prepared.quality)
+    gate = run.gate(single=True)  # the inspection's own view gate, for one photo alone
+    check = gate.get(view) if gate is not None else None
+    if check is not None:
+        result["gate"] = gate_result(check)
+        if check.finding is not None:
+            result.update(usable=False, reason=check.finding, message=check.message)
+    return result
 
 
 @router.get("/reports/{report_id}/qr.svg", response_class=Response,
