@@ -1,7 +1,8 @@
 """A report as a printable PDF, drawn with matplotlib (no pyplot: figures are thread-local objects).
 
-Pages: the summary (verdict, confidence, reasons, statement of reasons, model and engine), one
-page per view (the photo the model saw beside its heatmap), and the reference comparison.
+Pages: the summary (the final verdict and who stands behind it, the automated figures beside it,
+photos to retake, reasons, statement of reasons, model and engine; more pages when it runs long),
+one page per view (the photo the model saw beside its heatmap), and the reference comparison.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from PIL import Image
 
 from authentiq.blobs import Blobs
 from authentiq.heatmap import NOTICE
+from authentiq.report_view import AGAINST, against, headline, retakes, when
 
 A4 = (8.27, 11.69)
+BOTTOM = 0.04  # figure fraction: a text line below this starts a new page
 COLOURS = {"authentic": "#1a7f37", "counterfeit": "#b42318", "inconclusive": "#9a6700"}
 
 
@@ -32,60 +35,78 @@ def render_pdf(report: dict[str, Any], blobs: Blobs) -> bytes:
     return buf.getvalue()
 
 
-def _text_page(Figure: Any, lines: list[tuple[str, dict[str, Any]]]) -> Any:
-    fig = Figure(figsize=A4)
+def _text_pages(Figure: Any, lines: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """Lines of text on as many A4 pages as they need."""
+    figs = [Figure(figsize=A4)]
     y = 0.95
     for text, style in lines:
         size = style.get("size", 9)
         wrapped = textwrap.wrap(text, style.get("width", 95)) or [""]
         for line in wrapped:
-            fig.text(0.07, y, line, fontsize=size, color=style.get("color", "#111"),
-                     weight=style.get("weight", "normal"), family="DejaVu Sans")
+            if y < BOTTOM:
+                figs.append(Figure(figsize=A4))
+                y = 0.95
+            figs[-1].text(0.07, y, line, fontsize=size, color=style.get("color", "#111"),
+                          weight=style.get("weight", "normal"), family="DejaVu Sans")
             y -= size / 72 / A4[1] * 1.45
         y -= style.get("gap", 0.004)
-    return fig
+    return figs
 
 
 def _summary(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
-    review = report.get("review") or {}
-    final = review.get("final_verdict", report["verdict"])
+    return _text_pages(Figure, summary_lines(report))
+
+
+def summary_lines(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The summary page's text: the headline (final verdict and who stands behind it), the
+    automated figures beside it, photos to retake, reasons, statement of reasons, views, model."""
+    h = headline(report)
     clf = report["classifier"]
+    retake = retakes(report)
     lines: list[tuple[str, dict[str, Any]]] = [
         ("AuthentiQ inspection report", {"size": 18, "weight": "bold", "gap": 0.01}),
         (f"Report {report['id']} · {report['created_at']}", {"size": 9, "color": "#555"}),
         (f"Item: {report['brand']} / {report['model']}"
          + (f" · your reference {report['client_ref']}" if report.get("client_ref") else ""),
          {"size": 11, "gap": 0.012}),
-        (f"Verdict: {final.upper()}", {"size": 16, "weight": "bold", "color": COLOURS[final]}),
+        (f"Verdict: {h.verdict.upper()}", {"size": 16, "weight": "bold", "color": COLOURS[h.verdict]}),
+        (h.decided_by[:1].upper() + h.decided_by[1:], {"size": 10, "weight": "bold", "gap": 0.008}),
+        (h.automated(), {"size": 10, "color": "#444" if h.reviewed else "#111", "gap": 0.015}),
     ]
-    if final != report["verdict"] or review.get("status", "unreviewed") != "unreviewed":
-        lines.append((f"Automated verdict: {report['verdict']} · review status: {review['status']}",
-                      {"size": 10}))
+    if retake:
+        lines += [("Photos to retake", {"size": 12, "weight": "bold"}),
+                  *[(f"• {t['view']} ({t['reason'].replace('_', ' ')}): {t['message']}", {"size": 9})
+                    for t in retake],
+                  ("", {})]
     lines += [
-        (f"Confidence {report['confidence']:.3f} · p(counterfeit) "
-         f"{report['probabilities']['counterfeit']:.3f} · classifier alone "
-         f"{report['fusion']['p_classifier']:.3f}", {"size": 10, "gap": 0.015}),
         ("Reasons", {"size": 12, "weight": "bold"}),
-        *[(f"• {r['detail']}", {"size": 9}) for r in report["reasons"]
-          if r["code"] != "automated_decision"],
+        *[(f"• {r['detail']}" + (f" [{AGAINST}]" if against(r) else ""), {"size": 9})
+          for r in report["reasons"] if r["code"] != "automated_decision"],
         ("", {}),
         ("Statement of reasons", {"size": 12, "weight": "bold"}),
         (report["statement_of_reasons"]["text"], {"size": 9}),
         (report["statement_of_reasons"]["how_to_contest"], {"size": 9, "gap": 0.015}),
         ("Views", {"size": 12, "weight": "bold"}),
-        *[(f"{v['view']}: " + ("usable" if v["usable"] else f"unusable ({v['reason']})")
-           + f" · {v['width']}×{v['height']} {v['format']} · attention {v['attention']:.0%}",
-           {"size": 9}) for v in report["views"]],
+        *[(f"{v['view']}: {_view_state(v)} · {v['width']}×{v['height']} {v['format']}"
+           f" · attention {v['attention']:.0%}", {"size": 9}) for v in report["views"]],
         ("", {}),
         ("Model and engine", {"size": 12, "weight": "bold"}),
         (f"{clf['name']} {clf['version']} · {clf['precision']} · {clf['backend']} on {clf['device']}",
          {"size": 9}),
         (f"engine {clf['engine_id']}", {"size": 9, "gap": 0.015}),
     ]
-    for rv in review.get("reviews", []):
-        lines.append((f"Review {rv['seq']} · {rv['created_at']} · {rv['reviewer']}: {rv['decision']} "
-                      f"→ {rv['verdict']} — {rv['reason']}", {"size": 9}))
-    return [_text_page(Figure, lines)]
+    for rv in (report.get("review") or {}).get("reviews", []):
+        lines.append((f"Review {rv['seq']} · {when(rv['created_at'])} · {rv['reviewer']}: "
+                      f"{rv['decision']} {rv['previous_verdict']} → {rv['verdict']} — {rv['reason']}",
+                      {"size": 9}))
+    return lines
+
+
+def _view_state(view: dict[str, Any]) -> str:
+    if not view["usable"]:
+        return f"unusable ({view['reason']})"
+    finding = (view.get("gate") or {}).get("finding")
+    return f"retake ({finding.replace('_', ' ')})" if finding else "usable"
 
 
 def _views(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
@@ -124,14 +145,14 @@ def _references(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
         lines += [(f"  {m['similarity']:.3f}  reference {m['id']}", {"size": 9})
                   for m in claimed["matches"]]
     else:
-        lines.append(("  none enrolled: the verdict rests on the classifier alone", {"size": 9}))
+        lines.append(("  none enrolled: the classifier alone scored the item", {"size": 9}))
     lines.append(("Best match of each other product", {"size": 11, "weight": "bold"}))
     lines += [(f"  {m['similarity']:.3f}  {m['brand']}/{m['model']} (reference {m['id']})",
                {"size": 9}) for m in refs["other_products"]] or [("  none", {"size": 9})]
     t = report["fusion"]["thresholds"]
     lines += [("", {}), ("Thresholds applied", {"size": 11, "weight": "bold"}),
               (", ".join(f"{k} {_fmt(v)}" for k, v in t.items() if v not in (None, [])), {"size": 9})]
-    return [_text_page(Figure, lines)]
+    return _text_pages(Figure, lines)
 
 
 def _fmt(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from PIL import Image, ImageFilter
 
 from authentiq import __version__
 from authentiq.api.app import create_app
@@ -53,8 +55,28 @@ def test_inspect_prints_the_verdict(server: str, tmp_path: Path, genuine_item: S
                  "--url", server, "--client-ref", "cli-1"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "verdict: AUTHENTIC" in out and "/v1/reports/" in out
-    assert "references (0 enrolled): none" in out and "rests on the classifier alone" in out
+    # No references enrolled: the service does not call it authentic, and says why.
+    assert "verdict: INCONCLUSIVE" in out and "/v1/reports/" in out
+    assert "references (0 enrolled): none" in out and "does not call an item authentic" in out
+
+
+def test_inspect_prints_what_to_retake_and_no_confidence_when_inconclusive(
+        server: str, tmp_path: Path, genuine_item: SyntheticItem, capsys: pytest.CaptureFixture[str]) -> None:
+    paths = []
+    for view, data in genuine_item.views.items():
+        p = tmp_path / f"{view}.jpg"
+        if view == "label":
+            Image.open(io.BytesIO(data)).filter(ImageFilter.GaussianBlur(6)).save(p, "JPEG")
+        else:
+            p.write_bytes(data)
+        paths.append(str(p))
+    assert main(["inspect", *paths, "--brand", genuine_item.brand, "--model", genuine_item.model,
+                 "--url", server]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("verdict: INCONCLUSIVE   (automated verdict)\n  p(counterfeit) ")
+    assert "confidence" not in out.lower()
+    assert "retake these photos:\n  label: The label photo is unusable (blurred); retake it." in out
+    assert "  label      RETAKE: blurred" in out
 
 
 def test_inspect_reports_a_problem_readably(server: str, tmp_path: Path,
@@ -87,7 +109,7 @@ def test_inspect_sends_the_api_key(tmp_path: Path, genuine_item: SyntheticItem,
         assert main(["inspect", *args, "--url", srv.url, "--api-key", key]) == 0
         monkeypatch.setenv("AUTHENTIQ_API_KEY", key)
         assert main(["inspect", *args, "--url", srv.url]) == 0
-    assert capsys.readouterr().out.count("verdict: AUTHENTIC") == 2
+    assert capsys.readouterr().out.count("verdict: INCONCLUSIVE") == 2
 
 
 def test_missing_file_is_a_readable_error(capsys: pytest.CaptureFixture[str]) -> None:

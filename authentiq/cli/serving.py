@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from authentiq.settings import Settings
@@ -58,6 +58,7 @@ def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[
 
 def inspect(args: argparse.Namespace) -> int:
     from authentiq.client import inspect_photos
+    from authentiq.report_view import AGAINST, against, headline, retakes
 
     report = inspect_photos(args.url, args.photos, brand=args.brand, model=args.model,
                             client_ref=args.client_ref, timeout=args.timeout,
@@ -65,11 +66,16 @@ def inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    p_fake = report["probabilities"]["counterfeit"]
-    print(f"verdict: {report['verdict'].upper()}   (p counterfeit {p_fake:.3f}, "
-          f"confidence {report['confidence']:.3f})")
+    h = headline(report)
+    print(f"verdict: {h.verdict.upper()}   ({h.decided_by})")
+    print(f"  {h.automated()}")
+    retake = {t["view"]: t for t in retakes(report)}
+    if retake:
+        print("retake these photos:")
+        for t in retake.values():
+            print(f"  {t['view']}: {t['message']}")
     for reason in report.get("reasons", []):
-        print(f"  - {reason['detail']}")
+        print(f"  - {reason['detail']}" + (f"  [{AGAINST}]" if against(reason) else ""))
     refs = report["references"]
     claimed = refs["claimed"]
     matches = ", ".join(f"{m['similarity']:.3f}" for m in claimed["matches"]) or "none"
@@ -79,10 +85,18 @@ def inspect(args: argparse.Namespace) -> int:
     if others:
         print(f"best matches among other models: {others}")
     for q in report.get("views", []):
-        state = "ok" if q["usable"] else f"RETAKE: {q['reason']}"
-        print(f"  {q['view']:<10} {state}")
+        print(f"  {q['view']:<10} {_view_state(q, retake, v2='retake' not in report)}")
     print(f"report: {report['links']['self']}  ·  page: {args.url.rstrip('/')}{report['links']['page']}")
     return 0
+
+
+def _view_state(view: dict[str, Any], retake: dict[str, dict[str, str]], *, v2: bool) -> str:
+    if view["view"] in retake:
+        return f"RETAKE: {retake[view['view']]['reason']}"
+    if view["usable"]:
+        return "ok"
+    # v3 lists every photo to retake; an unusable one it leaves out was optional and ignored
+    return f"RETAKE: {view['reason']}" if v2 else f"unusable ({view['reason']}), ignored"
 
 
 def openapi(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ Once API keys exist, these need the ``review`` scope (a login form setting a ses
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -19,6 +18,7 @@ from authentiq.api.auth import authenticate
 from authentiq.api.deps import ServicesDep
 from authentiq.errors import AuthentiqError
 from authentiq.keys import SESSION_COOKIE, SESSION_S, Unauthorized, session_token
+from authentiq.report_view import AGAINST, headline, retakes, when
 from authentiq.reports import ReportFilter, summary
 from authentiq.reviews import append_review
 
@@ -26,8 +26,7 @@ router = APIRouter(include_in_schema=False)
 WEB = Path(__file__).resolve().parents[2] / "web"
 STATIC = WEB / "static"
 templates = Jinja2Templates(directory=WEB / "templates")
-templates.env.filters["when"] = lambda iso: (
-    datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if iso else "")
+templates.env.filters["when"] = when
 HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
                                       "img-src 'self'; form-action 'self'; frame-ancestors 'none'",
            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
@@ -131,6 +130,7 @@ async def review_form(
 async def _page(request: Request, services: Any, report_id: str, *, reviewed: bool = False,
                 error: str | None = None, status: int = 200) -> Response:
     report = await asyncio.to_thread(services.store.get, report_id)
-    return templates.TemplateResponse(request, "report.html",
-                                      {"r": report, "reviewed": reviewed, "error": error},
-                                      status_code=status, headers=HEADERS)
+    context = {"r": report, "h": headline(report), "retake": retakes(report), "against": AGAINST,
+               "reviewed": reviewed, "error": error}
+    return templates.TemplateResponse(request, "report.html", context, status_code=status,
+                                      headers=HEADERS)

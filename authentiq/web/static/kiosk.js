@@ -1,14 +1,18 @@
 // AuthentiQ kiosk: guided capture at the counter. Plain JavaScript, no build step, no CDN.
 // Flow: product → one step per view (camera or file, checked at once by the server) → review →
 // submit (with an Idempotency-Key kept until a result arrives, so a retry never runs twice) →
-// result (verdict, reasons, heatmaps, references, QR code to the full report).
+// result (verdict, reasons, heatmaps, references, QR code to the full report) → when the result asks
+// for photos again (its `retake` list), a retake pass over exactly those views, then submit again.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const state = {
   views: [], maxEdge: 1600, product: null, index: 0,
   photos: {}, checks: {}, key: null, stream: null,
+  retake: [],  // the last result's photos to take again: [{view, reason, message}]
+  retakeOnly: null,  // during a retake pass: the view names to capture, in order; else null
 };
+const AGAINST = "argues against the automated verdict";
 const KEY_STORE = "authentiq.kiosk.apiKey";
 const NOT_SIGNED_IN = "This kiosk has no valid key for the AuthentiQ server. Staff: open “Kiosk settings” and enter the kiosk's API key.";
 
@@ -90,6 +94,7 @@ $("start").addEventListener("click", () => {
   const [brand, model] = JSON.parse($("product").value);
   state.product = { brand, model };
   state.photos = {}; state.checks = {}; state.index = 0; state.key = null;
+  state.retake = []; state.retakeOnly = null;
   openStep(0);
   startCamera();
 });
@@ -100,15 +105,21 @@ function openStep(index) {
   state.index = index;
   const view = state.views[index];
   show("step-capture");
-  $("h-view").textContent = `Photo ${index + 1} of ${state.views.length}: ${view.name}` +
-    (view.required ? "" : " (optional)");
+  const only = state.retakeOnly;
+  $("h-view").textContent = (only
+    ? `Retake ${only.indexOf(view.name) + 1} of ${only.length}: ${view.name}`
+    : `Photo ${index + 1} of ${state.views.length}: ${view.name}`) + (view.required ? "" : " (optional)");
   $("hint").textContent = view.hint;
+  const note = only && state.retake.find((t) => t.view === view.name);
+  $("retake-note").hidden = !note;
+  $("retake-note").textContent = note ? `Why again: ${note.message}` : "";
   const dots = $("dots");
   dots.innerHTML = "";
   state.views.forEach((v, i) => {
     const li = document.createElement("li");
     li.textContent = v.name;
     if (state.photos[v.name]) li.classList.add("done");
+    else if (state.retakeOnly?.includes(v.name)) li.classList.add("again");
     if (i === index) { li.classList.add("current"); li.setAttribute("aria-current", "step"); }
     dots.append(li);
   });
@@ -139,10 +150,12 @@ function renderCheck(result) {
   if (result.usable) {
     check.textContent = "Good photo."; check.className = "check ok";
   } else {
-    check.textContent = `Please retake: ${result.message}`; check.className = "check bad";
+    // quality (blurred, glare, ...) and view-gate findings (not_a_product, wrong_view) alike
+    const why = result.message || `the photo is not usable (${(result.reason || "unknown").replaceAll("_", " ")}).`;
+    check.textContent = `Please retake: ${why}`; check.className = "check bad";
   }
   $("next").hidden = !result.usable;
-  $("next").textContent = state.index === state.views.length - 1 ? "Review photos" : "Next";
+  $("next").textContent = following(1) === null ? "Review photos" : "Next";
 }
 
 async function startCamera() {
@@ -235,13 +248,27 @@ $("skip").addEventListener("click", () => {
   nextStep();
 });
 $("back").addEventListener("click", () => {
-  if (state.index > 0) openStep(state.index - 1); else { stopCamera(); show("step-product"); }
+  const previous = following(-1);
+  if (previous !== null) { openStep(previous); return; }
+  stopCamera();
+  show(state.retakeOnly ? "step-result" : "step-product");
 });
 
 function nextStep() {
-  if (state.index < state.views.length - 1) { openStep(state.index + 1); return; }
+  const next = following(1);
+  if (next !== null) { openStep(next); return; }
   stopCamera();
   openReview();
+}
+
+function following(step) {
+  // The index of the view `step` places after (or before) the current one, or null: every view in
+  // order, or during a retake pass only the views to retake.
+  const order = state.retakeOnly
+    ? state.retakeOnly.map((name) => state.views.findIndex((v) => v.name === name))
+    : state.views.map((_, i) => i);
+  const at = order.indexOf(state.index) + step;
+  return at >= 0 && at < order.length ? order[at] : null;
 }
 
 // --- step 3: review and submit -----------------------------------------------------------------
@@ -268,7 +295,7 @@ function openReview() {
   $("error").hidden = true; $("progress-wrap").hidden = true; $("submit").disabled = false;
 }
 
-$("review-back").addEventListener("click", () => { openStep(0); startCamera(); });
+$("review-back").addEventListener("click", () => { state.retakeOnly = null; openStep(0); startCamera(); });
 $("submit").addEventListener("click", submit);
 $("retry").addEventListener("click", submit);
 
@@ -323,16 +350,21 @@ function failed(text) {
 function showResult(report) {
   show("step-result");
   state.key = null;
-  const final = report.review?.final_verdict || report.verdict;
-  const verdict = $("verdict");
-  verdict.textContent = final.toUpperCase();
-  verdict.className = `verdict v-${final}`;
-  $("summary").textContent = `${report.brand} — ${report.model} · confidence ${report.confidence.toFixed(3)}`;
+  state.retakeOnly = null;
+  showHeadline(report);
+  showRetake(report.retake || []);
   const reasons = $("reasons");
   reasons.innerHTML = "";
   for (const r of report.reasons) {
     if (r.code === "automated_decision") continue;
-    const li = document.createElement("li"); li.textContent = r.detail; reasons.append(li);
+    if (state.retake.some((t) => t.view === r.view && t.message === r.detail)) continue;  // in the box
+    const li = document.createElement("li"); li.textContent = r.detail;
+    if (r.stance === "against") {
+      const tag = document.createElement("span");
+      tag.className = "tag"; tag.textContent = AGAINST;
+      li.append(" ", tag);
+    }
+    reasons.append(li);
   }
   $("heat-notice").textContent = report.heatmaps.notice;
   const heat = $("heatmaps");
@@ -349,9 +381,9 @@ function showResult(report) {
     }
   }
   const c = report.references.claimed;
-  $("refs").textContent = c.count
+  $("refs").textContent = c.count && c.best != null
     ? `Closest of ${c.count} genuine ${c.brand} ${c.model} references: similarity ${c.best.toFixed(3)}.`
-    : `No genuine ${c.brand} ${c.model} references are enrolled; the classifier decided alone.`;
+    : `No genuine ${c.brand} ${c.model} references are enrolled; the classifier alone scored the item.`;
   authedImage($("qr"), `/v1/reports/${report.id}/qr.svg`);
   const link = $("report-link");
   link.href = report.links.page; link.textContent = `${location.origin}${report.links.page}`;
@@ -359,9 +391,60 @@ function showResult(report) {
   say("");
 }
 
+function showHeadline(report) {
+  // The final verdict and who stands behind it. After a review the automated figures are named as
+  // such, never shown under a reviewer's verdict as if they were the reviewer's.
+  const review = report.review || {};
+  const status = review.status || "unreviewed";
+  const final = review.final_verdict || report.verdict;
+  const verdict = $("verdict");
+  verdict.textContent = final.toUpperCase();
+  verdict.className = `verdict v-${final}`;
+  const reviews = review.reviews || [];
+  const decisive = (status === "overridden"
+    && [...reviews].reverse().find((r) => r.decision === "override" && r.verdict === final))
+    || reviews[reviews.length - 1];
+  const who = decisive ? ` by ${decisive.reviewer}, ${String(decisive.created_at).slice(0, 10)}` : "";
+  const by = $("decided-by");
+  by.hidden = status === "unreviewed";
+  by.textContent = status === "overridden" ? `Reviewer's verdict (overrides the automated verdict)${who}`
+    : status === "confirmed" ? `Confirmed${who || " by a reviewer"}` : "";
+  const confidence = report.verdict !== "inconclusive" && typeof report.confidence === "number"
+    ? report.confidence : null;  // an inconclusive verdict has none (null since report schema v3)
+  let figures = "";
+  if (status !== "unreviewed") {
+    figures = ` · automated verdict: ${report.verdict}` + (confidence === null ? "" : ` (confidence ${confidence.toFixed(3)})`);
+  } else if (confidence !== null) {
+    figures = ` · confidence ${confidence.toFixed(3)}`;
+  }
+  $("summary").textContent = `${report.brand} — ${report.model}${figures}`;
+}
+
+function showRetake(retake) {
+  // Photos the service asks for again (quality or view gate), each named with its message.
+  state.retake = retake.filter((t) => state.views.some((v) => v.name === t.view));
+  const list = $("retake-list");
+  list.innerHTML = "";
+  for (const t of state.retake) {
+    const li = document.createElement("li");
+    const name = document.createElement("strong");
+    name.textContent = t.view;
+    li.append(name, `: ${t.message}`);
+    list.append(li);
+  }
+  $("retake-box").hidden = state.retake.length === 0;
+}
+
+$("retake-start").addEventListener("click", () => {
+  state.retakeOnly = state.retake.map((t) => t.view);
+  for (const view of state.retakeOnly) { delete state.photos[view]; delete state.checks[view]; }
+  state.key = null;  // new photos: a new submission
+  openStep(state.views.findIndex((v) => v.name === state.retakeOnly[0]));
+  startCamera();
+});
 $("print").addEventListener("click", () => window.print());
 $("again").addEventListener("click", () => {
-  state.photos = {}; state.checks = {}; state.key = null;
+  state.photos = {}; state.checks = {}; state.key = null; state.retake = []; state.retakeOnly = null;
   show("step-product");
 });
 

@@ -1,0 +1,202 @@
+"""The auditor pages through the real app: a report's headline after a review (the reviewer's
+verdict named as such, the automated figures beside it, labelled), no confidence on an
+inconclusive report (schema v3 and v2 bodies), the photos to retake, reasons that argue against
+the verdict, the review queue; and screenshots of the pages in a real browser."""
+
+from __future__ import annotations
+
+import copy
+import html
+import io
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageFilter
+
+from authentiq.api.app import create_app
+from authentiq.reports import ReportRow, flagged
+from authentiq.settings import DEFAULT_REFERENCES, Settings
+from authentiq.synthetic import SyntheticItem
+from tests.conftest import REPO, LiveServer, live_server, make_settings, riva_item
+
+SHOTS = REPO / "var" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def item() -> SyntheticItem:
+    return riva_item()
+
+
+@pytest.fixture
+def with_refs(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, reference_seed_dir=DEFAULT_REFERENCES)
+
+
+@pytest.fixture
+def client(with_refs: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(with_refs)) as c:
+        yield c
+
+
+def inspect(client: TestClient, views: dict[str, bytes], ref: str) -> dict[str, Any]:
+    r = client.post("/v1/inspections", files=[(v, (f"{v}.jpg", b, "image/jpeg")) for v, b in views.items()],
+                    data={"brand": "Castellan", "model": "Riva", "client_ref": ref})
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def blurred(item: SyntheticItem, view: str = "label") -> dict[str, bytes]:
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(item.views[view])).filter(ImageFilter.GaussianBlur(6)).save(buf, "JPEG")
+    return {**item.views, view: buf.getvalue()}
+
+
+def text(markup: str) -> str:
+    """What a reader sees: tags out, entities decoded, white space collapsed."""
+    markup = re.sub(r"<(script|style)\b.*?</\1>", " ", markup, flags=re.S)
+    words = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+    return re.sub(r" ([:;,.])", r"\1", words)  # "<strong>label</strong>: ..." reads "label: ..."
+
+
+def part(markup: str, element_id: str) -> str:
+    """The text of the (unnested) element with this id."""
+    found = re.search(rf'<(\w+)[^>]* id="{element_id}"[^>]*>(.*?)</\1>', markup, flags=re.S)
+    assert found, f"no #{element_id}"
+    return text(found.group(2))
+
+
+def store_variant(client: TestClient, body: dict[str, Any], ref: str) -> str:
+    """Save a changed copy of a stored body as a new report (how an older body reads today)."""
+    body = copy.deepcopy(body)
+    body.pop("review", None)
+    body["id"] = uuid.uuid4().hex
+    row = ReportRow(id=body["id"], created_at=datetime.now(UTC), client_ref=ref, brand=body["brand"],
+                    model=body["model"], verdict=body["verdict"], final_verdict=body["verdict"],
+                    flagged=flagged(body), p_counterfeit=body["probabilities"]["counterfeit"],
+                    classifier="authentiq-default@0.2.0", body=body)
+    client.app.state.services.store.save(row, {})  # type: ignore[attr-defined]
+    return str(body["id"])
+
+
+def test_an_override_headlines_the_reviewers_verdict(client: TestClient, item: SyntheticItem) -> None:
+    report = inspect(client, item.views, "to-override")
+    assert report["verdict"] == "authentic" and report["confidence"] is not None
+    url = f"/v1/reports/{report['id']}/reviews"
+    r = client.post(url, json={"decision": "override", "verdict": "counterfeit", "reviewer": "ana",
+                               "reason": "lining stitched by machine", "expected_version": 0})
+    assert r.status_code == 201, r.text
+    client.post(url, json={"decision": "confirm", "reviewer": "bo", "reason": "agreed",
+                           "expected_version": 1})  # a later confirmation keeps ana's override
+
+    page = client.get(f"/reports/{report['id']}").text
+    head = part(page, "headline")
+    assert head.startswith("COUNTERFEIT reviewer's verdict (overrides the automated verdict) · by ana · ")
+    assert "confidence" not in head.lower()  # the automated figures are not the reviewer's
+    automated = part(page, "automated")
+    assert automated.startswith("automated The automated verdict was authentic · confidence "
+                                f"{report['confidence']:.3f} · p(counterfeit) "
+                                f"{report['probabilities']['counterfeit']:.3f}")
+    assert page.index('id="headline"') < page.index('id="automated"')
+    assert "lining stitched by machine" in page and "agreed" in page
+
+    confirmed = inspect(client, item.views, "to-confirm")
+    client.post(f"/reports/{confirmed['id']}/review", data={
+        "decision": "confirm", "reason": "matches the references", "reviewer": "bo",
+        "expected_version": "0", "verdict": ""})
+    page = client.get(f"/reports/{confirmed['id']}").text
+    assert part(page, "headline").startswith("AUTHENTIC confirmed by bo · ")
+    assert part(page, "automated").startswith("automated The automated verdict was authentic · confidence ")
+
+
+def test_an_inconclusive_report_shows_no_confidence_and_what_to_retake(
+        client: TestClient, item: SyntheticItem) -> None:
+    report = inspect(client, blurred(item), "needs-retake")
+    assert report["verdict"] == "inconclusive" and report["confidence"] is None
+    label = next(t for t in report["retake"] if t["view"] == "label")
+    page = client.get(f"/reports/{report['id']}").text
+    assert "confidence" not in text(page).lower()
+    assert part(page, "headline") == "INCONCLUSIVE automated verdict"
+    retake = part(page, "retake")
+    assert retake.startswith("Photos to retake") and f"label (blurred): {label['message']}" in retake
+
+    # A v2 body stored a confidence for an inconclusive verdict, and had no retake list.
+    old = copy.deepcopy(report) | {"schema_version": "2", "confidence": 0.9731}
+    del old["retake"]
+    old_id = store_variant(client, old, "old-v2")
+    page = client.get(f"/reports/{old_id}").text
+    assert "confidence" not in text(page).lower() and "0.973" not in page
+    assert 'id="retake"' not in page
+
+    queue = client.get("/review").text
+    rows = {ref: row for row in re.findall(r"<tr>(.*?)</tr>", queue, flags=re.S)
+            for ref in ("needs-retake", "old-v2") if ref in row}
+    assert set(rows) == {"needs-retake", "old-v2"}
+    assert not re.search(r"\d\.\d{3}", rows["old-v2"])  # no confidence figure in the queue
+    pdf = client.get(report["links"]["pdf"])
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+def test_reasons_against_the_verdict_and_gate_findings(client: TestClient, item: SyntheticItem) -> None:
+    report = inspect(client, item.views, "against")
+    body = copy.deepcopy(report)
+    body["verdict"], body["confidence"] = "counterfeit", 0.91
+    body["reasons"] = [
+        {"code": "classifier", "value": 0.3, "stance": "against",
+         "detail": "The classifier's counterfeit probability is 0.300."},
+        {"code": "not_a_product", "view": "logo",
+         "detail": "This photo does not look like the logo of an item this model knows."},
+        {"code": "model_mismatch", "detail": "The item matches genuine Castellan/Lumen references."},
+        *body["reasons"]]
+    body["views"][1]["gate"] = {"distance": 3.2, "looks_like": None, "finding": "not_a_product",
+                                "other_view": None}
+    page = client.get(f"/reports/{store_variant(client, body, 'against')}").text
+    items = [text(li) for li in re.findall(r"<li[^>]*>(.*?)</li>", page, flags=re.S)]
+    marked = [li for li in items if li.endswith("argues against the automated verdict")]
+    assert marked == ["The classifier's counterfeit probability is 0.300. argues against the automated verdict"]
+    assert "This photo does not look like the logo of an item this model knows." in items
+    assert "retake: not a product" in text(page)
+    assert part(page, "automated").startswith("Confidence 0.910 · p(counterfeit)")
+
+
+@pytest.mark.browser
+def test_screenshots_of_the_auditor_page(browser: Any, with_refs: Settings, item: SyntheticItem) -> None:
+    """An overridden report and one with photos to retake, as an auditor sees them."""
+    with live_server(with_refs) as server:
+        shots = _screenshots(browser, server, item)
+    for path in shots:
+        assert path.stat().st_size > 10_000
+
+
+def _screenshots(browser: Any, server: LiveServer, item: SyntheticItem) -> list[Path]:
+    import httpx
+
+    files = [(v, (f"{v}.jpg", b, "image/jpeg")) for v, b in item.views.items()]
+    form = {"brand": "Castellan", "model": "Riva", "client_ref": "sku-88"}
+    report = httpx.post(server.url + "/v1/inspections", files=files, data=form, timeout=60).json()
+    httpx.post(server.url + f"/v1/reports/{report['id']}/reviews", timeout=10, json={
+        "decision": "override", "verdict": "counterfeit", "reviewer": "ana.k",
+        "reason": "The lining is glued, not stitched: seen under the loupe.", "expected_version": 0})
+    retake = httpx.post(server.url + "/v1/inspections", timeout=60, data=form, files=[
+        (v, (f"{v}.jpg", b, "image/jpeg")) for v, b in blurred(item).items()]).json()
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = []
+    for name, rid, says in (("pages-1-overridden", report["id"], "reviewer's verdict"),
+                            ("pages-2-retake", retake["id"], "automated verdict")):
+        page.goto(server.url + f"/reports/{rid}")
+        page.wait_for_load_state("networkidle")
+        assert says in str(page.text_content("#headline"))
+        path = SHOTS / f"{name}.png"
+        page.screenshot(path=str(path))
+        shots.append(path)
+    assert errors == []
+    page.close()
+    return shots

@@ -1,0 +1,63 @@
+"""The printable PDF: the summary page's text (headline, automated figures, retakes, reasons
+against the verdict) and whole documents rendered by matplotlib."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from authentiq.blobs import BlobStore
+from authentiq.report_pdf import render_pdf, summary_lines
+from tests.conftest import report_body
+
+ASK = {"view": "label", "reason": "blurred", "message": "The label photo is unusable (blurred); retake it."}
+OVERRIDE = {"seq": 1, "created_at": "2026-11-22T11:00:00+00:00", "reviewer": "ana", "decision": "override",
+            "previous_verdict": "authentic", "verdict": "counterfeit", "reason": "lining glued"}
+
+
+def lines(body: dict[str, Any]) -> list[str]:
+    return [text for text, _ in summary_lines(body)]
+
+
+def pages(pdf: bytes) -> int:
+    return pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ")
+
+
+def test_inconclusive_summary_has_no_confidence_and_lists_the_retakes() -> None:
+    body = report_body(verdict="inconclusive", confidence=None, retake=[ASK],
+                       review={"status": "unreviewed", "final_verdict": "inconclusive", "version": 0,
+                               "reviews": []})
+    text = lines(body)
+    assert "confidence" not in " ".join(text).lower()
+    assert text[3:5] == ["Verdict: INCONCLUSIVE", "Automated verdict"]
+    at = text.index("Photos to retake")
+    assert text[at + 1] == f"• label (blurred): {ASK['message']}"
+    v2 = body | {"schema_version": "2", "confidence": 0.96}
+    del v2["retake"]
+    assert "confidence" not in " ".join(lines(v2)).lower() and "Photos to retake" not in lines(v2)
+
+
+def test_override_headline_is_the_reviewers_and_the_figures_are_labelled_automated() -> None:
+    body = report_body(review={"status": "overridden", "final_verdict": "counterfeit", "version": 1,
+                               "reviews": [OVERRIDE]})
+    text = lines(body)
+    assert text[3] == "Verdict: COUNTERFEIT"
+    assert text[4] == "Reviewer's verdict (overrides the automated verdict) · by ana · 2026-11-22 11:00 UTC"
+    assert text[5].startswith("Automated assessment, not the reviewer's: verdict authentic · confidence 0.970")
+    assert "Review 1 · 2026-11-22 11:00 UTC · ana: override authentic → counterfeit — lining glued" in text
+
+
+def test_reasons_against_the_verdict_are_tagged() -> None:
+    reasons = [{"code": "classifier", "stance": "against", "detail": "The classifier says 0.300."},
+               {"code": "wrong_view", "view": "logo", "detail": "This photo looks like the overall view."}]
+    text = lines(report_body(verdict="counterfeit", reasons=reasons))
+    assert "• The classifier says 0.300. [argues against the automated verdict]" in text
+    assert "• This photo looks like the overall view." in text
+
+
+def test_render_whole_documents(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    assert pages(render_pdf(report_body(), blobs)) == 2  # summary and references (no stored photos)
+    many = [{"code": "classifier", "detail": f"Reason {i} " + "in many words " * 12} for i in range(40)]
+    long = render_pdf(report_body(reasons=many, retake=[ASK] * 3, verdict="inconclusive", confidence=None), blobs)
+    assert long.startswith(b"%PDF") and pages(long) >= 3  # the summary runs onto a second page
