@@ -14,6 +14,7 @@ import numpy as np
 
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.evaluation import Metrics, evaluate, softmax_fake
+from authentiq.reliability import expected_calibration_error, temperature_p
 from authentiq.stitch import mosaic_uint8, normalise
 from authentiq.training import data as datasets
 
@@ -70,12 +71,17 @@ def evaluate_models(models: Sequence[Path], *, items: int = 2000, data: str | No
         m: Metrics = evaluate(ts.labels, p, t.authentic_below, t.counterfeit_above)
         drift = float(np.abs(logits - reference).max()) if reference is not None else 0.0
         reference = logits if reference is None else reference
-        rows.append((path.name, spec.precision, m, drift))
+        temperature = spec.calibration.temperature if spec.calibration else 1.0
+        ece = (expected_calibration_error(ts.labels, p),
+               expected_calibration_error(ts.labels, temperature_p(logits, temperature)))
+        rows.append((path.name, spec.precision, m, drift, ece))
     header = ("| model | precision | items | accuracy | ROC AUC | decided acc. | inconclusive |"
-              " max abs Δlogit vs first |\n|---|---|---|---|---|---|---|---|")
+              " ECE raw | ECE calibrated | max abs Δlogit vs first |\n"
+              "|---|---|---|---|---|---|---|---|---|---|")
     lines = [header] + [
         f"| {name} | {prec} | {m.items} | {m.accuracy:.2%} | {m.roc_auc:.4f} | "
-        f"{m.decided_accuracy:.2%} | {m.inconclusive_share:.2%} | {drift:.3f} |"
-        for name, prec, m, drift in rows
+        f"{m.decided_accuracy:.2%} | {m.inconclusive_share:.2%} | {ece[0]:.4f} | {ece[1]:.4f} | "
+        f"{drift:.3f} |"
+        for name, prec, m, drift, ece in rows
     ]
     return "\n".join(lines)

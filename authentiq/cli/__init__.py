@@ -107,7 +107,34 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("models", nargs="+")
     v.add_argument("--items", type=int, default=2000, help="held-out synthetic items")
     v.add_argument("--data", help="a folder of labelled items instead of synthetic ones")
+    v.add_argument("--references", metavar="DIR",
+                   help="also the service's verdicts (view gate, references, fusion) for the first "
+                        "model against this folder of genuine references, e.g. reference_data/items")
+    v.add_argument("--no-references", action="store_true",
+                   help="also the service's verdicts for the first model with no references")
+    v.add_argument("--ood", type=int, default=0, metavar="N",
+                   help="also N out-of-distribution submissions (noise, blank frames, documents, "
+                        "textures, objects, scene crops, swapped and duplicated views)")
+    v.add_argument("--ood-seed", type=int, default=0, help="first distractor seed (default 0)")
+    v.add_argument("--plots", metavar="DIR", help="write the reliability diagram (PNG) here")
     v.set_defaults(func=modelling.evaluate)
+
+    g = sub.add_parser("fit-gate", help="fit the view gate (out-of-distribution, wrong and "
+                                        "duplicated views) and write it into the models")
+    g.add_argument("models", nargs="+", help="every flavour of one model; the first is scored")
+    g.add_argument("--items", type=int, default=2000, help="synthetic items (default 2000)")
+    g.add_argument("--data", help="a folder of labelled items instead of synthetic ones")
+    g.add_argument("--quantile", type=float, default=0.998,
+                   help="in-distribution quantile a view's threshold is set at (default 0.998)")
+    g.add_argument("--cache", help="file keeping the generated items between runs (.npz)")
+    g.set_defaults(func=modelling.fit_gate)
+
+    r = sub.add_parser("fit-temperature", help="fit the confidence calibration (temperature) "
+                                               "and write it into the models")
+    r.add_argument("models", nargs="+", help="every flavour of one model (each fitted on its own)")
+    r.add_argument("--items", type=int, default=2000, help="synthetic items (default 2000)")
+    r.add_argument("--cache", help="file keeping the generated items between runs (.npz)")
+    r.set_defaults(func=modelling.fit_temperature)
 
     f = sub.add_parser("fit-embedding", help="fit the embedding head for reference search "
                                              "(needs the [train] extra); rewrites the models")

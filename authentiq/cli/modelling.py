@@ -57,6 +57,37 @@ def evaluate(args: argparse.Namespace) -> int:
 
     table = evaluate_models([Path(m) for m in args.models], items=args.items, data=args.data)
     print(table)
+    if args.references or args.no_references or args.ood:
+        from authentiq.model_eval import held_out
+        from authentiq.model_spec import read_spec
+        from authentiq.verdict_eval import trust_report
+
+        first = Path(args.models[0])
+        spec = read_spec(first)
+        ts = held_out(args.items, spec.view_names, spec.tile_size,
+                      Path(f"var/heldout-{args.items}.npz"), args.data)
+        print()
+        print(trust_report(first, ts, Path(args.references) if args.references else None,
+                           ood=args.ood, plots=Path(args.plots) if args.plots else None,
+                           first_seed=args.ood_seed))
+    return 0
+
+
+def fit_gate(args: argparse.Namespace) -> int:
+    from authentiq.training.gate import fit_gate as fit
+
+    params = fit([Path(m) for m in args.models], items=args.items, quantile=args.quantile,
+                 data=args.data, cache=Path(args.cache) if args.cache else None)
+    print(json.dumps(params.model_dump(), indent=2))
+    return 0
+
+
+def fit_temperature(args: argparse.Namespace) -> int:
+    from authentiq.training.temperature import fit
+
+    for name, (t, before, after) in fit([Path(m) for m in args.models], items=args.items,
+                                        cache=Path(args.cache) if args.cache else None).items():
+        print(f"{name}: temperature {t:.4f}; ECE on the fit items {before:.4f} → {after:.4f}")
     return 0
 
 
