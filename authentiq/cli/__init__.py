@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "and write it into the models")
     r.add_argument("models", nargs="+", help="every flavour of one model (each fitted on its own)")
     r.add_argument("--items", type=int, default=2000, help="synthetic items (default 2000)")
+    r.add_argument("--data", help="a folder of labelled items the model was not trained on, "
+                                  "instead of synthetic ones")
     r.add_argument("--cache", help="file keeping the generated items between runs (.npz)")
     r.set_defaults(func=modelling.fit_temperature)
 

@@ -86,7 +86,8 @@ def fit_temperature(args: argparse.Namespace) -> int:
     from authentiq.training.temperature import fit
 
     for name, (t, before, after) in fit([Path(m) for m in args.models], items=args.items,
-                                        cache=Path(args.cache) if args.cache else None).items():
+                                        cache=Path(args.cache) if args.cache else None,
+                                        data=args.data).items():
         print(f"{name}: temperature {t:.4f}; ECE on the fit items {before:.4f} → {after:.4f}")
     return 0
 

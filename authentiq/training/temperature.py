@@ -23,24 +23,29 @@ from authentiq.training.metadata import write_prop
 log = logging.getLogger(__name__)
 
 
-def fit(models: Sequence[Path], *, items: int = 2000, cache: Path | None = None
-        ) -> dict[str, tuple[float, float, float]]:
+def fit(models: Sequence[Path], *, items: int = 2000, cache: Path | None = None,
+        data: str | None = None) -> dict[str, tuple[float, float, float]]:
     """Fit and write a temperature into every model (each on its own logits);
     returns ``{file: (temperature, ECE before, ECE after)}`` on the fit items."""
     out = {}
     for path in models:
         backend = OnnxRuntimeBackend(path)
         spec = backend.spec
-        ts = datasets.synthetic_cached(datasets.TRUST_SEED_BASE, items, spec.view_names,
-                                       spec.tile_size, cache)
+        if data:  # a folder of labelled items the model was not trained on
+            ts = datasets.folder_tiles(datasets.folder_items(Path(data)), spec.view_names,
+                                       spec.tile_size, required=())
+            source = f"{len(ts)} items of {data}"
+        else:
+            ts = datasets.synthetic_cached(datasets.TRUST_SEED_BASE, items, spec.view_names,
+                                           spec.tile_size, cache)
+            source = f"{items} synthetic items (seeds {datasets.TRUST_SEED_BASE:,}+)"
         logits, _, _ = run_model(backend, ts)
         backend.close()
         t = fit_temperature(logits, ts.labels)
         before = expected_calibration_error(ts.labels, temperature_p(logits, 1.0))
         after = expected_calibration_error(ts.labels, temperature_p(logits, t))
         write_prop(path, "calibration", Calibration(temperature=round(t, 4), fitted_on=(
-            f"{items} synthetic items (seeds {datasets.TRUST_SEED_BASE:,}+); ECE {before:.4f} → "
-            f"{after:.4f} on them")))
+            f"{source}; ECE {before:.4f} → {after:.4f} on them")))
         log.info("%s: temperature %.4f, ECE %.4f → %.4f", path.name, t, before, after)
         out[path.name] = (t, before, after)
     return out
