@@ -217,6 +217,7 @@ def test_health_ready_and_metrics(client: TestClient, genuine_item: SyntheticIte
     ready = client.get("/readyz").json()
     assert ready["ready"] and ready["database"] and ready["precision"] == "int8-cpu"
     assert ready["engine_id"].startswith("authentiq-default.int8-cpu.onnx@sha256:")
+    assert ready["view_gate"] and ready["calibrated"]
     client.post("/v1/inspections", files=files_of(genuine_item), data=form_for(genuine_item))
     client.get("/v1/reports/nope")
     text = client.get("/metrics").text

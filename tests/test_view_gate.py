@@ -52,7 +52,7 @@ def test_like_another_view_is_a_wrong_view() -> None:
     assert (c.finding, c.other, c.looks_like) == ("wrong_view", "logo", "logo")
     assert "looks like the logo view, not the label" in str(c.message)
     s = scores({"label": 9.0})
-    s[4, 1] = 2.0  # fits its slot, but another view far better (ratio 0.9 > 1.5 × 0.2)
+    s[4, 1] = 2.0  # fits its slot, but another view far better (ratio 0.9 > 1.5 x 0.2)
     assert check_views(SPEC, GATE, s, set(VIEWS))["label"].finding == "wrong_view"
 
 

@@ -265,6 +265,8 @@ class Ready(BaseModel):
     database: bool
     references: int
     fusion: bool
+    view_gate: bool  # the model carries the view gate (out-of-distribution, wrong and duplicate views)
+    calibrated: bool  # the model carries a confidence temperature
 
 
 class Problem(BaseModel):

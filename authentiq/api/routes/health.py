@@ -27,7 +27,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     body = {"ready": db_ok, "model": spec.version_key,
             "precision": info.precision, "backend": info.name, "device": info.device,
             "engine_id": info.engine_id, "database": db_ok,
-            "references": services.index.size, "fusion": spec.fusion is not None}
+            "references": services.index.size, "fusion": spec.fusion is not None,
+            "view_gate": spec.gate is not None, "calibrated": spec.calibration is not None}
     return JSONResponse(body, status_code=200 if db_ok else 503)
 
 
