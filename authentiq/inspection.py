@@ -238,8 +238,8 @@ class Inspector:
     def _body(self, report_id: str, created: datetime, brand: str, model: str,
               client_ref: str | None, run: Run, verdict: Verdict,
               gate: dict[str, ViewCheck] | None) -> dict[str, Any]:
-        views = [{**self.view_result(p), "attention": round(verdict.attention.get(p.view, 0.0), 4),
-                  "gate": gate_result(gate.get(p.view)) if gate is not None else None}
+        views = [with_gate({**self.view_result(p), "attention": round(verdict.attention.get(p.view, 0.0), 4)},
+                           gate.get(p.view) if gate is not None else None)
                  for p in run.ordered()]
         prepared = run.prepared
         return {
@@ -287,6 +287,15 @@ def view_result(view: str, decoded: DecodedView, q: Quality) -> dict[str, Any]:
         "sharpness": round(q.sharpness, 2), "brightness": round(q.brightness, 1),
         "glare": round(q.glare, 4),
     }
+
+
+def with_gate(result: dict[str, Any], check: ViewCheck | None) -> dict[str, Any]:
+    """A photo's result with the view gate's facts; a photo the gate refuses is unusable, with
+    the gate's reason and message (as ``/v1/quality`` says it)."""
+    result["gate"] = gate_result(check)
+    if check is not None and check.finding is not None:
+        result.update(usable=False, reason=check.finding, message=check.message)
+    return result
 
 
 def gate_result(check: ViewCheck | None) -> dict[str, Any] | None:

@@ -212,6 +212,10 @@ def decide(spec: ModelSpec, logits: np.ndarray, cam: np.ndarray, unusable: dict[
         if view not in blocking:
             reasons.append({"code": "optional_view_skipped", "view": view,
                             "detail": f"The optional {view} photo was unusable ({why}) and ignored."})
+            if verdict == "inconclusive":  # a better photo of it may be what decides the item
+                retake.append({"view": view, "reason": why, "message": (
+                    f"The optional {view} photo is unusable ({why}); retake it or leave it out. "
+                    f"{RETAKE_HINTS.get(why, '')}").strip()})
     review = _review(verdict, p, hi, bool(blocking), gate is None, reasons)
     if review:
         reasons.append({"code": "review_advised", "detail": "Sent to the review queue: "

@@ -109,6 +109,8 @@ def test_not_a_product_is_never_decided(kind: str, refs: str, request: pytest.Fi
     assert "not_a_product" in reasons
     gated = [v for v in report["views"] if v["gate"] is not None]
     assert gated and all(v["gate"]["finding"] is not None for v in gated)
+    # a photo the gate refuses is reported unusable, with the gate's reason (as /v1/quality says)
+    assert all(not v["usable"] and v["reason"] == v["gate"]["finding"] and v["message"] for v in gated)
     assert report["gate"]["applied"] is True
 
 

@@ -179,3 +179,11 @@ def test_confidence_is_the_calibrated_probability_of_the_verdict() -> None:
     v = decide(hot, logits_for(0.9), CAM, {}, BOTH)
     assert v.verdict == "counterfeit" and v.p_classifier == pytest.approx(0.9)
     assert v.confidence == pytest.approx(1 / (1 + 9 ** -0.5)) == v.p_counterfeit  # logit halved
+
+
+def test_unusable_optional_view_is_asked_for_when_the_item_is_undecided() -> None:
+    v = decide(SPEC, logits_for(0.5), CAM, {"back": "glare"}, {"front"})
+    assert v.verdict == "inconclusive"
+    assert v.retake == [{"view": "back", "reason": "glare", "message": (
+        "The optional back photo is unusable (glare); retake it or leave it out. "
+        "Tilt the item or the camera to avoid reflections.")}]

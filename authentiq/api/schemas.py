@@ -44,7 +44,7 @@ class ViewQuality(BaseModel):
     view: str
     usable: bool
     reason: Literal["too_small", "blurred", "underexposed", "overexposed", "glare",
-                    "not_a_product", "wrong_view"] | None
+                    "not_a_product", "wrong_view", "duplicate_view"] | None
     message: str | None
     format: str
     width: int

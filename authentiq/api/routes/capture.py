@@ -22,7 +22,7 @@ from authentiq.api.routes.inspections import PROBLEMS
 from authentiq.api.schemas import ViewQuality
 from authentiq.batcher import Priority
 from authentiq.errors import EmptyFile, FileTooLarge, InvalidField, UnknownView, UnsupportedMediaType
-from authentiq.inspection import Upload, gate_result, view_result
+from authentiq.inspection import Upload, view_result, with_gate
 
 router = APIRouter(prefix="/v1", tags=["capture"], dependencies=[require("submit")])
 HINTS = {
@@ -80,14 +80,9 @@ async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
     inspector = services.inspector
     run = await inspector.run([Upload(view, data)], priority=Priority.INTERACTIVE)
     prepared = run.prepared[view]
-    result = view_result(view, prepared.decoded, prepared.quality)
     gate = run.gate(single=True)  # the inspection's own view gate, for one photo alone
-    check = gate.get(view) if gate is not None else None
-    if check is not None:
-        result["gate"] = gate_result(check)
-        if check.finding is not None:
-            result.update(usable=False, reason=check.finding, message=check.message)
-    return result
+    return with_gate(view_result(view, prepared.decoded, prepared.quality),
+                     gate.get(view) if gate is not None else None)
 
 
 @router.get("/reports/{report_id}/qr.svg", response_class=Response,
