@@ -121,7 +121,18 @@ class ReportStore:
         self.blobs = blobs
 
     def save(self, row: ReportRow, files: dict[str, bytes]) -> None:
-        self.blobs.put_many(row.id, files)
+        try:
+            self.blobs.put_many(row.id, files)
+        except FileExistsError:
+            # Files without a row: an earlier attempt of this same report (an async job's retry)
+            # died between writing its files and committing its row. Replace them; a report that
+            # does have its row is never overwritten.
+            with Session(self.engine) as session:
+                if session.get(ReportRow, row.id) is not None:
+                    raise
+            log.warning("report %s: replacing the files of an interrupted earlier attempt", row.id)
+            self.blobs.delete(row.id)
+            self.blobs.put_many(row.id, files)
         try:
             with Session(self.engine) as session:
                 session.add(row)

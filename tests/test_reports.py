@@ -80,6 +80,19 @@ def test_failed_insert_removes_its_blobs(store: ReportStore, tmp_path: Path) -> 
     assert store.count() == 1
 
 
+def test_files_left_by_an_interrupted_attempt_are_replaced(store: ReportStore) -> None:
+    """A job's attempt killed between its files and its row must not block the retry forever."""
+    rid = f"{8:032x}"
+    store.blobs.put_many(rid, {"logo.jpg": b"from the attempt that died", "stale.jpg": b"x"})
+    store.save(row(8), {"logo.jpg": b"retry"})
+    assert store.blobs.get(rid, "logo.jpg") == b"retry" and store.count() == 1
+    with pytest.raises(ReportNotFound):  # nothing of the dead attempt is left
+        store.blobs.get(rid, "stale.jpg")
+    with pytest.raises(FileExistsError):  # a stored report's files are never overwritten
+        store.save(row(8), {"logo.jpg": b"another"})
+    assert store.blobs.get(rid, "logo.jpg") == b"retry"
+
+
 def test_reviews_chain_concurrency_and_tampering(store: ReportStore) -> None:
     store.save(row(1, verdict="inconclusive"), {})
     store.save(row(2), {})
