@@ -45,12 +45,16 @@ class Enroller:
             raise DuplicateReference(f"these photos are already enrolled as reference {existing.id}",
                                      reference_id=existing.id)
         run = await self.inspector.run(uploads, priority=Priority.BULK, deadline=deadline)
-        bad = {v: p.quality for v, p in run.prepared.items() if not p.quality.usable}
+        bad = {v: (str(p.quality.reason), str(p.quality.message))
+               for v, p in run.prepared.items() if not p.quality.usable}
+        gate = run.gate() or {}  # a reference's photos must also pass the view gate
+        bad.update({v: (str(c.finding), str(c.message)) for v, c in gate.items()
+                    if c.finding is not None and v not in bad})
         if bad:
             raise ReferenceRejected(
-                "a reference must have clean photos; retake: " + "; ".join(
-                    f"{v} ({q.reason}: {q.message})" for v, q in bad.items()),
-                views={v: q.reason for v, q in bad.items()})
+                "a reference must have clean photos of the right views; retake: " + "; ".join(
+                    f"{v} ({reason}: {message})" for v, (reason, message) in bad.items()),
+                views={v: reason for v, (reason, _) in bad.items()})
 
         outputs = run.result.outputs
         p_fake = run.p_counterfeit

@@ -118,6 +118,16 @@ def test_enrolment_refuses_bad_input_and_leaves_nothing(client: TestClient, sett
     assert r.json()["views"] == {"label": "blurred"} and "label (blurred" in r.json()["detail"]
     nothing_new(0)
 
+    # the view gate guards the reference database too: a photo in the wrong slot is refused
+    other = genuine(1).views["overall"]  # another item's overall photo, in the interior slot
+    swapped = [(v, (f"{v}.jpg", other if v == "interior" else b, "image/jpeg"))
+               for v, b in item.views.items()]
+    r = client.post("/v1/references", files=swapped, data={"brand": item.brand, "model": item.model})
+    assert r.status_code == 422, r.text
+    assert list(r.json()["views"].items()) in ([("interior", "wrong_view")], [("interior", "not_a_product")])
+    assert "Photograph the interior as the guide shows" in r.json()["detail"]
+    nothing_new(0)
+
     first = enrol(client, item).json()
     r = enrol(client, item)
     assert r.status_code == 409 and r.json()["reference_id"] == first["id"]
