@@ -29,7 +29,7 @@ from authentiq.model_spec import ModelSpec
 from authentiq.preprocess import DecodedView, decode_view
 from authentiq.quality import Quality, check
 from authentiq.reference_index import ReferenceIndex
-from authentiq.reports import ReportRow, ReportStore, flagged
+from authentiq.reports import ReportRow, ReportStore
 from authentiq.settings import Settings
 from authentiq.stitch import build_input
 from authentiq.verdict import Verdict, decide
@@ -172,7 +172,7 @@ class Inspector:
                        for cls in classes}}
         row = ReportRow(id=report_id, created_at=created, client_ref=client_ref, brand=brand,
                         model=model, verdict=verdict.verdict, final_verdict=verdict.verdict,
-                        flagged=flagged(body), key_id=key_id, p_counterfeit=verdict.p_counterfeit,
+                        flagged=bool(verdict.review), key_id=key_id, p_counterfeit=verdict.p_counterfeit,
                         classifier=self.spec.version_key, body=body)
         t = time.perf_counter()
         files = await asyncio.shield(loop.run_in_executor(

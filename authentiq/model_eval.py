@@ -15,7 +15,7 @@ import numpy as np
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.evaluation import Metrics, evaluate, softmax_fake
 from authentiq.reliability import expected_calibration_error, temperature_p
-from authentiq.stitch import mosaic_uint8, normalise
+from authentiq.stitch import build_input
 from authentiq.training import data as datasets
 
 
@@ -43,8 +43,7 @@ def run_model(backend: OnnxRuntimeBackend, ts: datasets.TileSet,
     logits, embeddings, cams = [], [], []
     for start in range(0, len(ts), batch):
         x = np.stack([
-            normalise(spec, *mosaic_uint8(spec, {v: ts.tiles[i, k] if ts.present[i, k] else None
-                                                 for k, v in enumerate(ts.views)}))
+            build_input(spec, ts.tiles_of(i))
             for i in range(start, min(start + batch, len(ts)))
         ])
         out = backend.run(x)

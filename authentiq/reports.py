@@ -25,9 +25,6 @@ from authentiq.errors import ReportNotFound
 from authentiq.pagination import keyset_page
 
 log = logging.getLogger(__name__)
-# verdict.decide writes ``review_advised`` with the reasons a person should look; the others
-# flag reports stored before it did.
-FLAG_CODES = ("review_advised", "model_mismatch")
 
 
 class ReportRow(SQLModel, table=True):
@@ -41,7 +38,7 @@ class ReportRow(SQLModel, table=True):
     verdict: str = Field(index=True, max_length=16)  # the automated (initial) verdict
     final_verdict: str = Field(index=True, max_length=16)
     review_status: str = Field(default="unreviewed", index=True, max_length=16)
-    flagged: bool = Field(default=False, index=True)  # a reference rule or a retake fired
+    flagged: bool = Field(default=False, index=True)  # verdict.review is not empty: a person should look
     key_id: str | None = Field(default=None, index=True, max_length=64)
     version: int = 0  # bumped by every review: optimistic concurrency
     p_counterfeit: float
@@ -92,12 +89,6 @@ def make_engine(url: str) -> Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return create_engine(url, connect_args={"check_same_thread": False})
     return create_engine(url, pool_pre_ping=True)
-
-
-def flagged(body: dict[str, Any]) -> bool:
-    """Worth a person's look (the review queue): see ``verdict._review`` for what qualifies."""
-    codes = {r.get("code") for r in body.get("reasons", [])}
-    return bool(codes & set(FLAG_CODES))
 
 
 def summary(row: ReportRow) -> dict[str, Any]:

@@ -41,7 +41,7 @@ class References:
         spec = backend.spec
         ts = datasets.folder_tiles(datasets.folder_items(folder), spec.view_names, spec.tile_size,
                                    required=())
-        out = [backend.run(build_input(spec, _tiles(ts, i))[None]).embedding[0] for i in range(len(ts))]
+        out = [backend.run(build_input(spec, ts.tiles_of(i))[None]).embedding[0] for i in range(len(ts))]
         return cls(np.asarray(out, np.float32), list(ts.notes))
 
     def evidence(self, embedding: np.ndarray, product: str, version: str, k: int) -> Evidence:
@@ -61,10 +61,6 @@ class References:
 
         return Evidence(version, brand, model, k, len(mine), [match(i) for i in claimed],
                         [match(i) for i in others])
-
-
-def _tiles(ts: datasets.TileSet, i: int) -> dict[str, np.ndarray | None]:
-    return {v: ts.tiles[i, k] if ts.present[i, k] else None for k, v in enumerate(ts.views)}
 
 
 def verdict_for(backend: OnnxRuntimeBackend, tiles: Mapping[str, np.ndarray | None],
@@ -182,12 +178,13 @@ def held_out_verdicts(backend: OnnxRuntimeBackend, ts: datasets.TileSet, refs: R
     gated, plain = [], []
     for start in range(0, len(ts), batch):
         items = range(start, min(start + batch, len(ts)))
-        out = backend.run(np.stack([build_input(spec, _tiles(ts, i)) for i in items]))
+        out = backend.run(np.stack([build_input(spec, ts.tiles_of(i)) for i in items]))
         for j, i in enumerate(items):
             product = f"{CATALOG[ts.groups[i]].brand}/{CATALOG[ts.groups[i]].model}"
             row = out.row(j)
-            gated.append(decide_outputs(spec, row, _tiles(ts, i), {}, product, refs))
-            plain.append(decide_outputs(spec, row, _tiles(ts, i), {}, product, refs, gate_on=False))
+            tiles = ts.tiles_of(i)
+            gated.append(decide_outputs(spec, row, tiles, {}, product, refs))
+            plain.append(decide_outputs(spec, row, tiles, {}, product, refs, gate_on=False))
     return HeldOut(ts.labels, gated), HeldOut(ts.labels, plain)
 
 

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
 
 from authentiq.api.app import create_app
-from authentiq.reports import ReportRow, flagged
+from authentiq.reports import ReportRow
 from authentiq.settings import DEFAULT_REFERENCES, Settings
 from authentiq.synthetic import SyntheticItem
 from tests.conftest import REPO, LiveServer, live_server, make_settings, riva_item
@@ -78,7 +78,7 @@ def store_variant(client: TestClient, body: dict[str, Any], ref: str) -> str:
     body["id"] = uuid.uuid4().hex
     row = ReportRow(id=body["id"], created_at=datetime.now(UTC), client_ref=ref, brand=body["brand"],
                     model=body["model"], verdict=body["verdict"], final_verdict=body["verdict"],
-                    flagged=flagged(body), p_counterfeit=body["probabilities"]["counterfeit"],
+                    flagged=bool(body.get("review_advised")), p_counterfeit=body["probabilities"]["counterfeit"],
                     classifier="authentiq-default@0.2.0", body=body)
     client.app.state.services.store.save(row, {})  # type: ignore[attr-defined]
     return str(body["id"])

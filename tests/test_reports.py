@@ -139,21 +139,6 @@ def test_reviews_chain_concurrency_and_tampering(store: ReportStore) -> None:
                for p in result.problems)
 
 
-@pytest.mark.parametrize(("verdict", "codes", "expected"), [
-    ("authentic", ["classifier"], False),
-    ("inconclusive", ["model_mismatch"], True),
-    ("counterfeit", ["model_mismatch"], True),
-    ("inconclusive", ["retake_required"], False),  # inconclusive reports queue by their verdict
-    ("counterfeit", ["score_counterfeit"], False),
-    ("counterfeit", ["score_counterfeit", "review_advised"], True),  # verdict._review says why
-    ("inconclusive", ["not_a_product", "review_advised"], True),
-])
-def test_flagged(verdict: str, codes: list[str], expected: bool) -> None:
-    from authentiq.reports import flagged
-
-    assert flagged({"verdict": verdict, "reasons": [{"code": c} for c in codes]}) is expected
-
-
 def test_sweep_removes_only_old_orphan_folders(store: ReportStore, tmp_path: Path) -> None:
     """What a SIGKILL between the files and the row leaves behind is removed at the next start."""
     from authentiq.batcher import Priority

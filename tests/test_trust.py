@@ -182,8 +182,10 @@ def test_counterfeit_reasons_name_a_view_only_when_attention_is_not_flat(with_re
     report = post(with_refs, item.views, item.brand, item.model)
     assert report["verdict"] == "counterfeit"
     attention = [r for r in report["reasons"] if r["code"] == "attention"]
-    for r in attention:
-        assert r["share"] >= 1.5 / len(report["views"]) and f"{r['share']:.0%}" in r["detail"]
+    assert len(attention) == 1, "the stitching defect stands out: one view is named"
+    r = attention[0]
+    assert r["view"] == "stitching" and r["share"] >= 1.5 / len(report["views"])
+    assert f"{r['share']:.0%}" in r["detail"]
 
 
 def test_quality_endpoint_uses_the_gate(with_refs: TestClient) -> None:

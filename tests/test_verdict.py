@@ -144,6 +144,19 @@ def test_gate_finding_is_never_decided(finding: str) -> None:
     assert sure_real.verdict == "inconclusive" and not sure_real.review
 
 
+@pytest.mark.parametrize(("p", "similarity", "expected"), [
+    (0.001, 0.99, []),  # a clear authentic: nothing to look at
+    (0.999, 0.1, []),  # a strong counterfeit with the gate on
+    (0.97, 0.75, ["the counterfeit evidence is not strong"]),  # a weak counterfeit (fused ≈ 0.95)
+    (0.5, 0.85, ["the evidence lies in the uncertain band"]),
+])
+def test_review_queue_reasons(p: float, similarity: float, expected: list[str]) -> None:
+    gate = {"front": check("front"), "back": check("back")}
+    v = decide(FUSED, logits_for(p), CAM, {}, BOTH, evidence([similarity] * 3), gate)
+    assert [why.split(" (")[0] for why in v.review] == expected, (v.verdict, v.p_counterfeit, v.review)
+    assert ("review_advised" in codes(v)) is bool(expected)
+
+
 def test_model_without_gate_says_so() -> None:
     v = decide(FUSED, logits_for(0.999), CAM, {}, BOTH, evidence([0.1, 0.1, 0.1]))
     assert v.verdict == "counterfeit" and "gate_unavailable" in codes(v) and v.review

@@ -58,6 +58,13 @@ class TileSet:
     def __len__(self) -> int:
         return len(self.items)
 
+    def tiles_of(self, i: int, views: Sequence[str] | None = None) -> dict[str, np.ndarray | None]:
+        """Item ``i``'s tiles by view (None where absent), as the stitcher takes them; ``views``
+        keeps only those (the others are left out, i.e. blank)."""
+        keep = set(self.views if views is None else views)
+        return {v: self.tiles[i, k] if self.present[i, k] else None
+                for k, v in enumerate(self.views) if v in keep}
+
     def subset(self, idx: np.ndarray) -> TileSet:
         return TileSet(self.tiles[idx], self.present[idx], self.labels[idx],
                        [self.items[i] for i in idx], self.views, [self.notes[i] for i in idx],

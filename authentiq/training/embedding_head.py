@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from authentiq.errors import ModelContractError
-from authentiq.stitch import mosaic_uint8, normalise
+from authentiq.stitch import build_input
 from authentiq.training import data as datasets
 from authentiq.training import require_torch
 
@@ -59,8 +59,7 @@ def pooled_features(model_path: Path, ts: datasets.TileSet, batch: int = 64) -> 
     out = []
     for start in range(0, len(ts), batch):
         x = np.stack([
-            normalise(spec, *mosaic_uint8(spec, {v: ts.tiles[i, k] if ts.present[i, k] else None
-                                                 for k, v in enumerate(ts.views)}))
+            build_input(spec, ts.tiles_of(i))
             for i in range(start, min(start + batch, len(ts)))])
         out.append(session.run([pooled], {"views": x})[0])
     return np.concatenate(out).astype(np.float32)

@@ -6,7 +6,8 @@ fitted on? The evidence is the model's own features:
 * ``view_features [B, cells, D]``: per grid cell, the mean of the block outputs of two middle
   stages of the backbone (the default network's stages 1 and 2: 96 + 160 channels). Middle stages
   describe texture and shape; the last stage is tuned to genuine-vs-counterfeit cues and separated
-  views and non-products less well (measured: docs/performance.md, "View gate").
+  views and non-products less well (measured: docs/performance.md, "Choosing the gate's
+  features").
 * ``view_scores [B, cells, views]``: the squared Mahalanobis distance of each cell's square-rooted
   features to each view's Gaussian, with a 64-component principal subspace plus an isotropic
   residual (a probabilistic PCA): ``Σ (uᵢ·x̃)² / λᵢ + (‖x̃‖² − Σ (uᵢ·x̃)²) / σ²``, ``x̃ = √f − μ``.
@@ -30,7 +31,7 @@ import numpy as np
 
 from authentiq.errors import ModelContractError
 from authentiq.model_spec import VIEW_FEATURES, VIEW_SCORES, GateParams, ModelSpec, read_spec
-from authentiq.stitch import mosaic_uint8, normalise
+from authentiq.stitch import build_input
 from authentiq.training import data as datasets
 from authentiq.training.metadata import save_atomic, set_prop
 
@@ -182,8 +183,8 @@ def add_scores(proto: Any, spec: ModelSpec, stats: ViewStats) -> None:
         VIEW_SCORES, TensorProto.FLOAT, ["batch", spec.grid[0] * spec.grid[1], len(spec.views)]))
 
 
-def with_features(path: Path) -> bytes:
-    """The model at ``path`` (serialised) with ``view_features`` as an output, no scores."""
+def _featured(path: Path) -> tuple[Any, ModelSpec]:
+    """The model at ``path`` without any earlier gate, with ``view_features`` added."""
     import onnx
 
     spec = read_spec(path)
@@ -191,18 +192,19 @@ def with_features(path: Path) -> bytes:
     proto = onnx.load(str(path))
     _strip(proto.graph)
     add_features(proto, spec, shapes)
-    return bytes(proto.SerializeToString())
+    return proto, spec
+
+
+def with_features(path: Path) -> bytes:
+    """The model at ``path`` (serialised) with ``view_features`` as an output, no scores."""
+    return bytes(_featured(path)[0].SerializeToString())
 
 
 def write_gate(path: Path, stats: ViewStats, params: GateParams) -> None:
     """Write the gate (features, scores, metadata) into the model at ``path``, replacing any."""
     import onnx
 
-    spec = read_spec(path)
-    shapes = layer_shapes(path)
-    proto = onnx.load(str(path))
-    _strip(proto.graph)
-    add_features(proto, spec, shapes)
+    proto, spec = _featured(path)
     add_scores(proto, spec, stats)
     set_prop(proto, "gate", params)
     onnx.checker.check_model(proto)
@@ -223,14 +225,12 @@ def cell_features(model: bytes, spec: ModelSpec, ts: datasets.TileSet, *, alone:
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     cols = spec.grid[1]
     cells = [r * cols + c for r, c in (cell_of(spec, v) for v in spec.view_names)]
-    index = {v: k for k, v in enumerate(ts.views)}
 
     def mosaics(select: Sequence[str]) -> np.ndarray:
         out = []
         for start in range(0, len(ts), batch):
-            x = np.stack([normalise(spec, *mosaic_uint8(spec, {
-                v: ts.tiles[i, index[v]] if ts.present[i, index[v]] else None for v in select}))
-                for i in range(start, min(start + batch, len(ts)))])
+            x = np.stack([build_input(spec, ts.tiles_of(i, select))
+                          for i in range(start, min(start + batch, len(ts)))])
             out.append(session.run([VIEW_FEATURES], {"views": x})[0])
         return np.concatenate(out)
 
