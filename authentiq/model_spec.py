@@ -21,7 +21,9 @@ OUTPUT_NAMES = ("logits", "embedding", "cam")
 # Optional outputs of the view gate (authentiq.training.gate adds them; authentiq.view_gate reads
 # them): per-cell pooled features [B, cells, D] and, for every cell, the squared Mahalanobis
 # distance of its features to each view's fitted distribution [B, cells, views]. A model without
-# ``view_scores`` is served with the gate off, and its reports say so.
+# ``view_scores`` is served with the gate off, and its reports say so. A model with the gate's
+# alteration head (GateParams.alteration_thresholds) has two more columns in ``view_scores``: the
+# cell's own view's orientation and degradation logits [B, cells, views + 2].
 VIEW_FEATURES = "view_features"
 VIEW_SCORES = "view_scores"
 PREFIX = "authentiq."
@@ -87,7 +89,9 @@ class GateParams(BaseModel):
     one photo checked alone (``/v1/quality``: blank neighbours shift the features a little). A
     photo whose own ratio exceeds ``wrong_view_ratio`` times its best other view's is in the
     wrong slot; two photos whose 16 × 16 grey thumbnails correlate at ``duplicate_correlation`` or
-    more are the same photo.
+    more are the same photo. A photo whose alteration logit exceeds ``alteration_thresholds[v]``
+    was mirrored or turned (orientation) or ruined by compression, upscaling or stretching
+    (degradation) after it was taken.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -95,6 +99,10 @@ class GateParams(BaseModel):
     single_photo_thresholds: dict[str, float]
     wrong_view_ratio: float = Field(1.5, gt=1)
     duplicate_correlation: float = Field(0.95, gt=0, le=1)
+    # With the alteration head: per view, the [orientation, degradation] logit a photo as taken
+    # stays under (``view_scores``' two last columns); None: the model has no head.
+    alteration_thresholds: dict[str, tuple[float, float]] | None = None
+    single_photo_alteration_thresholds: dict[str, tuple[float, float]] | None = None
     quantile: float = Field(ge=0.5, lt=1)
     fitted_on: str = ""
 
@@ -143,6 +151,11 @@ class ModelSpec(BaseModel):
             for table in (self.gate.thresholds, self.gate.single_photo_thresholds):
                 if set(table) != set(names) or any(t <= 0 for t in table.values()):
                     raise ValueError(f"gate thresholds must be positive, one per view {names}")
+            altered = (self.gate.alteration_thresholds, self.gate.single_photo_alteration_thresholds)
+            if (altered[0] is None) != (altered[1] is None) or any(
+                    t is not None and set(t) != set(names) for t in altered):
+                raise ValueError(f"alteration thresholds must come in both tables, one pair per "
+                                 f"view {names}")
         return self
 
     @property

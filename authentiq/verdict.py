@@ -3,7 +3,8 @@
 Order of the rules, each stated in the reasons with the numbers behind it:
 
 1. A required view that failed the quality check, or any photo the view gate refuses
-   (``not_a_product``, ``wrong_view``, ``duplicate_view``: :mod:`authentiq.view_gate`) →
+   (``not_a_product``, ``wrong_view``, ``duplicate_view``, ``misoriented_view``,
+   ``degraded_view``: :mod:`authentiq.view_gate`) →
    inconclusive with a retake request naming the view: the model did not see what it needs,
    whatever the scores say.
 2. With genuine references of the claimed product and a model that carries fusion parameters,
@@ -42,7 +43,7 @@ from authentiq.model_spec import ModelSpec
 from authentiq.quality import RETAKE_HINTS
 from authentiq.reference_index import Evidence
 from authentiq.stitch import cell_of
-from authentiq.view_gate import ViewCheck
+from authentiq.view_gate import FINDINGS, ViewCheck
 
 AUTOMATED_NOTICE = (
     "This verdict was produced by automated means (an image classifier and a comparison with "
@@ -180,8 +181,7 @@ def decide(spec: ModelSpec, logits: np.ndarray, cam: np.ndarray, unusable: dict[
     if blocking:
         verdict = "inconclusive"
         for r in retake:
-            code = r["reason"] if r["reason"] in ("not_a_product", "wrong_view", "duplicate_view") \
-                else "retake_required"
+            code = r["reason"] if r["reason"] in FINDINGS else "retake_required"
             reasons.append({"code": code, "view": r["view"], "detail": r["message"]})
     else:
         what = "Combined counterfeit probability" if fused else "Counterfeit probability"

@@ -9,9 +9,12 @@ Three findings, each a retake request for one view (the verdict becomes inconclu
   view much better (``GateParams.wrong_view_ratio``) than its own.
 * ``duplicate_view`` — the same photo as another slot's (16 × 16 grey thumbnails correlate at
   ``GateParams.duplicate_correlation`` or more; genuine different views stay far below).
+* ``misoriented_view`` — mirrored, upside down or turned on its side after it was taken;
+  ``degraded_view`` — ruined by heavy compression, upscaling from a small image or stretching.
+  Both from the model's alteration head (:mod:`authentiq.training.alterations`), when it has one.
 
-Distances come from the model (the ``view_scores`` output, :mod:`authentiq.training.gate`);
-thresholds from its metadata. Numpy only, microseconds per item.
+Distances and alteration logits come from the model (the ``view_scores`` output,
+:mod:`authentiq.training.gate`); thresholds from its metadata. Numpy only, microseconds per item.
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ MESSAGES = {
     "not_a_product": "This photo does not look like the {view} of an item this model knows.",
     "wrong_view": "This photo looks like the {other} view, not the {view}.",
     "duplicate_view": "This is the same photo as the {other} view.",
+    "misoriented_view": "This photo looks mirrored, upside down or turned on its side.",
+    "degraded_view": "This photo looks heavily compressed, enlarged from a small image or stretched.",
 }
+FINDINGS = tuple(MESSAGES)
+ALTERED = ("misoriented_view", "degraded_view")  # the alteration head's two logits, in order
 RETAKE_HINT = "Photograph the {view} as the guide shows and upload it again."
 
 
@@ -55,16 +62,18 @@ class ViewCheck:
 
 def check_views(spec: ModelSpec, gate: GateParams, scores: np.ndarray, present: set[str], *,
                 single: bool = False) -> dict[str, ViewCheck]:
-    """``scores [cells, views]`` (one item's ``view_scores``) → a check per present view."""
+    """``scores [cells, views (+ 2)]`` (one item's ``view_scores``) → a check per present view."""
     thresholds = gate.single_photo_thresholds if single else gate.thresholds
     limits = np.asarray([thresholds[v] for v in spec.view_names], dtype=np.float64)
-    cols = spec.grid[1]
+    altered = gate.single_photo_alteration_thresholds if single else gate.alteration_thresholds
+    cols, n_views = spec.grid[1], len(spec.view_names)
     out = {}
     for view in spec.view_names:
         if view not in present:
             continue
         r, c = cell_of(spec, view)
-        ratios = np.asarray(scores[r * cols + c], dtype=np.float64) / limits
+        cell = np.asarray(scores[r * cols + c], dtype=np.float64)
+        ratios = cell[:n_views] / limits
         own_index = spec.view_names.index(view)
         own = float(ratios[own_index])
         others = np.delete(ratios, own_index)
@@ -77,6 +86,10 @@ def check_views(spec: ModelSpec, gate: GateParams, scores: np.ndarray, present: 
             finding = "not_a_product"
         elif best >= 0 and (own > 1 or own > gate.wrong_view_ratio * best_ratio):
             finding, other = "wrong_view", other_names[best]
+        elif altered is not None and len(cell) >= n_views + 2:
+            over = cell[n_views:n_views + 2] - np.asarray(altered[view], dtype=np.float64)
+            if over.max() > 0:
+                finding = ALTERED[int(np.argmax(over))]
         out[view] = ViewCheck(view, round(own, 4), looks_like, finding, other)
     return out
 

@@ -10,9 +10,19 @@ from authentiq.preprocess import decode_view
 from authentiq.quality import check
 from authentiq.settings import Settings
 from authentiq.synthetic import CATALOG, VIEWS, make_item
-from authentiq.synthetic.distractors import DISTRACTOR_KINDS, Distractor, distractors, make_distractor
+from authentiq.synthetic.distractors import (
+    ALTERATION_KINDS,
+    DISTRACTOR_KINDS,
+    Distractor,
+    distractors,
+    make_distractor,
+)
+from authentiq.synthetic.distractors.alterations import degrade, reorient
 
-NOT_A_PRODUCT = [k for k in DISTRACTOR_KINDS if k not in ("swapped_views", "duplicated_views")]
+NOT_A_PRODUCT = [k for k in DISTRACTOR_KINDS
+                 if k not in ("swapped_views", "duplicated_views", *ALTERATION_KINDS)]
+EXPECTED = {"swapped_views": "wrong_view", "duplicated_views": "duplicate_view",
+            **dict.fromkeys(ALTERATION_KINDS, "altered_view"), "foreign_view": "foreign_view"}
 SEED = 11
 
 
@@ -33,7 +43,7 @@ def test_deterministic_from_seed(kind: str, examples: dict[str, Distractor]) -> 
 @pytest.mark.parametrize("kind", DISTRACTOR_KINDS)
 def test_one_decodable_photo_per_view(kind: str, examples: dict[str, Distractor]) -> None:
     d = examples[kind]
-    expected = {"swapped_views": "wrong_view", "duplicated_views": "duplicate_view"}.get(kind, "not_a_product")
+    expected = EXPECTED.get(kind, "not_a_product")
     assert (d.seed, d.kind, d.expected) == (SEED, kind, expected)
     assert (d.brand, d.model) in {(s.brand, s.model) for s in CATALOG}
     assert list(d.views) == list(VIEWS)
@@ -109,3 +119,59 @@ def test_bad_views_are_refused() -> None:
         make_distractor(1, "noise", ("sole",))
     with pytest.raises(ValueError, match="at least two views"):
         make_distractor(1, "swapped_views", ("logo",))
+
+
+def _pixels(photo: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(photo)).convert("L")
+
+
+@pytest.mark.parametrize("kind", ALTERATION_KINDS)
+def test_alterations_change_a_genuine_items_photos(kind: str, examples: dict[str, Distractor]) -> None:
+    d, item = examples[kind], make_item(SEED, counterfeit=False)
+    assert (d.brand, d.model) == (item.brand, item.model)
+    changed = [v for v in VIEWS if d.views[v] != item.views[v]]
+    assert len(changed) == (len(VIEWS) if kind == "upside_down" else 1)
+
+
+def test_reorient_mirrors_and_turns() -> None:
+    photo = make_item(SEED, counterfeit=False).views["label"]
+    original = _pixels(photo)
+    w, h = original.size
+    mirrored = _pixels(reorient(photo, "mirrored"))
+    assert mirrored.size == (w, h)
+    import numpy as np
+
+    left = np.asarray(original.resize((16, 16)), dtype=float)
+    assert np.abs(np.asarray(mirrored.resize((16, 16)), dtype=float) - left[:, ::-1]).mean() < 3
+    assert np.abs(np.asarray(mirrored.resize((16, 16)), dtype=float) - left).mean() > 3
+    assert _pixels(reorient(photo, "turned_90")).size == (h, w)
+
+
+def test_degrade_ruins_the_photo_in_three_ways() -> None:
+    import numpy as np
+
+    photo = make_item(SEED, counterfeit=False).views["logo"]
+    w, h = _pixels(photo).size
+    rng = np.random.default_rng(0)
+    assert len(degrade(photo, "jpeg", rng)) < len(photo) / 3  # quality 1-5 keeps little
+    upscaled = _pixels(degrade(photo, "upscaled", rng))
+    original = _pixels(photo)
+
+    def thumb(img: Image.Image) -> np.ndarray:
+        t = np.asarray(img.resize((8, 8), Image.Resampling.BOX), dtype=float).ravel()
+        return (t - t.mean()) / t.std()
+
+    assert upscaled.size == (w, h)
+    assert float(thumb(upscaled) @ thumb(original)) / 64 > 0.9  # the same photo from afar
+    assert np.abs(np.asarray(upscaled, dtype=float) - np.asarray(original, dtype=float)).mean() > 5
+    sw, sh = _pixels(degrade(photo, "stretched", rng)).size
+    assert max(sw / sh, sh / sw) > 2.5
+
+
+def test_foreign_view_comes_from_another_product() -> None:
+    d, item = make_distractor(SEED, "foreign_view"), make_item(SEED, counterfeit=False)
+    (view,) = [v for v in VIEWS if d.views[v] != item.views[v]]
+    assert (d.brand, d.model) == (item.brand, item.model)
+    others = [s for s in CATALOG if (s.brand, s.model) != (item.brand, item.model)]
+    foreign = make_item(SEED + 1, counterfeit=False, spec=others[SEED % len(others)])
+    assert d.views[view] == foreign.views[view]

@@ -126,6 +126,47 @@ def test_swapped_views_are_wrong_views(with_refs: TestClient) -> None:
     assert "looks like the" in wrong.get("logo", next(iter(wrong.values())))["message"]
 
 
+def transformed(photo: bytes, op: Image.Transpose) -> bytes:
+    return encode(Image.open(io.BytesIO(photo)).transpose(op))
+
+
+def test_upside_down_genuine_item_is_not_accused(with_refs: TestClient) -> None:
+    """Every photo turned upside down (a phone that lost its orientation): the classifier alone
+    calls such items counterfeit; the gate asks for the photos again instead."""
+    for seed, op in ((910_000_700, Image.Transpose.ROTATE_180), (910_000_750, Image.Transpose.FLIP_TOP_BOTTOM)):
+        item = genuine(seed, spec_index=seed % len(CATALOG))
+        report = post(with_refs, {v: transformed(d, op) for v, d in item.views.items()}, item.brand,
+                      item.model)
+        assert report["verdict"] == "inconclusive" and report["confidence"] is None
+        found = {r["view"]: r["reason"] for r in report["retake"]}
+        assert sum(reason in ("misoriented_view", "not_a_product", "wrong_view")
+                   for reason in found.values()) >= 4, found
+        assert "misoriented_view" in found.values(), found
+
+
+def test_mirrored_or_ruined_label_is_a_retake(with_refs: TestClient) -> None:
+    item = genuine(910_000_800, spec_index=3)
+    label = Image.open(io.BytesIO(item.views["label"])).convert("RGB")
+    w, h = label.size
+    ruined = {  # finding → photo; the mirrored label must be seen as mirrored
+        "misoriented_view": encode(label.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
+        "degraded_view": encode(label.resize((30, round(30 * h / w)), Image.Resampling.BOX)
+                                .resize((w, h), Image.Resampling.NEAREST)),
+    }
+    for finding, photo in ruined.items():
+        report = post(with_refs, {**item.views, "label": photo}, item.brand, item.model)
+        assert report["verdict"] == "inconclusive", (finding, report["verdict"])
+        # the distance findings are stronger statements and win where they also hold
+        allowed = {finding, "wrong_view", "not_a_product"}
+        label = [r["reason"] for r in report["retake"] if r["view"] == "label"]
+        assert label and label[0] in allowed, report["retake"]
+        assert label[0] in codes(report)
+        label_view = next(v for v in report["views"] if v["view"] == "label")
+        assert not label_view["usable"] and label_view["gate"]["finding"] == label[0]
+    untouched = post(with_refs, item.views, item.brand, item.model)
+    assert untouched["verdict"] == "authentic" and not untouched["retake"]
+
+
 def test_one_photo_in_every_slot_is_a_duplicate(no_refs: TestClient) -> None:
     item = genuine(910_000_100)
     report = post(no_refs, dict.fromkeys(VIEWS, item.views["logo"]), item.brand, item.model)

@@ -56,6 +56,37 @@ def test_like_another_view_is_a_wrong_view() -> None:
     assert check_views(SPEC, GATE, s, set(VIEWS))["label"].finding == "wrong_view"
 
 
+ALTERING = GATE.model_copy(update={
+    "alteration_thresholds": dict.fromkeys(VIEWS, (1.0, 2.0)),
+    "single_photo_alteration_thresholds": dict.fromkeys(VIEWS, (3.0, 4.0))})
+
+
+def altered(orientation: dict[str, float], degradation: dict[str, float]) -> np.ndarray:
+    """[cells, views + 2]: in-distribution distances, then each cell's alteration logits."""
+    s = np.concatenate([scores({}), np.zeros((6, 2))], axis=1)
+    for k, v in enumerate(VIEWS):
+        s[k, 6:] = orientation.get(v, 0.0), degradation.get(v, 0.0)
+    return s
+
+
+def test_alteration_logits_over_their_thresholds_are_findings() -> None:
+    s = altered({"label": 1.5, "logo": 5.0}, {"logo": 4.0, "hardware": 2.5})
+    checks = check_views(SPEC, ALTERING, s, set(VIEWS))
+    assert checks["label"].finding == "misoriented_view"
+    assert checks["logo"].finding == "misoriented_view"  # 4.0 over its threshold beats 2.0
+    assert checks["hardware"].finding == "degraded_view"
+    assert {checks[v].finding for v in ("overall", "stitching", "interior")} == {None}
+    assert "mirrored, upside down or turned" in str(checks["label"].message)
+    assert "compressed, enlarged from a small image or stretched" in str(checks["hardware"].message)
+    alone = check_views(SPEC, ALTERING, s, {"label", "hardware"}, single=True)
+    assert {v: c.finding for v, c in alone.items()} == {"label": None, "hardware": None}
+    # not_a_product and wrong_view are stronger statements than an alteration
+    s[4, 4] = 50.0
+    assert check_views(SPEC, ALTERING, s, set(VIEWS))["label"].finding == "not_a_product"
+    # a model without the head ignores no columns it does not have
+    assert check_views(SPEC, GATE, s[:, :6], set(VIEWS))["label"].finding == "not_a_product"
+
+
 def test_single_photo_thresholds_apply_alone() -> None:
     s = scores({"overall": 15.0})
     assert check_views(SPEC, GATE, s, {"overall"})["overall"].finding == "not_a_product"
@@ -93,11 +124,13 @@ def test_shipped_model_scores_match_the_fitted_formula() -> None:
     x = build_input(SPEC, {v: decode_view(d, tile_size=128).tile for v, d in item.views.items()})[None]
     session = ort.InferenceSession(str(DEFAULT_MODEL), providers=["CPUExecutionProvider"])
     features, graph_scores = session.run([VIEW_FEATURES, VIEW_SCORES], {"views": x})
-    assert graph_scores.shape == (1, 6, 6)
-    assert np.allclose(graph_scores, stats.scores(features), rtol=1e-3)
-    assert SPEC.gate is not None
+    assert graph_scores.shape == (1, 6, 8)  # distances to the six views, two alteration logits
+    assert np.allclose(graph_scores[..., :6], stats.scores(features), rtol=1e-3)
+    assert SPEC.gate is not None and SPEC.gate.alteration_thresholds is not None
     ratios = np.diag(graph_scores[0]) / np.asarray([SPEC.gate.thresholds[v] for v in VIEWS])
     assert (ratios < 1).all(), "a genuine item's photos are in distribution"
+    checks = check_views(SPEC, SPEC.gate, graph_scores[0], set(VIEWS))
+    assert {c.finding for c in checks.values()} == {None}, "nor altered"
 
 
 def test_fit_stats_recovers_a_gaussian() -> None:
@@ -117,14 +150,21 @@ def test_gate_needs_the_default_architecture(tiny_model: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_fit_gate_writes_a_working_gate(tmp_path: Path) -> None:
-    """A refit on a few items replaces the shipped gate in a copy (idempotent graph surgery)."""
+    """A refit on a few items replaces the shipped gate in a copy (idempotent graph surgery),
+    alteration head included."""
+    pytest.importorskip("torch")
     model = tmp_path / "m.onnx"
     shutil.copy(DEFAULT_MODEL, model)
-    params = fit_gate([model], items=160, single_items=40, cache=tmp_path / "items.npz")
+    params = fit_gate([model], items=160, single_items=40, cache=tmp_path / "items.npz",
+                      alteration_items=24, epochs=1)
     spec = read_spec(model)
     assert spec.gate == params and set(params.thresholds) == set(VIEWS)
     assert all(params.single_photo_thresholds[v] >= params.thresholds[v] for v in VIEWS)
+    assert params.alteration_thresholds and params.single_photo_alteration_thresholds
+    assert all(params.single_photo_alteration_thresholds[v][k] >= params.alteration_thresholds[v][k]
+               for v in VIEWS for k in range(2))
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     outputs = [o.name for o in session.get_outputs()]
     assert outputs.count(VIEW_SCORES) == 1 and outputs.count(VIEW_FEATURES) == 1
@@ -133,6 +173,7 @@ def test_fit_gate_writes_a_working_gate(tmp_path: Path) -> None:
     x = np.stack([build_input(spec, {v: ts.tiles[0, k] for k, v in enumerate(VIEWS)}),
                   build_input(spec, dict.fromkeys(VIEWS, noise))])
     s = session.run([VIEW_SCORES], {"views": x})[0]
+    assert s.shape == (2, 6, 8)
     limits = np.asarray([params.thresholds[v] for v in VIEWS])
     assert (np.diag(s[1]) / limits > 1).all(), "noise is out of distribution in every slot"
     assert len(with_features(model)) > 0

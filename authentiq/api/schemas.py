@@ -22,7 +22,8 @@ class GateCheck(BaseModel):
     distance: float = Field(description="distance ratio to its own view's fitted photos; "
                                         "≤ 1 looks like what the model knows")
     looks_like: str | None = Field(description="the view it resembles most")
-    finding: Literal["not_a_product", "wrong_view", "duplicate_view"] | None
+    finding: Literal["not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
+                     "degraded_view"] | None
     other_view: str | None = Field(description="the view a wrong_view or duplicate_view names")
 
 
@@ -31,7 +32,8 @@ class Retake(BaseModel):
 
     view: str
     reason: str = Field(description="a quality reason (blurred, glare, ...) or a gate finding "
-                                    "(not_a_product, wrong_view, duplicate_view)")
+                                    "(not_a_product, wrong_view, duplicate_view, "
+                                    "misoriented_view, degraded_view)")
     message: str
 
 
@@ -44,7 +46,8 @@ class ViewQuality(BaseModel):
     view: str
     usable: bool
     reason: Literal["too_small", "blurred", "underexposed", "overexposed", "glare",
-                    "not_a_product", "wrong_view", "duplicate_view"] | None
+                    "not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
+                    "degraded_view"] | None
     message: str | None
     format: str
     width: int

@@ -119,14 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--plots", metavar="DIR", help="write the reliability diagram (PNG) here")
     v.set_defaults(func=modelling.evaluate)
 
-    g = sub.add_parser("fit-gate", help="fit the view gate (out-of-distribution, wrong and "
-                                        "duplicated views) and write it into the models")
+    g = sub.add_parser("fit-gate", help="fit the view gate (out-of-distribution, wrong, "
+                                        "duplicated and altered views) and write it into the models")
     g.add_argument("models", nargs="+", help="every flavour of one model; the first is scored")
     g.add_argument("--items", type=int, default=2000, help="synthetic items (default 2000)")
     g.add_argument("--data", help="a folder of labelled items instead of synthetic ones")
     g.add_argument("--quantile", type=float, default=0.998,
                    help="in-distribution quantile a view's threshold is set at (default 0.998)")
     g.add_argument("--cache", help="file keeping the generated items between runs (.npz)")
+    g.add_argument("--alteration-items", type=int, default=1500, metavar="N",
+                   help="synthetic items, as taken and altered (mirrored, turned, compressed, "
+                        "upscaled, stretched), that train the alteration head; needs the [train] "
+                        "extra; 0 leaves the head out (default 1500)")
+    g.add_argument("--epochs", type=int, default=12, help="alteration head epochs (default 12)")
     g.set_defaults(func=modelling.fit_gate)
 
     r = sub.add_parser("fit-temperature", help="fit the confidence calibration (temperature) "

@@ -33,6 +33,7 @@ from authentiq.errors import ModelContractError
 from authentiq.model_spec import VIEW_FEATURES, VIEW_SCORES, GateParams, ModelSpec, read_spec
 from authentiq.stitch import build_input
 from authentiq.training import data as datasets
+from authentiq.training.alterations import HeadWeights
 from authentiq.training.metadata import save_atomic, set_prop
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,9 @@ def add_features(proto: Any, spec: ModelSpec, shapes: dict[str, tuple[int, int, 
                                                       ["batch", cells, depth]))
 
 
-def add_scores(proto: Any, spec: ModelSpec, stats: ViewStats) -> None:
-    """Add ``view_scores [B, cells, views]`` computed from ``view_features`` and ``stats``."""
+def add_scores(proto: Any, spec: ModelSpec, stats: ViewStats, out: str = VIEW_SCORES) -> None:
+    """Add ``out [B, cells, views]`` (``view_scores`` unless the alteration head follows),
+    computed from ``view_features`` and ``stats``."""
     from onnx import TensorProto, helper, numpy_helper
 
     graph = proto.graph
@@ -177,10 +179,11 @@ def add_scores(proto: Any, spec: ModelSpec, stats: ViewStats) -> None:
         n("ReduceSum", [p + "sq", p + "axis3"], [p + "explained"], name=p + "SumExplained", keepdims=0),
         n("Sub", [p + "total", p + "explained"], [p + "rest"], name=p + "SubRest"),
         n("Mul", [p + "rest", p + "inv_residual"], [p + "outside"], name=p + "MulResidual"),
-        n("Add", [p + "inside", p + "outside"], [VIEW_SCORES], name=p + "Add"),
+        n("Add", [p + "inside", p + "outside"], [out], name=p + "Add"),
     ])
-    graph.output.append(helper.make_tensor_value_info(
-        VIEW_SCORES, TensorProto.FLOAT, ["batch", spec.grid[0] * spec.grid[1], len(spec.views)]))
+    if out == VIEW_SCORES:
+        graph.output.append(helper.make_tensor_value_info(
+            VIEW_SCORES, TensorProto.FLOAT, ["batch", spec.grid[0] * spec.grid[1], len(spec.views)]))
 
 
 def _featured(path: Path) -> tuple[Any, ModelSpec]:
@@ -200,12 +203,29 @@ def with_features(path: Path) -> bytes:
     return bytes(_featured(path)[0].SerializeToString())
 
 
-def write_gate(path: Path, stats: ViewStats, params: GateParams) -> None:
+def gated(path: Path, stats: ViewStats, head: HeadWeights | None = None) -> tuple[Any, ModelSpec]:
+    """The model at ``path`` with the gate's outputs (features, scores and, with ``head``, the
+    alteration logits appended to the scores), without metadata."""
+    proto, spec = _featured(path)
+    if head is None:
+        add_scores(proto, spec, stats, VIEW_SCORES)
+        return proto, spec
+    from onnx import TensorProto, helper
+
+    from authentiq.training.alterations import add_head
+
+    add_scores(proto, spec, stats, PREFIX + "distances")
+    add_head(proto, spec, head, PREFIX + "distances", VIEW_SCORES)
+    proto.graph.output.append(helper.make_tensor_value_info(
+        VIEW_SCORES, TensorProto.FLOAT, ["batch", spec.grid[0] * spec.grid[1], len(spec.views) + 2]))
+    return proto, spec
+
+
+def write_gate(path: Path, stats: ViewStats, params: GateParams, head: HeadWeights | None = None) -> None:
     """Write the gate (features, scores, metadata) into the model at ``path``, replacing any."""
     import onnx
 
-    proto, spec = _featured(path)
-    add_scores(proto, spec, stats)
+    proto, _ = gated(path, stats, head)
     set_prop(proto, "gate", params)
     onnx.checker.check_model(proto)
     save_atomic(proto, path)
@@ -246,9 +266,14 @@ def thresholds(stats: ViewStats, features: np.ndarray, quantile: float) -> np.nd
 
 
 def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.998,
-             single_items: int = 400, data: str | None = None,
-             cache: Path | None = None) -> GateParams:
-    """Fit on the first model's features; thresholds per model from its own features."""
+             single_items: int = 400, data: str | None = None, cache: Path | None = None,
+             alteration_items: int = 1500, epochs: int = 12) -> GateParams:
+    """Fit on the first model's features; thresholds per model from its own features.
+
+    ``alteration_items`` > 0 also trains the alteration head (PyTorch) on that many synthetic
+    items, as taken and altered (:mod:`authentiq.training.alterations`)."""
+    from authentiq.training import alterations
+
     first = read_spec(models[0])
     if data:
         found = datasets.folder_items(Path(data))
@@ -268,20 +293,40 @@ def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.9
     fit_part, held = ts.subset(np.arange(split)), ts.subset(np.arange(split, len(ts)))
     single = held.subset(np.arange(min(single_items, len(held))))
     stats = fit_stats(cell_features(with_features(models[0]), first, fit_part))
+    head = None
+    if alteration_items > 0:
+        maps, kinds = alterations.training_maps(alterations.with_layer(models[0]), first,
+                                                alteration_items)
+        head = alterations.train_head(first, maps, kinds, epochs=epochs)
+        del maps
     params: GateParams | None = None
     for path in models:
         spec = read_spec(path)
         model = with_features(path)
         full = thresholds(stats, cell_features(model, spec, held), quantile)
         alone = thresholds(stats, cell_features(model, spec, single, alone=True), quantile)
+        altered: dict[str, list[float]] | None = None
+        altered_alone: dict[str, list[float]] | None = None
+        if head is not None:
+            with_head = gated(path, stats, head)[0].SerializeToString()
+            q_full = np.quantile(alterations.logits(with_head, spec, held), quantile, axis=0)
+            q_alone = np.maximum(np.quantile(alterations.logits(with_head, spec, single, alone=True),
+                                             quantile, axis=0), q_full)
+            altered = {v: [round(float(x), 3) for x in q_full[i]] for i, v in enumerate(spec.view_names)}
+            altered_alone = {v: [round(float(x), 3) for x in q_alone[i]]
+                             for i, v in enumerate(spec.view_names)}
         params = GateParams(
             thresholds={v: round(float(t), 3) for v, t in zip(spec.view_names, full, strict=True)},
             single_photo_thresholds={v: round(float(max(a, t)), 3) for v, a, t in
                                      zip(spec.view_names, alone, full, strict=True)},
+            alteration_thresholds=altered, single_photo_alteration_thresholds=altered_alone,
             quantile=quantile,
             fitted_on=(f"{source}: statistics on {split}, thresholds on {len(held)} others "
-                       f"({len(single)} also one photo at a time), features of {models[0].name}"))
-        write_gate(path, stats, params)
+                       f"({len(single)} also one photo at a time), features of {models[0].name}"
+                       + (f"; alteration head on {alteration_items} synthetic items (seeds "
+                          f"{alterations.ALTERATION_SEED_BASE:,}+) as taken and altered"
+                          if head is not None else "")))
+        write_gate(path, stats, params, head)
         log.info("wrote the view gate into %s: %s", path, params.thresholds)
     if params is None:
         raise ValueError("no models given")

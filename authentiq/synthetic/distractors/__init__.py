@@ -3,14 +3,16 @@
 ``make_distractor(seed, kind)`` returns one submission claiming a catalogue product. Its photos are
 noise, a blank frame, a printed page, a texture, an everyday object or crops of one scene
 (``expected = "not_a_product"``), or a genuine synthetic item's own photos in the wrong slots
-(``"wrong_view"``) or repeated (``"duplicate_view"``). ``authentiq evaluate --ood`` measures whether
+(``"wrong_view"``) or repeated (``"duplicate_view"``), or altered after they were taken — mirrored,
+turned, ruined by compression, upscaling or stretching (``"altered_view"``) — or with one view taken
+from another product's genuine item (``"foreign_view"``). ``authentiq evaluate --ood`` measures whether
 the service abstains on them. Every photo is phone-sized (640–1600 px on the long side) with camera
 nuisances (light falloff, blur, sensor noise, JPEG or PNG); all but the blank frames are meant to
 pass a plain quality check. Everything is deterministic from the seed.
 
 This module picks the kind and its painter; ``camera`` takes the photos, ``surfaces``, ``documents``,
 ``objects`` and ``scenes`` paint what is in them (with ``drawing``'s primitives), and ``view_mixups``
-rearranges a genuine item's photos.
+rearranges a genuine item's photos, ``alterations`` alters them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from authentiq.synthetic import CATALOG, VIEWS, make_item
+from authentiq.synthetic.distractors.alterations import alter
 from authentiq.synthetic.distractors.camera import frame_size, photograph
 from authentiq.synthetic.distractors.documents import paint_document
 from authentiq.synthetic.distractors.drawing import Size
@@ -30,11 +33,14 @@ from authentiq.synthetic.distractors.scenes import scene_crops
 from authentiq.synthetic.distractors.surfaces import paint_blank, paint_noise, paint_texture
 from authentiq.synthetic.distractors.view_mixups import mix_up
 
-__all__ = ["DISTRACTOR_KINDS", "Distractor", "distractors", "make_distractor"]
+__all__ = ["ALTERATION_KINDS", "DISTRACTOR_KINDS", "Distractor", "distractors", "make_distractor"]
 
+ALTERATION_KINDS: tuple[str, ...] = ("mirrored_view", "turned_view", "upside_down", "degraded_view",
+                                     "foreign_view")
 DISTRACTOR_KINDS: tuple[str, ...] = ("noise", "blank", "document", "texture", "object", "scene_crops",
-                                     "swapped_views", "duplicated_views")
-_EXPECTED = {"swapped_views": "wrong_view", "duplicated_views": "duplicate_view"}
+                                     "swapped_views", "duplicated_views", *ALTERATION_KINDS)
+_EXPECTED = {"swapped_views": "wrong_view", "duplicated_views": "duplicate_view",
+             **{kind: "altered_view" for kind in ALTERATION_KINDS}, "foreign_view": "foreign_view"}
 
 Painter = Callable[[np.random.Generator, Size], Image.Image]
 _PAINTERS: dict[str, Painter] = {
@@ -54,6 +60,7 @@ class Distractor:
     model: str
     views: dict[str, bytes] = field(repr=False)  # view name -> encoded photo
     expected: str  # what a perfect gate answers: "not_a_product" | "wrong_view" | "duplicate_view"
+    #                | "altered_view" | "foreign_view"
 
 
 def make_distractor(seed: int, kind: str, views: tuple[str, ...] = VIEWS) -> Distractor:
@@ -65,10 +72,14 @@ def make_distractor(seed: int, kind: str, views: tuple[str, ...] = VIEWS) -> Dis
         raise ValueError(f"views must be distinct names from {VIEWS}; got {views}")
     rng = np.random.default_rng([seed, DISTRACTOR_KINDS.index(kind)])
     if kind in _EXPECTED:
-        if len(views) < 2:
+        if len(views) < 2 and kind not in ALTERATION_KINDS:
             raise ValueError(f"{kind} needs at least two views; got {views}")
         item = make_item(seed, counterfeit=False, views=views)
-        photos = mix_up(item.views, rng, views, swap=kind == "swapped_views")
+        if kind in ALTERATION_KINDS:
+            foreign = _other_product(seed, item.brand, item.model, views) if kind == "foreign_view" else None
+            photos = alter(item.views, rng, views, kind, foreign)
+        else:
+            photos = mix_up(item.views, rng, views, swap=kind == "swapped_views")
         return Distractor(seed, kind, item.brand, item.model, photos, _EXPECTED[kind])
     product = CATALOG[int(rng.integers(0, len(CATALOG)))]
     if kind == "scene_crops":
@@ -81,6 +92,13 @@ def make_distractor(seed: int, kind: str, views: tuple[str, ...] = VIEWS) -> Dis
             noise = None if kind != "blank" or rng.random() < 0.5 else 0.0
             photos[view] = photograph(img, rng, noise=noise)
     return Distractor(seed, kind, product.brand, product.model, photos, "not_a_product")
+
+
+def _other_product(seed: int, brand: str, model: str, views: tuple[str, ...]) -> dict[str, bytes]:
+    """A genuine item's photos of a product other than ``brand/model`` (deterministic from ``seed``)."""
+    others = [s for s in CATALOG if (s.brand, s.model) != (brand, model)]
+    spec = others[seed % len(others)]
+    return make_item(seed + 1, counterfeit=False, spec=spec, views=views).views
 
 
 def distractors(n: int, first_seed: int, kinds: tuple[str, ...] = DISTRACTOR_KINDS) -> Iterator[Distractor]:

@@ -150,7 +150,7 @@ function renderCheck(result) {
   if (result.usable) {
     check.textContent = "Good photo."; check.className = "check ok";
   } else {
-    // quality (blurred, glare, ...) and view-gate findings (not_a_product, wrong_view) alike
+    // quality (blurred, glare, ...) and view-gate findings (not_a_product, wrong_view, ...) alike
     const why = result.message || `the photo is not usable (${(result.reason || "unknown").replaceAll("_", " ")}).`;
     check.textContent = `Please retake: ${why}`; check.className = "check bad";
   }
