@@ -186,3 +186,32 @@ def test_review_retry_with_the_same_key_is_replayed(client: TestClient, fake_ite
     assert len(client.get(report["links"]["self"]).json()["review"]["reviews"]) == 1
     without_key = client.post(url, json=body)  # a blind retry without a key is a conflict
     assert without_key.status_code == 409
+
+
+@pytest.mark.parametrize("reason", [r"$\foo{$ priced $5", "fake 👜 bag \u202eevil 偽物", "x" * 4000,
+                                    "ctl \x01\x1b[31m\x7f"], ids=["tex", "emoji-rtl-cjk", "long", "control"])
+def test_hostile_review_reason_never_breaks_the_pdf(client: TestClient, fake_item: SyntheticItem,
+                                                    reason: str) -> None:
+    """Issue 19 finding 3: a review reason that matplotlib could not draw made the report's PDF
+    a 500 on every later request."""
+    report = inspect(client, fake_item, client_ref="$\\bad{")
+    r = client.post(f"/v1/reports/{report['id']}/reviews", json={
+        "decision": "override", "verdict": "authentic", "reviewer": "ana", "expected_version": 0,
+        "reason": reason})
+    assert r.status_code == 201, r.text
+    for _ in range(2):
+        pdf = client.get(report["links"]["pdf"])
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("reason", ["NUL \x00 here", "lone \ud800 surrogate"], ids=["nul", "surrogate"])
+def test_review_text_no_database_can_store_is_refused(client: TestClient, fake_item: SyntheticItem,
+                                                      reason: str) -> None:
+    report = inspect(client, fake_item)
+    body = json.dumps({"decision": "override", "verdict": "authentic", "reviewer": "ana",
+                       "expected_version": 0, "reason": reason})  # ensure_ascii: \ud800 escaped
+    r = client.post(f"/v1/reports/{report['id']}/reviews", content=body,
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+    assert client.get(report["links"]["self"]).json()["review"]["version"] == 0
+    assert client.get(report["links"]["pdf"]).status_code == 200
