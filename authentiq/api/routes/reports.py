@@ -32,6 +32,7 @@ MEDIA = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: PROBLEMS[422]}
 Verdict = Literal["authentic", "counterfeit", "inconclusive"]
 CSV_MAX_ROWS = 100_000
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 CSV_FIELDS = ("id", "created_at", "client_ref", "brand", "model", "initial_verdict", "final_verdict",
               "review_status", "flagged", "confidence", "p_counterfeit", "key_id")
 
@@ -105,7 +106,7 @@ async def export_reports(services: ServicesDep, where: FilterDep) -> StreamingRe
         writer.writeheader()
         for page in pages():
             for item in page:
-                writer.writerow(item)
+                writer.writerow({k: spreadsheet_safe(v) for k, v in item.items()})
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()
@@ -113,6 +114,15 @@ async def export_reports(services: ServicesDep, where: FilterDep) -> StreamingRe
     await asyncio.to_thread(store.count, where)  # a broken filter fails before streaming starts
     return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="reports.csv"'})
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (OWASP CSV injection: it starts with
+    ``= + - @``, a tab or a line break, or their full-width forms) gets a leading ``'``, which
+    spreadsheets show as text. Numbers are left alone (a negative number is not text)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
 
 
 @router.get("/{report_id}.pdf", response_class=Response, responses=NOT_FOUND,
