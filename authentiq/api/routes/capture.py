@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 
 from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
-from authentiq.api.routes.inspections import PROBLEMS
+from authentiq.api.routes.inspections import PROBLEMS, parse_form
 from authentiq.api.schemas import ViewQuality
 from authentiq.batcher import Priority
 from authentiq.errors import EmptyFile, FileTooLarge, InvalidField, UnknownView, UnsupportedMediaType
@@ -65,13 +65,16 @@ async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
     settings, spec = services.settings, services.backend.spec
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMediaType("send multipart/form-data with fields 'view' and 'photo'")
-    async with request.form(max_files=1, max_fields=2) as form:
+    form = await parse_form(request, max_files=1, max_fields=2)
+    try:
         view, photo = form.get("view"), form.get("photo")
         if not isinstance(view, str) or view not in spec.view_names:
             raise UnknownView(f"view must be one of {', '.join(spec.view_names)}", view=str(view))
         if not isinstance(photo, UploadFile):
             raise InvalidField("send the photo as a file field named 'photo'", field="photo")
         data = await photo.read(settings.max_file_bytes + 1)
+    finally:
+        await form.close()  # removes spooled temporary files
     if len(data) > settings.max_file_bytes:
         raise FileTooLarge(f"the photo exceeds {settings.max_file_bytes:,} bytes", view=view)
     if not data:
