@@ -29,6 +29,7 @@ from authentiq.idempotency import Idempotency
 from authentiq.inspection import Inspector
 from authentiq.jobs import JobRow, JobRunner, JobStore
 from authentiq.keys import KeyRing, server_secret
+from authentiq.pdf_cache import PdfCache
 from authentiq.ratelimit import RateLimiter
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceRow, ReferenceStore
@@ -58,6 +59,7 @@ class Services:
     jobs: JobStore
     runner: JobRunner
     dispatcher: Dispatcher
+    pdfs: PdfCache
 
 
 def batcher_config(settings: Settings) -> BatcherConfig:
@@ -89,6 +91,8 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
     store = ReportStore(settings.database_url, blobs, migrate=settings.migrate)
     pool = ThreadPoolExecutor(settings.preprocess_workers, thread_name_prefix="authentiq-cpu")
     batcher = Batcher(backend, batcher_config(settings), observer=observer)
+    pdfs = PdfCache(blobs.child("pdf"), blobs, workers=settings.pdf_workers,
+                    max_pending=settings.pdf_queue)
     services: Services | None = None
     try:
         ensure_chain(store.engine)
@@ -124,7 +128,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                             Idempotency(store.engine, stale_s=settings.request_timeout_s + 60),
                             keys, server_secret(store.engine),
                             RateLimiter(settings.rate_limit, settings.rate_limit_storage),
-                            jobs, runner, dispatcher)
+                            jobs, runner, dispatcher, pdfs)
         if not keys.enforced and settings.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
@@ -152,6 +156,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
             await services.dispatcher.close()
         await batcher.close()  # finishes every accepted request first
         pool.shutdown(wait=True)
+        pdfs.close()
         backend.close()
         store.close()
 

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field("memory://", description="memory:// (one process) or "
                                                              "redis://host:6379 (shared by workers)")
 
+    # report PDFs (authentiq.pdf_cache)
+    pdf_workers: int = Field(1, ge=1, le=16, description="threads rendering report PDFs (each "
+                                                         "PDF is rendered once, then cached)")
+    pdf_queue: int = Field(8, ge=1, description="PDF renders waiting or running before 503 "
+                                                "pdf-busy + Retry-After")
+
     # storage
     database_url: str = "sqlite:///var/authentiq.db"
     migrate: bool = Field(True, description="upgrade the database schema at start-up (false: "

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import jsonschema
 import pytest
 from fastapi.testclient import TestClient
@@ -232,3 +234,53 @@ def test_csv_export_never_emits_a_formula(client: TestClient, genuine_item: Synt
     got = {row["client_ref"] for row in rows}
     assert got == {"'" + r for r in refs[:5]} | {"plain-ref-1", "a=b"}
     assert all(float(row["p_counterfeit"]) >= 0 for row in rows)  # numbers stay numbers
+
+
+def test_pdf_is_rendered_once_per_review_version(client: TestClient, settings: Settings,
+                                                 fake_item: SyntheticItem) -> None:
+    """Issue 19 finding 11: PDFs were rendered on every request. Now once per review version,
+    cached in the blob store; a review makes the next request render the reviewed report."""
+    pdfs = client.app.state.services.pdfs  # type: ignore[attr-defined]
+    report = inspect(client, fake_item)
+    first = client.get(report["links"]["pdf"])
+    second = client.get(report["links"]["pdf"])
+    assert first.status_code == second.status_code == 200 and pdfs.renders == 1
+    assert first.content == second.content
+    cached = settings.blob_dir / "pdf" / report["id"]
+    assert [p.name for p in cached.iterdir()] == ["v0.pdf"]
+    r = client.post(f"/v1/reports/{report['id']}/reviews", json={
+        "decision": "override", "verdict": "authentic", "reviewer": "ana", "expected_version": 0,
+        "reason": "re-measured"})
+    assert r.status_code == 201 and not cached.exists()  # the review dropped the stale PDF
+    reviewed = client.get(report["links"]["pdf"])
+    assert reviewed.status_code == 200 and pdfs.renders == 2 and reviewed.content != first.content
+    assert [p.name for p in cached.iterdir()] == ["v1.pdf"]
+    assert client.get(report["links"]["pdf"]).content == reviewed.content and pdfs.renders == 2
+
+
+def test_concurrent_pdfs_share_a_render_and_are_bounded(tmp_path: Path, genuine_item: SyntheticItem,
+                                                        fake_item: SyntheticItem) -> None:
+    from tests.conftest import live_server, make_settings
+
+    with live_server(make_settings(tmp_path, pdf_workers=1, pdf_queue=1)) as server:
+        ids = []
+        for item in (genuine_item, fake_item, genuine_item):
+            r = httpx.post(server.url + "/v1/inspections", files=files_of(item), timeout=60,
+                           data={"brand": item.brand, "model": item.model})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+
+        def get(report_id: str) -> httpx.Response:
+            return httpx.get(f"{server.url}/v1/reports/{report_id}.pdf", timeout=60)
+
+        with ThreadPoolExecutor(6) as pool:
+            same = list(pool.map(get, [ids[0]] * 6))  # one report: one render, six answers
+        assert [r.status_code for r in same] == [200] * 6
+        assert len({r.content for r in same}) == 1
+        with ThreadPoolExecutor(6) as pool:
+            mixed = list(pool.map(get, [ids[1], ids[2]] * 3))
+        codes = sorted(r.status_code for r in mixed)
+        assert 200 in codes and 503 in codes, codes  # one render at a time; the other waits outside
+        busy = next(r for r in mixed if r.status_code == 503)
+        assert busy.json()["type"].endswith("/pdf-busy") and int(busy.headers["retry-after"]) >= 1
+        assert httpx.get(server.url + "/readyz").status_code == 200

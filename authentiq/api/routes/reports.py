@@ -129,10 +129,8 @@ def spreadsheet_safe(value: Any) -> Any:
             summary="The report as a printable PDF (summary, each view with its heatmap, references)",
             dependencies=[require("submit", "review")])
 async def get_report_pdf(report_id: str, services: ServicesDep) -> Response:
-    from authentiq.report_pdf import render_pdf
-
     report = await asyncio.to_thread(services.store.get, report_id)
-    pdf = await asyncio.to_thread(render_pdf, report, services.store.blobs)
+    pdf = await services.pdfs.get(report)  # cached per review version; rendered off this pool
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="report-{report_id}.pdf"'})
 
@@ -152,10 +150,12 @@ async def post_review(report_id: str, review: ReviewIn, response: Response, serv
     engine = services.store.engine
 
     async def work(_: str | None) -> dict[str, Any]:
-        return await asyncio.to_thread(
+        appended = await asyncio.to_thread(
             append_review, engine, report_id, decision=review.decision, verdict=review.verdict,
             reason=review.reason, reviewer=review.reviewer,
             expected_version=review.expected_version)
+        await asyncio.to_thread(services.pdfs.invalidate, report_id)
+        return appended
 
     body, _ = await idempotent(
         services, response, f"reviews:{report_id}", idempotency_key,
