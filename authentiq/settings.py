@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field("memory://", description="memory:// (one process) or "
                                                              "redis://host:6379 (shared by workers)")
 
+    # connections (authentiq.api.server: how `authentiq serve` runs uvicorn)
+    header_timeout_s: float = Field(10, gt=0, description="a request's headers must be complete "
+                                                          "this long after its first byte")
+    body_timeout_s: float = Field(120, gt=0, description="a request's whole body must arrive "
+                                                         "within this (else 408 slow-upload)")
+    keep_alive_s: float = Field(5, gt=0, description="idle keep-alive connections are closed after")
+    max_connections: int = Field(1000, ge=1, description="connections and requests at once per "
+                                                         "process; past it, 503 at once")
+
     # report PDFs (authentiq.pdf_cache)
     pdf_workers: int = Field(1, ge=1, le=16, description="threads rendering report PDFs (each "
                                                          "PDF is rendered once, then cached)")
