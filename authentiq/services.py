@@ -19,6 +19,7 @@ from typing import Protocol
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
+from authentiq.admission import InFlight
 from authentiq.backends.base import Backend
 from authentiq.backends.select import open_backend
 from authentiq.batcher import Batcher, BatcherConfig, BatchObserver
@@ -60,6 +61,7 @@ class Services:
     runner: JobRunner
     dispatcher: Dispatcher
     pdfs: PdfCache
+    in_flight: InFlight
 
 
 def batcher_config(settings: Settings) -> BatcherConfig:
@@ -128,7 +130,8 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                             Idempotency(store.engine, stale_s=settings.request_timeout_s + 60),
                             keys, server_secret(store.engine),
                             RateLimiter(settings.rate_limit, settings.rate_limit_storage),
-                            jobs, runner, dispatcher, pdfs)
+                            jobs, runner, dispatcher, pdfs,
+                            InFlight(settings.max_in_flight_per_client))
         if not keys.enforced and settings.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "

@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 
 from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
-from authentiq.api.routes.inspections import PROBLEMS, parse_form
+from authentiq.api.routes.inspections import PROBLEMS, client_of, in_flight, parse_form
 from authentiq.api.schemas import ViewQuality
 from authentiq.batcher import Priority
 from authentiq.errors import EmptyFile, FileTooLarge, InvalidField, UnknownView, UnsupportedMediaType
@@ -81,7 +81,11 @@ async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
         raise EmptyFile("the photo is empty (0 bytes)", view=view)
 
     inspector = services.inspector
-    run = await inspector.run([Upload(view, data)], priority=Priority.INTERACTIVE)
+    client = client_of(request)
+    deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
+    with in_flight(services, client):
+        run = await inspector.run([Upload(view, data)], priority=Priority.INTERACTIVE,
+                                  deadline=deadline, client=client)
     prepared = run.prepared[view]
     gate = run.gate(single=True)  # the inspection's own view gate, for one photo alone
     return with_gate(view_result(view, prepared.decoded, prepared.quality),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
@@ -152,22 +153,42 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
             return await submit_job(request, services, uploads, fields, priority or Priority.BULK,
                                     idempotency_key)
         chosen = priority or Priority.INTERACTIVE
+        client = client_of(request)
 
         async def work(report_id: str | None) -> dict[str, Any]:
             return await cancel_on_disconnect(request, services.inspector.inspect(
                 uploads, brand=fields["brand"], model=fields["model"],
                 client_ref=fields.get("client_ref") or None, priority=chosen, deadline=deadline,
-                key_id=key_id_of(request), report_id=report_id))
+                key_id=key_id_of(request), report_id=report_id, client=client))
 
-        body, replayed = await idempotent(
-            services, response, "inspections", idempotency_key,
-            fingerprint(fields, [(u.view, u.data) for u in uploads]), work,
-            lambda report_id: asyncio.to_thread(services.store.get, report_id), reserve=True)
+        with in_flight(services, client):
+            body, replayed = await idempotent(
+                services, response, "inspections", idempotency_key,
+                fingerprint(fields, [(u.view, u.data) for u in uploads]), work,
+                lambda report_id: asyncio.to_thread(services.store.get, report_id), reserve=True)
         if not replayed:
             metrics.verdicts.labels(body["verdict"]).inc()
         return body
 
     return router
+
+
+def client_of(request: Request) -> str:
+    """Whom work is shared fairly between: the API key, or the address while keys are off."""
+    key_id = key_id_of(request)
+    if key_id is not None:
+        return f"key:{key_id}"
+    return f"addr:{request.client.host}" if request.client else "addr:?"
+
+
+@contextmanager
+def in_flight(services: Services, client: str) -> Iterator[None]:
+    """Count one running request of ``client``; past its share, 429 + Retry-After at once."""
+    services.in_flight.enter(client)
+    try:
+        yield
+    finally:
+        services.in_flight.leave(client)
 
 
 async def submit_job(request: Request, services: Services, uploads: list[Upload],
