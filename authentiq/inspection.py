@@ -9,10 +9,13 @@ Enrolment (:mod:`authentiq.enrolment`) shares everything up to the batcher (:met
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +47,8 @@ from authentiq.verdict import Verdict, decide
 from authentiq.view_gate import ViewCheck, assess
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
-LARGE_DECODE = 32 * 2**20  # bytes: after a decode this large, freed memory is returned to the OS
+LARGE_DECODE = 16 * 2**20  # working bytes: a large decode (its own low-priority threads, memory
+# returned to the OS after it, at most all decode slots but one per client)
 REPORT_SCHEMA_VERSION = "3"  # api_schemas/report.v<N>.schema.json; bump on any schema change
 
 
@@ -112,7 +116,12 @@ class Inspector:
         self.batcher, self.store, self.pool = batcher, store, pool
         self.references = references
         self._products = {(b.lower(), m.lower()) for b, m in spec.products}
-        self.decodes = DecodeGate(settings.preprocess_workers, settings.decode_memory_bytes)
+        self.decodes = DecodeGate(settings.preprocess_workers, settings.decode_memory_bytes,
+                                  small_bytes=LARGE_DECODE)
+        # Large decodes run on threads of lower CPU priority (nice 10): on a busy machine the
+        # kernel gives the cores to interactive work first (the event loop, inference, other
+        # clients' photos); the large decode uses what is left. Created lazily: one thread.
+        self._large_pool: ThreadPoolExecutor | None = None
 
     # --- validation (cheap, before any decoding) ----------------------------------------------
 
@@ -254,7 +263,7 @@ class Inspector:
                        deadline: float | None) -> _Prepared:
         loop = asyncio.get_running_loop()
         ticket = await self.decodes.admit(client, header.working_bytes, deadline)
-        future = loop.run_in_executor(self.pool, self._decode, upload, header)
+        future = loop.run_in_executor(self._pool_for(header), self._decode, upload, header)
         future.add_done_callback(lambda _: ticket.release())  # when the thread is done with it
         timeout = None if deadline is None else max(0.0, deadline - loop.time())
         try:
@@ -262,6 +271,19 @@ class Inspector:
         except TimeoutError:
             raise DeadlineExceeded(f"the request's deadline passed while the {upload.view} "
                                    f"photo was being decoded") from None
+
+    def _pool_for(self, header: Probe) -> Executor:
+        if header.working_bytes <= LARGE_DECODE:
+            return self.pool
+        if self._large_pool is None:
+            self._large_pool = ThreadPoolExecutor(
+                max(1, self.settings.preprocess_workers - 1), initializer=lower_priority,
+                thread_name_prefix="authentiq-large-decode")
+        return self._large_pool
+
+    def close(self) -> None:
+        if self._large_pool is not None:
+            self._large_pool.shutdown(wait=True)
 
     def _probe(self, upload: Upload) -> Probe:
         return probe(upload.data, max_pixels=self.settings.max_pixels, view=upload.view,
@@ -355,6 +377,13 @@ def gate_result(check: ViewCheck | None) -> dict[str, Any] | None:
         return None
     return {"distance": check.distance, "looks_like": check.looks_like, "finding": check.finding,
             "other_view": check.other}
+
+
+def lower_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: ``setpriority`` on a thread id affects
+    that thread only); elsewhere a no-op."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def _ms(seconds: float) -> float:

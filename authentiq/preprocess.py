@@ -208,6 +208,11 @@ def _libc() -> Any:
 
 def _orientation(img: Image.Image) -> int:
     """The EXIF orientation (1..8); 1 when the EXIF block is missing, corrupt or nonsensical."""
+    if img.format == "PNG" and "exif" not in img.info:
+        # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the
+        # pixels: a probe would decode every PNG outside the decode budget. Only an eXIf chunk
+        # before the pixel data (where the PNG extension puts it) is read.
+        return 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)

@@ -159,6 +159,8 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
             await services.dispatcher.close()
         await batcher.close()  # finishes every accepted request first
         pool.shutdown(wait=True)
+        if services is not None:
+            services.inspector.close()
         pdfs.close()
         backend.close()
         store.close()

@@ -20,6 +20,7 @@ from authentiq.admission import DecodeGate
 from authentiq.api.app import create_app
 from authentiq.batcher import Priority, _Job, fair_share
 from authentiq.errors import DeadlineExceeded
+from authentiq.preprocess import probe
 from authentiq.synthetic import SyntheticItem
 from tests.conftest import files_of, live_server, make_settings
 
@@ -143,3 +144,11 @@ def test_batches_take_clients_round_robin() -> None:
         loop.close()
     assert [j.client for j in taken] == ["A", "B", "C", "A"]
     assert [j.queued_at for j in taken] == [0.0, 6.0, 7.0, 1.0]  # each client's oldest first
+
+
+def test_probing_a_png_decodes_no_pixels() -> None:
+    """Pillow's PNG getexif() loads the whole image: a probe that asked it for the orientation
+    decoded every PNG outside the budget (4.4 GB peak RSS in benchmarks.fairness)."""
+    header = probe(flat_png(3000), max_decoded_bytes=64 * MiB)
+    assert header.image.tile, "the pixels were decoded while reading the header"
+    assert header.decoded_bytes == 3000 * 3000 * 4 and header.orientation == 1
