@@ -101,6 +101,7 @@ class _Job:
     priority: Priority
     future: asyncio.Future[Result]
     queued_at: float
+    client: str = "-"
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
@@ -152,7 +153,7 @@ class Batcher:
         return max(1, math.ceil((self.depth / per_slot + 1) * self._batch_s))
 
     async def submit(self, views: np.ndarray, *, priority: Priority = Priority.INTERACTIVE,
-                     timeout_s: float | None = None) -> Result:
+                     timeout_s: float | None = None, client: str = "-") -> Result:
         """Queue one mosaic ``[3, H, W]``; its result once its batch ran.
 
         Raises QueueFull or ShuttingDown at once, DeadlineExceeded when ``timeout_s`` passes while
@@ -163,7 +164,7 @@ class Batcher:
             self.observer.rejected("deadline")
             raise DeadlineExceeded("the request's deadline passed before inference")
         loop = asyncio.get_running_loop()
-        job = _Job(views, priority, loop.create_future(), loop.time())
+        job = _Job(views, priority, loop.create_future(), loop.time(), client)
         if timeout_s is not None:
             job.timer = loop.call_later(timeout_s, self._expire, job, timeout_s)
         self._queues[priority].append(job)
@@ -223,11 +224,13 @@ class Batcher:
         jobs: list[_Job] = []
         for priority in Priority:  # declaration order: interactive first
             queue = self._queues[priority]
-            while queue and len(jobs) < k:
-                job = queue.popleft()
-                if job.timer is not None:
-                    job.timer.cancel()
-                jobs.append(job)
+            if queue and len(jobs) < k:
+                taken = fair_share(queue, k - len(jobs))
+                for job in taken:
+                    queue.remove(job)
+                    if job.timer is not None:
+                        job.timer.cancel()
+                jobs.extend(taken)
             self.observer.queue_depth(priority, len(queue))
         return jobs
 
@@ -287,6 +290,24 @@ class Batcher:
         self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("batch task failed", exc_info=task.exception())
+
+
+def fair_share(queue: deque[_Job], k: int) -> list[_Job]:
+    """Up to ``k`` jobs taken round-robin between clients, each client's oldest first, clients
+    in the order of their oldest job: a client with many queued jobs gets one slot of the batch
+    per turn, not the whole batch."""
+    by_client: dict[str, deque[_Job]] = {}
+    for job in queue:
+        by_client.setdefault(job.client, deque()).append(job)
+    taken: list[_Job] = []
+    while len(taken) < k and by_client:
+        for client in list(by_client):
+            taken.append(by_client[client].popleft())
+            if not by_client[client]:
+                del by_client[client]
+            if len(taken) == k:
+                break
+    return taken
 
 
 __all__ = ["BatchObserver", "Batcher", "BatcherConfig", "Priority", "Result"]

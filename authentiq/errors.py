@@ -101,6 +101,19 @@ class InvalidField(AuthentiqError):
     slug, status, title = "invalid-field", 422, "Invalid or missing form field"
 
 
+class ClientClosedRequest(AuthentiqError):
+    """The client went away before its request was read or answered (nginx's 499): nobody
+    receives the answer; it is logged in one line and counted as 499, not as a server error."""
+
+    slug, status, title = "client-closed-request", 499, "Client closed the request"
+
+
+class SlowUpload(AuthentiqError):
+    """The body did not arrive within ``AUTHENTIQ_BODY_TIMEOUT_S`` (a slow or stalled client)."""
+
+    slug, status, title = "slow-upload", 408, "Request body too slow"
+
+
 # --- resources ------------------------------------------------------------------------------
 
 

@@ -9,10 +9,13 @@ Enrolment (:mod:`authentiq.enrolment`) shares everything up to the batcher (:met
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,13 +23,21 @@ from typing import Any
 import numpy as np
 
 from authentiq import heatmap
+from authentiq.admission import DecodeGate
 from authentiq.backends.base import BackendInfo
 from authentiq.batcher import Batcher, Priority, Result
-from authentiq.errors import DuplicateView, MissingView, UnknownProduct, UnknownView
+from authentiq.errors import (
+    DeadlineExceeded,
+    DuplicateView,
+    ImageTooLarge,
+    MissingView,
+    UnknownProduct,
+    UnknownView,
+)
 from authentiq.evaluation import softmax_fake
 from authentiq.heatmap import classes_to_render
 from authentiq.model_spec import ModelSpec
-from authentiq.preprocess import DecodedView, decode_view
+from authentiq.preprocess import DecodedView, Probe, decode_probed, probe, release_memory
 from authentiq.quality import Quality, check
 from authentiq.reference_index import ReferenceIndex
 from authentiq.reports import ReportRow, ReportStore
@@ -36,6 +47,8 @@ from authentiq.verdict import Verdict, decide
 from authentiq.view_gate import ViewCheck, assess
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+LARGE_DECODE = 16 * 2**20  # working bytes: a large decode (its own low-priority threads, memory
+# returned to the OS after it, at most all decode slots but one per client)
 REPORT_SCHEMA_VERSION = "3"  # api_schemas/report.v<N>.schema.json; bump on any schema change
 
 
@@ -103,6 +116,12 @@ class Inspector:
         self.batcher, self.store, self.pool = batcher, store, pool
         self.references = references
         self._products = {(b.lower(), m.lower()) for b, m in spec.products}
+        self.decodes = DecodeGate(settings.preprocess_workers, settings.decode_memory_bytes,
+                                  small_bytes=LARGE_DECODE)
+        # Large decodes run on threads of lower CPU priority (nice 10): on a busy machine the
+        # kernel gives the cores to interactive work first (the event loop, inference, other
+        # clients' photos); the large decode uses what is left. Created lazily: one thread.
+        self._large_pool: ThreadPoolExecutor | None = None
 
     # --- validation (cheap, before any decoding) ----------------------------------------------
 
@@ -137,13 +156,15 @@ class Inspector:
     async def inspect(self, uploads: list[Upload], *, brand: str, model: str,
                       client_ref: str | None, priority: Priority = Priority.INTERACTIVE,
                       deadline: float | None = None, key_id: str | None = None,
-                      report_id: str | None = None) -> dict[str, Any]:
+                      report_id: str | None = None, client: str | None = None) -> dict[str, Any]:
         """``deadline`` is on the event loop's clock (``loop.time()``); None: no deadline.
-        ``report_id``: the id to store under (an async job's own id); default a new one."""
+        ``report_id``: the id to store under (an async job's own id); default a new one.
+        ``client``: whom decodes and batches are shared fairly between (default the key)."""
         started = time.perf_counter()
         self.check_views([u.view for u in uploads])
         self.check_product(brand, model)
-        run = await self.run(uploads, priority=priority, deadline=deadline)
+        run = await self.run(uploads, priority=priority, deadline=deadline,
+                             client=client or (f"key:{key_id}" if key_id else "-"))
         prepared, result = run.prepared, run.result
         outputs = result.outputs
         loop = asyncio.get_running_loop()
@@ -198,16 +219,34 @@ class Inspector:
         return body
 
     async def run(self, uploads: list[Upload], *, priority: Priority = Priority.INTERACTIVE,
-                  deadline: float | None = None) -> Run:
-        """Decode and check every view, stitch, and run the model through the batcher."""
+                  deadline: float | None = None, client: str = "-") -> Run:
+        """Decode and check every view, stitch, and run the model through the batcher.
+
+        Decoding is bounded: every header is read first and the decoded bytes are checked per
+        view and per request before any pixel is decoded; each decode then waits for its turn
+        at the shared :class:`DecodeGate` (fair between clients, within the memory budget) and
+        for its thread, both within ``deadline``."""
         self.batcher.check_capacity()  # refuse before decoding when the queue is already full
         loop = asyncio.get_running_loop()
-        results = await asyncio.gather(
-            *(loop.run_in_executor(self.pool, self._prepare, u) for u in uploads),
+        probes = await asyncio.gather(
+            *(loop.run_in_executor(self.pool, self._probe, u) for u in uploads),
             return_exceptions=True)
-        for r in results:  # first failing view in upload order decides the error
+        for r in probes:  # first failing view in upload order decides the error
             if isinstance(r, BaseException):
                 raise r
+        headers = [p for p in probes if isinstance(p, Probe)]
+        total = sum(p.decoded_bytes for p in headers)
+        budget = self.settings.max_decoded_bytes_per_request
+        if total > budget:
+            raise ImageTooLarge(f"the photos decode to {total / 2**20:,.0f} MiB together; the limit "
+                                f"per request is {budget / 2**20:,.0f} MiB (send JPEGs, or fewer "
+                                f"pixels)", decoded_bytes=total)
+        results = await asyncio.gather(
+            *(self._prepare(u, p, client, deadline) for u, p in zip(uploads, headers, strict=True)),
+            return_exceptions=True)
+        for outcome in results:
+            if isinstance(outcome, BaseException):
+                raise outcome
         prepared = {p.view: p for p in results if isinstance(p, _Prepared)}
 
         t = time.perf_counter()
@@ -216,20 +255,54 @@ class Inspector:
         views = await loop.run_in_executor(self.pool, build_input, self.spec, usable)
         stitch_s = time.perf_counter() - t
         timeout_s = None if deadline is None else deadline - loop.time()
-        result = await self.batcher.submit(views, priority=priority, timeout_s=timeout_s)
+        result = await self.batcher.submit(views, priority=priority, timeout_s=timeout_s,
+                                           client=client)
         return Run(prepared, result, stitch_s, self.spec)
+
+    async def _prepare(self, upload: Upload, header: Probe, client: str,
+                       deadline: float | None) -> _Prepared:
+        loop = asyncio.get_running_loop()
+        ticket = await self.decodes.admit(client, header.working_bytes, deadline)
+        future = loop.run_in_executor(self._pool_for(header), self._decode, upload, header)
+        future.add_done_callback(lambda _: ticket.release())  # when the thread is done with it
+        timeout = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(f"the request's deadline passed while the {upload.view} "
+                                   f"photo was being decoded") from None
+
+    def _pool_for(self, header: Probe) -> Executor:
+        if header.working_bytes <= LARGE_DECODE:
+            return self.pool
+        if self._large_pool is None:
+            self._large_pool = ThreadPoolExecutor(
+                max(1, self.settings.preprocess_workers - 1), initializer=lower_priority,
+                thread_name_prefix="authentiq-large-decode")
+        return self._large_pool
+
+    def close(self) -> None:
+        if self._large_pool is not None:
+            self._large_pool.shutdown(wait=True)
+
+    def _probe(self, upload: Upload) -> Probe:
+        return probe(upload.data, max_pixels=self.settings.max_pixels, view=upload.view,
+                     max_decoded_bytes=self.settings.max_decoded_bytes_per_view)
+
+    def _decode(self, upload: Upload, header: Probe) -> _Prepared:
+        t0 = time.perf_counter()
+        try:
+            decoded = decode_probed(header, tile_size=self.spec.tile_size)
+        finally:
+            if header.working_bytes > LARGE_DECODE:
+                release_memory()  # give the freed raster back to the OS now, not someday
+        t1 = time.perf_counter()
+        quality = check(decoded, self.settings)
+        return _Prepared(upload.view, upload.data, decoded, quality, t1 - t0, time.perf_counter() - t1)
 
     def _heatmaps(self, cam: np.ndarray, prepared: dict[str, _Prepared], present: set[str],
                   classes: list[str]) -> dict[str, bytes]:
         return heatmap.render(self.spec, cam, {v: prepared[v].decoded.display for v in present}, classes)
-
-    def _prepare(self, upload: Upload) -> _Prepared:
-        t0 = time.perf_counter()
-        decoded = decode_view(upload.data, tile_size=self.spec.tile_size,
-                              max_pixels=self.settings.max_pixels, view=upload.view)
-        t1 = time.perf_counter()
-        quality = check(decoded, self.settings)
-        return _Prepared(upload.view, upload.data, decoded, quality, t1 - t0, time.perf_counter() - t1)
 
     @staticmethod
     def view_result(p: _Prepared) -> dict[str, Any]:
@@ -304,6 +377,13 @@ def gate_result(check: ViewCheck | None) -> dict[str, Any] | None:
         return None
     return {"distance": check.distance, "looks_like": check.looks_like, "finding": check.finding,
             "other_view": check.other}
+
+
+def lower_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: ``setpriority`` on a thread id affects
+    that thread only); elsewhere a no-op."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def _ms(seconds: float) -> float:

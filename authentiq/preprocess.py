@@ -12,11 +12,13 @@ model tile.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import struct
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -54,15 +56,36 @@ class DecodedView:
     height: int
 
 
-def decode_view(
-    data: bytes,
-    *,
-    tile_size: int,
-    analysis_size: int = 256,
-    max_pixels: int = 50_000_000,
-    view: str | None = None,
-) -> DecodedView:
-    """Decode image bytes into a :class:`DecodedView`; raise a domain error on bad input."""
+# Bytes per pixel as Pillow holds each mode in memory (RGB is padded to 4).
+_HELD_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+_REDUCIBLE = {"L", "LA", "La", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV",
+              "I", "F"}  # modes Image.reduce takes
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A photo's header, read without decoding its pixels: what decoding it will cost."""
+
+    image: Image.Image  # opened, DCT scaling (JPEG draft) chosen, pixels not decoded yet
+    view: str | None
+    format: str
+    orientation: int
+    width: int  # after EXIF orientation, at full resolution
+    height: int
+    decoded_bytes: int  # the raster as it will be decoded: w * h * channels * bytes per sample
+
+    @property
+    def working_bytes(self) -> int:
+        """Memory a decode holds at its peak: the raster and one RGB working copy at most."""
+        w, h = self.image.size
+        return self.decoded_bytes + w * h * 4
+
+
+def probe(data: bytes, *, analysis_size: int = 256, max_pixels: int = 50_000_000,
+          max_decoded_bytes: int | None = None, view: str | None = None) -> Probe:
+    """Read the header only (Pillow gives size and mode before ``load``): refuse what is too
+    large before any pixel is decoded — too many pixels, or more decoded bytes than
+    ``max_decoded_bytes`` (a small PNG of a huge, flat, 16-bit or alpha image)."""
     if not data:
         raise EmptyFile("the file is empty (0 bytes)", view=view)
     formats = supported_formats()
@@ -96,12 +119,50 @@ def decode_view(
             k = analysis_size / min(width, height)
             if k < 1:
                 img.draft(None, (max(1, int(width * k + 0.999)), max(1, int(height * k + 0.999))))
-        img.load()
-        if orientation in _TRANSPOSE:
-            img = img.transpose(_TRANSPOSE[orientation])
-        rgb = _to_rgb(img)
     except (OSError, SyntaxError, ValueError) as exc:
         raise CorruptImage(f"the image data is corrupt or truncated: {exc}", view=view) from exc
+    decoded = img.size[0] * img.size[1] * _HELD_BYTES.get(img.mode, 4)
+    if max_decoded_bytes is not None and decoded > max_decoded_bytes:
+        raise ImageTooLarge(
+            f"{img.size[0]}×{img.size[1]} {img.mode} decodes to {decoded / 2**20:,.0f} MiB; the "
+            f"limit per photo is {max_decoded_bytes / 2**20:,.0f} MiB (send a JPEG, or fewer "
+            f"pixels)", view=view, decoded_bytes=decoded)
+    return Probe(img, view, fmt, orientation, width, height, decoded)
+
+
+def decode_view(
+    data: bytes,
+    *,
+    tile_size: int,
+    analysis_size: int = 256,
+    max_pixels: int = 50_000_000,
+    max_decoded_bytes: int | None = None,
+    view: str | None = None,
+) -> DecodedView:
+    """Decode image bytes into a :class:`DecodedView`; raise a domain error on bad input."""
+    return decode_probed(probe(data, analysis_size=analysis_size, max_pixels=max_pixels,
+                               max_decoded_bytes=max_decoded_bytes, view=view),
+                         tile_size=tile_size, analysis_size=analysis_size)
+
+
+def decode_probed(p: Probe, *, tile_size: int, analysis_size: int = 256) -> DecodedView:
+    """Decode the pixels of a probed photo. A large raster is reduced to its centre square at
+    twice the analysis size before any transposition or mode conversion, so that no full-size
+    copy is made (an RGBA PNG used to peak at 4× its raster)."""
+    img = p.image
+    try:
+        img.load()
+        w, h = img.size
+        side = min(w, h)
+        factor = side // (2 * analysis_size)
+        if factor >= 2 and img.mode in _REDUCIBLE:
+            left, top = (w - side) // 2, (h - side) // 2
+            img = img.reduce(factor, box=(left, top, left + side, top + side))
+        if p.orientation in _TRANSPOSE:
+            img = img.transpose(_TRANSPOSE[p.orientation])
+        rgb = _to_rgb(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CorruptImage(f"the image data is corrupt or truncated: {exc}", view=p.view) from exc
 
     square = _centre_square(rgb)
     analysis_img = square.resize((analysis_size, analysis_size), Image.Resampling.BILINEAR)
@@ -111,9 +172,9 @@ def decode_view(
         tile=np.asarray(tile_img, dtype=np.uint8),
         analysis=analysis,
         display=np.asarray(analysis_img, dtype=np.uint8),
-        format=fmt,
-        width=width,
-        height=height,
+        format=p.format,
+        width=p.width,
+        height=p.height,
     )
 
 
@@ -124,8 +185,34 @@ _TRANSPOSE = {
 }
 
 
+def release_memory() -> None:
+    """Return freed heap memory to the OS (glibc ``malloc_trim``): after a large decode, glibc
+    keeps the freed raster in its arenas and RSS stays high. A no-op elsewhere."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018  (glibc only)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
 def _orientation(img: Image.Image) -> int:
     """The EXIF orientation (1..8); 1 when the EXIF block is missing, corrupt or nonsensical."""
+    if img.format == "PNG" and "exif" not in img.info:
+        # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the
+        # pixels: a probe would decode every PNG outside the decode budget. Only an eXIf chunk
+        # before the pixel data (where the PNG extension puts it) is read.
+        return 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)

@@ -3,12 +3,20 @@
 Pages: the summary (the final verdict and who stands behind it, the automated figures beside it,
 photos to retake, reasons, statement of reasons, model and engine; more pages when it runs long),
 one page per view (the photo the model saw beside its heatmap), and the reference comparison.
+
+Stored text (review reasons, client references, product names) is anyone's text, so every string
+goes through :func:`printable` and is drawn with ``parse_math=False``: a ``$`` is a dollar sign, not
+the start of TeX that fails to parse; a lone surrogate, a control character or a character the
+font lacks is drawn as a visible stand-in instead of stopping the renderer (before this, one such
+review made the report's PDF a 500 for good).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import textwrap
+import unicodedata
 from typing import Any
 
 from PIL import Image
@@ -20,6 +28,8 @@ from authentiq.report_view import AGAINST, against, headline, retakes, when
 A4 = (8.27, 11.69)
 BOTTOM = 0.04  # figure fraction: a text line below this starts a new page
 COLOURS = {"authentic": "#1a7f37", "counterfeit": "#b42318", "inconclusive": "#9a6700"}
+FONT = "DejaVu Sans"
+REPLACEMENT = "\ufffd"
 
 
 def render_pdf(report: dict[str, Any], blobs: Blobs) -> bytes:
@@ -41,16 +51,48 @@ def _text_pages(Figure: Any, lines: list[tuple[str, dict[str, Any]]]) -> list[An
     y = 0.95
     for text, style in lines:
         size = style.get("size", 9)
-        wrapped = textwrap.wrap(text, style.get("width", 95)) or [""]
+        # break_long_words: an unbroken 4,000-character token becomes lines, not one line off the page
+        wrapped = textwrap.wrap(printable(text), style.get("width", 95), break_long_words=True,
+                                break_on_hyphens=False) or [""]
         for line in wrapped:
             if y < BOTTOM:
                 figs.append(Figure(figsize=A4))
                 y = 0.95
             figs[-1].text(0.07, y, line, fontsize=size, color=style.get("color", "#111"),
-                          weight=style.get("weight", "normal"), family="DejaVu Sans")
+                          weight=style.get("weight", "normal"), family=FONT, parse_math=False)
             y -= size / 72 / A4[1] * 1.45
         y -= style.get("gap", 0.004)
     return figs
+
+
+def printable(text: str) -> str:
+    """``text`` as the PDF font can draw it: whitespace controls become spaces, a lone surrogate
+    or another control character becomes U+FFFD, and a character the font has no glyph for
+    becomes ``[U+XXXX]`` (an auditor sees exactly what was stored, not an empty box)."""
+    glyphs = _glyphs()
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if ch in "\t\n\r\v\f":
+            out.append(" ")
+        elif 0xD800 <= code <= 0xDFFF or unicodedata.category(ch) == "Cc":
+            out.append(REPLACEMENT)
+        elif code in glyphs or unicodedata.category(ch) == "Zs":
+            out.append(ch)
+        elif unicodedata.category(ch) == "Cf":
+            continue  # invisible formatting the font lacks (bidi overrides, joiners): drawn as nothing
+        else:
+            out.append(f"[U+{code:04X}]")
+    return "".join(out)
+
+
+@functools.cache
+def _glyphs() -> frozenset[int]:
+    """The code points the PDF font (matplotlib's bundled DejaVu Sans) has glyphs for."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(font_manager.findfont(FONT, fallback_to_default=False)).get_charmap())
 
 
 def _summary(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
@@ -116,9 +158,10 @@ def _views(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
         views = [v for v in report["views"] if f"heatmap-{cls}-{v['view']}.webp" in files]
         for start in range(0, len(views), 3):
             fig = Figure(figsize=A4)
-            fig.suptitle(f"Views and heatmaps ({cls} class)", fontsize=13, x=0.07, ha="left", y=0.97)
+            fig.suptitle(f"Views and heatmaps ({cls} class)", fontsize=13, x=0.07, ha="left", y=0.97,
+                         parse_math=False)
             fig.text(0.07, 0.935, "\n".join(textwrap.wrap(NOTICE, 110)), fontsize=8, color="#555",
-                     va="top")
+                     va="top", parse_math=False)
             for row, v in enumerate(views[start:start + 3]):
                 photo = _photo(report, blobs, v["view"], files)
                 heat = _image(blobs, report["id"], f"heatmap-{cls}-{v['view']}.webp")
@@ -126,7 +169,7 @@ def _views(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
                                                     (heat, f"{v['view']}: model attention"))):
                     ax = fig.add_axes((0.07 + col * 0.45, 0.63 - row * 0.29, 0.4, 0.25))
                     ax.set_axis_off()
-                    ax.set_title(title, fontsize=9, loc="left")
+                    ax.set_title(printable(title), fontsize=9, loc="left", parse_math=False)
                     if img is not None:
                         ax.imshow(img)
             pages.append(fig)

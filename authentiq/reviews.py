@@ -66,6 +66,11 @@ def append_review(engine: Engine, report_id: str, *, decision: Decision, verdict
     reason = reason.strip()
     if len(reason) < 3:
         raise InvalidField("a review needs a reason (at least 3 characters)", field="reason")
+    for name, value in (("reason", reason), ("reviewer", reviewer)):
+        if "\x00" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+            # PostgreSQL stores neither; refused on every database so that both behave alike
+            raise InvalidField(f"the {name} contains a NUL character or a lone surrogate",
+                               field=name)
     with Session(engine) as session:
         # Lock the chain head first: one appender at a time, in commit order.
         session.execute(update(Counter).where(col(Counter.name) == CHAIN)

@@ -19,6 +19,7 @@ from typing import Protocol
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
+from authentiq.admission import InFlight
 from authentiq.backends.base import Backend
 from authentiq.backends.select import open_backend
 from authentiq.batcher import Batcher, BatcherConfig, BatchObserver
@@ -29,6 +30,7 @@ from authentiq.idempotency import Idempotency
 from authentiq.inspection import Inspector
 from authentiq.jobs import JobRow, JobRunner, JobStore
 from authentiq.keys import KeyRing, server_secret
+from authentiq.pdf_cache import PdfCache
 from authentiq.ratelimit import RateLimiter
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceRow, ReferenceStore
@@ -58,6 +60,8 @@ class Services:
     jobs: JobStore
     runner: JobRunner
     dispatcher: Dispatcher
+    pdfs: PdfCache
+    in_flight: InFlight
 
 
 def batcher_config(settings: Settings) -> BatcherConfig:
@@ -89,6 +93,8 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
     store = ReportStore(settings.database_url, blobs, migrate=settings.migrate)
     pool = ThreadPoolExecutor(settings.preprocess_workers, thread_name_prefix="authentiq-cpu")
     batcher = Batcher(backend, batcher_config(settings), observer=observer)
+    pdfs = PdfCache(blobs.child("pdf"), blobs, workers=settings.pdf_workers,
+                    max_pending=settings.pdf_queue)
     services: Services | None = None
     try:
         ensure_chain(store.engine)
@@ -124,7 +130,8 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                             Idempotency(store.engine, stale_s=settings.request_timeout_s + 60),
                             keys, server_secret(store.engine),
                             RateLimiter(settings.rate_limit, settings.rate_limit_storage),
-                            jobs, runner, dispatcher)
+                            jobs, runner, dispatcher, pdfs,
+                            InFlight(settings.max_in_flight_per_client))
         if not keys.enforced and settings.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
@@ -152,6 +159,9 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
             await services.dispatcher.close()
         await batcher.close()  # finishes every accepted request first
         pool.shutdown(wait=True)
+        if services is not None:
+            services.inspector.close()
+        pdfs.close()
         backend.close()
         store.close()
 

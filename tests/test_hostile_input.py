@@ -4,14 +4,19 @@ attacks through the real app. Only documented errors, no crash, no hang, no temp
 from __future__ import annotations
 
 import io
+import logging
 import os
 import signal
+import socket
 import struct
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +26,7 @@ from PIL import Image
 from authentiq.errors import CorruptImage, EmptyFile, ImageTooLarge, UnsupportedMediaType
 from authentiq.preprocess import decode_view
 from authentiq.synthetic import SyntheticItem
-from tests.conftest import files_of, jpeg
+from tests.conftest import files_of, jpeg, live_server, make_settings
 
 DOCUMENTED = (CorruptImage, EmptyFile, ImageTooLarge, UnsupportedMediaType)
 HANG_S = 10  # a hang guard, not a speed target
@@ -145,3 +150,58 @@ def test_hostile_multipart_through_the_app(client: TestClient, genuine_item: Syn
     assert r.status_code == 413 and r.json()["view"] == "label"
     assert client.get("/v1/reports").json()["total"] == 1
     assert spooled_files() <= before, "a spooled upload was left in the temp folder"
+
+
+def test_malformed_multipart_is_422_on_every_upload_route(client: TestClient) -> None:
+    """Issue 19 finding 13: /v1/quality answered Starlette's 400 where inspections answer 422."""
+    nameless = b"--b\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--b--\r\n"
+    bodies = {"part without a name": nameless, "garbage": b"\x00\xff--not multipart"}
+    for path in ("/v1/inspections", "/v1/quality", "/v1/references"):
+        for what, body in bodies.items():
+            r = client.post(path, content=body,
+                            headers={"content-type": "multipart/form-data; boundary=b"})
+            assert r.status_code == 422, (path, what, r.status_code, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+    too_many = [("photo", (f"{i}.jpg", jpeg((32, 32)), "image/jpeg")) for i in range(3)]
+    r = client.post("/v1/quality", files=too_many, data={"view": "logo"})
+    assert r.status_code == 422 and r.json()["type"].endswith("/too-many-files")
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("DELETE", "/v1/references", {"GET", "POST"}),
+    ("PUT", "/v1/reports/0123/reviews", {"POST"}),
+    ("POST", "/v1/reports/0123", {"GET"}),
+    ("PATCH", "/v1/references/0123", {"GET", "DELETE"}),
+])
+def test_405_allow_lists_every_method_of_the_path(client: TestClient, method: str, path: str,
+                                                  allowed: set[str]) -> None:
+    r = client.request(method, path)
+    assert r.status_code == 405 and r.headers["content-type"] == "application/problem+json"
+    assert set(r.headers["allow"].split(", ")) == allowed
+
+
+def test_aborted_upload_is_one_log_line_and_a_499(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                  genuine_item: SyntheticItem) -> None:
+    """Issue 19 finding 9: a client that disconnects mid-multipart got a ~130-line traceback
+    and counted as a 500 in /metrics."""
+    photo = genuine_item.views["overall"]
+    head = (b"--b\r\nContent-Disposition: form-data; name=\"overall\"; filename=\"o.jpg\"\r\n"
+            b"Content-Type: image/jpeg\r\n\r\n")
+    caplog.set_level(logging.INFO)
+    with live_server(make_settings(tmp_path)) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"POST /v1/inspections HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n"
+                         b"Content-Length: %d\r\n\r\n" % (len(head) + len(photo) + 200)
+                         + head + photo[: len(photo) // 2])
+            time.sleep(0.3)  # the server is reading the body
+        server.wait_for(lambda: server.metric("authentiq_http_requests_total", method="POST",
+                                              route="/v1/inspections", status="499") == 1)
+        assert server.metric("authentiq_http_requests_total", method="POST",
+                             route="/v1/inspections", status="500") == 0
+        assert httpx.get(server.url + "/readyz").status_code == 200
+    aborted = [r for r in caplog.records if "client went away" in r.getMessage()]
+    assert len(aborted) == 1 and aborted[0].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], \
+        [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]

@@ -3,8 +3,10 @@ never half there."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -159,3 +161,71 @@ def test_sigkill_loses_no_accepted_async_job(tmp_path: Path, genuine_item: Synth
         assert all(verify(secret, r.signature, r.body) for r in receiver.received)
     finally:
         receiver.close()
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True when the server closes ``sock`` within ``seconds`` (reads whatever it sends first)."""
+    sock.settimeout(seconds)
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            if not sock.recv(65536):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+    return False
+
+
+def test_slow_clients_are_cut_off(tmp_path: Path, genuine_item: SyntheticItem) -> None:
+    """Issue 19 finding 10: 300 slow connections were held 50 s. A real `authentiq serve` with a
+    1 s header deadline and a 2 s body deadline: silent connections, trickled headers and a
+    trickled body are all cut off, while a normal client is served throughout."""
+    port = free_port()
+    proc = start_server(tmp_path, port, AUTHENTIQ_HEADER_TIMEOUT_S="1", AUTHENTIQ_BODY_TIMEOUT_S="2")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        trickle = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        for sock in trickle:
+            sock.sendall(b"POST /v1/inspections HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        for i in range(4):  # a header byte every 0.4 s: each one resets no deadline
+            time.sleep(0.4)
+            for sock in trickle:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X-Slow-%d: a\r\n" % i)
+        assert httpx.get(url + "/readyz", timeout=5).status_code == 200
+        assert all(_closed_within(s, 3) for s in silent + trickle)
+        assert time.monotonic() - started < 8
+        for sock in silent + trickle:
+            sock.close()
+
+        body = b"--b\r\nContent-Disposition: form-data; name=\"overall\"; filename=\"o.jpg\"\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /v1/inspections HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n"
+                         b"Content-Length: 100000\r\n\r\n" + body)
+            sock.settimeout(10)
+            reply = b""
+            for _ in range(20):  # 100 bytes every 0.2 s: it would take minutes to finish
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"x" * 100)
+                time.sleep(0.2)
+                with contextlib.suppress(BlockingIOError):
+                    sock.setblocking(False)
+                    reply += sock.recv(65536)
+                sock.setblocking(True)
+                if b"\r\n\r\n" in reply:
+                    break
+        head, _, problem = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), reply[:300]
+        assert b"slow-upload" in problem and b"application/problem+json" in head
+
+        r = httpx.post(url + "/v1/inspections", files=files_of(genuine_item), timeout=60,
+                       data={"brand": genuine_item.brand, "model": genuine_item.model})
+        assert r.status_code in (201, 422), r.text  # served normally (422: an unknown product)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)

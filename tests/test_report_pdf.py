@@ -3,11 +3,17 @@ against the verdict) and whole documents rendered by matplotlib."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from matplotlib.figure import Figure
+
 from authentiq.blobs import BlobStore
-from authentiq.report_pdf import render_pdf, summary_lines
+from authentiq.report_pdf import _glyphs, _text_pages, printable, render_pdf, summary_lines
 from tests.conftest import report_body
 
 ASK = {"view": "label", "reason": "blurred", "message": "The label photo is unusable (blurred); retake it."}
@@ -61,3 +67,48 @@ def test_render_whole_documents(tmp_path: Path) -> None:
     many = [{"code": "classifier", "detail": f"Reason {i} " + "in many words " * 12} for i in range(40)]
     long = render_pdf(report_body(reasons=many, retake=[ASK] * 3, verdict="inconclusive", confidence=None), blobs)
     assert long.startswith(b"%PDF") and pages(long) >= 3  # the summary runs onto a second page
+
+
+# --- hostile stored text (issue 19, finding 3) ------------------------------------------------
+
+HOSTILE = {
+    "TeX that does not parse": r"$\foo{$ and $$",
+    "dollar amounts": "paid $5 then $10 refund",
+    "emoji": "fake 👜🔥 bag",
+    "right to left": "مزيف שקר \u202eevil",
+    "combining marks": "e" + "\u0301" * 300,
+    "CJK": "偽物です",
+    "control characters": "a\x01\x02\x1b[31m\x7f",
+    "NUL": "a\x00b",
+    "lone surrogate": "a\ud800b\udfff",
+    "unbroken word": "A" * 4000,
+    "line breaks": "a\n\r\tb\x0b\x0c" * 50,
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=list(HOSTILE))
+def test_hostile_review_text_renders(tmp_path: Path, text: str) -> None:
+    review = {**OVERRIDE, "reviewer": text[:128], "reason": text}
+    body = report_body(client_ref=text[:128], review={
+        "status": "overridden", "final_verdict": "counterfeit", "version": 1, "reviews": [review]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph missing from font" would be an empty box
+        pdf = render_pdf(body, BlobStore(tmp_path / "blobs"))
+    assert pdf.startswith(b"%PDF")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(st.characters(codec=None, exclude_categories=()), max_size=300))
+def test_printable_text_is_drawable_for_any_string(text: str) -> None:
+    out = printable(text)
+    assert all(ord(ch) in _glyphs() or ch == " " for ch in out), out
+    assert "$" not in text or "$" in out  # a dollar stays a dollar (drawn with parse_math=False)
+
+
+def test_wrapped_lines_stay_on_the_page() -> None:
+    lines_ = summary_lines(report_body(client_ref="B" * 128, review={
+        "status": "overridden", "final_verdict": "counterfeit", "version": 1,
+        "reviews": [{**OVERRIDE, "reason": "W" * 4000}]}))
+    figs = _text_pages(Figure, lines_)
+    longest = max(len(t.get_text()) for f in figs for t in f.texts)
+    assert longest <= 95 and len(figs) >= 1

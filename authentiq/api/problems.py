@@ -10,12 +10,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
-from authentiq.errors import PROBLEM_BASE, AuthentiqError, DatabaseUnavailable
+from authentiq.errors import PROBLEM_BASE, AuthentiqError, ClientClosedRequest, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 DB_RETRY_AFTER_S = 5
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -25,7 +28,16 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 def install(app: FastAPI) -> None:
     @app.exception_handler(AuthentiqError)
     async def _domain(request: Request, exc: AuthentiqError) -> JSONResponse:
+        if isinstance(exc, ClientClosedRequest):
+            log.info("client went away: %s %s (%s)", request.method, request.url.path, exc.detail)
         return problem_response(exc.to_problem(instance=request.url.path), headers=exc.headers or None)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnect(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        """An upload aborted mid-body: one log line and a 499 in the metrics, not a traceback
+        and a 500 (nobody receives this answer)."""
+        return await _domain(request, ClientClosedRequest("the client disconnected while its "
+                                                          "request body was being read"))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -38,10 +50,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route whose path matched; a path served by
+            # several routes (GET and POST /v1/references) allows all of theirs (RFC 9110 §15.5.6)
+            headers["Allow"] = ", ".join(allowed_methods(app, request))
         return problem_response({"type": PROBLEM_BASE + slug, "title": str(exc.detail),
                                  "status": exc.status_code, "detail": str(exc.detail),
-                                 "instance": request.url.path},
-                                headers=dict(exc.headers) if exc.headers else None)
+                                 "instance": request.url.path}, headers=headers or None)
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
@@ -60,6 +76,18 @@ def install(app: FastAPI) -> None:
         return problem_response({"type": PROBLEM_BASE + "internal-error", "title": "Internal error",
                                  "status": 500, "detail": "An unexpected error occurred; it was logged.",
                                  "instance": request.url.path})
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves at the request's path: each candidate method is matched
+    against the router as a request of its own (routers may be nested, so the routes' own
+    ``methods`` are not all visible from the top)."""
+    allowed = []
+    for method in HTTP_METHODS:
+        scope = {**request.scope, "type": "http", "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def outage(exc: DBAPIError) -> bool:

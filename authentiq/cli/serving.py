@@ -23,6 +23,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from authentiq.api.app import create_app
+    from authentiq.api.server import uvicorn_options
     from authentiq.settings import Settings
 
     overrides = {k: v for k, v in (("model_path", args.model), ("database_url", args.database_url))
@@ -33,7 +34,7 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     print(f"AuthentiQ serving on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=30)
+                **uvicorn_options(settings))
     return 0
 
 
@@ -43,6 +44,7 @@ def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[
     migrated once here, before they start."""
     import uvicorn
 
+    from authentiq.api.server import uvicorn_options
     from authentiq.schema import open_database
 
     if settings.migrate:
@@ -53,7 +55,7 @@ def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[
           f"(API docs: /docs)", flush=True)
     uvicorn.run("authentiq.api.app:create_app", factory=True, workers=args.workers,
                 host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=30)
+                **uvicorn_options(settings))
     return 0
 
 def inspect(args: argparse.Namespace) -> int:

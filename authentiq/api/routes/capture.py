@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 
 from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
-from authentiq.api.routes.inspections import PROBLEMS
+from authentiq.api.routes.inspections import PROBLEMS, client_of, in_flight, parse_form
 from authentiq.api.schemas import ViewQuality
 from authentiq.batcher import Priority
 from authentiq.errors import EmptyFile, FileTooLarge, InvalidField, UnknownView, UnsupportedMediaType
@@ -65,20 +65,27 @@ async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
     settings, spec = services.settings, services.backend.spec
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMediaType("send multipart/form-data with fields 'view' and 'photo'")
-    async with request.form(max_files=1, max_fields=2) as form:
+    form = await parse_form(request, max_files=1, max_fields=2)
+    try:
         view, photo = form.get("view"), form.get("photo")
         if not isinstance(view, str) or view not in spec.view_names:
             raise UnknownView(f"view must be one of {', '.join(spec.view_names)}", view=str(view))
         if not isinstance(photo, UploadFile):
             raise InvalidField("send the photo as a file field named 'photo'", field="photo")
         data = await photo.read(settings.max_file_bytes + 1)
+    finally:
+        await form.close()  # removes spooled temporary files
     if len(data) > settings.max_file_bytes:
         raise FileTooLarge(f"the photo exceeds {settings.max_file_bytes:,} bytes", view=view)
     if not data:
         raise EmptyFile("the photo is empty (0 bytes)", view=view)
 
     inspector = services.inspector
-    run = await inspector.run([Upload(view, data)], priority=Priority.INTERACTIVE)
+    client = client_of(request)
+    deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
+    with in_flight(services, client):
+        run = await inspector.run([Upload(view, data)], priority=Priority.INTERACTIVE,
+                                  deadline=deadline, client=client)
     prepared = run.prepared[view]
     gate = run.gate(single=True)  # the inspection's own view gate, for one photo alone
     return with_gate(view_result(view, prepared.decoded, prepared.quality),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
 from authentiq.api.auth import key_id_of, require
@@ -17,6 +18,7 @@ from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.schemas import Job, Problem, Report
 from authentiq.batcher import Priority
 from authentiq.errors import (
+    ClientClosedRequest,
     EmptyFile,
     FileTooLarge,
     InvalidField,
@@ -62,12 +64,7 @@ async def read_uploads(request: Request, settings: Settings, text_fields: dict[s
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise UnsupportedMediaType(
             f"send multipart/form-data (one file per view), not {content_type or 'no content type'!r}")
-    try:
-        form = await request.form(max_files=settings.max_files, max_fields=len(text_fields) + 4)
-    except HTTPException as exc:  # Starlette's wrapping of multipart parser errors
-        if "Too many files" in str(exc.detail):
-            raise TooManyFiles(f"at most {settings.max_files} files per request") from exc
-        raise InvalidField(f"malformed multipart body: {exc.detail}") from exc
+    form = await parse_form(request, max_files=settings.max_files, max_fields=len(text_fields) + 4)
     try:
         fields: dict[str, str] = {}
         uploads: list[Upload] = []
@@ -103,6 +100,17 @@ async def read_uploads(request: Request, settings: Settings, text_fields: dict[s
     if not uploads:
         raise InvalidField("no photos: send one file per view, named after the view")
     return uploads, fields
+
+
+async def parse_form(request: Request, *, max_files: int, max_fields: int) -> FormData:
+    """The multipart (or urlencoded) form; a malformed body is 422 like every other fault in
+    the upload, not Starlette's 400 (one answer for one fault on every upload route)."""
+    try:
+        return await request.form(max_files=max_files, max_fields=max_fields)
+    except HTTPException as exc:  # Starlette's wrapping of multipart parser errors
+        if "Too many files" in str(exc.detail):
+            raise TooManyFiles(f"at most {max_files} files per request") from exc
+        raise InvalidField(f"malformed multipart body: {exc.detail}") from exc
 
 
 def create_router(view_names: list[str], required: list[str]) -> APIRouter:
@@ -145,22 +153,42 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
             return await submit_job(request, services, uploads, fields, priority or Priority.BULK,
                                     idempotency_key)
         chosen = priority or Priority.INTERACTIVE
+        client = client_of(request)
 
         async def work(report_id: str | None) -> dict[str, Any]:
             return await cancel_on_disconnect(request, services.inspector.inspect(
                 uploads, brand=fields["brand"], model=fields["model"],
                 client_ref=fields.get("client_ref") or None, priority=chosen, deadline=deadline,
-                key_id=key_id_of(request), report_id=report_id))
+                key_id=key_id_of(request), report_id=report_id, client=client))
 
-        body, replayed = await idempotent(
-            services, response, "inspections", idempotency_key,
-            fingerprint(fields, [(u.view, u.data) for u in uploads]), work,
-            lambda report_id: asyncio.to_thread(services.store.get, report_id), reserve=True)
+        with in_flight(services, client):
+            body, replayed = await idempotent(
+                services, response, "inspections", idempotency_key,
+                fingerprint(fields, [(u.view, u.data) for u in uploads]), work,
+                lambda report_id: asyncio.to_thread(services.store.get, report_id), reserve=True)
         if not replayed:
             metrics.verdicts.labels(body["verdict"]).inc()
         return body
 
     return router
+
+
+def client_of(request: Request) -> str:
+    """Whom work is shared fairly between: the API key, or the address while keys are off."""
+    key_id = key_id_of(request)
+    if key_id is not None:
+        return f"key:{key_id}"
+    return f"addr:{request.client.host}" if request.client else "addr:?"
+
+
+@contextmanager
+def in_flight(services: Services, client: str) -> Iterator[None]:
+    """Count one running request of ``client``; past its share, 429 + Retry-After at once."""
+    services.in_flight.enter(client)
+    try:
+        yield
+    finally:
+        services.in_flight.leave(client)
 
 
 async def submit_job(request: Request, services: Services, uploads: list[Upload],
@@ -197,14 +225,22 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
     Once the body has been read, the ASGI server's next ``receive`` message is ``http.disconnect``.
     """
     task = asyncio.ensure_future(work)
+    gone = asyncio.Event()
 
     async def watch() -> None:
         while (await request.receive())["type"] != "http.disconnect":
             pass
+        gone.set()
         task.cancel()
 
     watcher = asyncio.create_task(watch())
     try:
         return await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if gone.is_set() and (current is None or not current.cancelling()):
+            raise ClientClosedRequest("the client disconnected while its inspection ran; "
+                                      "its queued work was dropped") from None
+        raise
     finally:
         watcher.cancel()

@@ -124,6 +124,7 @@ async def review_form(
     except AuthentiqError as exc:
         status = exc.status if exc.status < 500 else 422
         return await _page(request, services, report_id, error=exc.detail, status=status)
+    await asyncio.to_thread(services.pdfs.invalidate, report_id)  # the cached PDF is outdated
     return RedirectResponse(f"/reports/{report_id}?reviewed=true", status_code=303)
 
 

@@ -32,6 +32,7 @@ MEDIA = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: PROBLEMS[422]}
 Verdict = Literal["authentic", "counterfeit", "inconclusive"]
 CSV_MAX_ROWS = 100_000
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 CSV_FIELDS = ("id", "created_at", "client_ref", "brand", "model", "initial_verdict", "final_verdict",
               "review_status", "flagged", "confidence", "p_counterfeit", "key_id")
 
@@ -105,7 +106,7 @@ async def export_reports(services: ServicesDep, where: FilterDep) -> StreamingRe
         writer.writeheader()
         for page in pages():
             for item in page:
-                writer.writerow(item)
+                writer.writerow({k: spreadsheet_safe(v) for k, v in item.items()})
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()
@@ -115,14 +116,21 @@ async def export_reports(services: ServicesDep, where: FilterDep) -> StreamingRe
                              headers={"Content-Disposition": 'attachment; filename="reports.csv"'})
 
 
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (OWASP CSV injection: it starts with
+    ``= + - @``, a tab or a line break, or their full-width forms) gets a leading ``'``, which
+    spreadsheets show as text. Numbers are left alone (a negative number is not text)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 @router.get("/{report_id}.pdf", response_class=Response, responses=NOT_FOUND,
             summary="The report as a printable PDF (summary, each view with its heatmap, references)",
             dependencies=[require("submit", "review")])
 async def get_report_pdf(report_id: str, services: ServicesDep) -> Response:
-    from authentiq.report_pdf import render_pdf
-
     report = await asyncio.to_thread(services.store.get, report_id)
-    pdf = await asyncio.to_thread(render_pdf, report, services.store.blobs)
+    pdf = await services.pdfs.get(report)  # cached per review version; rendered off this pool
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="report-{report_id}.pdf"'})
 
@@ -142,10 +150,12 @@ async def post_review(report_id: str, review: ReviewIn, response: Response, serv
     engine = services.store.engine
 
     async def work(_: str | None) -> dict[str, Any]:
-        return await asyncio.to_thread(
+        appended = await asyncio.to_thread(
             append_review, engine, report_id, decision=review.decision, verdict=review.verdict,
             reason=review.reason, reviewer=review.reviewer,
             expected_version=review.expected_version)
+        await asyncio.to_thread(services.pdfs.invalidate, report_id)
+        return appended
 
     body, _ = await idempotent(
         services, response, f"reviews:{report_id}", idempotency_key,

@@ -1,0 +1,82 @@
+"""How ``authentiq serve`` runs uvicorn: limits that protect the service from slow clients.
+
+uvicorn closes a connection idle *between* requests after ``timeout_keep_alive``, but nothing
+closes one that trickles its request headers (slowloris: one byte every few seconds held 300
+connections for 50 s in an attack run). Here:
+
+- **header deadline**: a request's headers must be complete ``AUTHENTIQ_HEADER_TIMEOUT_S`` after
+  its first byte (or after the connection opened); otherwise the connection is closed
+  (:class:`GuardedH11Protocol`);
+- **body deadline**: the whole body within ``AUTHENTIQ_BODY_TIMEOUT_S`` of the request's start,
+  else 408 ``slow-upload`` (:class:`authentiq.api.limits.BodyLimitMiddleware`, so it holds under
+  any server);
+- **idle keep-alive** ``AUTHENTIQ_KEEP_ALIVE_S``; **connection cap** ``AUTHENTIQ_MAX_CONNECTIONS``
+  (uvicorn's ``limit_concurrency``: past it, 503 at once); request headers at most 16 KiB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from authentiq.settings import Settings
+
+log = logging.getLogger(__name__)
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on each request's headers."""
+
+    def __init__(self, *args: Any, header_timeout_s: float = 10.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s = header_timeout_s
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE:
+            if self._header_timer is None:
+                self._arm()  # the first bytes of a request whose headers are not complete yet
+        else:
+            self._disarm()  # headers complete: the body deadline (middleware) takes over
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            log.info("closed a connection from %s: request headers incomplete after %.0f s",
+                     self.client or "?", self.header_timeout_s)
+            self.transport.close()
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` (picklable: worker processes receive them)."""
+    return {
+        "http": functools.partial(GuardedH11Protocol, header_timeout_s=settings.header_timeout_s),
+        "timeout_keep_alive": settings.keep_alive_s,
+        "limit_concurrency": settings.max_connections,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "timeout_graceful_shutdown": 30,
+    }
