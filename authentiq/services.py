@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
@@ -35,6 +36,7 @@ from authentiq.references import ReferenceRow, ReferenceStore
 from authentiq.reports import ReportRow, ReportStore
 from authentiq.reviews import ensure_chain
 from authentiq.settings import Settings
+from authentiq.share_links import ShareLinks
 from authentiq.webhooks import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class Services:
     jobs: JobStore
     runner: JobRunner
     dispatcher: Dispatcher
+    share_links: ShareLinks
 
 
 def batcher_config(settings: Settings) -> BatcherConfig:
@@ -124,7 +127,9 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                             Idempotency(store.engine, stale_s=settings.request_timeout_s + 60),
                             keys, server_secret(store.engine),
                             RateLimiter(settings.rate_limit, settings.rate_limit_storage),
-                            jobs, runner, dispatcher)
+                            jobs, runner, dispatcher,
+                            ShareLinks(store.engine, server_secret(store.engine, "share"),
+                                       timedelta(days=settings.share_link_days)))
         if not keys.enforced and settings.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
