@@ -130,9 +130,11 @@ def test_review_workflow_and_audit_chain(client: TestClient, settings: Settings,
     # The same through the page's form: confirm, then a stale form shows a readable error.
     form = {"decision": "confirm", "reason": "second reviewer agrees", "reviewer": "bo",
             "expected_version": "1", "verdict": ""}
-    r = client.post(f"/reports/{report['id']}/review", data=form, follow_redirects=False)
+    same_origin = {"Origin": "http://testserver"}
+    r = client.post(f"/reports/{report['id']}/review", data=form, follow_redirects=False,
+                    headers=same_origin)
     assert r.status_code == 303 and r.headers["location"].endswith("?reviewed=true")
-    r = client.post(f"/reports/{report['id']}/review", data=form)
+    r = client.post(f"/reports/{report['id']}/review", data=form, headers=same_origin)
     assert r.status_code == 409 and "reviewed meanwhile" in r.text
     page = client.get(f"/reports/{report['id']}").text
     assert "second reviewer agrees" in page and "stitching re-measured" in page

@@ -25,6 +25,7 @@ from authentiq.keys import create_key
 from authentiq.reports import ReportRow, make_engine
 from authentiq.settings import Settings
 from authentiq.synthetic import SyntheticItem
+from authentiq.tenants import create_tenant
 from authentiq.webhooks import set_webhook, sign, verify
 from benchmarks.faults import TcpProxy, WebhookReceiver
 from tests.conftest import files_of, make_settings
@@ -139,7 +140,8 @@ def test_webhook_is_signed_retried_with_backoff_and_logged(
     with TestClient(create_app(settings)) as client:
         engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
         row, key = create_key(engine, "marketplace", ["submit"])
-        _, other = create_key(engine, "another-marketplace", ["submit"])
+        create_tenant(engine, "another")
+        _, other = create_key(engine, "another-marketplace", ["submit"], tenant="another")
         _, admin = create_key(engine, "ops", ["admin"])
         secret = set_webhook(engine, row.id, receiver.url).secret
         client.app.state.services.keys._checked = float("-inf")  # type: ignore[attr-defined]

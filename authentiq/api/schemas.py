@@ -135,7 +135,7 @@ class Submitter(BaseModel):
 class Review(BaseModel):
     seq: int
     created_at: str
-    reviewer: str = Field(description="who reviewed: the authenticated key, '<name> (key <id>)'")
+    reviewer: str  # the authenticated key, "<name> (key <id>)" (report schema v3 unchanged)
     decision: Literal["confirm", "override"]
     previous_verdict: str
     verdict: Literal["authentic", "counterfeit", "inconclusive"]
