@@ -101,7 +101,6 @@ def create_key(engine: Engine, name: str, scopes: list[str], rate_limit: str | N
                *, tenant: str = DEFAULT_TENANT) -> tuple[ApiKeyRow, str]:
     """The new row and the key itself, which is never stored and cannot be shown again."""
     check_text(name, "name", 128)
-    require_tenant(engine, tenant)
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:
         raise AuthentiqError(f"scopes must be some of {', '.join(SCOPES)}; got {scopes}")
@@ -112,6 +111,7 @@ def create_key(engine: Engine, name: str, scopes: list[str], rate_limit: str | N
             parse(rate_limit)
         except ValueError as exc:
             raise AuthentiqError(f"rate limit {rate_limit!r} is not like '600/minute'") from exc
+    require_tenant(engine, tenant)  # after the checks that need no database
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     row = ApiKeyRow(id=key_id, name=name, tenant_id=tenant, scopes=sorted(set(scopes)),
                     secret_sha256=_digest(secret), rate_limit=rate_limit, created_at=datetime.now(UTC))

@@ -38,3 +38,5 @@ def test_control_characters_in_reviews_and_filters_are_refused(client: TestClien
     r = client.post("/v1/references", files=files_of(genuine_item), data={
         "brand": genuine_item.brand, "model": genuine_item.model, "notes": "a\nb", "source": "x\x00"})
     assert r.status_code == 422 and r.json()["field"] == "source"
+    r = client.put("/v1/products/Castellan/Ri%00va", json={"thresholds": {}})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
