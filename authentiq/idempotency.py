@@ -1,7 +1,8 @@
 """``Idempotency-Key`` for POSTs that create something: a retry never runs the work twice.
 
 The first request with a key claims it (a row inserted before the work starts, keyed by the
-key); the work runs and the row records what it produced. A later request with the same key:
+caller's tenant, the operation and the key: tenants never share keys); the work runs and the
+row records what it produced. A later request with the same key:
 
 * same body (fingerprint over the form fields and each file's bytes) and finished → the original
   result, replayed (header ``Idempotent-Replayed: true``);
@@ -47,7 +48,8 @@ class IdempotencyInProgress(AuthentiqError):
 
 class IdempotencyRow(SQLModel, table=True):
     __tablename__ = "idempotency_keys"
-    key: str = Field(primary_key=True, max_length=MAX_KEY + 40)  # scope + ":" + client key
+    # tenant + ":" + scope + ":" + client key: one tenant's keys never meet another's
+    key: str = Field(primary_key=True, max_length=MAX_KEY + 200)
     fingerprint: str = Field(max_length=64)
     result_id: str | None = Field(default=None, max_length=64)
     created_at: datetime

@@ -156,9 +156,11 @@ class Inspector:
     async def inspect(self, uploads: list[Upload], *, brand: str, model: str,
                       client_ref: str | None, priority: Priority = Priority.INTERACTIVE,
                       deadline: float | None = None, key_id: str | None = None,
-                      report_id: str | None = None, client: str | None = None) -> dict[str, Any]:
+                      tenant_id: str, report_id: str | None = None,
+                      client: str | None = None) -> dict[str, Any]:
         """``deadline`` is on the event loop's clock (``loop.time()``); None: no deadline.
         ``report_id``: the id to store under (an async job's own id); default a new one.
+        ``tenant_id``: whose report it is (the submitting key's tenant; not in the body).
         ``client``: whom decodes and batches are shared fairly between (default the key)."""
         started = time.perf_counter()
         self.check_views([u.view for u in uploads])
@@ -193,7 +195,8 @@ class Inspector:
                        for cls in classes}}
         row = ReportRow(id=report_id, created_at=created, client_ref=client_ref, brand=brand,
                         model=model, verdict=verdict.verdict, final_verdict=verdict.verdict,
-                        flagged=bool(verdict.review), key_id=key_id, p_counterfeit=verdict.p_counterfeit,
+                        flagged=bool(verdict.review), key_id=key_id, tenant_id=tenant_id,
+                        p_counterfeit=verdict.p_counterfeit,
                         classifier=self.spec.version_key, body=body)
         t = time.perf_counter()
         files = await asyncio.shield(loop.run_in_executor(

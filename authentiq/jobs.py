@@ -34,6 +34,7 @@ from authentiq.doorbell import Doorbell
 from authentiq.errors import AuthentiqError, QueueFull, ReportNotFound, ShuttingDown
 from authentiq.inspection import Inspector, Upload
 from authentiq.reports import ReportStore
+from authentiq.tenants import Visible
 from authentiq.webhooks import iso_utc
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class JobRow(SQLModel, table=True):
     __table_args__ = (Index("ix_jobs_status_created_at", "status", "created_at"),)  # the claim query
     id: str = Field(primary_key=True, max_length=32)  # also the id of the report it makes
     key_id: str | None = Field(default=None, index=True, max_length=24)
+    tenant_id: str = Field(index=True, max_length=64)
     status: str = Field(default="queued", index=True, max_length=16)  # queued|running|succeeded|failed
     brand: str = Field(max_length=128)
     model: str = Field(max_length=128)
@@ -85,14 +87,16 @@ class JobStore:
         self.engine, self.blobs = engine, blobs
 
     def submit(self, uploads: list[Upload], *, brand: str, model: str, client_ref: str | None,
-               priority: Priority, key_id: str | None, job_id: str | None = None) -> JobRow:
+               priority: Priority, key_id: str | None, tenant_id: str,
+               job_id: str | None = None) -> JobRow:
         """Photos first, then the row (committed): once this returns, the job survives a crash.
         A failure leaves neither behind."""
         job_id, now = job_id or uuid.uuid4().hex, datetime.now(UTC)
         files = {u.view: f"{i}.bin" for i, u in enumerate(uploads)}
         self.blobs.put_many(job_id, {files[u.view]: u.data for u in uploads})
-        row = JobRow(id=job_id, key_id=key_id, brand=brand, model=model, client_ref=client_ref,
-                     priority=priority.value, files=files, created_at=now, updated_at=now)
+        row = JobRow(id=job_id, key_id=key_id, tenant_id=tenant_id, brand=brand, model=model,
+                     client_ref=client_ref, priority=priority.value, files=files, created_at=now,
+                     updated_at=now)
         try:
             with Session(self.engine) as session:
                 session.add(row)
@@ -103,11 +107,14 @@ class JobStore:
             raise
         return row
 
-    def get(self, job_id: str, *, key_id: str | None = None) -> JobRow:
-        """``key_id``: only that key's jobs are visible (None: any)."""
+    def get(self, job_id: str, *, tenant: Visible) -> JobRow:
+        """The job if ``tenant`` may see it (None: every tenant); else 404, as for an unknown id."""
+        query = select(JobRow).where(col(JobRow.id) == job_id)
+        if tenant is not None:
+            query = query.where(col(JobRow.tenant_id) == tenant)
         with Session(self.engine) as session:
-            row = session.get(JobRow, job_id)
-        if row is None or (key_id is not None and row.key_id != key_id):
+            row = session.exec(query).first()
+        if row is None:
             raise JobNotFound(f"no job with id {job_id!r}")
         return row
 
@@ -191,7 +198,7 @@ class JobStore:
         data: dict[str, Any] = {"job": job_view(job)}
         if report is not None:
             data["report"] = report
-        webhooks.enqueue(session, job.key_id, job.id, event, data)
+        webhooks.enqueue(session, job.key_id, job.tenant_id, job.id, event, data)
         return True
 
 
@@ -279,7 +286,8 @@ class JobRunner:
     async def _inspect(self, job: JobRow) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """(report, None), (None, problem), or (None, None): give it back to the queue."""
         try:
-            return dict((await asyncio.to_thread(self.reports.row, job.id)).body), None
+            row = await asyncio.to_thread(self.reports.row, job.id, tenant=job.tenant_id)
+            return dict(row.body), None
         except ReportNotFound:
             pass
         uploads = await asyncio.to_thread(self.jobs.uploads, job)
@@ -287,7 +295,8 @@ class JobRunner:
             try:
                 return await self.inspector.inspect(
                     uploads, brand=job.brand, model=job.model, client_ref=job.client_ref,
-                    priority=Priority(job.priority), key_id=job.key_id, report_id=job.id), None
+                    priority=Priority(job.priority), key_id=job.key_id,
+                    tenant_id=job.tenant_id, report_id=job.id), None
             except RETRY_LATER as exc:
                 if self._stopping or isinstance(exc, ShuttingDown):
                     return None, None

@@ -3,7 +3,11 @@
 A key reads ``aq_<id>_<secret>``: the id is public (logged, stored on reports as ``key_id``), the
 secret is 32 random bytes and only its hash is kept. Scopes: ``submit`` (marketplaces, kiosks:
 inspections, quality checks, reading a report by id), ``review`` (auditors: listing, reviewing,
-the review pages), ``admin`` (references, products, keys; implies the others).
+the review pages), ``admin`` (references, products; implies submit and review), ``auditor``
+(review across every tenant: the one scope that crosses tenants; implies review).
+
+Every key belongs to a tenant (:mod:`authentiq.tenants`); what it makes is its tenant's, and
+what it reads is its tenant's, unless it holds ``auditor``.
 
 ``AUTHENTIQ_AUTH``: ``required`` — every API call needs a key; ``auto`` (default) — required as
 soon as one key exists, open before that (a fresh local install works out of the box, and the
@@ -25,9 +29,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from authentiq.errors import AuthentiqError
+from authentiq.tenants import DEFAULT_TENANT, Visible, require_tenant
+from authentiq.text import check_text
 
-Scope = Literal["submit", "review", "admin"]
-SCOPES: tuple[Scope, ...] = ("submit", "review", "admin")
+Scope = Literal["submit", "review", "admin", "auditor"]
+SCOPES: tuple[Scope, ...] = ("submit", "review", "admin", "auditor")
 PREFIX = "aq_"
 
 
@@ -47,6 +53,7 @@ class ApiKeyRow(SQLModel, table=True):
     __tablename__ = "api_keys"
     id: str = Field(primary_key=True, max_length=24)
     name: str = Field(max_length=128)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=64)
     scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
     secret_sha256: str = Field(max_length=64)
     rate_limit: str | None = Field(default=None, max_length=32)  # overrides AUTHENTIQ_RATE_LIMIT
@@ -56,21 +63,44 @@ class ApiKeyRow(SQLModel, table=True):
 
 @dataclass(frozen=True)
 class Principal:
+    """An authenticated caller: the key, its holder's name and its tenant."""
+
     key_id: str
+    name: str
+    tenant_id: str
     scopes: frozenset[str]
     rate_limit: str | None = None
 
     def allows(self, scope: Scope) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        if scope in self.scopes:
+            return True
+        if scope == "review" and "auditor" in self.scopes:
+            return True
+        return scope != "auditor" and "admin" in self.scopes
+
+    @property
+    def visible(self) -> Visible:
+        """The tenant whose items this caller sees (None: every tenant)."""
+        return None if "auditor" in self.scopes else self.tenant_id
+
+    @property
+    def identity(self) -> str:
+        """How records name this caller: the key's name and id."""
+        return f"{self.name} (key {self.key_id})"
+
+
+def principal(row: ApiKeyRow) -> Principal:
+    return Principal(row.id, row.name, row.tenant_id, frozenset(row.scopes), row.rate_limit)
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(engine: Engine, name: str, scopes: list[str], rate_limit: str | None = None
-               ) -> tuple[ApiKeyRow, str]:
+def create_key(engine: Engine, name: str, scopes: list[str], rate_limit: str | None = None,
+               *, tenant: str = DEFAULT_TENANT) -> tuple[ApiKeyRow, str]:
     """The new row and the key itself, which is never stored and cannot be shown again."""
+    check_text(name, "name", 128)
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:
         raise AuthentiqError(f"scopes must be some of {', '.join(SCOPES)}; got {scopes}")
@@ -81,9 +111,10 @@ def create_key(engine: Engine, name: str, scopes: list[str], rate_limit: str | N
             parse(rate_limit)
         except ValueError as exc:
             raise AuthentiqError(f"rate limit {rate_limit!r} is not like '600/minute'") from exc
+    require_tenant(engine, tenant)  # after the checks that need no database
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    row = ApiKeyRow(id=key_id, name=name, scopes=sorted(set(scopes)), secret_sha256=_digest(secret),
-                    rate_limit=rate_limit, created_at=datetime.now(UTC))
+    row = ApiKeyRow(id=key_id, name=name, tenant_id=tenant, scopes=sorted(set(scopes)),
+                    secret_sha256=_digest(secret), rate_limit=rate_limit, created_at=datetime.now(UTC))
     with Session(engine) as session:
         session.add(row)
         session.commit()
@@ -145,7 +176,7 @@ class KeyRing:
             raise Unauthorized("unknown API key")
         if row.revoked_at is not None:
             raise Unauthorized(f"API key {key_id} was revoked")
-        return Principal(row.id, frozenset(row.scopes), row.rate_limit)
+        return principal(row)
 
 
 class ServerSecret(SQLModel, table=True):
@@ -170,30 +201,10 @@ def server_secret(engine: Engine, name: str = "session") -> bytes:
         return row.value.encode()
 
 
-SESSION_COOKIE = "aq_session"
-SESSION_S = 8 * 3600
-
-
-def session_token(secret: bytes, key_id: str, now: float | None = None) -> str:
-    expires = int((now or time.time()) + SESSION_S)
-    payload = f"{key_id}.{expires}"
-    return payload + "." + hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
-
-
-def session_key_id(secret: bytes, token: str) -> str | None:
-    try:
-        key_id, expires, signature = token.rsplit(".", 2)
-    except ValueError:
-        return None
-    good = hmac.new(secret, f"{key_id}.{expires}".encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(good, signature) or not expires.isdigit() or int(expires) < time.time():
-        return None
-    return key_id
-
-
 def principal_of(engine: Engine, key_id: str) -> Principal | None:
+    """The caller a live key id stands for (None: unknown or revoked)."""
     with Session(engine) as session:
         row = session.get(ApiKeyRow, key_id)
     if row is None or row.revoked_at is not None:
         return None
-    return Principal(row.id, frozenset(row.scopes), row.rate_limit)
+    return principal(row)

@@ -6,6 +6,10 @@ an orphan file. The body — what the service decided and why — is immutable o
 reviews live in their own append-only, hash-chained table (:mod:`authentiq.reviews`); the row
 keeps the current ``final_verdict`` / ``review_status`` and a ``version`` for optimistic
 concurrency, and readers get the body with the review state merged in.
+
+Every report belongs to the tenant of the key that submitted it (``tenant_id``, a column, never
+in the body clients get). Every read takes ``tenant``: the caller's tenant, or None for every
+tenant (an auditor); a report of another tenant is not found, exactly like a missing one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 from authentiq.blobs import Blobs
 from authentiq.errors import ReportNotFound
 from authentiq.pagination import keyset_page
+from authentiq.tenants import Visible
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,7 @@ class ReportRow(SQLModel, table=True):
     review_status: str = Field(default="unreviewed", index=True, max_length=16)
     flagged: bool = Field(default=False, index=True)  # verdict.review is not empty: a person should look
     key_id: str | None = Field(default=None, index=True, max_length=64)
+    tenant_id: str = Field(index=True, max_length=64)
     version: int = 0  # bumped by every review: optimistic concurrency
     p_counterfeit: float
     classifier: str = Field(max_length=200)  # name@version
@@ -132,31 +138,34 @@ class ReportStore:
             self.blobs.delete(row.id)
             raise
 
-    def row(self, report_id: str) -> ReportRow:
+    def row(self, report_id: str, *, tenant: Visible) -> ReportRow:
+        """The report's row if ``tenant`` may see it; else 404, as for an unknown id."""
         with Session(self.engine) as session:
-            row = session.get(ReportRow, report_id)
+            row: ReportRow | None = session.exec(visible_to(select(ReportRow), tenant)
+                                                 .where(col(ReportRow.id) == report_id)).first()
         if row is None:
             raise ReportNotFound(f"no report with id {report_id!r}")
         return row
 
-    def get(self, report_id: str) -> dict[str, Any]:
+    def get(self, report_id: str, *, tenant: Visible) -> dict[str, Any]:
         """The immutable body with the current review state (``review``) merged in."""
         from authentiq.reviews import reviews_of
 
-        row = self.row(report_id)
+        row = self.row(report_id, tenant=tenant)
         body = dict(row.body)
         body["review"] = {"status": row.review_status, "final_verdict": row.final_verdict,
                           "version": row.version, "reviews": reviews_of(self.engine, report_id)}
         return body
 
-    def find(self, where: ReportFilter, *, limit: int = 50, cursor: str | None = None
-             ) -> tuple[list[ReportRow], str | None]:
+    def find(self, where: ReportFilter, *, tenant: Visible, limit: int = 50,
+             cursor: str | None = None) -> tuple[list[ReportRow], str | None]:
         """Newest first; the page and the cursor of the next one (None at the end)."""
-        return keyset_page(self.engine, where.apply(select(ReportRow)), ReportRow, limit=limit,
-                           cursor=cursor)
+        query = visible_to(where.apply(select(ReportRow)), tenant)
+        return keyset_page(self.engine, query, ReportRow, limit=limit, cursor=cursor)
 
-    def count(self, where: ReportFilter | None = None) -> int:
-        query = (where or ReportFilter()).apply(select(func.count()).select_from(ReportRow))
+    def count(self, where: ReportFilter | None = None, *, tenant: Visible) -> int:
+        query = visible_to((where or ReportFilter()).apply(
+            select(func.count()).select_from(ReportRow)), tenant)
         with Session(self.engine) as session:
             return int(session.exec(query).one())
 
@@ -171,6 +180,11 @@ class ReportStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def visible_to(query: Any, tenant: Visible) -> Any:
+    """``query`` limited to ``tenant``'s reports (None: every tenant's)."""
+    return query if tenant is None else query.where(col(ReportRow.tenant_id) == tenant)
 
 
 def _aware(when: datetime) -> datetime:

@@ -9,6 +9,11 @@ The chain is global: entry *n* stores ``prev_hash`` (entry *n−1*'s hash) and
 entries get consecutive numbers in commit order on SQLite and PostgreSQL alike. ``verify_chain``
 (``authentiq audit verify``) recomputes every hash, checks the links, that nothing after the last
 entry was removed (the counter), and that each report's final verdict is its last review's.
+
+The reviewer is the authenticated caller: ``key_id`` and ``key_name`` are recorded and hashed
+into the chain, and ``reviewer`` reads "<name> (key <id>)". A name typed by the reviewer is
+only a ``note`` beside it (a person behind a shared key). Entries written before keys were
+recorded have neither field; the hash covers a field only when it is set, so they still verify.
 """
 
 from __future__ import annotations
@@ -23,14 +28,18 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from authentiq.errors import InvalidField, ReviewConflict
+from authentiq.errors import InvalidField, ReportNotFound, ReviewConflict
+from authentiq.keys import Principal
 from authentiq.references import Counter, ensure_counter
-from authentiq.reports import ReportRow
+from authentiq.reports import ReportRow, visible_to
+from authentiq.tenants import Visible
+from authentiq.text import check_text
 
 CHAIN = "reviews"
 GENESIS = "0" * 64
 VERDICTS = ("authentic", "counterfeit", "inconclusive")
 Decision = Literal["confirm", "override"]
+ANONYMOUS = "anonymous (API keys not enforced)"
 
 
 class ReviewRow(SQLModel, table=True):
@@ -38,7 +47,10 @@ class ReviewRow(SQLModel, table=True):
     seq: int = Field(primary_key=True)  # position in the chain, from 1
     report_id: str = Field(foreign_key="reports.id", index=True, max_length=32)
     created_at: datetime
-    reviewer: str = Field(max_length=128)
+    reviewer: str = Field(max_length=128)  # the authenticated identity, in words
+    key_id: str | None = Field(default=None, max_length=24)
+    key_name: str | None = Field(default=None, max_length=128)
+    note: str | None = Field(default=None, max_length=200)  # free text: never the identity
     decision: str = Field(max_length=16)
     previous_verdict: str = Field(max_length=16)
     verdict: str = Field(max_length=16)  # the final verdict after this review
@@ -52,6 +64,9 @@ def entry_hash(row: ReviewRow) -> str:
               "reviewer": row.reviewer, "decision": row.decision,
               "previous_verdict": row.previous_verdict, "verdict": row.verdict,
               "reason": row.reason, "prev_hash": row.prev_hash}
+    for name in ("key_id", "key_name", "note"):  # absent from entries written before them
+        if getattr(row, name) is not None:
+            fields[name] = getattr(row, name)
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -60,26 +75,29 @@ def ensure_chain(engine: Engine) -> None:
     ensure_counter(engine, CHAIN)
 
 
-def append_review(engine: Engine, report_id: str, *, decision: Decision, verdict: str | None,
-                  reason: str, reviewer: str, expected_version: int) -> dict[str, Any]:
-    """Append one review; 409 if the report's version is not ``expected_version``."""
-    reason = reason.strip()
+def append_review(engine: Engine, report_id: str, *, tenant: Visible, reviewer: Principal | None,
+                  decision: Decision, verdict: str | None, reason: str, expected_version: int,
+                  note: str | None = None) -> dict[str, Any]:
+    """Append one review by ``reviewer`` (None: keys are not enforced, recorded as anonymous)
+    of a report ``tenant`` may see; 409 if the report's version is not ``expected_version``."""
+    reason = check_text(reason.strip(), "reason", 4000, multiline=True)
     if len(reason) < 3:
         raise InvalidField("a review needs a reason (at least 3 characters)", field="reason")
-    for name, value in (("reason", reason), ("reviewer", reviewer)):
-        if "\x00" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
-            # PostgreSQL stores neither; refused on every database so that both behave alike
-            raise InvalidField(f"the {name} contains a NUL character or a lone surrogate",
-                               field=name)
+    if note is not None:
+        note = check_text(note.strip(), "note", 200) or None
+    for name, value in (("reason", reason), ("note", note or "")):
+        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+            # PostgreSQL stores no lone surrogate; refused on every database so both behave alike
+            raise InvalidField(f"the {name} contains a lone surrogate", field=name)
     with Session(engine) as session:
         # Lock the chain head first: one appender at a time, in commit order.
         session.execute(update(Counter).where(col(Counter.name) == CHAIN)
                         .values(value=Counter.value + 1))  # type: ignore[arg-type]
         head = session.get(Counter, CHAIN, populate_existing=True)
-        report = session.get(ReportRow, report_id, populate_existing=True)
+        report = session.exec(visible_to(select(ReportRow), tenant)
+                              .where(col(ReportRow.id) == report_id)
+                              .execution_options(populate_existing=True)).first()
         if report is None or head is None:
-            from authentiq.errors import ReportNotFound
-
             raise ReportNotFound(f"no report with id {report_id!r}")
         if report.version != expected_version:
             raise ReviewConflict(
@@ -94,7 +112,10 @@ def append_review(engine: Engine, report_id: str, *, decision: Decision, verdict
                                field="verdict")
         previous = session.exec(select(ReviewRow).where(ReviewRow.seq == head.value - 1)).first()
         row = ReviewRow(seq=head.value, report_id=report_id, created_at=datetime.now(UTC),
-                        reviewer=reviewer, decision=decision, previous_verdict=report.final_verdict,
+                        reviewer=reviewer.identity if reviewer else ANONYMOUS,
+                        key_id=reviewer.key_id if reviewer else None,
+                        key_name=reviewer.name if reviewer else None, note=note,
+                        decision=decision, previous_verdict=report.final_verdict,
                         verdict=new_verdict, reason=reason,
                         prev_hash=previous.hash if previous is not None else GENESIS, hash="")
         row.hash = entry_hash(row)
@@ -115,18 +136,20 @@ def reviews_of(engine: Engine, report_id: str) -> list[dict[str, Any]]:
         return [review_json(r) for r in rows]
 
 
-def review_by_seq(engine: Engine, seq: int) -> dict[str, Any]:
+def review_by_seq(engine: Engine, seq: int, *, tenant: Visible) -> dict[str, Any]:
+    """One review, if ``tenant`` may see its report."""
+    query = visible_to(select(ReviewRow).join(ReportRow, col(ReviewRow.report_id) == col(ReportRow.id)),
+                       tenant).where(col(ReviewRow.seq) == seq)
     with Session(engine) as session:
-        row = session.get(ReviewRow, seq)
+        row = session.exec(query).first()
     if row is None:
-        from authentiq.errors import ReportNotFound
-
         raise ReportNotFound(f"no review {seq}")
     return review_json(row)
 
 
 def review_json(row: ReviewRow) -> dict[str, Any]:
     return {"seq": row.seq, "created_at": _iso(row.created_at), "reviewer": row.reviewer,
+            "key_id": row.key_id, "key_name": row.key_name, "note": row.note,
             "decision": row.decision, "previous_verdict": row.previous_verdict,
             "verdict": row.verdict, "reason": row.reason, "hash": row.hash}
 

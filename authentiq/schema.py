@@ -42,6 +42,9 @@ def metadata() -> MetaData:
     import authentiq.references
     import authentiq.reports
     import authentiq.reviews
+    import authentiq.sessions
+    import authentiq.share_links
+    import authentiq.tenants
     import authentiq.webhooks  # noqa: F401
 
     return SQLModel.metadata

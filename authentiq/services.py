@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
@@ -37,6 +38,7 @@ from authentiq.references import ReferenceRow, ReferenceStore
 from authentiq.reports import ReportRow, ReportStore
 from authentiq.reviews import ensure_chain
 from authentiq.settings import Settings
+from authentiq.share_links import ShareLinks
 from authentiq.webhooks import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class Services:
     dispatcher: Dispatcher
     pdfs: PdfCache
     in_flight: InFlight
+    share_links: ShareLinks
 
 
 def batcher_config(settings: Settings) -> BatcherConfig:
@@ -131,7 +134,9 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                             keys, server_secret(store.engine),
                             RateLimiter(settings.rate_limit, settings.rate_limit_storage),
                             jobs, runner, dispatcher, pdfs,
-                            InFlight(settings.max_in_flight_per_client))
+                            InFlight(settings.max_in_flight_per_client),
+                            ShareLinks(store.engine, server_secret(store.engine, "share"),
+                                       timedelta(days=settings.share_link_days)))
         if not keys.enforced and settings.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "

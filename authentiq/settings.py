@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     auth: Literal["auto", "required", "off"] = Field(
         "auto", description="auto: API keys required once one exists; required: always; off: never")
 
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="where customers and auditors reach this service "
+        "(scheme, host, optional path prefix): share links and QR codes are built from it, never "
+        "from a request's Host header")
+    share_link_days: float = Field(90, gt=0, le=3650, description="how long a customer share "
+                                                                  "link (/r/...) stays valid")
+    login_rate_limit: str = Field("10/minute", description="sign-in attempts per client address "
+                                                           "on /login (limits notation)")
+
     cors_origins: tuple[str, ...] = Field(
         (), description="origins allowed to call the API from a browser (JSON list, e.g. "
                         "[\"https://kiosk.example.com\"]); empty: same origin only")
@@ -185,7 +194,18 @@ class Settings(BaseSettings):
                              "call the API with a user's browser")
         return v
 
-    @field_validator("rate_limit")
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or \
+                parts.fragment:
+            raise ValueError(f"public_base_url must be like https://authentiq.example.com, not {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("rate_limit", "login_rate_limit")
     @classmethod
     def _rate(cls, v: str) -> str:
         from limits import parse

@@ -8,7 +8,8 @@ pending deliveries and retries failures with exponential backoff (with jitter) u
 
 A delivery keeps its id across attempts (header ``AuthentiQ-Delivery``), so a receiver that got
 it twice (a timeout after it already processed it) can drop the duplicate. The body is fixed at
-creation; each attempt signs it afresh::
+creation; each attempt goes to the key's webhook *as it is at that attempt* (a client that moved
+its endpoint gets retries and redeliveries at the new one) and signs it afresh::
 
     AuthentiQ-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>
 
@@ -38,6 +39,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from authentiq import __version__
 from authentiq.doorbell import Doorbell
 from authentiq.errors import AuthentiqError, InvalidField
+from authentiq.tenants import Visible
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "AuthentiQ-Signature"
@@ -64,9 +66,10 @@ class DeliveryRow(SQLModel, table=True):
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
     id: str = Field(primary_key=True, max_length=32)
     key_id: str = Field(index=True, max_length=24)
+    tenant_id: str = Field(index=True, max_length=64)
     job_id: str = Field(index=True, max_length=32)
     event: str = Field(max_length=64)
-    url: str = Field(max_length=2048)
+    url: str = Field(max_length=2048)  # where the latest attempt went (the key's webhook then)
     payload: str  # the exact body every attempt sends
     status: str = Field(default="pending", index=True, max_length=16)  # pending|delivered|failed
     attempts: int = 0
@@ -153,7 +156,7 @@ def webhook_urls(engine: Engine) -> dict[str, str]:
         return {h.key_id: h.url for h in session.exec(select(WebhookRow))}
 
 
-def enqueue(session: Session, key_id: str | None, job_id: str, event: Event,
+def enqueue(session: Session, key_id: str | None, tenant_id: str, job_id: str, event: Event,
             data: dict[str, Any]) -> DeliveryRow | None:
     """Add a delivery to ``session`` (the caller's transaction) if the key has an endpoint."""
     hook = session.get(WebhookRow, key_id) if key_id else None
@@ -163,8 +166,8 @@ def enqueue(session: Session, key_id: str | None, job_id: str, event: Event,
     delivery_id = uuid.uuid4().hex
     payload = json.dumps({"id": delivery_id, "type": event, "created_at": now.isoformat(),
                           "data": data}, separators=(",", ":"), sort_keys=True)
-    row = DeliveryRow(id=delivery_id, key_id=hook.key_id, job_id=job_id, event=event, url=hook.url,
-                      payload=payload, next_attempt_at=now, created_at=now)
+    row = DeliveryRow(id=delivery_id, key_id=hook.key_id, tenant_id=tenant_id, job_id=job_id,
+                      event=event, url=hook.url, payload=payload, next_attempt_at=now, created_at=now)
     session.add(row)
     return row
 
@@ -245,8 +248,8 @@ class Dispatcher:
                 log.exception("webhook dispatcher: could not read deliveries; retrying")
             await self._bell.wait(self.poll_s)
 
-    def _claim(self, limit: int) -> list[tuple[DeliveryRow, str | None]]:
-        """Due pending rows with their key's signing secret (None: the webhook was removed), each
+    def _claim(self, limit: int) -> list[tuple[DeliveryRow, WebhookRow | None]]:
+        """Due pending rows with their key's webhook as it is now (None: it was removed), each
         pushed ``timeout_s`` + 30 s ahead so that no other worker takes it while this one is
         sending (if this one dies, it becomes due again)."""
         now = datetime.now(UTC)
@@ -265,40 +268,45 @@ class Dispatcher:
                     claimed.append(row)
             session.commit()
             owners = {row.key_id for row in claimed}
-            secrets_ = {h.key_id: h.secret for h in session.exec(
+            hooks = {h.key_id: h for h in session.exec(
                 select(WebhookRow).where(col(WebhookRow.key_id).in_(owners)))} if owners else {}
-            return [(row, secrets_.get(row.key_id)) for row in claimed]
+            return [(row, hooks.get(row.key_id)) for row in claimed]
 
-    async def _attempt(self, row: DeliveryRow, secret: str | None) -> None:
-        assert self._client is not None
+    async def _attempt(self, row: DeliveryRow, hook: WebhookRow | None) -> None:
+        """One attempt, to the key's webhook as it is now: a retry or a redelivery after the
+        client moved its endpoint goes to the new one, signed with the current secret."""
+        if self._client is None:
+            raise RuntimeError("the dispatcher was not started")
         body = row.payload.encode()
         started = datetime.now(UTC)
         code: int | None = None
         error: str | None = None
-        if secret is None:
+        url = hook.url if hook is not None else row.url
+        if hook is None:
             error = "the key's webhook was removed"
         else:
             try:
-                response = await self._client.post(row.url, content=body, headers={
+                response = await self._client.post(url, content=body, headers={
                     "Content-Type": "application/json", DELIVERY_HEADER: row.id,
-                    EVENT_HEADER: row.event, SIGNATURE_HEADER: sign(secret, body)})
+                    EVENT_HEADER: row.event, SIGNATURE_HEADER: sign(hook.secret, body)})
                 code = response.status_code
                 if not 200 <= code < 300:
                     error = f"HTTP {code}"
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
-        await asyncio.to_thread(self._record, row.id, started, code, error, secret is None)
+        await asyncio.to_thread(self._record, row.id, url, started, code, error, hook is None)
 
-    def _record(self, delivery_id: str, started: datetime, code: int | None, error: str | None,
-                final: bool) -> None:
+    def _record(self, delivery_id: str, url: str, started: datetime, code: int | None,
+                error: str | None, final: bool) -> None:
         now = datetime.now(UTC)
         with Session(self.engine) as session:
             row = session.get(DeliveryRow, delivery_id)
             if row is None:
                 return
             row.attempts += 1
-            row.last_status_code, row.last_error = code, error
-            row.log = [*row.log, {"at": started.isoformat(), "status_code": code, "error": error,
+            row.url, row.last_status_code, row.last_error = url, code, error
+            row.log = [*row.log, {"at": started.isoformat(), "url": url, "status_code": code,
+                                  "error": error,
                                   "ms": round((now - started).total_seconds() * 1000, 1)}]
             if error is None:
                 row.status, row.delivered_at = "delivered", now
@@ -309,7 +317,6 @@ class Dispatcher:
             else:
                 row.next_attempt_at = now + timedelta(seconds=self.backoff(row.attempts))
                 outcome = "retry"
-            url = row.url
             session.add(row)
             session.commit()
         if error is not None:
@@ -317,12 +324,12 @@ class Dispatcher:
         self.on_outcome(outcome)
 
 
-def list_deliveries(engine: Engine, *, key_id: str | None, job_id: str | None = None,
+def list_deliveries(engine: Engine, *, tenant: Visible, job_id: str | None = None,
                     status: str | None = None, limit: int = 50) -> list[DeliveryRow]:
-    """Newest first; ``key_id`` None means every key's (admin)."""
+    """Newest first; ``tenant`` None means every tenant's (an auditor)."""
     query = select(DeliveryRow)
-    if key_id is not None:
-        query = query.where(col(DeliveryRow.key_id) == key_id)
+    if tenant is not None:
+        query = query.where(col(DeliveryRow.tenant_id) == tenant)
     if job_id is not None:
         query = query.where(col(DeliveryRow.job_id) == job_id)
     if status is not None:
@@ -331,23 +338,27 @@ def list_deliveries(engine: Engine, *, key_id: str | None, job_id: str | None = 
         return list(session.exec(query.order_by(col(DeliveryRow.created_at).desc()).limit(limit)))
 
 
-def _delivery(session: Session, delivery_id: str, key_id: str | None) -> DeliveryRow:
-    row = session.get(DeliveryRow, delivery_id)
-    if row is None or (key_id is not None and row.key_id != key_id):
-        raise DeliveryNotFound(f"no webhook delivery {delivery_id!r} for this key")
+def _delivery(session: Session, delivery_id: str, tenant: Visible) -> DeliveryRow:
+    query = select(DeliveryRow).where(col(DeliveryRow.id) == delivery_id)
+    if tenant is not None:
+        query = query.where(col(DeliveryRow.tenant_id) == tenant)
+    row = session.exec(query).first()
+    if row is None:
+        raise DeliveryNotFound(f"no webhook delivery {delivery_id!r}")
     return row
 
 
-def get_delivery(engine: Engine, delivery_id: str, *, key_id: str | None) -> DeliveryRow:
-    """``key_id``: only that key's deliveries are visible (None: any)."""
+def get_delivery(engine: Engine, delivery_id: str, *, tenant: Visible) -> DeliveryRow:
+    """The delivery if ``tenant`` may see it (None: every tenant); else 404."""
     with Session(engine) as session:
-        return _delivery(session, delivery_id, key_id)
+        return _delivery(session, delivery_id, tenant)
 
 
-def redeliver(engine: Engine, delivery_id: str, *, key_id: str | None) -> DeliveryRow:
-    """Send a delivery again now (same id and body), whatever its state."""
+def redeliver(engine: Engine, delivery_id: str, *, tenant: Visible) -> DeliveryRow:
+    """Send a delivery again now (same id and body), whatever its state, to the key's webhook
+    as it is now (the dispatcher reads it at each attempt)."""
     with Session(engine) as session:
-        row = _delivery(session, delivery_id, key_id)
+        row = _delivery(session, delivery_id, tenant)
         row.status, row.next_attempt_at = "pending", datetime.now(UTC)
         session.add(row)
         session.commit()

@@ -26,7 +26,7 @@ def form_for(item: SyntheticItem, **extra: str) -> dict[str, str]:
 
 def assert_nothing_stored(client: TestClient, settings: Settings) -> None:
     services = client.app.state.services  # type: ignore[attr-defined]
-    assert services.store.count() == 0
+    assert services.store.count(tenant=None) == 0
     assert not [p for p in settings.blob_dir.rglob("*") if p.is_file()], "a blob was left behind"
 
 
@@ -102,7 +102,7 @@ def test_concurrent_inspections_all_succeed(client: TestClient, genuine_item: Sy
 
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(post, range(6))) == [201] * 6
-    assert client.app.state.services.store.count() == 6  # type: ignore[attr-defined]
+    assert client.app.state.services.store.count(tenant=None) == 6  # type: ignore[attr-defined]
 
 
 # --- rejections: a clear problem+json and nothing left behind ---------------------------------

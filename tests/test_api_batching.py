@@ -38,7 +38,7 @@ def in_background(fn: object, *args: object) -> tuple[threading.Thread, list[htt
 def stored(settings: Settings) -> int:
     store = ReportStore(settings.database_url, BlobStore(settings.blob_dir))
     try:
-        return store.count()
+        return store.count(tenant=None)
     finally:
         store.close()
 

@@ -43,14 +43,6 @@ def test_views_guide_and_quality_check(client: TestClient, genuine_item: Synthet
     assert client.post("/v1/quality", content=b"{}", headers={"content-type": "application/json"}).status_code == 415
 
 
-def test_qr_code_links_to_the_report_page(client: TestClient, genuine_item: SyntheticItem) -> None:
-    report = client.post("/v1/inspections", files=files_of(genuine_item), data=form(genuine_item)).json()
-    r = client.get(f"/v1/reports/{report['id']}/qr.svg")
-    assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
-    assert r.text.startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in r.text
-    assert client.get("/v1/reports/nope/qr.svg").status_code == 404
-
-
 def test_idempotency_key_replays_refuses_other_bodies(client: TestClient, genuine_item: SyntheticItem) -> None:
     key = {"Idempotency-Key": "sku-77-attempt-1"}
     first = client.post("/v1/inspections", files=files_of(genuine_item), data=form(genuine_item), headers=key)
@@ -107,7 +99,7 @@ def test_a_dead_workers_idempotency_claim_is_taken_over_without_a_second_report(
     def dead_worker_left(result_id: str) -> None:
         with Session(engine) as session:
             session.execute(update(IdempotencyRow).where(
-                col(IdempotencyRow.key) == "inspections:killed-mid-request").values(
+                col(IdempotencyRow.key) == "default:inspections:killed-mid-request").values(
                 result_id=result_id, created_at=datetime.now(UTC) - timedelta(hours=1)))
             session.commit()
 

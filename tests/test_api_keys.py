@@ -1,5 +1,5 @@
 """API keys and scopes through the real app: open until the first key, then 401/403, hashed
-storage, revocation, the pages' sign-in cookie, and the CLI."""
+storage, revocation and the CLI (sign-in sessions: tests/test_sessions.py)."""
 
 from __future__ import annotations
 
@@ -57,25 +57,6 @@ def test_scopes_401_403_and_revocation(client: TestClient, genuine_item: Synthet
         stored = [r.secret_sha256 for r in session.exec(select(ApiKeyRow))]
     assert all(key.split("_", 2)[2] not in stored for key in (submit, review, admin))
     assert client.get("/healthz").status_code == 200 and client.get("/kiosk").status_code == 200
-
-
-def test_pages_sign_in_with_a_review_key(client: TestClient) -> None:
-    engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
-    _, review = create_key(engine, "auditor", ["review"])
-    _, submit = create_key(engine, "kiosk", ["submit"])
-    client.app.state.services.keys._checked = float("-inf")  # type: ignore[attr-defined]
-    r = client.get("/review", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/login?next=/review"
-    assert client.post("/login", data={"key": submit, "next": "/review"}).status_code == 401
-    r = client.post("/login", data={"key": review, "next": "https://evil.example/"}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/review"  # no open redirect
-    cookie = r.headers["set-cookie"]
-    assert "aq_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
-    assert review not in cookie  # the cookie carries a signed key id, never the key
-    assert client.get("/review").status_code == 200  # the client keeps the cookie
-    client.cookies.clear()
-    client.cookies.set("aq_session", "forged.9999999999.00")
-    assert client.get("/review", follow_redirects=False).status_code == 303
 
 
 def test_auth_required_and_off(tmp_path: object, settings: Settings) -> None:

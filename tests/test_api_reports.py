@@ -132,9 +132,11 @@ def test_review_workflow_and_audit_chain(client: TestClient, settings: Settings,
     # The same through the page's form: confirm, then a stale form shows a readable error.
     form = {"decision": "confirm", "reason": "second reviewer agrees", "reviewer": "bo",
             "expected_version": "1", "verdict": ""}
-    r = client.post(f"/reports/{report['id']}/review", data=form, follow_redirects=False)
+    same_origin = {"Origin": "http://testserver"}
+    r = client.post(f"/reports/{report['id']}/review", data=form, follow_redirects=False,
+                    headers=same_origin)
     assert r.status_code == 303 and r.headers["location"].endswith("?reviewed=true")
-    r = client.post(f"/reports/{report['id']}/review", data=form)
+    r = client.post(f"/reports/{report['id']}/review", data=form, headers=same_origin)
     assert r.status_code == 409 and "reviewed meanwhile" in r.text
     page = client.get(f"/reports/{report['id']}").text
     assert "second reviewer agrees" in page and "stitching re-measured" in page
@@ -169,6 +171,7 @@ def test_reports_survive_a_failed_write_without_traces(client: TestClient, setti
     services = client.app.state.services  # type: ignore[attr-defined]
     with services.store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE report_reviews")
+        conn.exec_driver_sql("DROP TABLE share_links")
         conn.exec_driver_sql("DROP TABLE reports")
     with pytest.raises(Exception):  # noqa: B017 - the raw DB error surfaces in TestClient
         client.post("/v1/inspections", files=files_of(genuine_item),

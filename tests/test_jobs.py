@@ -25,6 +25,7 @@ from authentiq.keys import create_key
 from authentiq.reports import ReportRow, make_engine
 from authentiq.settings import Settings
 from authentiq.synthetic import SyntheticItem
+from authentiq.tenants import create_tenant
 from authentiq.webhooks import set_webhook, sign, verify
 from benchmarks.faults import TcpProxy, WebhookReceiver
 from tests.conftest import files_of, make_settings
@@ -139,7 +140,8 @@ def test_webhook_is_signed_retried_with_backoff_and_logged(
     with TestClient(create_app(settings)) as client:
         engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
         row, key = create_key(engine, "marketplace", ["submit"])
-        _, other = create_key(engine, "another-marketplace", ["submit"])
+        create_tenant(engine, "another")
+        _, other = create_key(engine, "another-marketplace", ["submit"], tenant="another")
         _, admin = create_key(engine, "ops", ["admin"])
         secret = set_webhook(engine, row.id, receiver.url).secret
         client.app.state.services.keys._checked = float("-inf")  # type: ignore[attr-defined]
@@ -260,7 +262,7 @@ def test_a_dead_workers_job_runs_again_once_its_lease_ends(
     with job_store(settings) as store:
         uploads = [Upload(v, b) for v, b in genuine_item.views.items()]
         job = store.submit(uploads, brand=genuine_item.brand, model=genuine_item.model,
-                           client_ref=None, priority=Priority.BULK, key_id=None)
+                           client_ref=None, priority=Priority.BULK, key_id=None, tenant_id="default")
         [claimed] = store.claim(1, lease_s=0.5, max_attempts=3)  # a worker took it, then died
         assert claimed.id == job.id and claimed.status == "running"
         assert store.claim(1, lease_s=0.5, max_attempts=3) == []  # leased: nobody else takes it
@@ -281,7 +283,7 @@ def test_a_job_whose_report_was_stored_before_the_crash_is_not_run_twice(
         uploads = [Upload(v, b) for v, b in genuine_item.views.items()]
         client.portal.call(lambda: services.inspector.inspect(  # type: ignore[union-attr]
             uploads, brand=genuine_item.brand, model=genuine_item.model, client_ref=None,
-            report_id=job["id"]))
+            tenant_id="default", report_id=job["id"]))
     with TestClient(create_app(settings.model_copy(update={"job_workers": 2}))) as client:
         done = finished(client, job["id"])
         engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
@@ -298,13 +300,13 @@ def test_a_job_that_keeps_killing_its_worker_is_given_up(tmp_path: Path,
     with job_store(settings) as store:
         job = store.submit([Upload("logo", genuine_item.views["logo"])], brand=genuine_item.brand,
                            model=genuine_item.model, client_ref=None, priority=Priority.BULK,
-                           key_id=None)
+                           key_id=None, tenant_id="default")
         with Session(store.engine) as session:  # three runs each ended with its worker's death
             session.execute(update(JobRow).where(col(JobRow.id) == job.id).values(
                 status="running", attempts=3, lease_until=datetime.now(UTC) - timedelta(seconds=1)))
             session.commit()
         assert store.claim(5, lease_s=60, max_attempts=3) == []
-        ended = store.get(job.id)
+        ended = store.get(job.id, tenant=None)
     assert ended.status == "failed" and ended.error is not None
     assert ended.error["type"].endswith("/job-crashed")
     assert not (settings.blob_dir / "jobs" / job.id).exists()

@@ -11,6 +11,7 @@ installs both and these tests must run.
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from PIL import Image, ImageFilter
 
 from authentiq.settings import DEFAULT_REFERENCES
 from authentiq.synthetic import SyntheticItem
+from benchmarks._common import free_port
 from tests.conftest import REPO, LiveServer, live_server, make_settings, riva_item
 
 pytestmark = pytest.mark.browser
@@ -42,8 +44,10 @@ def item(tmp_path_factory: pytest.TempPathFactory) -> tuple[SyntheticItem, Path]
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    settings = make_settings(tmp_path, reference_seed_dir=DEFAULT_REFERENCES)
-    with live_server(settings) as live:
+    port = free_port()
+    settings = make_settings(tmp_path, reference_seed_dir=DEFAULT_REFERENCES,
+                             public_base_url=f"http://127.0.0.1:{port}")
+    with live_server(settings, port=port) as live:
         live.settings = settings  # type: ignore[attr-defined]
         yield live
 
@@ -88,8 +92,27 @@ def assert_result(page: Any) -> None:
                   ".every(i => i.complete && i.naturalWidth > 0)")
     assert page.locator("#heatmaps img").count() >= 5
     assert "Closest of 5 genuine Castellan Riva references" in page.text_content("#refs")
-    assert page.get_attribute("#report-link", "href").startswith("/reports/")
+    wait_js(page, "document.querySelector('#report-link').href.includes('/r/')")
+    link = str(page.get_attribute("#report-link", "href"))
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/r/[0-9a-f]{32}\.\d+\.[0-9a-f]{32}", link), link
+    assert page.text_content("#report-link") == link
     assert page.errors == []
+
+
+def open_share_link(browser: Any, page: Any) -> None:
+    """The customer's link, in a browser that has no key and no session: the summary only."""
+    context = browser.new_context()
+    try:
+        shared = context.new_page()
+        shared.goto(str(page.get_attribute("#report-link", "href")))
+        assert shared.text_content("#headline").split()[0] == page.text_content("#verdict")
+        wait_js(shared, "[...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)")
+        assert shared.locator("img").count() >= 10  # photos and heatmaps
+        body = str(shared.text_content("body"))
+        assert "key" not in body.lower() and "Sign out" not in body
+        shoot(shared, "kiosk-5-share-link", full=True)
+    finally:
+        context.close()
 
 
 def test_camera_flow(browser: Any, server: LiveServer, item: tuple[SyntheticItem, Path]) -> None:
@@ -118,6 +141,7 @@ def test_camera_flow(browser: Any, server: LiveServer, item: tuple[SyntheticItem
     page.click("#submit")
     assert_result(page)
     shoot(page, "kiosk-3-camera-result", full=True)
+    open_share_link(browser, page)
 
 
 def test_files_with_a_blurred_photo_and_its_retake(browser: Any, server: LiveServer,

@@ -20,9 +20,11 @@ from sqlalchemy import inspect, text
 from authentiq.api.app import create_app
 from authentiq.cli import main
 from authentiq.errors import DatabaseSchemaError
+from authentiq.keys import create_key
 from authentiq.reports import make_engine
 from authentiq.schema import BASELINE, current, head, metadata, open_database, upgrade
 from authentiq.synthetic import SyntheticItem
+from authentiq.tenants import create_tenant
 from tests.conftest import files_of, make_settings
 
 RELEASE_0_1_0 = Path(__file__).parent / "data" / "release-0.1.0"
@@ -69,6 +71,11 @@ def test_release_0_1_0_database_upgrades_and_keeps_serving(
     assert current(engine) == head()
     indexes = {i["name"] for i in inspect(engine).get_indexes("jobs")}
     assert "ix_jobs_status_created_at" in indexes  # revision 0002 ran
+    with engine.connect() as conn:  # revision 0003: everything stored so far is the default tenant's
+        assert conn.execute(text("SELECT id FROM tenants")).scalars().all() == ["default"]
+        for table in ("api_keys", "reports", "jobs", "webhook_deliveries"):
+            owners = conn.execute(text(f"SELECT DISTINCT tenant_id FROM {table}")).scalars().all()
+            assert owners == ["default"], table
     engine.dispose()
 
     # Everything 0.1.0 stored is served as before: keys, reports with their reviews, jobs,
@@ -94,6 +101,13 @@ def test_release_0_1_0_database_upgrades_and_keeps_serving(
                           data={"brand": genuine_item.brand, "model": genuine_item.model})
         assert new.status_code == 201, new.text
         assert len(client.get("/v1/reports", headers=headers).json()["items"]) == 3
+        # A key of another tenant sees none of it.
+        engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
+        create_tenant(engine, "elsewhere")
+        _, other = create_key(engine, "elsewhere", ["submit", "review"], tenant="elsewhere")
+        assert client.get(f"/v1/reports/{report_id}", headers={"X-API-Key": other}).status_code == 404
+        assert client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": other}).status_code == 404
+        assert client.get("/v1/reports", headers={"X-API-Key": other}).json()["total"] == 0
 
 
 def test_a_database_older_than_0_1_0_is_refused_untouched(database_url: str) -> None:

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
 
 from authentiq.api.app import create_app
+from authentiq.keys import create_key
 from authentiq.reports import ReportRow
 from authentiq.settings import DEFAULT_REFERENCES, Settings
 from authentiq.synthetic import SyntheticItem
@@ -79,24 +80,30 @@ def store_variant(client: TestClient, body: dict[str, Any], ref: str) -> str:
     row = ReportRow(id=body["id"], created_at=datetime.now(UTC), client_ref=ref, brand=body["brand"],
                     model=body["model"], verdict=body["verdict"], final_verdict=body["verdict"],
                     flagged=bool(body.get("review_advised")), p_counterfeit=body["probabilities"]["counterfeit"],
-                    classifier="authentiq-default@0.2.0", body=body)
+                    classifier="authentiq-default@0.2.0", tenant_id="default", body=body)
     client.app.state.services.store.save(row, {})  # type: ignore[attr-defined]
     return str(body["id"])
 
 
 def test_an_override_headlines_the_reviewers_verdict(client: TestClient, item: SyntheticItem) -> None:
     report = inspect(client, item.views, "to-override")
+    confirmed = inspect(client, item.views, "to-confirm")
     assert report["verdict"] == "authentic" and report["confidence"] is not None
+    engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
+    (ana, ana_key), (bo, bo_key) = (create_key(engine, name, ["review"]) for name in ("ana", "bo"))
+    client.app.state.services.keys._checked = float("-inf")  # type: ignore[attr-defined]
     url = f"/v1/reports/{report['id']}/reviews"
-    r = client.post(url, json={"decision": "override", "verdict": "counterfeit", "reviewer": "ana",
-                               "reason": "lining stitched by machine", "expected_version": 0})
+    r = client.post(url, headers={"X-API-Key": ana_key}, json={
+        "decision": "override", "verdict": "counterfeit", "reason": "lining stitched by machine",
+        "expected_version": 0})
     assert r.status_code == 201, r.text
-    client.post(url, json={"decision": "confirm", "reviewer": "bo", "reason": "agreed",
-                           "expected_version": 1})  # a later confirmation keeps ana's override
+    client.post(url, headers={"X-API-Key": bo_key}, json={
+        "decision": "confirm", "reason": "agreed", "expected_version": 1})  # keeps ana's override
 
-    page = client.get(f"/reports/{report['id']}").text
+    page = client.get(f"/reports/{report['id']}", headers={"X-API-Key": bo_key}).text
     head = part(page, "headline")
-    assert head.startswith("COUNTERFEIT reviewer's verdict (overrides the automated verdict) · by ana · ")
+    assert head.startswith("COUNTERFEIT reviewer's verdict (overrides the automated verdict) · "
+                           f"by ana (key {ana.id}) · ")
     assert "confidence" not in head.lower()  # the automated figures are not the reviewer's
     automated = part(page, "automated")
     assert automated.startswith("automated The automated verdict was authentic · confidence "
@@ -105,12 +112,14 @@ def test_an_override_headlines_the_reviewers_verdict(client: TestClient, item: S
     assert page.index('id="headline"') < page.index('id="automated"')
     assert "lining stitched by machine" in page and "agreed" in page
 
-    confirmed = inspect(client, item.views, "to-confirm")
-    client.post(f"/reports/{confirmed['id']}/review", data={
-        "decision": "confirm", "reason": "matches the references", "reviewer": "bo",
+    # The form: a key sent as a header needs no CSRF token, but the post must be same-origin.
+    r = client.post(f"/reports/{confirmed['id']}/review", headers={
+        "X-API-Key": bo_key, "Origin": "http://testserver"}, data={
+        "decision": "confirm", "reason": "matches the references", "note": "typed name",
         "expected_version": "0", "verdict": ""})
-    page = client.get(f"/reports/{confirmed['id']}").text
-    assert part(page, "headline").startswith("AUTHENTIC confirmed by bo · ")
+    assert r.status_code == 200, r.text  # followed the redirect to the page
+    page = client.get(f"/reports/{confirmed['id']}", headers={"X-API-Key": bo_key}).text
+    assert part(page, "headline").startswith(f"AUTHENTIC confirmed by bo (key {bo.id}) · ")
     assert part(page, "automated").startswith("automated The automated verdict was authentic · confidence ")
 
 

@@ -23,7 +23,7 @@ def row(i: int, client_ref: str | None = "ref", verdict: str = "authentic", bran
     rid = f"{i:032x}"
     return ReportRow(id=rid, created_at=T0 + timedelta(minutes=i), client_ref=client_ref, brand=brand,
                      model="Riva", verdict=verdict, final_verdict=verdict, flagged=flagged,
-                     p_counterfeit=0.1, classifier="m@1",
+                     p_counterfeit=0.1, classifier="m@1", tenant_id="default",
                      body={"id": rid, "verdict": verdict, "client_ref": client_ref, "nested": {"x": [1, 2]}})
 
 
@@ -44,31 +44,31 @@ def test_save_get_find_and_filters(store: ReportStore) -> None:
     store.save(row(2, verdict="counterfeit"), {"logo.jpg": b"b"})
     store.save(row(3, client_ref="other", brand="Verlaine", verdict="inconclusive"), {})
     store.save(row(4, flagged=True), {})
-    body = store.get(f"{1:032x}")
+    body = store.get(f"{1:032x}", tenant=None)
     assert body["nested"] == {"x": [1, 2]}
     assert body["review"] == {"status": "unreviewed", "final_verdict": "authentic", "version": 0,
                               "reviews": []}
-    assert ids(store.find(ReportFilter(client_ref="ref"))[0]) == [4, 2, 1]  # newest first
-    assert ids(store.find(ReportFilter(verdict="counterfeit"))[0]) == [2]
-    assert ids(store.find(ReportFilter(brand="verlaine"))[0]) == [3]  # case-insensitive
+    assert ids(store.find(ReportFilter(client_ref="ref"), tenant=None)[0]) == [4, 2, 1]  # newest first
+    assert ids(store.find(ReportFilter(verdict="counterfeit"), tenant=None)[0]) == [2]
+    assert ids(store.find(ReportFilter(brand="verlaine"), tenant=None)[0]) == [3]  # case-insensitive
     assert ids(store.find(ReportFilter(created_from=T0 + timedelta(minutes=2),
-                                       created_to=T0 + timedelta(minutes=4)))[0]) == [3, 2]
-    assert ids(store.find(ReportFilter(needs_review=True))[0]) == [4, 3]  # flagged or inconclusive
-    assert store.count(ReportFilter(client_ref="ref")) == 3 and store.count() == 4
-    page, cursor = store.find(ReportFilter(), limit=3)
+                                       created_to=T0 + timedelta(minutes=4)), tenant=None)[0]) == [3, 2]
+    assert ids(store.find(ReportFilter(needs_review=True), tenant=None)[0]) == [4, 3]  # flagged or inconclusive
+    assert store.count(ReportFilter(client_ref="ref"), tenant=None) == 3 and store.count(tenant=None) == 4
+    page, cursor = store.find(ReportFilter(), tenant=None, limit=3)
     assert ids(page) == [4, 3, 2] and cursor is not None
-    page, cursor = store.find(ReportFilter(), limit=3, cursor=cursor)
+    page, cursor = store.find(ReportFilter(), tenant=None, limit=3, cursor=cursor)
     assert ids(page) == [1] and cursor is None
     with pytest.raises(InvalidField):
-        store.find(ReportFilter(), cursor="not-a-cursor")
-    assert len(store.find(ReportFilter(), limit=10**9)[0]) == 4  # capped, not refused
+        store.find(ReportFilter(), tenant=None, cursor="not-a-cursor")
+    assert len(store.find(ReportFilter(), tenant=None, limit=10**9)[0]) == 4  # capped, not refused
     assert store.blobs.get(f"{2:032x}", "logo.jpg") == b"b"
     assert store.ping()
 
 
 def test_missing_report(store: ReportStore) -> None:
     with pytest.raises(ReportNotFound):
-        store.get("nope")
+        store.get("nope", tenant=None)
 
 
 def test_failed_insert_removes_its_blobs(store: ReportStore, tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_failed_insert_removes_its_blobs(store: ReportStore, tmp_path: Path) -> 
     with pytest.raises(IntegrityError):
         store.save(row(7), {"logo.jpg": b"second"})  # same primary key
     assert not (tmp_path / "blobs" / f"{7:032x}").exists()
-    assert store.count() == 1
+    assert store.count(tenant=None) == 1
 
 
 def test_files_left_by_an_interrupted_attempt_are_replaced(store: ReportStore) -> None:
@@ -85,7 +85,7 @@ def test_files_left_by_an_interrupted_attempt_are_replaced(store: ReportStore) -
     rid = f"{8:032x}"
     store.blobs.put_many(rid, {"logo.jpg": b"from the attempt that died", "stale.jpg": b"x"})
     store.save(row(8), {"logo.jpg": b"retry"})
-    assert store.blobs.get(rid, "logo.jpg") == b"retry" and store.count() == 1
+    assert store.blobs.get(rid, "logo.jpg") == b"retry" and store.count(tenant=None) == 1
     with pytest.raises(ReportNotFound):  # nothing of the dead attempt is left
         store.blobs.get(rid, "stale.jpg")
     with pytest.raises(FileExistsError):  # a stored report's files are never overwritten
@@ -98,32 +98,33 @@ def test_reviews_chain_concurrency_and_tampering(store: ReportStore) -> None:
     store.save(row(2), {})
     r1, r2 = f"{1:032x}", f"{2:032x}"
     first = append_review(store.engine, r1, decision="override", verdict="counterfeit",
-                          reason="serial font is wrong under the loupe", reviewer="ana", expected_version=0)
+                          reason="serial font is wrong under the loupe", tenant=None, reviewer=None,
+                          note="ana", expected_version=0)
     assert first["seq"] == 1 and first["previous_verdict"] == "inconclusive"
     with pytest.raises(ReviewConflict) as exc:  # somebody reviewed it meanwhile
         append_review(store.engine, r1, decision="confirm", verdict=None, reason="looks right",
-                      reviewer="bo", expected_version=0)
+                      tenant=None, reviewer=None, note="bo", expected_version=0)
     assert exc.value.extra["current_version"] == 1
     with pytest.raises(InvalidField, match="reason"):
-        append_review(store.engine, r2, decision="confirm", verdict=None, reason="  ", reviewer="bo",
-                      expected_version=0)
+        append_review(store.engine, r2, decision="confirm", verdict=None, reason="  ", tenant=None,
+                      reviewer=None, note="bo", expected_version=0)
     with pytest.raises(InvalidField, match="verdict"):
         append_review(store.engine, r2, decision="override", verdict=None, reason="because",
-                      reviewer="bo", expected_version=0)
+                      tenant=None, reviewer=None, note="bo", expected_version=0)
     with pytest.raises(ReportNotFound):
         append_review(store.engine, "nope", decision="confirm", verdict=None, reason="because",
-                      reviewer="bo", expected_version=0)
+                      tenant=None, reviewer=None, note="bo", expected_version=0)
     append_review(store.engine, r2, decision="confirm", verdict=None, reason="matches the references",
-                  reviewer="bo", expected_version=0)
+                  tenant=None, reviewer=None, note="bo", expected_version=0)
     append_review(store.engine, r1, decision="override", verdict="authentic", reason="second opinion",
-                  reviewer="cy", expected_version=1)
+                  tenant=None, reviewer=None, note="cy", expected_version=1)
 
-    got = store.get(r1)
+    got = store.get(r1, tenant=None)
     assert got["verdict"] == "inconclusive"  # the automated verdict stays
     assert got["review"]["final_verdict"] == "authentic" and got["review"]["status"] == "overridden"
     assert [r["seq"] for r in got["review"]["reviews"]] == [1, 3] and got["review"]["version"] == 2
-    assert store.get(r2)["review"]["status"] == "confirmed"
-    assert ids(store.find(ReportFilter(review_status="overridden"))[0]) == [1]
+    assert store.get(r2, tenant=None)["review"]["status"] == "confirmed"
+    assert ids(store.find(ReportFilter(review_status="overridden"), tenant=None)[0]) == [1]
     assert verify_chain(store.engine).ok and verify_chain(store.engine).entries == 3
 
     with store.engine.begin() as conn:  # an insider edits a reason
@@ -155,7 +156,8 @@ def test_sweep_removes_only_old_orphan_folders(store: ReportStore, tmp_path: Pat
     refs.blobs.put_many(f"{3:032x}", {"logo.jpg": b"orphan reference"})
     jobs.blobs.put_many(f"{4:032x}", {"0.bin": b"orphan job photo"})
     accepted = jobs.submit([Upload("logo", b"accepted job photo")], brand="b", model="m",
-                           client_ref=None, priority=Priority.BULK, key_id=None)
+                           client_ref=None, priority=Priority.BULK, key_id=None,
+                           tenant_id="default")
     stores = [(store.blobs, ReportRow), (refs.blobs, ReferenceRow), (jobs.blobs, JobRow)]
     assert sweep_orphans(store.engine, stores, grace_s=3600) == []  # too young: a write in progress?
     assert sorted(sweep_orphans(store.engine, stores, grace_s=0)) == [

@@ -14,7 +14,7 @@ from authentiq import __version__
 from authentiq.api import problems
 from authentiq.api.limits import BodyLimitMiddleware
 from authentiq.api.metrics import Metrics, MetricsMiddleware
-from authentiq.api.routes import capture, health, jobs, pages, products, references, reports
+from authentiq.api.routes import capture, health, jobs, pages, products, references, reports, share
 from authentiq.api.routes.inspections import create_router
 from authentiq.backends.select import model_contract
 from authentiq.services import open_services
@@ -34,6 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with open_services(settings, observer=metrics) as services:
             app.state.services = services
             app.state.metrics = metrics
+            if settings.public_base_url == Settings.model_fields["public_base_url"].default:
+                log.warning("AUTHENTIQ_PUBLIC_BASE_URL is not set: share links and QR codes point "
+                            "at %s, which only this machine can open", settings.public_base_url)
             log.info("ready: %s %s on %s", services.backend.spec.model_name,
                      services.backend.info.precision, services.backend.info.name)
             yield
@@ -53,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(capture.router)
     app.include_router(reports.router)
+    app.include_router(share.api)
+    app.include_router(share.public)
     app.include_router(references.create_router(list(spec.view_names), list(spec.required_views)))
     app.include_router(products.router)
     app.include_router(pages.router)

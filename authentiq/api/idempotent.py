@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import Header, Response
 
+from authentiq.api.auth import home
 from authentiq.idempotency import check_key
+from authentiq.keys import Principal
 from authentiq.services import Services
 
 IdempotencyKey = Annotated[str | None, Header(
@@ -17,16 +19,19 @@ IdempotencyKey = Annotated[str | None, Header(
                 "another body is 422; a concurrent duplicate waits for the first")]
 
 
-async def idempotent(services: Services, response: Response, scope: str, key: str | None,
+async def idempotent(services: Services, response: Response, caller: Principal | None, scope: str,
+                     key: str | None,
                      fingerprint: str, work: Callable[[str | None], Awaitable[dict[str, Any]]],
                      replay: Callable[[str], Awaitable[dict[str, Any]]],
                      result_id: Callable[[dict[str, Any]], str] = lambda r: str(r["id"]),
                      *, reserve: bool = False) -> tuple[dict[str, Any], bool]:
-    """Run ``work`` once per key; returns ``(result, replayed)``. ``work`` gets the id its
-    result must have (``reserve``; see :meth:`Idempotency.run`) or None: its own choice."""
+    """Run ``work`` once per key of the caller's tenant; returns ``(result, replayed)``. ``work``
+    gets the id its result must have (``reserve``; see :meth:`Idempotency.run`) or None: its own
+    choice. ``replay`` must load the result within the caller's tenant."""
     if key is None:
         return await work(None), False
-    body, replayed = await services.idempotency.run(f"{scope}:{check_key(key)}", fingerprint,
+    claim = f"{home(caller)}:{scope}:{check_key(key)}"
+    body, replayed = await services.idempotency.run(claim, fingerprint,
                                                     work, replay, result_id, reserve=reserve)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

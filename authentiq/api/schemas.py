@@ -138,12 +138,20 @@ class Submitter(BaseModel):
 class Review(BaseModel):
     seq: int
     created_at: str
-    reviewer: str
+    reviewer: str  # the authenticated key, "<name> (key <id>)" (report schema v3 unchanged)
     decision: Literal["confirm", "override"]
     previous_verdict: str
     verdict: Literal["authentic", "counterfeit", "inconclusive"]
     reason: str
     hash: str
+
+
+class ReviewRecord(Review):
+    """A review as recorded: the report's entry plus the key and the reviewer's note."""
+
+    key_id: str | None = Field(description="the reviewing key (null: keys were not enforced)")
+    key_name: str | None
+    note: str | None = Field(description="free text the reviewer added; never the identity")
 
 
 class ReviewState(BaseModel):
@@ -158,8 +166,11 @@ class ReviewIn(BaseModel):
     decision: Literal["confirm", "override"]
     verdict: Literal["authentic", "counterfeit", "inconclusive"] | None = None
     reason: str = Field(min_length=3, max_length=4000, description="why; mandatory, kept on record")
-    reviewer: str = Field(min_length=1, max_length=128,
-                          description="who reviews (the API key's id once keys exist)")
+    note: str | None = Field(None, max_length=200, description=(
+        "free text kept beside the review, e.g. the person behind a shared key. The reviewer "
+        "on record is always the authenticated key"))
+    reviewer: str | None = Field(None, max_length=200, description=(
+        "deprecated: kept as the note when no note is given; never the identity"))
     expected_version: int = Field(ge=0, description="review.version of the report as you read it; "
                                                     "409 if it changed meanwhile")
 
@@ -307,6 +318,8 @@ class Job(BaseModel):
 
 class DeliveryAttempt(BaseModel):
     at: str
+    url: str | None = Field(None, description="where it was sent: the key's webhook at that "
+                                              "moment (absent from attempts logged before it was recorded)")
     status_code: int | None
     error: str | None
     ms: float
@@ -318,7 +331,8 @@ class Delivery(BaseModel):
     id: str
     job_id: str
     event: Literal["inspection.completed", "inspection.failed"]
-    url: str
+    url: str = Field(description="where the latest attempt went; every attempt goes to the key's "
+                                 "webhook as it is then")
     status: Literal["pending", "delivered", "failed"]
     attempts: int
     next_attempt_at: str | None

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from authentiq.cli import deploy, keys, modelling, references, serving
+from authentiq.cli import deploy, keys, modelling, references, serving, tenants
 from authentiq.errors import AuthentiqError
 
 log = logging.getLogger("authentiq")
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     references.add_parsers(sub)
     keys.add_parsers(sub)
+    tenants.add_parsers(sub)
     deploy.add_parsers(sub)
 
     b = sub.add_parser("build-engine", help="build (or find cached) the TensorRT engine plan; "

@@ -1,4 +1,4 @@
-"""``authentiq keys create|list|revoke``: API keys, against the service's database."""
+"""``authentiq keys create|list|revoke|webhook``: API keys, against the service's database."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _engine(args: argparse.Namespace) -> Iterator[Engine]:
+def database(args: argparse.Namespace) -> Iterator[Engine]:
     from authentiq.schema import open_configured
 
     engine = open_configured(args.database_url)
@@ -32,11 +32,11 @@ def create(args: argparse.Namespace) -> int:
 
     if args.webhook:
         check_url(args.webhook)
-    with _engine(args) as engine:
+    with database(args) as engine:
         row, key = create_key(engine, args.name, [s.strip() for s in args.scopes.split(",") if s.strip()],
-                              args.rate_limit)
+                              args.rate_limit, tenant=args.tenant)
         hook = set_webhook(engine, row.id, args.webhook) if args.webhook else None
-    print(f"key id {row.id} ({row.name}; scopes {', '.join(row.scopes)})")
+    print(f"key id {row.id} ({row.name}; tenant {row.tenant_id}; scopes {', '.join(row.scopes)})")
     print(key)
     print("This is the only time the key is shown; it is stored as a hash. Send it as "
           "'Authorization: Bearer <key>' or 'X-API-Key: <key>'.")
@@ -49,7 +49,7 @@ def webhook(args: argparse.Namespace) -> int:
     from authentiq.keys import principal_of
     from authentiq.webhooks import remove_webhook, set_webhook, webhook_of
 
-    with _engine(args) as engine:
+    with database(args) as engine:
         if principal_of(engine, args.key_id) is None:
             raise AuthentiqError(f"no active key with id {args.key_id!r} (see `authentiq keys list`)")
         if args.remove:
@@ -80,14 +80,14 @@ def list_(args: argparse.Namespace) -> int:
     from authentiq.keys import list_keys
     from authentiq.webhooks import webhook_urls
 
-    with _engine(args) as engine:
+    with database(args) as engine:
         rows = list_keys(engine)
         hooks = webhook_urls(engine)
     for r in rows:
         state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active"
         hook = hooks.get(r.id)
-        print(f"{r.id}  {r.name:<24} {','.join(r.scopes):<20} created {r.created_at:%Y-%m-%d %H:%M}  "
-              f"{state}" + (f"  webhook {hook}" if hook else ""))
+        print(f"{r.id}  {r.name:<24} {r.tenant_id:<16} {','.join(r.scopes):<20} "
+              f"created {r.created_at:%Y-%m-%d %H:%M}  {state}" + (f"  webhook {hook}" if hook else ""))
     if not rows:
         print("no keys: with AUTHENTIQ_AUTH=auto the API is open until one exists")
     return 0
@@ -96,7 +96,7 @@ def list_(args: argparse.Namespace) -> int:
 def revoke(args: argparse.Namespace) -> int:
     from authentiq.keys import revoke_key
 
-    with _engine(args) as engine:
+    with database(args) as engine:
         row = revoke_key(engine, args.key_id)
     print(f"revoked {row.id} ({row.name}); calls with it now get 401")
     return 0
@@ -107,7 +107,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     k_sub = k.add_subparsers(dest="keys_command", required=True)
     c = k_sub.add_parser("create", help="create a key and print it once")
     c.add_argument("name", help="who holds it, e.g. 'marketplace-eu' or 'kiosk-milano-1'")
-    c.add_argument("--scopes", required=True, help="comma-separated: submit, review, admin")
+    c.add_argument("--scopes", required=True, help="comma-separated: submit, review, admin, auditor "
+                                                   "(auditor: review every tenant's reports)")
+    c.add_argument("--tenant", default="default", help="the tenant the key and all it makes belong "
+                                                       "to (default: default; `authentiq tenants`)")
     c.add_argument("--rate-limit", help="this key's own limit, e.g. 1200/minute "
                                         "(default: AUTHENTIQ_RATE_LIMIT)")
     c.add_argument("--webhook", metavar="URL", help="where this key's async job results are posted")

@@ -1,5 +1,6 @@
 """What a capture client (the kiosk page, a phone app) needs: the views to photograph with a
-hint for each, an instant per-photo quality check, and a QR code linking to a report's page.
+hint for each and an instant per-photo quality check (the QR code of a result is a share link's:
+``api/routes/share.py``).
 
 Once API keys exist these need the ``submit`` scope, like inspections.
 """
@@ -7,12 +8,9 @@ Once API keys exist these need the ``submit`` scope, like inspections.
 from __future__ import annotations
 
 import asyncio
-import io
-from typing import Annotated, Any
+from typing import Any
 
-import segno
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
@@ -90,15 +88,3 @@ async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
     gate = run.gate(single=True)  # the inspection's own view gate, for one photo alone
     return with_gate(view_result(view, prepared.decoded, prepared.quality),
                      gate.get(view) if gate is not None else None)
-
-
-@router.get("/reports/{report_id}/qr.svg", response_class=Response,
-            responses={404: PROBLEMS[422]}, summary="A QR code linking to the report's page")
-async def report_qr(report_id: str, request: Request, services: ServicesDep,
-                    scale: Annotated[int, Query(ge=1, le=20)] = 6) -> Response:
-    await asyncio.to_thread(services.store.row, report_id)  # 404 for an unknown report
-    url = str(request.base_url).rstrip("/") + f"/reports/{report_id}"
-    buf = io.BytesIO()  # a standalone SVG (with xmlns), usable as an <img> source
-    segno.make(url, error="m").save(buf, kind="svg", scale=scale, border=2, xmldecl=False,
-                                     title=f"Report {report_id}")
-    return Response(buf.getvalue(), media_type="image/svg+xml")

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
-from authentiq.api.auth import key_id_of, require
+from authentiq.api.auth import Submitter, home, key_id_of, visible
 from authentiq.api.deps import MetricsDep, ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.schemas import Job, Problem, Report
@@ -28,11 +28,14 @@ from authentiq.errors import (
 from authentiq.idempotency import fingerprint
 from authentiq.inspection import Upload
 from authentiq.jobs import job_view
+from authentiq.keys import Principal
 from authentiq.preprocess import supported_formats
 from authentiq.services import Services
 from authentiq.settings import Settings
+from authentiq.text import check_text
 
 TEXT_FIELDS = {"brand": 128, "model": 128, "client_ref": 128}
+MULTILINE_FIELDS = frozenset({"notes"})  # a reference's notes may have several lines
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
     for code in (409, 413, 415, 422, 503, 504)
@@ -83,11 +86,8 @@ async def read_uploads(request: Request, settings: Settings, text_fields: dict[s
             elif name in text_fields:
                 if name in fields:
                     raise InvalidField(f"field {name!r} given more than once", field=name)
-                text = value.strip()
-                if len(text) > text_fields[name]:
-                    raise InvalidField(f"field {name!r} is longer than {text_fields[name]} characters",
-                                       field=name)
-                fields[name] = text
+                fields[name] = check_text(value.strip(), name, text_fields[name],
+                                          multiline=name in MULTILINE_FIELDS)
             else:
                 raise InvalidField(
                     f"unexpected text field {name!r}; photos must be sent as files named after "
@@ -127,10 +127,10 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                      "report (201), or with mode=async a job (202) whose end is posted to the "
                      "key's webhook and can be polled at /v1/jobs/{id}."),
         openapi_extra=request_body_schema(view_names, required),
-        dependencies=[require("submit")],
     )
     async def create_inspection(
         request: Request, response: Response, services: ServicesDep, metrics: MetricsDep,
+        caller: Submitter,
         mode: Annotated[Literal["sync", "async"], Query(
             description="sync: answer with the report; async: answer 202 with a job at once "
                         "(stored before the answer, so it survives a restart)")] = "sync",
@@ -150,7 +150,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         deadline = asyncio.get_running_loop().time() + budget
         uploads, fields = await read_uploads(request, settings)
         if mode == "async":
-            return await submit_job(request, services, uploads, fields, priority or Priority.BULK,
+            return await submit_job(services, caller, uploads, fields, priority or Priority.BULK,
                                     idempotency_key)
         chosen = priority or Priority.INTERACTIVE
         client = client_of(request)
@@ -159,13 +159,16 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
             return await cancel_on_disconnect(request, services.inspector.inspect(
                 uploads, brand=fields["brand"], model=fields["model"],
                 client_ref=fields.get("client_ref") or None, priority=chosen, deadline=deadline,
-                key_id=key_id_of(request), report_id=report_id, client=client))
+                key_id=key_id_of(caller), tenant_id=home(caller), report_id=report_id,
+                client=client))
+
+        async def replay(report_id: str) -> dict[str, Any]:
+            return await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
 
         with in_flight(services, client):
             body, replayed = await idempotent(
-                services, response, "inspections", idempotency_key,
-                fingerprint(fields, [(u.view, u.data) for u in uploads]), work,
-                lambda report_id: asyncio.to_thread(services.store.get, report_id), reserve=True)
+                services, response, caller, "inspections", idempotency_key,
+                fingerprint(fields, [(u.view, u.data) for u in uploads]), work, replay, reserve=True)
         if not replayed:
             metrics.verdicts.labels(body["verdict"]).inc()
         return body
@@ -175,7 +178,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
 
 def client_of(request: Request) -> str:
     """Whom work is shared fairly between: the API key, or the address while keys are off."""
-    key_id = key_id_of(request)
+    key_id = key_id_of(getattr(request.state, "principal", None))
     if key_id is not None:
         return f"key:{key_id}"
     return f"addr:{request.client.host}" if request.client else "addr:?"
@@ -191,7 +194,7 @@ def in_flight(services: Services, client: str) -> Iterator[None]:
         services.in_flight.leave(client)
 
 
-async def submit_job(request: Request, services: Services, uploads: list[Upload],
+async def submit_job(services: Services, caller: Principal | None, uploads: list[Upload],
                      fields: dict[str, str], priority: Priority, idempotency_key: str | None
                      ) -> JSONResponse:
     """Check what is cheap to check now (views, product), store the job, answer 202."""
@@ -202,15 +205,15 @@ async def submit_job(request: Request, services: Services, uploads: list[Upload]
         row = await asyncio.to_thread(
             services.jobs.submit, uploads, brand=fields["brand"], model=fields["model"],
             client_ref=fields.get("client_ref") or None, priority=priority,
-            key_id=key_id_of(request), job_id=job_id)
+            key_id=key_id_of(caller), tenant_id=home(caller), job_id=job_id)
         services.runner.wake()
         return job_view(row)
 
     async def replay(job_id: str) -> dict[str, Any]:
-        return job_view(await asyncio.to_thread(services.jobs.get, job_id))
+        return job_view(await asyncio.to_thread(services.jobs.get, job_id, tenant=visible(caller)))
 
     body, replayed = await idempotent(
-        services, Response(), "inspections", idempotency_key,
+        services, Response(), caller, "inspections", idempotency_key,
         fingerprint({**fields, "mode": "async"}, [(u.view, u.data) for u in uploads]), work, replay,
         reserve=True)
     headers = {"Location": body["links"]["self"]}

@@ -1,6 +1,8 @@
 """Async jobs and their webhook deliveries: ``GET /v1/jobs/{id}``, the delivery log, redelivery.
 
-A key sees its own jobs and deliveries; an admin key (or an open API) sees all.
+Reading needs ``submit`` or ``review``, redelivering ``submit``. A key sees its tenant's jobs
+and deliveries (an auditor key, or an open API, sees all); another
+tenant's id answers 404, exactly like an unknown one.
 """
 
 from __future__ import annotations
@@ -10,34 +12,26 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from authentiq.api.auth import require
+from authentiq.api.auth import Reader, Submitter, visible
 from authentiq.api.deps import ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.schemas import Delivery, DeliveryList, JobWithDeliveries, Problem
 from authentiq.idempotency import fingerprint
 from authentiq.jobs import job_view
-from authentiq.keys import Principal
 from authentiq.webhooks import delivery_view, get_delivery, list_deliveries, redeliver
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "content": {"application/problem+json": {}}}}
 HEX_ID = r"^[0-9a-f]{32}$"
-Caller = Annotated[Principal | None, require("submit")]
-
-
-def own_key(caller: Principal | None) -> str | None:
-    """The key whose items the caller may see; None: every key's."""
-    return None if caller is None or "admin" in caller.scopes else caller.key_id
-
 
 @router.get("/jobs/{job_id}", response_model=JobWithDeliveries, responses=NOT_FOUND,
             summary="An async inspection's state, with its webhook deliveries")
 async def get_job(job_id: Annotated[str, Path(pattern=HEX_ID)], services: ServicesDep,
-                  caller: Caller) -> dict[str, Any]:
+                  caller: Reader) -> dict[str, Any]:
     def load() -> dict[str, Any]:
-        row = services.jobs.get(job_id, key_id=own_key(caller))
-        deliveries = list_deliveries(services.store.engine, key_id=None, job_id=job_id)
+        row = services.jobs.get(job_id, tenant=visible(caller))
+        deliveries = list_deliveries(services.store.engine, tenant=row.tenant_id, job_id=job_id)
         return {**job_view(row), "deliveries": [delivery_view(d) for d in deliveries]}
 
     return await asyncio.to_thread(load)
@@ -46,12 +40,12 @@ async def get_job(job_id: Annotated[str, Path(pattern=HEX_ID)], services: Servic
 @router.get("/webhooks/deliveries", response_model=DeliveryList,
             summary="The webhook delivery log, newest first")
 async def deliveries(
-    services: ServicesDep, caller: Caller,
+    services: ServicesDep, caller: Reader,
     job_id: Annotated[str | None, Query(pattern=HEX_ID)] = None,
     status: Literal["pending", "delivered", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    rows = await asyncio.to_thread(list_deliveries, services.store.engine, key_id=own_key(caller),
+    rows = await asyncio.to_thread(list_deliveries, services.store.engine, tenant=visible(caller),
                                    job_id=job_id, status=status, limit=limit)
     return {"items": [delivery_view(r) for r in rows]}
 
@@ -60,18 +54,18 @@ async def deliveries(
              status_code=202, responses=NOT_FOUND,
              summary="Send a delivery again now (same id and body; one more attempt)")
 async def redeliver_one(delivery_id: Annotated[str, Path(pattern=HEX_ID)], services: ServicesDep,
-                        caller: Caller, response: Response,
+                        caller: Submitter, response: Response,
                         idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-    engine, key_id = services.store.engine, own_key(caller)
+    engine, tenant = services.store.engine, visible(caller)
 
     async def work(_: str | None) -> dict[str, Any]:
-        row = await asyncio.to_thread(redeliver, engine, delivery_id, key_id=key_id)
+        row = await asyncio.to_thread(redeliver, engine, delivery_id, tenant=tenant)
         services.dispatcher.wake()
         return delivery_view(row)
 
     async def replay(_: str) -> dict[str, Any]:
-        return delivery_view(await asyncio.to_thread(get_delivery, engine, delivery_id, key_id=key_id))
+        return delivery_view(await asyncio.to_thread(get_delivery, engine, delivery_id, tenant=tenant))
 
-    body, _ = await idempotent(services, response, "redeliver", idempotency_key,
+    body, _ = await idempotent(services, response, caller, "redeliver", idempotency_key,
                                fingerprint({"delivery": delivery_id}, []), work, replay)
     return body

@@ -1,26 +1,32 @@
 """Auditor pages (server-rendered Jinja2, no front-end build): the review queue and a report.
 
-Once API keys exist, these need the ``review`` scope (a login form setting a session cookie).
+Once API keys exist these need the ``review`` scope: a key sent as a header, or a sign-in session
+(``/login`` checks a key once and sets a cookie; ``/logout`` ends it). Every form post must come
+from this service's own origin (``Origin``, else ``Referer``), and a session's forms also carry
+its CSRF token; sign-in attempts are rate limited per client address.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from authentiq.api.auth import authenticate
+from authentiq.api.auth import authenticate, presented_key, visible
 from authentiq.api.deps import ServicesDep
 from authentiq.errors import AuthentiqError
-from authentiq.keys import SESSION_COOKIE, SESSION_S, Unauthorized, session_token
+from authentiq.keys import Forbidden, Principal, Unauthorized
+from authentiq.ratelimit import RateLimited
 from authentiq.report_view import AGAINST, headline, retakes, when
 from authentiq.reports import ReportFilter, summary
 from authentiq.reviews import append_review
+from authentiq.services import Services
+from authentiq.sessions import COOKIE, LIFETIME, csrf_ok, csrf_token, end_session, open_session
 
 router = APIRouter(include_in_schema=False)
 WEB = Path(__file__).resolve().parents[2] / "web"
@@ -38,20 +44,54 @@ KIOSK_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' 
                  "Permissions-Policy": "camera=(self)"}
 
 
+class CrossSiteRequest(AuthentiqError):
+    slug, status, title = "cross-site-request", 403, "Form posted from another origin"
+
+
 @router.get("/kiosk", response_class=HTMLResponse)
 async def kiosk() -> Response:
     """The counter's guided capture page (static HTML, CSS and JS from ``web/static``)."""
     return FileResponse(STATIC / "kiosk.html", headers=KIOSK_HEADERS)
 
 
-async def auditor(request: Request, services: Any) -> Response | None:
-    """None when the caller may see auditor pages; else where to send them (sign in)."""
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def check_origin(request: Request, services: Services) -> None:
+    """A form post must come from this service's pages: its ``Origin`` (or, where a browser
+    sends none, its ``Referer``) is the public base URL's origin or the request's own. A page on
+    another site cannot forge either, so this stops cross-site form posts whatever SameSite
+    does; a post with neither header is refused too."""
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    allowed = {_origin(services.settings.public_base_url), _origin(str(request.base_url))}
+    if sent is None or sent == "null" or _origin(sent) not in allowed:
+        raise CrossSiteRequest("this form must be posted from the AuthentiQ pages themselves")
+
+
+def check_csrf(request: Request, services: Services, presented: str) -> None:
+    """A session's forms carry its CSRF token (a header-sent API key needs none: it is not
+    ambient authority a browser adds by itself)."""
+    token = request.cookies.get(COOKIE)
+    if presented_key(request) is None and token is not None and \
+            not csrf_ok(services.session_secret, token, presented):
+        raise CrossSiteRequest("the form's CSRF token does not match this session; reload the page")
+
+
+async def auditor(request: Request, services: Services) -> Response | Principal | None:
+    """The caller (None: keys not enforced) if they may see auditor pages; else where to send
+    them (sign in)."""
     try:
-        await authenticate(request, services, "review")
+        return await authenticate(request, services, "review", page=True)
     except Unauthorized:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
-    return None
+
+
+def _csrf(request: Request, services: Services) -> str:
+    token = request.cookies.get(COOKIE)
+    return csrf_token(services.session_secret, token) if token else ""
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -63,17 +103,36 @@ async def login_page(request: Request, next: str = "/review") -> Response:
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, services: ServicesDep, key: Annotated[str, Form()],
                 next: Annotated[str, Form()] = "/review") -> Response:
+    check_origin(request, services)
+    address = request.client.host if request.client else "unknown"
     try:
+        await asyncio.to_thread(services.rate_limiter.hit, f"login:{address}",
+                                services.settings.login_rate_limit)
         principal = await asyncio.to_thread(services.keys.verify, key.strip())
         if not principal.allows("review"):
-            raise Unauthorized(f"key {principal.key_id} has no review scope")
-    except Unauthorized as exc:
+            raise Forbidden(f"key {principal.key_id} has no review scope")
+    except (Unauthorized, Forbidden, RateLimited) as exc:
         return templates.TemplateResponse(request, "login.html", {"next": _local(next), "error": exc.detail},
-                                          status_code=401, headers=HEADERS)
+                                          status_code=exc.status, headers={**HEADERS, **exc.headers})
+    token = await asyncio.to_thread(open_session, services.keys.engine, principal.key_id)
     response = RedirectResponse(_local(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, session_token(services.session_secret, principal.key_id),
-                        max_age=SESSION_S, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+    response.set_cookie(COOKIE, token, max_age=int(LIFETIME.total_seconds()), httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https"
+                        or services.settings.public_base_url.startswith("https://"))
+    return response
+
+
+@router.post("/logout", response_class=HTMLResponse)
+async def logout(request: Request, services: ServicesDep,
+                 csrf: Annotated[str, Form()] = "") -> Response:
+    """End the session: its row is deleted, so the cookie is worthless even if copied."""
+    check_origin(request, services)
+    token = request.cookies.get(COOKIE)
+    if token is not None:
+        check_csrf(request, services, csrf)
+        await asyncio.to_thread(end_session, services.keys.engine, token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
     return response
 
 
@@ -85,53 +144,61 @@ def _local(target: str) -> str:
 @router.get("/review", response_class=HTMLResponse)
 async def queue(request: Request, services: ServicesDep,
                 cursor: Annotated[str | None, Query(max_length=200)] = None) -> Response:
-    if (go := await auditor(request, services)) is not None:
-        return go
-    where = ReportFilter(needs_review=True)
-    rows, next_cursor = await asyncio.to_thread(services.store.find, where, limit=100, cursor=cursor)
-    total = await asyncio.to_thread(services.store.count, where)
+    caller = await auditor(request, services)
+    if isinstance(caller, Response):
+        return caller
+    where, tenant = ReportFilter(needs_review=True), visible(caller)
+    rows, next_cursor = await asyncio.to_thread(services.store.find, where, tenant=tenant,
+                                                limit=100, cursor=cursor)
+    total = await asyncio.to_thread(services.store.count, where, tenant=tenant)
     return templates.TemplateResponse(
         request, "queue.html", {"items": [summary(r) for r in rows], "total": total,
-                                "next_cursor": next_cursor}, headers=HEADERS)
+                                "next_cursor": next_cursor, "caller": caller,
+                                "csrf": _csrf(request, services)}, headers=HEADERS)
 
 
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
 async def report_page(request: Request, report_id: str, services: ServicesDep,
                       reviewed: bool = False) -> Response:
-    if (go := await auditor(request, services)) is not None:
-        return go
-    return await _page(request, services, report_id, reviewed=reviewed)
+    caller = await auditor(request, services)
+    if isinstance(caller, Response):
+        return caller
+    return await _page(request, services, caller, report_id, reviewed=reviewed)
 
 
 @router.post("/reports/{report_id}/review", response_class=HTMLResponse)
 async def review_form(
     request: Request, report_id: str, services: ServicesDep,
     decision: Annotated[str, Form()], reason: Annotated[str, Form()],
-    reviewer: Annotated[str, Form()], expected_version: Annotated[int, Form()],
-    verdict: Annotated[str, Form()] = "",
+    expected_version: Annotated[int, Form()], verdict: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    if (go := await auditor(request, services)) is not None:
-        return go
-    reviewer = f"{reviewer.strip()[:100]} (key {request.state.key_id})" \
-        if getattr(request.state, "key_id", None) else reviewer
+    check_origin(request, services)
+    caller = await auditor(request, services)
+    if isinstance(caller, Response):
+        return caller
+    check_csrf(request, services, csrf)
     try:
         if decision not in ("confirm", "override"):
             raise AuthentiqError(f"unknown decision {decision!r}")
         await asyncio.to_thread(
-            append_review, services.store.engine, report_id, decision=decision,  # type: ignore[arg-type]
-            verdict=verdict or None, reason=reason, reviewer=reviewer.strip()[:128] or "anonymous",
-            expected_version=expected_version)
+            append_review, services.store.engine, report_id, tenant=visible(caller),
+            reviewer=caller, decision=decision, verdict=verdict or None,  # type: ignore[arg-type]
+            reason=reason, note=note or None, expected_version=expected_version)
     except AuthentiqError as exc:
+        if exc.status == 404:
+            raise
         status = exc.status if exc.status < 500 else 422
-        return await _page(request, services, report_id, error=exc.detail, status=status)
+        return await _page(request, services, caller, report_id, error=exc.detail, status=status)
     await asyncio.to_thread(services.pdfs.invalidate, report_id)  # the cached PDF is outdated
     return RedirectResponse(f"/reports/{report_id}?reviewed=true", status_code=303)
 
 
-async def _page(request: Request, services: Any, report_id: str, *, reviewed: bool = False,
-                error: str | None = None, status: int = 200) -> Response:
-    report = await asyncio.to_thread(services.store.get, report_id)
+async def _page(request: Request, services: Services, caller: Principal | None, report_id: str, *,
+                reviewed: bool = False, error: str | None = None, status: int = 200) -> Response:
+    report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
     context = {"r": report, "h": headline(report), "retake": retakes(report), "against": AGAINST,
-               "reviewed": reviewed, "error": error}
+               "reviewed": reviewed, "error": error, "caller": caller,
+               "csrf": _csrf(request, services)}
     return templates.TemplateResponse(request, "report.html", context, status_code=status,
                                       headers=HEADERS)

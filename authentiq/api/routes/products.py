@@ -20,7 +20,8 @@ from authentiq.services import Services
 from authentiq.verdict import ProductThresholds, effective_thresholds
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
-Name = Annotated[str, Path(min_length=1, max_length=128)]
+Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$",
+                           description="no control characters")]
 
 
 class ProductUpdate(BaseModel):

@@ -1,6 +1,7 @@
 """``/v1/references``: enrol genuine reference items, find them, soft-delete them.
 
-Once API keys exist these endpoints need the admin scope.
+Once API keys exist these endpoints need the admin scope. References are shared by every tenant:
+they describe genuine goods, not a client's submissions (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from authentiq.api.schemas import Problem, Reference, ReferenceList
 from authentiq.enrolment import reference_json
 from authentiq.errors import ReferenceNotFound
 from authentiq.idempotency import fingerprint
+from authentiq.keys import Principal
 from authentiq.references import ReferenceStore
 
+ADMIN = require("admin")  # one dependency: a route's own use of it is served from the cache
+Admin = Annotated[Principal | None, ADMIN]
 TEXT_FIELDS = {"brand": 128, "model": 128, "source": 128, "notes": 2000}
 ERRORS: dict[int | str, dict[str, Any]] = {
     **PROBLEMS, **{code: {"model": Problem, "content": {"application/problem+json": {}}}
@@ -29,7 +33,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_router(view_names: list[str], required: list[str]) -> APIRouter:
-    router = APIRouter(prefix="/v1/references", tags=["references"], dependencies=[require("admin")])
+    router = APIRouter(prefix="/v1/references", tags=["references"], dependencies=[ADMIN])
     fields = {
         "brand": {"type": "string", "maxLength": 128},
         "model": {"type": "string", "maxLength": 128},
@@ -48,6 +52,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         openapi_extra=request_body_schema(view_names, required, fields),
     )
     async def enrol(request: Request, response: Response, services: ServicesDep,
+                    caller: Admin,
                     idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         settings = services.settings
         uploads, form = await read_uploads(request, settings, TEXT_FIELDS)
@@ -60,7 +65,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                 deadline=deadline)
 
         body, _ = await idempotent(
-            services, response, "references", idempotency_key,
+            services, response, caller, "references", idempotency_key,
             fingerprint(form, [(u.view, u.data) for u in uploads]), work,
             lambda ref_id: asyncio.to_thread(_one, services.references, ref_id))
         return body

@@ -1,7 +1,8 @@
 """Stored reports: find (filters, cursor, count, CSV), fetch, files, PDF, and human reviews.
 
-Once API keys exist, reading reports needs the ``review`` scope (or ``submit`` for one's own),
-and posting a review the ``review`` scope.
+Once API keys exist, listing reports needs the ``review`` scope, reading one by id ``submit`` or
+``review``, and posting a review ``review``. Every read is the caller's tenant's (an auditor key
+sees all): another tenant's report is 404, exactly like an unknown id.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BeforeValidator
 
-from authentiq.api.auth import require
+from authentiq.api.auth import Reader, Reviewer, visible
 from authentiq.api.deps import ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.routes.inspections import PROBLEMS
-from authentiq.api.schemas import Report, ReportList, Review, ReviewIn
+from authentiq.api.schemas import Report, ReportList, ReviewIn, ReviewRecord
 from authentiq.errors import ReportNotFound
 from authentiq.idempotency import fingerprint
 from authentiq.reports import ReportFilter, summary
 from authentiq.reviews import append_review, review_by_seq
+from authentiq.text import check_text
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 MEDIA = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": "image/heic"}
@@ -62,6 +64,10 @@ def report_filter(
     needs_review: Annotated[bool | None, Query(
         description="the review queue: unreviewed and inconclusive or flagged")] = None,
 ) -> ReportFilter:
+    for name, value in (("brand", brand), ("model", model), ("client_ref", client_ref),
+                        ("key_id", key_id)):
+        if value is not None:
+            check_text(value, name)
     return ReportFilter(verdict, initial_verdict, review_status, brand, model, client_ref, key_id,
                         flagged, created_from, created_to, needs_review)
 
@@ -70,31 +76,31 @@ FilterDep = Annotated[ReportFilter, Depends(report_filter)]
 
 
 @router.get("", response_model=ReportList, responses={422: PROBLEMS[422]},
-            summary="Find reports (newest first, cursor pagination, total count)",
-            dependencies=[require("review")])
+            summary="Find reports (newest first, cursor pagination, total count)")
 async def list_reports(
-    services: ServicesDep, where: FilterDep,
+    services: ServicesDep, where: FilterDep, caller: Reviewer,
     limit: Annotated[int, Query(ge=1, description="page size; capped at 500")] = 50,
     cursor: Annotated[str | None, Query(max_length=200,
                                         description="next_cursor of the previous page")] = None,
 ) -> dict[str, Any]:
-    store = services.store
-    rows, next_cursor = await asyncio.to_thread(store.find, where, limit=limit, cursor=cursor)
-    total = await asyncio.to_thread(store.count, where)
+    store, tenant = services.store, visible(caller)
+    rows, next_cursor = await asyncio.to_thread(store.find, where, tenant=tenant, limit=limit,
+                                                cursor=cursor)
+    total = await asyncio.to_thread(store.count, where, tenant=tenant)
     items = [summary(r) for r in rows]
     return {"items": items, "count": len(items), "total": total, "next_cursor": next_cursor}
 
 
 @router.get(".csv", response_class=StreamingResponse, responses={422: PROBLEMS[422]},
-            summary="Export the filtered reports as CSV (at most 100,000 rows)",
-            dependencies=[require("review")])
-async def export_reports(services: ServicesDep, where: FilterDep) -> StreamingResponse:
-    store = services.store
+            summary="Export the filtered reports as CSV (at most 100,000 rows)")
+async def export_reports(services: ServicesDep, where: FilterDep, caller: Reviewer
+                         ) -> StreamingResponse:
+    store, tenant = services.store, visible(caller)
 
     def pages() -> Iterator[list[dict[str, Any]]]:
         cursor, sent = None, 0
         while sent < CSV_MAX_ROWS:
-            rows, cursor = store.find(where, limit=500, cursor=cursor)
+            rows, cursor = store.find(where, tenant=tenant, limit=500, cursor=cursor)
             sent += len(rows)
             yield [summary(r) for r in rows]
             if cursor is None:
@@ -111,7 +117,7 @@ async def export_reports(services: ServicesDep, where: FilterDep) -> StreamingRe
             buf.seek(0)
             buf.truncate()
 
-    await asyncio.to_thread(store.count, where)  # a broken filter fails before streaming starts
+    await asyncio.to_thread(store.count, where, tenant=tenant)  # a broken filter fails before streaming
     return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="reports.csv"'})
 
@@ -126,50 +132,50 @@ def spreadsheet_safe(value: Any) -> Any:
 
 
 @router.get("/{report_id}.pdf", response_class=Response, responses=NOT_FOUND,
-            summary="The report as a printable PDF (summary, each view with its heatmap, references)",
-            dependencies=[require("submit", "review")])
-async def get_report_pdf(report_id: str, services: ServicesDep) -> Response:
-    report = await asyncio.to_thread(services.store.get, report_id)
+            summary="The report as a printable PDF (summary, each view with its heatmap, references)")
+async def get_report_pdf(report_id: str, services: ServicesDep, caller: Reader) -> Response:
+    report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
     pdf = await services.pdfs.get(report)  # cached per review version; rendered off this pool
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="report-{report_id}.pdf"'})
 
 
-@router.get("/{report_id}", response_model=Report, responses=NOT_FOUND, summary="Get one report",
-            dependencies=[require("submit", "review")])
-async def get_report(report_id: str, services: ServicesDep) -> dict[str, Any]:
-    return await asyncio.to_thread(services.store.get, report_id)
+@router.get("/{report_id}", response_model=Report, responses=NOT_FOUND, summary="Get one report")
+async def get_report(report_id: str, services: ServicesDep, caller: Reader) -> dict[str, Any]:
+    return await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
 
 
-@router.post("/{report_id}/reviews", response_model=Review, status_code=201,
+@router.post("/{report_id}/reviews", response_model=ReviewRecord, status_code=201,
              responses={**NOT_FOUND, 409: PROBLEMS[409], 422: PROBLEMS[422]},
              summary="Confirm or override the verdict (reason mandatory; append-only, hash-chained)",
-             dependencies=[require("review")])
+             description="The reviewer on record is the calling key (its id and name go into the "
+                         "hash chain); `note` is free text kept beside it.")
 async def post_review(report_id: str, review: ReviewIn, response: Response, services: ServicesDep,
-                      idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-    engine = services.store.engine
+                      caller: Reviewer, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    engine, tenant = services.store.engine, visible(caller)
 
     async def work(_: str | None) -> dict[str, Any]:
         appended = await asyncio.to_thread(
-            append_review, engine, report_id, decision=review.decision, verdict=review.verdict,
-            reason=review.reason, reviewer=review.reviewer,
+            append_review, engine, report_id, tenant=tenant, reviewer=caller,
+            decision=review.decision, verdict=review.verdict, reason=review.reason,
+            note=review.note if review.note is not None else review.reviewer,
             expected_version=review.expected_version)
         await asyncio.to_thread(services.pdfs.invalidate, report_id)
         return appended
 
     body, _ = await idempotent(
-        services, response, f"reviews:{report_id}", idempotency_key,
+        services, response, caller, f"reviews:{report_id}", idempotency_key,
         fingerprint({k: str(v) for k, v in review.model_dump().items()}, []), work,
-        lambda seq: asyncio.to_thread(review_by_seq, engine, int(seq)),
+        lambda seq: asyncio.to_thread(review_by_seq, engine, int(seq), tenant=tenant),
         result_id=lambda r: str(r["seq"]))
     return body
 
 
 @router.get("/{report_id}/views/{view}", responses=NOT_FOUND,
-            response_class=Response, summary="Download a stored photo",
-            dependencies=[require("submit", "review")])
-async def get_view_photo(report_id: str, view: str, services: ServicesDep) -> Response:
-    report = await asyncio.to_thread(services.store.get, report_id)
+            response_class=Response, summary="Download a stored photo")
+async def get_view_photo(report_id: str, view: str, services: ServicesDep, caller: Reader
+                         ) -> Response:
+    report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
     name = next((f for f in report.get("stored_files", []) if f.split(".")[0] == view), None)
     if name is None:
         raise ReportNotFound(f"report {report_id} has no {view!r} photo")
@@ -177,10 +183,10 @@ async def get_view_photo(report_id: str, view: str, services: ServicesDep) -> Re
 
 
 @router.get("/{report_id}/heatmaps/{cls}/{view}", responses=NOT_FOUND, response_class=Response,
-            summary="A heatmap image (WebP): a view, or 'overview' for the whole mosaic",
-            dependencies=[require("submit", "review")])
-async def get_heatmap(report_id: str, cls: str, view: str, services: ServicesDep) -> Response:
-    report = await asyncio.to_thread(services.store.get, report_id)
+            summary="A heatmap image (WebP): a view, or 'overview' for the whole mosaic")
+async def get_heatmap(report_id: str, cls: str, view: str, services: ServicesDep,
+                      caller: Reader) -> Response:
+    report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
     name = f"heatmap-{cls}-{view}.webp"
     if name not in report.get("stored_files", []):
         raise ReportNotFound(f"report {report_id} has no {cls} heatmap of {view!r}")

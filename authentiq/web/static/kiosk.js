@@ -384,11 +384,24 @@ function showResult(report) {
   $("refs").textContent = c.count && c.best != null
     ? `Closest of ${c.count} genuine ${c.brand} ${c.model} references: similarity ${c.best.toFixed(3)}.`
     : `No genuine ${c.brand} ${c.model} references are enrolled; the classifier alone scored the item.`;
-  authedImage($("qr"), `/v1/reports/${report.id}/qr.svg`);
-  const link = $("report-link");
-  link.href = report.links.page; link.textContent = `${location.origin}${report.links.page}`;
+  showShareLink(report);
   $("statement").textContent = report.statement_of_reasons.text;
   say("");
+}
+
+async function showShareLink(report) {
+  // The customer's QR code and link: a signed, expiring, read-only share link to the report's
+  // summary (never the auditor page, which needs a sign-in).
+  const link = $("report-link");
+  link.removeAttribute("href"); link.textContent = "…";
+  $("qr").removeAttribute("src");
+  try {
+    const share = await api(`/v1/reports/${report.id}/share-links`, { method: "POST" }).then((r) => r.json());
+    link.href = share.url; link.textContent = share.url;
+    authedImage($("qr"), share.qr);
+  } catch (error) {
+    link.textContent = `no share link: ${error.message}`;
+  }
 }
 
 function showHeadline(report) {
