@@ -49,7 +49,7 @@ from authentiq.view_gate import ViewCheck, assess
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 LARGE_DECODE = 16 * 2**20  # working bytes: a large decode (its own low-priority threads, memory
 # returned to the OS after it, at most all decode slots but one per client)
-REPORT_SCHEMA_VERSION = "3"  # api_schemas/report.v<N>.schema.json; bump on any schema change
+REPORT_SCHEMA_VERSION = "4"  # api_schemas/report.v<N>.schema.json; bump on any schema change
 
 
 def statement(report_id: str) -> dict[str, Any]:

@@ -125,14 +125,14 @@ def riva_item() -> SyntheticItem:
 
 
 def report_body(**changes: Any) -> dict[str, Any]:
-    """A stored report body (schema v3) built directly, as pages, the PDF and the CLI read it: an
+    """A stored report body (schema v4) built directly, as pages, the PDF and the CLI read it: an
     unreviewed authentic verdict on two views; ``changes`` replace top-level keys."""
     rid = "0123456789abcdef0123456789abcdef"
     view = {"usable": True, "reason": None, "message": None, "format": "JPEG", "width": 480,
             "height": 360, "sharpness": 80.0, "brightness": 120.0, "glare": 0.0, "attention": 0.5,
             "gate": {"distance": 0.4, "looks_like": None, "finding": None, "other_view": None}}
     body: dict[str, Any] = {
-        "schema_version": "3", "id": rid, "created_at": "2026-11-22T10:00:00+00:00",
+        "schema_version": "4", "id": rid, "created_at": "2026-11-22T10:00:00+00:00",
         "client_ref": "sku-1", "brand": "Castellan", "model": "Riva", "verdict": "authentic",
         "confidence": 0.97, "probabilities": {"authentic": 0.97, "counterfeit": 0.03},
         "reasons": [

@@ -193,8 +193,8 @@ def test_review_retry_with_the_same_key_is_replayed(client: TestClient, fake_ite
     assert without_key.status_code == 409
 
 
-@pytest.mark.parametrize("reason", [r"$\foo{$ priced $5", "fake 👜 bag \u202eevil 偽物", "x" * 4000,
-                                    "ctl \x01\x1b[31m\x7f"], ids=["tex", "emoji-rtl-cjk", "long", "control"])
+@pytest.mark.parametrize("reason", [r"$\foo{$ priced $5", "fake 👜 bag \u202eevil 偽物", "x" * 4000],
+                         ids=["tex", "emoji-rtl-cjk", "long"])
 def test_hostile_review_reason_never_breaks_the_pdf(client: TestClient, fake_item: SyntheticItem,
                                                     reason: str) -> None:
     """Issue 19 finding 3: a review reason that matplotlib could not draw made the report's PDF

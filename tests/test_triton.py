@@ -39,7 +39,7 @@ def test_export_writes_what_triton_schema_accepts(tmp_path: Path, runtime: str) 
     assert (config.platform or config.backend) == {"tensorrt": "tensorrt_plan"}.get(runtime, runtime)
     assert [i.name for i in config.input] == ["views"] and list(config.input[0].dims) == [3, 256, 384]
     assert {o.name: list(o.dims) for o in config.output} == {
-        "logits": [2], "embedding": [128], "cam": [2, 16, 24], "view_scores": [6, 6]}
+        "logits": [2], "embedding": [128], "cam": [2, 16, 24], "view_scores": [6, 8]}
     batching = config.dynamic_batching
     assert list(batching.preferred_batch_size) == [4, 8]
     assert batching.max_queue_delay_microseconds == 1500

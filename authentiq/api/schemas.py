@@ -176,11 +176,13 @@ class ReviewIn(BaseModel):
 
 
 class Report(BaseModel):
-    """A stored report (JSON Schema: ``api_schemas/report.v3.schema.json``)."""
+    """A stored report (JSON Schema: ``api_schemas/report.v4.schema.json``)."""
 
-    schema_version: Literal["2", "3"] = Field(
-        description="3 for new reports; 2 for those stored before the view gate (they lack "
-                    "retake, review_advised and gate, and their confidence is always a number)")
+    schema_version: Literal["2", "3", "4"] = Field(
+        description="4 for new reports; 3 for those stored before the gate's misoriented_view and "
+                    "degraded_view findings (otherwise the same); 2 for those stored before the "
+                    "view gate (they lack retake, review_advised and gate, and their confidence "
+                    "is always a number)")
     id: str
     created_at: str
     client_ref: str | None

@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "upscaled, stretched), that train the alteration head; needs the [train] "
                         "extra; 0 leaves the head out (default 1500)")
     g.add_argument("--epochs", type=int, default=12, help="alteration head epochs (default 12)")
+    g.add_argument("--alteration-quantile", type=float, default=0.9995,
+                   help="quantile of untouched photos' alteration logits a view's thresholds are "
+                        "set at (default 0.9995)")
     g.set_defaults(func=modelling.fit_gate)
 
     r = sub.add_parser("fit-temperature", help="fit the confidence calibration (temperature) "

@@ -78,7 +78,8 @@ def fit_gate(args: argparse.Namespace) -> int:
 
     params = fit([Path(m) for m in args.models], items=args.items, quantile=args.quantile,
                  data=args.data, cache=Path(args.cache) if args.cache else None,
-                 alteration_items=args.alteration_items, epochs=args.epochs)
+                 alteration_items=args.alteration_items, epochs=args.epochs,
+                 alteration_quantile=args.alteration_quantile)
     print(json.dumps(params.model_dump(), indent=2))
     return 0
 

@@ -265,13 +265,33 @@ def thresholds(stats: ViewStats, features: np.ndarray, quantile: float) -> np.nd
     return np.asarray([np.quantile(scores[:, v, v], quantile) for v in range(features.shape[1])])
 
 
+def alteration_thresholds(model: bytes, spec: ModelSpec, ts: datasets.TileSet,
+                          single: datasets.TileSet, quantile: float
+                          ) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
+    """Per view, the ``quantile`` of the [orientation, degradation] logits of photos as taken:
+    in full mosaics, and (at least as high) one photo at a time."""
+    from authentiq.training import alterations
+
+    full = np.quantile(alterations.logits(model, spec, ts), quantile, axis=0)
+    alone = np.maximum(np.quantile(alterations.logits(model, spec, single, alone=True), quantile,
+                                   axis=0), full)
+
+    def table(q: np.ndarray) -> dict[str, tuple[float, float]]:
+        return {v: (round(float(q[i, 0]), 3), round(float(q[i, 1]), 3))
+                for i, v in enumerate(spec.view_names)}
+
+    return table(full), table(alone)
+
+
 def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.998,
              single_items: int = 400, data: str | None = None, cache: Path | None = None,
-             alteration_items: int = 1500, epochs: int = 12) -> GateParams:
+             alteration_items: int = 1500, epochs: int = 12,
+             alteration_quantile: float = 0.9995) -> GateParams:
     """Fit on the first model's features; thresholds per model from its own features.
 
     ``alteration_items`` > 0 also trains the alteration head (PyTorch) on that many synthetic
-    items, as taken and altered (:mod:`authentiq.training.alterations`)."""
+    items, as taken and altered (:mod:`authentiq.training.alterations`); its thresholds are the
+    ``alteration_quantile`` of the logits of all the gate's items (the head never saw them)."""
     from authentiq.training import alterations
 
     first = read_spec(models[0])
@@ -305,16 +325,12 @@ def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.9
         model = with_features(path)
         full = thresholds(stats, cell_features(model, spec, held), quantile)
         alone = thresholds(stats, cell_features(model, spec, single, alone=True), quantile)
-        altered: dict[str, list[float]] | None = None
-        altered_alone: dict[str, list[float]] | None = None
+        altered: dict[str, tuple[float, float]] | None = None
+        altered_alone: dict[str, tuple[float, float]] | None = None
         if head is not None:
-            with_head = gated(path, stats, head)[0].SerializeToString()
-            q_full = np.quantile(alterations.logits(with_head, spec, held), quantile, axis=0)
-            q_alone = np.maximum(np.quantile(alterations.logits(with_head, spec, single, alone=True),
-                                             quantile, axis=0), q_full)
-            altered = {v: [round(float(x), 3) for x in q_full[i]] for i, v in enumerate(spec.view_names)}
-            altered_alone = {v: [round(float(x), 3) for x in q_alone[i]]
-                             for i, v in enumerate(spec.view_names)}
+            altered, altered_alone = alteration_thresholds(
+                gated(path, stats, head)[0].SerializeToString(), spec, ts, single,
+                alteration_quantile)
         params = GateParams(
             thresholds={v: round(float(t), 3) for v, t in zip(spec.view_names, full, strict=True)},
             single_photo_thresholds={v: round(float(max(a, t)), 3) for v, a, t in
@@ -324,7 +340,8 @@ def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.9
             fitted_on=(f"{source}: statistics on {split}, thresholds on {len(held)} others "
                        f"({len(single)} also one photo at a time), features of {models[0].name}"
                        + (f"; alteration head on {alteration_items} synthetic items (seeds "
-                          f"{alterations.ALTERATION_SEED_BASE:,}+) as taken and altered"
+                          f"{alterations.ALTERATION_SEED_BASE:,}+) as taken and altered, its "
+                          f"thresholds at the {alteration_quantile} quantile of all {len(ts)}"
                           if head is not None else "")))
         write_gate(path, stats, params, head)
         log.info("wrote the view gate into %s: %s", path, params.thresholds)
