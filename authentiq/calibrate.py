@@ -30,10 +30,10 @@ import numpy as np
 import onnx
 
 from authentiq.errors import AuthentiqError, CalibrationError
+from authentiq.layout import IMAGE_SUFFIXES, view_files
 from authentiq.model_spec import ModelSpec, read_spec
 from authentiq.preprocess import decode_view
 from authentiq.stitch import build_input
-from authentiq.training.data import IMAGE_SUFFIXES, view_files
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from authentiq.batcher import Priority
 from authentiq.errors import AuthentiqError, DatasetError, DuplicateReference, ReferenceRejected
 from authentiq.inspection import Inspector, Upload
+from authentiq.layout import view_files
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceRow, ReferenceStore, content_hash
-from authentiq.training.data import view_files
+from authentiq.report import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ class Enroller:
         self.inspector, self.store, self.index = inspector, store, index
 
     async def enrol(self, uploads: list[Upload], *, brand: str, model: str, source: str | None = None,
-                    notes: str | None = None, deadline: float | None = None) -> dict[str, Any]:
+                    notes: str | None = None, deadline: float | None = None) -> ReferenceRow:
+        """Enrol one genuine item; the stored reference (embedded with this model)."""
         spec = self.inspector.spec
         self.inspector.check_views([u.view for u in uploads])
         loop = asyncio.get_running_loop()
@@ -63,7 +64,7 @@ class Enroller:
         warnings = []
         band = spec.thresholds
         if p_fake >= band.counterfeit_above:
-            warnings.append({"code": "counterfeit_looking", "value": round(p_fake, 4), "detail": (
+            warnings.append({"code": ReasonCode.COUNTERFEIT_LOOKING, "value": round(p_fake, 4), "detail": (
                 f"The classifier rates this item counterfeit-looking (p = {p_fake:.3f}, threshold "
                 f"{band.counterfeit_above:.3f}); make sure it is genuine before relying on it.")})
         other, fusion = evidence.best_other, spec.fusion
@@ -71,7 +72,7 @@ class Enroller:
         margin = fusion.mismatch_margin if fusion else 0.0
         if other is not None and other.similarity >= floor and (
                 evidence.best is None or other.similarity - evidence.best >= margin):
-            warnings.append({"code": "closer_to_other_product", "value": round(other.similarity, 4),
+            warnings.append({"code": ReasonCode.CLOSER_TO_OTHER_PRODUCT, "value": round(other.similarity, 4),
                              "detail": (f"This item is closer to a genuine {other.brand}/{other.model} "
                                         f"reference ({other.similarity:.3f}) than to any "
                                         f"{product.brand}/{product.model} reference"
@@ -81,7 +82,7 @@ class Enroller:
         ref_id = uuid.uuid4().hex
         photos = run.photo_files()
         body = {
-            "views": [self.inspector.view_result(p) for p in run.ordered()],
+            "views": [self.inspector.view_result(p).model_dump(mode="json") for p in run.ordered()],
             "stored_files": sorted(photos),
             "p_counterfeit": round(p_fake, 6),
             "warnings": warnings,
@@ -95,7 +96,7 @@ class Enroller:
         self.index.sync(force=True)  # this worker sees its own enrolment at once
         for w in warnings:
             log.info("reference %s (%s/%s): %s", ref_id, product.brand, product.model, w["detail"])
-        return reference_json(saved, [spec.version_key])
+        return saved
 
     async def re_embed(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Embed every live reference lacking an embedding from the current model; returns how many."""
@@ -183,26 +184,10 @@ async def enrol_folder(enroller: Enroller, items: list[FolderItem], *, source: s
             state = f"FAILED: {exc.detail}"
         else:
             summary.enrolled += 1
-            state = f"enrolled {ref['id']}"
-            if ref["warnings"]:
-                summary.warned[item.name] = [w["detail"] for w in ref["warnings"]]
+            state = f"enrolled {ref.id}"
+            if ref.body["warnings"]:
+                summary.warned[item.name] = [w["detail"] for w in ref.body["warnings"]]
                 state += " with warnings"
         if progress:
             progress(item.name, state)
     return summary
-
-
-def reference_json(row: ReferenceRow, embedded_with: list[str]) -> dict[str, Any]:
-    body = row.body
-    return {
-        "id": row.id, "brand": row.brand, "model": row.model,
-        "created_at": row.created_at.isoformat(), "source": row.source, "notes": row.notes,
-        "content_hash": row.content_hash, "views": body.get("views", []),
-        "p_counterfeit": body.get("p_counterfeit"), "warnings": body.get("warnings", []),
-        "embedded_with": sorted(embedded_with),
-        "deleted_at": row.deleted_at.isoformat() if row.deleted_at else None,
-        "deleted_reason": row.deleted_reason,
-        "links": {"self": f"/v1/references/{row.id}",
-                  "views": {name.split(".")[0]: f"/v1/references/{row.id}/views/{name.split('.')[0]}"
-                            for name in body.get("stored_files", [])}},
-    }

@@ -84,8 +84,3 @@ def evaluate(labels: np.ndarray, p_fake: np.ndarray, lo: float, hi: float) -> Me
     decided_acc, share = band_metrics(labels, p_fake, lo, hi)
     return Metrics(len(labels), acc, roc_auc(labels, p_fake), decided_acc, share, lo, hi)
 
-
-def softmax_fake(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e[:, 1] / e.sum(axis=1), dtype=np.float64)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,13 +35,29 @@ from authentiq.errors import (
     UnknownProduct,
     UnknownView,
 )
-from authentiq.evaluation import softmax_fake
 from authentiq.heatmap import classes_to_render
-from authentiq.model_spec import ModelSpec
+from authentiq.model_spec import ModelSpec, softmax_fake
 from authentiq.preprocess import DecodedView, Probe, decode_probed, probe, release_memory
 from authentiq.quality import Quality, check
-from authentiq.reference_index import ReferenceIndex
-from authentiq.reports import ReportRow, ReportStore
+from authentiq.reference_index import Evidence, ReferenceIndex
+from authentiq.report import (
+    REPORT_SCHEMA_VERSION,
+    Classifier,
+    Fusion,
+    GateCheck,
+    GateSummary,
+    Heatmaps,
+    Probabilities,
+    Reason,
+    ReferenceEvidence,
+    Report,
+    Retake,
+    Submitter,
+    ViewQuality,
+    ViewResult,
+    statement,
+)
+from authentiq.reports import ReportStore
 from authentiq.settings import Settings
 from authentiq.stitch import build_input
 from authentiq.verdict import Verdict, decide
@@ -49,24 +66,11 @@ from authentiq.view_gate import ViewCheck, assess
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 LARGE_DECODE = 16 * 2**20  # working bytes: a large decode (its own low-priority threads, memory
 # returned to the OS after it, at most all decode slots but one per client)
-REPORT_SCHEMA_VERSION = "4"  # api_schemas/report.v<N>.schema.json; bump on any schema change
 
 
-def statement(report_id: str) -> dict[str, Any]:
-    """The statement of reasons every report carries (EU DSA Art. 17 asks for one)."""
-    return {
-        "automated": True,
-        "text": ("This decision was made by automated means — an image classifier and a comparison "
-                 "with enrolled genuine reference items — without human involvement. It rests on "
-                 "the photos submitted and on the facts and reasons listed in this report."),
-        "how_to_contest": (f"Ask the operator of this service for a human review, quoting report "
-                           f"{report_id}. A reviewer can confirm or override the verdict; the "
-                           "automated verdict and every review stay on record."),
-    }
+class Upload(NamedTuple):
+    """One photo as uploaded, for one view."""
 
-
-@dataclass(frozen=True)
-class Upload:
     view: str
     data: bytes
 
@@ -157,7 +161,7 @@ class Inspector:
                       client_ref: str | None, priority: Priority = Priority.INTERACTIVE,
                       deadline: float | None = None, key_id: str | None = None,
                       tenant_id: str, report_id: str | None = None,
-                      client: str | None = None) -> dict[str, Any]:
+                      client: str | None = None) -> Report:
         """``deadline`` is on the event loop's clock (``loop.time()``); None: no deadline.
         ``report_id``: the id to store under (an async job's own id); default a new one.
         ``tenant_id``: whose report it is (the submitting key's tenant; not in the body).
@@ -181,45 +185,30 @@ class Inspector:
                          gate)
 
         report_id = report_id or uuid.uuid4().hex
-        created = datetime.now(UTC)
-        body = self._body(report_id, created, brand, model, client_ref, run, verdict, gate)
-        body["references"] = evidence.as_dict()
-        body["submitted_by"] = {"key_id": key_id}
-        photos = run.photo_files()
-        body["links"]["views"] = {v: f"/v1/reports/{report_id}/views/{v}" for v in prepared}
         classes = classes_to_render(verdict.verdict)
-        body["heatmaps"] = {
-            "classes": classes, "colormap": heatmap.COLORMAP, "notice": heatmap.NOTICE,
-            "images": {cls: {v: f"/v1/reports/{report_id}/heatmaps/{cls}/{v}"
-                             for v in [*self.spec.view_names, "overview"] if v in present or v == "overview"}
-                       for cls in classes}}
-        row = ReportRow(id=report_id, created_at=created, client_ref=client_ref, brand=brand,
-                        model=model, verdict=verdict.verdict, final_verdict=verdict.verdict,
-                        flagged=bool(verdict.review), key_id=key_id, tenant_id=tenant_id,
-                        p_counterfeit=verdict.p_counterfeit,
-                        classifier=self.spec.version_key, body=body)
+        report = self._report(report_id, datetime.now(UTC), brand, model, client_ref, run, verdict,
+                              gate, evidence, key_id, classes, present)
         t = time.perf_counter()
         files = await asyncio.shield(loop.run_in_executor(
             self.pool, self._heatmaps, outputs.cam[0], prepared, present, classes))
-        files.update(photos)
-        body["stored_files"] = sorted(files)
-        heatmap_s = time.perf_counter() - t
-        t = time.perf_counter()
-        timings = body["timings"]
-        timings.update({
+        files.update(run.photo_files())
+        report.stored_files = sorted(files)
+        report.timings.update({
             "decode_ms": _ms(sum(p.decode_s for p in prepared.values())),
             "quality_ms": _ms(sum(p.quality_s for p in prepared.values())),
             "stitch_ms": _ms(run.stitch_s), "queue_ms": _ms(result.queued_s),
             "inference_ms": _ms(result.inference_s), "batch_size": result.batch_size,
-            "reference_search_ms": _ms(search_s), "heatmap_ms": _ms(heatmap_s),
+            "reference_search_ms": _ms(search_s), "heatmap_ms": _ms(time.perf_counter() - t),
         })
-        # The stored body carries every timing except its own persistence and the total,
+        # The stored report carries every timing except its own persistence and the total,
         # which only the response can know.
         # Shielded: once inference ran, the report is stored even if the client has gone.
-        await asyncio.shield(loop.run_in_executor(self.pool, self.store.save, row, files))
-        timings["persist_ms"] = _ms(time.perf_counter() - t)
-        timings["total_ms"] = _ms(time.perf_counter() - started)
-        return body
+        t = time.perf_counter()
+        await asyncio.shield(loop.run_in_executor(
+            self.pool, functools.partial(self.store.save, report, files, tenant_id=tenant_id)))
+        report.timings["persist_ms"] = _ms(time.perf_counter() - t)
+        report.timings["total_ms"] = _ms(time.perf_counter() - started)
+        return report
 
     async def run(self, uploads: list[Upload], *, priority: Priority = Priority.INTERACTIVE,
                   deadline: float | None = None, client: str = "-") -> Run:
@@ -308,78 +297,67 @@ class Inspector:
         return heatmap.render(self.spec, cam, {v: prepared[v].decoded.display for v in present}, classes)
 
     @staticmethod
-    def view_result(p: _Prepared) -> dict[str, Any]:
+    def view_result(p: _Prepared) -> ViewQuality:
         return view_result(p.view, p.decoded, p.quality)
 
-    def _body(self, report_id: str, created: datetime, brand: str, model: str,
-              client_ref: str | None, run: Run, verdict: Verdict,
-              gate: dict[str, ViewCheck] | None) -> dict[str, Any]:
-        views = [with_gate({**self.view_result(p), "attention": round(verdict.attention.get(p.view, 0.0), 4)},
-                           gate.get(p.view) if gate is not None else None)
+    def _report(self, report_id: str, created: datetime, brand: str, model: str,
+                client_ref: str | None, run: Run, verdict: Verdict,
+                gate: dict[str, ViewCheck] | None, evidence: Evidence, key_id: str | None,
+                classes: list[str], present: set[str]) -> Report:
+        views = [ViewResult(**with_gate(self.view_result(p), gate.get(p.view) if gate else None)
+                            .model_dump(), attention=round(verdict.attention.get(p.view, 0.0), 4))
                  for p in run.ordered()]
-        prepared = run.prepared
-        return {
-            "schema_version": REPORT_SCHEMA_VERSION,
-            "id": report_id,
-            "created_at": created.isoformat(),
-            "client_ref": client_ref,
-            "brand": brand,
-            "model": model,
-            "verdict": verdict.verdict,
-            "confidence": None if verdict.confidence is None else round(verdict.confidence, 6),
-            "probabilities": {"authentic": round(1 - verdict.p_counterfeit, 6),
-                              "counterfeit": round(verdict.p_counterfeit, 6)},
-            "reasons": verdict.reasons,
-            "retake": verdict.retake,
-            "review_advised": verdict.review,
-            "gate": {"applied": gate is not None,
-                     "fitted_on": self.spec.gate.fitted_on if self.spec.gate else None},
-            "fusion": {"applied": verdict.fused, "p_classifier": round(verdict.p_classifier, 6),
-                       "p_classifier_calibrated": round(verdict.p_classifier_calibrated, 6),
-                       "temperature": (self.spec.calibration.temperature
-                                       if self.spec.calibration else None),
-                       "p_counterfeit": round(verdict.p_counterfeit, 6),
-                       "thresholds": verdict.thresholds},
-            "views": views,
-            "missing_views": [v for v in self.spec.view_names if v not in prepared],
-            "classifier": {
-                "name": self.spec.model_name, "version": self.spec.model_version,
-                "precision": self.spec.precision, "backend": self.info.name,
-                "device": self.info.device, "engine_id": self.info.engine_id,
-                "thresholds": self.spec.thresholds.model_dump(),
-            },
-            "statement_of_reasons": statement(report_id),
-            "timings": {},
-            "links": {"self": f"/v1/reports/{report_id}", "page": f"/reports/{report_id}",
-                      "pdf": f"/v1/reports/{report_id}.pdf"},
-        }
+        spec = self.spec
+        return Report(
+            schema_version=REPORT_SCHEMA_VERSION, id=report_id, created_at=created.isoformat(),
+            client_ref=client_ref, brand=brand, model=model, verdict=verdict.verdict,  # type: ignore[arg-type]
+            confidence=None if verdict.confidence is None else round(verdict.confidence, 6),
+            probabilities=Probabilities(authentic=round(1 - verdict.p_counterfeit, 6),
+                                        counterfeit=round(verdict.p_counterfeit, 6)),
+            reasons=[Reason.model_validate(r) for r in verdict.reasons],
+            retake=[Retake.model_validate(r) for r in verdict.retake],
+            review_advised=verdict.review,
+            gate=GateSummary(applied=gate is not None,
+                             fitted_on=spec.gate.fitted_on if spec.gate else None),
+            fusion=Fusion(applied=verdict.fused, p_classifier=round(verdict.p_classifier, 6),
+                          p_classifier_calibrated=round(verdict.p_classifier_calibrated, 6),
+                          temperature=spec.calibration.temperature if spec.calibration else None,
+                          p_counterfeit=round(verdict.p_counterfeit, 6),
+                          thresholds=verdict.thresholds),
+            references=ReferenceEvidence.model_validate(evidence.as_dict()),
+            views=views,
+            missing_views=[v for v in spec.view_names if v not in run.prepared],
+            classifier=Classifier(name=spec.model_name, version=spec.model_version,
+                                  precision=spec.precision, backend=self.info.name,
+                                  device=self.info.device, engine_id=self.info.engine_id,
+                                  thresholds=spec.thresholds.model_dump()),
+            heatmaps=Heatmaps(classes=classes, colormap=heatmap.COLORMAP,  # type: ignore[arg-type]
+                              notice=heatmap.NOTICE,
+                              views=[v for v in spec.view_names if v in present] + ["overview"]),
+            submitted_by=Submitter(key_id=key_id),
+            statement_of_reasons=statement(report_id),
+            timings={}, stored_files=[])
 
 
-def view_result(view: str, decoded: DecodedView, q: Quality) -> dict[str, Any]:
+def view_result(view: str, decoded: DecodedView, q: Quality) -> ViewQuality:
     """One photo's facts and quality verdict, as reports and the quality endpoint show them."""
-    return {
-        "view": view, "usable": q.usable, "reason": q.reason, "message": q.message,
-        "format": decoded.format, "width": decoded.width, "height": decoded.height,
-        "sharpness": round(q.sharpness, 2), "brightness": round(q.brightness, 1),
-        "glare": round(q.glare, 4),
-    }
+    return ViewQuality(
+        view=view, usable=q.usable, reason=q.reason, message=q.message,  # type: ignore[arg-type]
+        format=decoded.format, width=decoded.width, height=decoded.height,
+        sharpness=round(q.sharpness, 2), brightness=round(q.brightness, 1),
+        glare=round(q.glare, 4))
 
 
-def with_gate(result: dict[str, Any], check: ViewCheck | None) -> dict[str, Any]:
+def with_gate(result: ViewQuality, check: ViewCheck | None) -> ViewQuality:
     """A photo's result with the view gate's facts; a photo the gate refuses is unusable, with
     the gate's reason and message (as ``/v1/quality`` says it)."""
-    result["gate"] = gate_result(check)
-    if check is not None and check.finding is not None:
-        result.update(usable=False, reason=check.finding, message=check.message)
-    return result
-
-
-def gate_result(check: ViewCheck | None) -> dict[str, Any] | None:
-    """One photo's view-gate facts, as reports and the quality endpoint show them."""
     if check is None:
-        return None
-    return {"distance": check.distance, "looks_like": check.looks_like, "finding": check.finding,
-            "other_view": check.other}
+        return result
+    update: dict[str, Any] = {"gate": GateCheck(distance=check.distance, looks_like=check.looks_like,
+                                                finding=check.finding, other_view=check.other)}
+    if check.finding is not None:
+        update.update(usable=False, reason=check.finding, message=check.message)
+    return result.model_copy(update=update)
 
 
 def lower_priority() -> None:

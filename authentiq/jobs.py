@@ -16,10 +16,9 @@ Graceful shutdown stops claiming and lets running jobs finish; queued ones wait 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,17 +27,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from authentiq import webhooks
-from authentiq.batcher import Priority
 from authentiq.blobs import Blobs
-from authentiq.doorbell import Doorbell
-from authentiq.errors import AuthentiqError, QueueFull, ReportNotFound, ShuttingDown
-from authentiq.inspection import Inspector, Upload
-from authentiq.reports import ReportStore
+from authentiq.errors import AuthentiqError
+from authentiq.report import Report
 from authentiq.tenants import Visible
-from authentiq.webhooks import iso_utc
 
 log = logging.getLogger(__name__)
-RETRY_LATER = (QueueFull, ShuttingDown)  # not the job's fault: run it again shortly
+Photo = tuple[str, bytes]  # (view, the photo as uploaded)
 
 
 class JobNotFound(AuthentiqError):
@@ -59,7 +54,7 @@ class JobRow(SQLModel, table=True):
     brand: str = Field(max_length=128)
     model: str = Field(max_length=128)
     client_ref: str | None = Field(default=None, max_length=128)
-    priority: str = Field(default=Priority.BULK.value, max_length=16)
+    priority: str = Field(default="bulk", max_length=16)
     files: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))  # view → stored name
     attempts: int = 0
     lease_until: datetime | None = None
@@ -70,32 +65,26 @@ class JobRow(SQLModel, table=True):
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
-def job_view(row: JobRow) -> dict[str, Any]:
-    done = row.status == "succeeded"
-    return {
-        "id": row.id, "status": row.status, "brand": row.brand, "model": row.model,
-        "client_ref": row.client_ref, "priority": row.priority, "attempts": row.attempts,
-        "created_at": iso_utc(row.created_at), "updated_at": iso_utc(row.updated_at),
-        "finished_at": iso_utc(row.finished_at), "report_id": row.id if done else None,
-        "verdict": row.verdict, "error": row.error,
-        "links": {"self": f"/v1/jobs/{row.id}", "report": f"/v1/reports/{row.id}" if done else None},
-    }
+EventBody = Callable[[JobRow, Report | None], dict[str, Any]]
 
 
 class JobStore:
-    def __init__(self, engine: Engine, blobs: Blobs) -> None:
-        self.engine, self.blobs = engine, blobs
+    """``event_body``: a finished job's webhook ``data`` (the API layer makes it: it holds the
+    links clients follow)."""
 
-    def submit(self, uploads: list[Upload], *, brand: str, model: str, client_ref: str | None,
-               priority: Priority, key_id: str | None, tenant_id: str,
+    def __init__(self, engine: Engine, blobs: Blobs, event_body: EventBody) -> None:
+        self.engine, self.blobs, self.event_body = engine, blobs, event_body
+
+    def submit(self, uploads: Sequence[Photo], *, brand: str, model: str, client_ref: str | None,
+               priority: str, key_id: str | None, tenant_id: str,
                job_id: str | None = None) -> JobRow:
         """Photos first, then the row (committed): once this returns, the job survives a crash.
         A failure leaves neither behind."""
         job_id, now = job_id or uuid.uuid4().hex, datetime.now(UTC)
-        files = {u.view: f"{i}.bin" for i, u in enumerate(uploads)}
-        self.blobs.put_many(job_id, {files[u.view]: u.data for u in uploads})
+        files = {view: f"{i}.bin" for i, (view, _) in enumerate(uploads)}
+        self.blobs.put_many(job_id, {files[view]: data for view, data in uploads})
         row = JobRow(id=job_id, key_id=key_id, tenant_id=tenant_id, brand=brand, model=model,
-                     client_ref=client_ref, priority=priority.value, files=files, created_at=now,
+                     client_ref=client_ref, priority=priority, files=files, created_at=now,
                      updated_at=now)
         try:
             with Session(self.engine) as session:
@@ -118,8 +107,8 @@ class JobStore:
             raise JobNotFound(f"no job with id {job_id!r}")
         return row
 
-    def uploads(self, row: JobRow) -> list[Upload]:
-        return [Upload(view, self.blobs.get(row.id, name)) for view, name in row.files.items()]
+    def uploads(self, row: JobRow) -> list[Photo]:
+        return [(view, self.blobs.get(row.id, name)) for view, name in row.files.items()]
 
     def claim(self, limit: int, lease_s: float, max_attempts: int) -> list[JobRow]:
         """Up to ``limit`` runnable jobs, oldest first: queued ones and those whose worker's lease
@@ -169,7 +158,7 @@ class JobStore:
             ).values(status="queued", lease_until=None, attempts=JobRow.attempts - 1, updated_at=now))
             session.commit()
 
-    def finish(self, job_id: str, report: dict[str, Any] | None = None,
+    def finish(self, job_id: str, report: Report | None = None,
                error: dict[str, Any] | None = None) -> JobRow:
         """Mark the job done and queue its webhook, in one transaction; drop its photos.
         Only the first to end a job does so (one webhook even if two workers raced)."""
@@ -183,124 +172,18 @@ class JobStore:
             self.blobs.delete(job_id)
         return job
 
-    def _end(self, session: Session, job_id: str, report: dict[str, Any] | None = None,
+    def _end(self, session: Session, job_id: str, report: Report | None = None,
              error: dict[str, Any] | None = None) -> bool:
         now = datetime.now(UTC)
         taken = session.execute(update(JobRow).where(
             col(JobRow.id) == job_id, col(JobRow.status).in_(("queued", "running"))).values(
             status="succeeded" if error is None else "failed", updated_at=now, finished_at=now,
-            lease_until=None, verdict=report["verdict"] if report else None, error=error))
+            lease_until=None, verdict=report.verdict if report else None, error=error))
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             return False
         job = session.get(JobRow, job_id, populate_existing=True)
         assert job is not None
         event: webhooks.Event = "inspection.completed" if error is None else "inspection.failed"
-        data: dict[str, Any] = {"job": job_view(job)}
-        if report is not None:
-            data["report"] = report
-        webhooks.enqueue(session, job.key_id, job.tenant_id, job.id, event, data)
+        webhooks.enqueue(session, job.key_id, job.tenant_id, job.id, event,
+                         self.event_body(job, report))
         return True
-
-
-class JobRunner:
-    """Claims and runs jobs, ``workers`` at a time (0: this process only accepts them)."""
-
-    def __init__(self, jobs: JobStore, inspector: Inspector, reports: ReportStore, *, workers: int,
-                 lease_s: float, poll_s: float, max_attempts: int,
-                 on_finish: Callable[[JobRow], None] | None = None) -> None:
-        self.jobs, self.inspector, self.reports = jobs, inspector, reports
-        self.workers, self.lease_s, self.poll_s = workers, lease_s, poll_s
-        self.max_attempts = max_attempts
-        self.on_finish = on_finish or (lambda job: None)
-        self._running: set[asyncio.Task[None]] = set()
-        self._bell = Doorbell()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if self.workers > 0:
-            self._task = asyncio.create_task(self._loop(), name="authentiq-jobs")
-
-    def wake(self) -> None:
-        self._bell.ring()
-
-    async def close(self) -> None:
-        """Stop claiming; jobs already running finish (the batcher is still open)."""
-        self._stopping = True
-        self._bell.ring()
-        if self._task is not None:
-            await self._task
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
-
-    async def _loop(self) -> None:
-        while not self._stopping:
-            free = self.workers - len(self._running)
-            claimed: list[JobRow] = []
-            if free > 0:
-                try:
-                    claimed = await asyncio.to_thread(self.jobs.claim, free, self.lease_s,
-                                                      self.max_attempts)
-                except Exception:  # the database is away: keep the loop, try again shortly
-                    log.exception("job runner: could not claim jobs; retrying")
-            for job in claimed:
-                task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
-                self._running.add(task)
-                task.add_done_callback(self._done)
-            if claimed and len(claimed) == free:
-                continue  # there may be more waiting
-            await self._bell.wait(self.poll_s)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        self._bell.ring()  # a slot is free
-
-    async def _run(self, job: JobRow) -> None:
-        try:
-            report, error = await self._inspect(job)
-            if report is None and error is None:
-                await asyncio.to_thread(self.jobs.requeue, job.id)
-                return
-            done = await asyncio.to_thread(self.jobs.finish, job.id, report, error)
-        except Exception:
-            # The database went away mid-way. Not the job's fault: give it back to the queue
-            # (its attempt not counted) once the database answers; if it does not within the
-            # lease, the lease runs out and the job runs again anyway. Its report, if stored,
-            # is then found by id and not made twice.
-            log.exception("job %s: interrupted by a database error; it will run again", job.id)
-            await self._give_back(job.id)
-            return
-        log.info("job %s %s (%s)", job.id, done.status, done.verdict or (error or {}).get("type"))
-        self.on_finish(done)
-
-    async def _give_back(self, job_id: str) -> None:
-        end = asyncio.get_running_loop().time() + self.lease_s
-        while asyncio.get_running_loop().time() < end and not self._stopping:
-            await asyncio.sleep(min(1.0, self.poll_s * 4))
-            try:
-                await asyncio.to_thread(self.jobs.requeue, job_id)
-                return
-            except Exception:  # still away
-                continue
-
-    async def _inspect(self, job: JobRow) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """(report, None), (None, problem), or (None, None): give it back to the queue."""
-        try:
-            row = await asyncio.to_thread(self.reports.row, job.id, tenant=job.tenant_id)
-            return dict(row.body), None
-        except ReportNotFound:
-            pass
-        uploads = await asyncio.to_thread(self.jobs.uploads, job)
-        while True:
-            try:
-                return await self.inspector.inspect(
-                    uploads, brand=job.brand, model=job.model, client_ref=job.client_ref,
-                    priority=Priority(job.priority), key_id=job.key_id,
-                    tenant_id=job.tenant_id, report_id=job.id), None
-            except RETRY_LATER as exc:
-                if self._stopping or isinstance(exc, ShuttingDown):
-                    return None, None
-                await asyncio.sleep(float(exc.extra.get("retry_after", 1)))
-                await asyncio.to_thread(self.jobs.extend, job.id, self.lease_s)
-            except AuthentiqError as exc:  # the photos' or the claim's fault: final
-                return None, exc.to_problem(instance=f"/v1/jobs/{job.id}")

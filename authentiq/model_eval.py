@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend
-from authentiq.evaluation import Metrics, evaluate, softmax_fake
+from authentiq.evaluation import Metrics, evaluate
+from authentiq.model_spec import softmax_fake
 from authentiq.reliability import expected_calibration_error, temperature_p
 from authentiq.stitch import build_input
 from authentiq.training import data as datasets

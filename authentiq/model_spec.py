@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from authentiq.errors import ModelContractError
@@ -230,3 +231,10 @@ def check_io(inputs: set[str], outputs: set[str], source: str) -> None:
         problems.append(f"outputs {missing} (has {sorted(outputs)})")
     if problems:
         raise ModelContractError(f"{source}: the model lacks " + " and ".join(problems))
+
+
+def softmax_fake(logits: np.ndarray) -> np.ndarray:
+    """The counterfeit probability of each row of the model's ``logits`` output ([B, 2])."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e[:, 1] / e.sum(axis=1), dtype=np.float64)

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from authentiq.blobs import Blobs
+from authentiq.db import Counter, ensure_counter
 from authentiq.errors import DuplicateReference, ReferenceNotFound, UnknownProduct
 from authentiq.pagination import keyset_page
 
@@ -42,23 +43,6 @@ def content_hash(photos: Iterable[tuple[str, bytes]]) -> str:
     for name, data in sorted(photos):
         h.update(name.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
     return h.hexdigest()
-
-
-class Counter(SQLModel, table=True):
-    __tablename__ = "change_counters"
-    name: str = Field(primary_key=True, max_length=32)
-    value: int = 0
-
-
-def ensure_counter(engine: Engine, name: str) -> None:
-    """Create the named counter row once (idempotent; safe when workers race)."""
-    with Session(engine) as session:
-        if session.get(Counter, name) is None:
-            session.add(Counter(name=name, value=0))
-            try:
-                session.commit()
-            except IntegrityError:  # another worker created it first
-                session.rollback()
 
 
 class ProductRow(SQLModel, table=True):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from authentiq.evaluation import softmax_fake
+from authentiq.model_spec import softmax_fake
 
 T_MIN, T_MAX = 0.05, 20.0
 _GOLDEN = (math.sqrt(5) - 1) / 2

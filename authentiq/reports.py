@@ -17,17 +17,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Column, func, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from authentiq.blobs import Blobs
 from authentiq.errors import ReportNotFound
 from authentiq.pagination import keyset_page
+from authentiq.report import Report, ReviewRecord, ReviewState
 from authentiq.tenants import Visible
+from authentiq.times import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,23 @@ class ReportRow(SQLModel, table=True):
     p_counterfeit: float
     classifier: str = Field(max_length=200)  # name@version
     body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class ReviewRow(SQLModel, table=True):
+    __tablename__ = "report_reviews"
+    seq: int = Field(primary_key=True)  # position in the chain, from 1
+    report_id: str = Field(foreign_key="reports.id", index=True, max_length=32)
+    created_at: datetime
+    reviewer: str = Field(max_length=128)  # the authenticated identity, in words
+    key_id: str | None = Field(default=None, max_length=24)
+    key_name: str | None = Field(default=None, max_length=128)
+    note: str | None = Field(default=None, max_length=200)  # free text: never the identity
+    decision: str = Field(max_length=16)
+    previous_verdict: str = Field(max_length=16)
+    verdict: str = Field(max_length=16)  # the final verdict after this review
+    reason: str = Field(max_length=4000)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
 
 
 @dataclass(frozen=True)
@@ -88,36 +106,19 @@ class ReportFilter:
         return query
 
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return create_engine(url, connect_args={"check_same_thread": False})
-    return create_engine(url, pool_pre_ping=True)
-
-
-def summary(row: ReportRow) -> dict[str, Any]:
-    """What a listing shows of one report."""
-    body = row.body
-    return {
-        "id": row.id, "created_at": body.get("created_at"), "client_ref": row.client_ref,
-        "brand": row.brand, "model": row.model, "initial_verdict": row.verdict,
-        "final_verdict": row.final_verdict, "review_status": row.review_status,
-        "flagged": row.flagged, "confidence": body.get("confidence"),
-        "p_counterfeit": row.p_counterfeit, "key_id": row.key_id, "version": row.version,
-        "links": {"self": f"/v1/reports/{row.id}", "page": f"/reports/{row.id}"},
-    }
-
-
 class ReportStore:
-    def __init__(self, url: str, blobs: Blobs, *, migrate: bool = True) -> None:
-        from authentiq.schema import open_database
+    def __init__(self, engine: Engine, blobs: Blobs) -> None:
+        self.engine, self.blobs = engine, blobs
 
-        self.engine = open_database(url, migrate=migrate)
-        self.blobs = blobs
-
-    def save(self, row: ReportRow, files: dict[str, bytes]) -> None:
+    def save(self, report: Report, files: dict[str, bytes], *, tenant_id: str) -> None:
+        """Store ``report`` (its files first) as ``tenant_id``'s."""
+        row = ReportRow(id=report.id, created_at=datetime.fromisoformat(report.created_at),
+                        client_ref=report.client_ref, brand=report.brand, model=report.model,
+                        verdict=report.verdict, final_verdict=report.verdict,
+                        flagged=report.flagged, key_id=report.submitted_by.key_id,
+                        tenant_id=tenant_id, p_counterfeit=report.probabilities.counterfeit,
+                        classifier=f"{report.classifier.name}@{report.classifier.version}",
+                        body=report.stored())
         try:
             self.blobs.put_many(row.id, files)
         except FileExistsError:
@@ -147,15 +148,21 @@ class ReportStore:
             raise ReportNotFound(f"no report with id {report_id!r}")
         return row
 
-    def get(self, report_id: str, *, tenant: Visible) -> dict[str, Any]:
-        """The immutable body with the current review state (``review``) merged in."""
-        from authentiq.reviews import reviews_of
-
+    def get(self, report_id: str, *, tenant: Visible) -> Report:
+        """The immutable report with its current review state (``review``)."""
         row = self.row(report_id, tenant=tenant)
-        body = dict(row.body)
-        body["review"] = {"status": row.review_status, "final_verdict": row.final_verdict,
-                          "version": row.version, "reviews": reviews_of(self.engine, report_id)}
-        return body
+        report = Report.model_validate(row.body)
+        report.review = ReviewState(status=row.review_status,  # type: ignore[arg-type]
+                                    final_verdict=row.final_verdict,  # type: ignore[arg-type]
+                                    version=row.version, reviews=self.reviews(report_id))
+        return report
+
+    def reviews(self, report_id: str) -> list[ReviewRecord]:
+        """The report's reviews, oldest first."""
+        with Session(self.engine) as session:
+            rows = session.exec(select(ReviewRow).where(ReviewRow.report_id == report_id)
+                                .order_by(col(ReviewRow.seq)))
+            return [review_record(r) for r in rows]
 
     def find(self, where: ReportFilter, *, tenant: Visible, limit: int = 50,
              cursor: str | None = None) -> tuple[list[ReportRow], str | None]:
@@ -178,8 +185,14 @@ class ReportStore:
             return False
         return True
 
-    def close(self) -> None:
-        self.engine.dispose()
+
+def review_record(row: ReviewRow) -> ReviewRecord:
+    return ReviewRecord(seq=row.seq, created_at=iso_utc(row.created_at) or "",
+                        reviewer=row.reviewer, key_id=row.key_id, key_name=row.key_name,
+                        note=row.note, decision=row.decision,  # type: ignore[arg-type]
+                        previous_verdict=row.previous_verdict,
+                        verdict=row.verdict,  # type: ignore[arg-type]
+                        reason=row.reason, hash=row.hash)
 
 
 def visible_to(query: Any, tenant: Visible) -> Any:

@@ -22,16 +22,16 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
+from authentiq.db import Counter, ensure_counter
 from authentiq.errors import InvalidField, ReportNotFound, ReviewConflict
 from authentiq.keys import Principal
-from authentiq.references import Counter, ensure_counter
-from authentiq.reports import ReportRow, visible_to
+from authentiq.reports import ReportRow, ReviewRow, visible_to
 from authentiq.tenants import Visible
 from authentiq.text import check_text
 
@@ -40,23 +40,6 @@ GENESIS = "0" * 64
 VERDICTS = ("authentic", "counterfeit", "inconclusive")
 Decision = Literal["confirm", "override"]
 ANONYMOUS = "anonymous (API keys not enforced)"
-
-
-class ReviewRow(SQLModel, table=True):
-    __tablename__ = "report_reviews"
-    seq: int = Field(primary_key=True)  # position in the chain, from 1
-    report_id: str = Field(foreign_key="reports.id", index=True, max_length=32)
-    created_at: datetime
-    reviewer: str = Field(max_length=128)  # the authenticated identity, in words
-    key_id: str | None = Field(default=None, max_length=24)
-    key_name: str | None = Field(default=None, max_length=128)
-    note: str | None = Field(default=None, max_length=200)  # free text: never the identity
-    decision: str = Field(max_length=16)
-    previous_verdict: str = Field(max_length=16)
-    verdict: str = Field(max_length=16)  # the final verdict after this review
-    reason: str = Field(max_length=4000)
-    prev_hash: str = Field(max_length=64)
-    hash: str = Field(max_length=64, unique=True)
 
 
 def entry_hash(row: ReviewRow) -> str:
@@ -77,7 +60,7 @@ def ensure_chain(engine: Engine) -> None:
 
 def append_review(engine: Engine, report_id: str, *, tenant: Visible, reviewer: Principal | None,
                   decision: Decision, verdict: str | None, reason: str, expected_version: int,
-                  note: str | None = None) -> dict[str, Any]:
+                  note: str | None = None) -> ReviewRow:
     """Append one review by ``reviewer`` (None: keys are not enforced, recorded as anonymous)
     of a report ``tenant`` may see; 409 if the report's version is not ``expected_version``."""
     reason = check_text(reason.strip(), "reason", 4000, multiline=True)
@@ -126,32 +109,37 @@ def append_review(engine: Engine, report_id: str, *, tenant: Visible, reviewer: 
         session.add(report)
         session.commit()
         session.refresh(row)
-        return review_json(row)
+        return row
 
 
-def reviews_of(engine: Engine, report_id: str) -> list[dict[str, Any]]:
-    with Session(engine) as session:
-        rows = session.exec(select(ReviewRow).where(ReviewRow.report_id == report_id)
-                            .order_by(col(ReviewRow.seq)))
-        return [review_json(r) for r in rows]
-
-
-def review_by_seq(engine: Engine, seq: int, *, tenant: Visible) -> dict[str, Any]:
+def review_by_seq(engine: Engine, seq: int, *, tenant: Visible) -> ReviewRow:
     """One review, if ``tenant`` may see its report."""
     query = visible_to(select(ReviewRow).join(ReportRow, col(ReviewRow.report_id) == col(ReportRow.id)),
                        tenant).where(col(ReviewRow.seq) == seq)
     with Session(engine) as session:
-        row = session.exec(query).first()
+        row: ReviewRow | None = session.exec(query).first()
     if row is None:
         raise ReportNotFound(f"no review {seq}")
-    return review_json(row)
+    return row
 
 
-def review_json(row: ReviewRow) -> dict[str, Any]:
-    return {"seq": row.seq, "created_at": _iso(row.created_at), "reviewer": row.reviewer,
-            "key_id": row.key_id, "key_name": row.key_name, "note": row.note,
-            "decision": row.decision, "previous_verdict": row.previous_verdict,
-            "verdict": row.verdict, "reason": row.reason, "hash": row.hash}
+class Reviews:
+    """The review log on one engine: what routes call (they never hold the engine)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        ensure_chain(engine)
+
+    def append(self, report_id: str, *, tenant: Visible, reviewer: Principal | None,
+               decision: Decision, verdict: str | None, reason: str, expected_version: int,
+               note: str | None = None) -> ReviewRow:
+        """See :func:`append_review`."""
+        return append_review(self.engine, report_id, tenant=tenant, reviewer=reviewer,
+                             decision=decision, verdict=verdict, reason=reason,
+                             expected_version=expected_version, note=note)
+
+    def by_seq(self, seq: int, *, tenant: Visible) -> ReviewRow:
+        return review_by_seq(self.engine, seq, tenant=tenant)
 
 
 @dataclass

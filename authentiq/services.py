@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
@@ -25,21 +25,25 @@ from authentiq.backends.base import Backend
 from authentiq.backends.select import open_backend
 from authentiq.batcher import Batcher, BatcherConfig, BatchObserver
 from authentiq.blobs import Blobs, open_blobs
+from authentiq.db import open_database
 from authentiq.enrolment import Enroller, enrol_folder, folder_references
 from authentiq.heatmap import lookup_table
 from authentiq.idempotency import Idempotency
 from authentiq.inspection import Inspector
-from authentiq.jobs import JobRow, JobRunner, JobStore
+from authentiq.job_runner import JobRunner
+from authentiq.jobs import EventBody, JobRow, JobStore
 from authentiq.keys import KeyRing, server_secret
 from authentiq.pdf_cache import PdfCache
 from authentiq.ratelimit import RateLimiter
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceRow, ReferenceStore
+from authentiq.report import Report
 from authentiq.reports import ReportRow, ReportStore
-from authentiq.reviews import ensure_chain
+from authentiq.reviews import Reviews
+from authentiq.sessions import Sessions
 from authentiq.settings import Settings
 from authentiq.share_links import ShareLinks
-from authentiq.webhooks import Dispatcher
+from authentiq.webhooks import Deliveries, Dispatcher
 
 log = logging.getLogger(__name__)
 SHIPPED_SOURCE = "shipped synthetic reference set"
@@ -65,6 +69,9 @@ class Services:
     pdfs: PdfCache
     in_flight: InFlight
     share_links: ShareLinks
+    reviews: Reviews
+    deliveries: Deliveries
+    sessions: Sessions
 
 
 def batcher_config(settings: Settings) -> BatcherConfig:
@@ -85,24 +92,30 @@ class ServiceObserver(BatchObserver, Protocol):
     def webhook_attempt(self, outcome: str) -> None: ...
 
 
+def no_events(job: JobRow, report: Report | None) -> dict[str, Any]:
+    """The CLI's services finish no jobs (``background=False``), so make no webhook bodies."""
+    raise RuntimeError(f"job {job.id} finished in a process opened without event bodies")
+
+
 @asynccontextmanager
 async def open_services(settings: Settings, observer: ServiceObserver | None = None,
-                        *, seed: bool = True, background: bool = True) -> AsyncIterator[Services]:
+                        *, seed: bool = True, background: bool = True,
+                        event_body: EventBody = no_events) -> AsyncIterator[Services]:
     """``background``: run async jobs and send webhooks (the server); the CLI's one-off commands
-    leave both to the server."""
+    leave both to the server. ``event_body``: a finished job's webhook data (the API's)."""
     backend = open_backend(settings)
     spec = backend.spec
     blobs = open_blobs(settings)
-    store = ReportStore(settings.database_url, blobs, migrate=settings.migrate)
+    engine = open_database(settings.database_url, migrate=settings.migrate)
+    store = ReportStore(engine, blobs)
     pool = ThreadPoolExecutor(settings.preprocess_workers, thread_name_prefix="authentiq-cpu")
     batcher = Batcher(backend, batcher_config(settings), observer=observer)
     pdfs = PdfCache(blobs.child("pdf"), blobs, workers=settings.pdf_workers,
                     max_pending=settings.pdf_queue)
     services: Services | None = None
     try:
-        ensure_chain(store.engine)
         lookup_table()  # imports matplotlib's colormaps now, not in the first request
-        references = ReferenceStore(store.engine, blobs.child("references"))
+        references = ReferenceStore(engine, blobs.child("references"))
         references.ensure_products(spec.products)
         index = ReferenceIndex(references, model_version=spec.version_key, dim=spec.embedding_size,
                                kind=settings.reference_index,
@@ -112,9 +125,9 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         await batcher.start()
         inspector = Inspector(settings, spec, backend.info, batcher, store, pool, index)
         enroller = Enroller(inspector, references, index)
-        keys = KeyRing(store.engine, settings.auth)
-        jobs = JobStore(store.engine, blobs.child("jobs"))
-        dispatcher = Dispatcher(store.engine, timeout_s=settings.webhook_timeout_s,
+        keys = KeyRing(engine, settings.auth)
+        jobs = JobStore(engine, blobs.child("jobs"), event_body)
+        dispatcher = Dispatcher(engine, timeout_s=settings.webhook_timeout_s,
                                 max_attempts=settings.webhook_max_attempts,
                                 backoff_s=settings.webhook_backoff_s,
                                 backoff_max_s=settings.webhook_backoff_max_s,
@@ -130,20 +143,21 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                            lease_s=settings.job_lease_s, poll_s=settings.poll_s,
                            max_attempts=settings.job_max_attempts, on_finish=job_finished)
         services = Services(settings, backend, batcher, store, references, index, inspector, enroller,
-                            Idempotency(store.engine, stale_s=settings.request_timeout_s + 60),
-                            keys, server_secret(store.engine),
+                            Idempotency(engine, stale_s=settings.request_timeout_s + 60),
+                            keys, server_secret(engine),
                             RateLimiter(settings.rate_limit, settings.rate_limit_storage),
                             jobs, runner, dispatcher, pdfs,
                             InFlight(settings.max_in_flight_per_client),
-                            ShareLinks(store.engine, server_secret(store.engine, "share"),
-                                       timedelta(days=settings.share_link_days)))
+                            ShareLinks(engine, server_secret(engine, "share"),
+                                       timedelta(days=settings.share_link_days)),
+                            Reviews(engine), Deliveries(engine), Sessions(engine))
         if not keys.enforced and settings.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
                         "--scopes submit,review,admin`; from then on every call needs a key.")
         if seed and settings.reference_seed_dir is not None:
             await seed_references(services)
-        swept = sweep_orphans(store.engine, [(store.blobs, ReportRow), (references.blobs, ReferenceRow),
+        swept = sweep_orphans(engine, [(store.blobs, ReportRow), (references.blobs, ReferenceRow),
                                              (jobs.blobs, JobRow)], settings.orphan_grace_s)
         if swept:
             log.warning("removed %d blob folders with no row (a crash between the files and the "
@@ -168,7 +182,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
             services.inspector.close()
         pdfs.close()
         backend.close()
-        store.close()
+        engine.dispose()
 
 
 def sweep_orphans(engine: Engine, stores: list[tuple[Blobs, type[SQLModel]]],

@@ -84,3 +84,19 @@ def csrf_ok(secret: bytes, token: str, presented: str) -> bool:
 
 def _aware(when: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+class Sessions:
+    """Sign-in sessions on one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def open(self, key_id: str) -> str:
+        return open_session(self.engine, key_id)
+
+    def principal(self, token: str) -> Principal | None:
+        return session_principal(self.engine, token)
+
+    def end(self, token: str) -> None:
+        end_session(self.engine, token)

@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from authentiq.evaluation import softmax_fake
-from authentiq.model_spec import ModelSpec
+from authentiq.model_spec import ModelSpec, softmax_fake
 from authentiq.quality import RETAKE_HINTS
 from authentiq.reference_index import Evidence
+from authentiq.report import ReasonCode
 from authentiq.stitch import cell_of
 from authentiq.view_gate import FINDINGS, ViewCheck
 
@@ -169,19 +169,19 @@ def decide(spec: ModelSpec, logits: np.ndarray, cam: np.ndarray, unusable: dict[
 
     retake = _retakes(spec, unusable, gate)
     blocking = {r["view"] for r in retake}
-    reasons.append({"code": "classifier", "value": round(p_clf, 4), "detail": (
+    reasons.append({"code": ReasonCode.CLASSIFIER, "value": round(p_clf, 4), "detail": (
         f"The classifier's counterfeit probability is {p_clf:.3f}"
         + (f" ({p_cal:.3f} calibrated)." if spec.calibration is not None else "."))})
     _evidence_reasons(evidence, has_refs, fused, product, reasons)
     if gate is None:
-        reasons.append({"code": "gate_unavailable", "detail": (
+        reasons.append({"code": ReasonCode.GATE_UNAVAILABLE, "detail": (
             "This model carries no view gate, so whether each photo shows the view it should, "
             "of an item like those the model knows, was not checked.")})
 
     if blocking:
         verdict = "inconclusive"
         for r in retake:
-            code = r["reason"] if r["reason"] in FINDINGS else "retake_required"
+            code = ReasonCode(r["reason"]) if r["reason"] in FINDINGS else ReasonCode.RETAKE_REQUIRED
             reasons.append({"code": code, "view": r["view"], "detail": r["message"]})
     else:
         what = "Combined counterfeit probability" if fused else "Counterfeit probability"
@@ -189,19 +189,20 @@ def decide(spec: ModelSpec, logits: np.ndarray, cam: np.ndarray, unusable: dict[
         shown = f"{p:.3f}" if not raw_band or spec.calibration is None else \
             f"{p_clf:.3f} (uncalibrated)"
         if score >= hi:
-            verdict, code, detail = "counterfeit", "score_counterfeit", \
+            verdict, code, detail = "counterfeit", ReasonCode.SCORE_COUNTERFEIT, \
                 f"{what} {shown} is at or above {hi:.3f}."
         elif score < lo:
-            verdict, code, detail = "authentic", "score_authentic", f"{what} {shown} is below {lo:.3f}."
+            verdict, code, detail = "authentic", ReasonCode.SCORE_AUTHENTIC, \
+                f"{what} {shown} is below {lo:.3f}."
         else:
-            verdict, code = "inconclusive", "score_uncertain"
+            verdict, code = "inconclusive", ReasonCode.SCORE_UNCERTAIN
             detail = (f"{what} {shown} lies in the uncertain band [{lo:.3f}, {hi:.3f}); "
                       "a human review is advised.")
         reasons.append({"code": code, "value": round(p, 4), "detail": detail})
         verdict = _reference_rules(evidence, t, product, verdict, reasons)
         if verdict == "authentic" and not has_refs and not t["allow_classifier_only"]:
             verdict = "inconclusive"
-            reasons.append({"code": "authentic_needs_references", "detail": (
+            reasons.append({"code": ReasonCode.AUTHENTIC_NEEDS_REFERENCES, "detail": (
                 f"The classifier alone would call this item authentic, but no genuine {product} "
                 "references are enrolled to support it; the service does not call an item "
                 "authentic without them. Enrol genuine references of this product to decide such "
@@ -210,7 +211,7 @@ def decide(spec: ModelSpec, logits: np.ndarray, cam: np.ndarray, unusable: dict[
     _attention_reason(verdict, attention, p_clf, t, reasons)
     for view, why in unusable.items():
         if view not in blocking:
-            reasons.append({"code": "optional_view_skipped", "view": view,
+            reasons.append({"code": ReasonCode.OPTIONAL_VIEW_SKIPPED, "view": view,
                             "detail": f"The optional {view} photo was unusable ({why}) and ignored."})
             if verdict == "inconclusive":  # a better photo of it may be what decides the item
                 retake.append({"view": view, "reason": why, "message": (
@@ -218,9 +219,9 @@ def decide(spec: ModelSpec, logits: np.ndarray, cam: np.ndarray, unusable: dict[
                     f"{RETAKE_HINTS.get(why, '')}").strip()})
     review = _review(verdict, p, hi, bool(blocking), gate is None, reasons)
     if review:
-        reasons.append({"code": "review_advised", "detail": "Sent to the review queue: "
+        reasons.append({"code": ReasonCode.REVIEW_ADVISED, "detail": "Sent to the review queue: "
                         + "; ".join(review) + "."})
-    reasons.append({"code": "automated_decision", "detail": AUTOMATED_NOTICE})
+    reasons.append({"code": ReasonCode.AUTOMATED_DECISION, "detail": AUTOMATED_NOTICE})
     _mark_against(verdict, p_clf, t, evidence, reasons)
     confidence = p if verdict == "counterfeit" else 1 - p if verdict == "authentic" else None
     thresholds = {**t, "applied_band": [lo, hi],
@@ -249,22 +250,22 @@ def _evidence_reasons(evidence: Evidence | None, has_refs: bool, fused: bool, pr
                       reasons: list[dict[str, Any]]) -> None:
     if evidence is not None and has_refs and evidence.best is not None:
         reasons.append({
-            "code": "reference_similarity", "value": round(evidence.best, 4),
+            "code": ReasonCode.REFERENCE_SIMILARITY, "value": round(evidence.best, 4),
             "mean_top_k": round(evidence.mean_top_k or 0.0, 4), "references": evidence.claimed_count,
             "detail": (f"Closest genuine {product} reference: similarity {evidence.best:.3f}; mean of "
                        f"the closest {len(evidence.claimed)}: {evidence.mean_top_k:.3f} "
                        f"({evidence.claimed_count} enrolled).")})
     else:
-        reasons.append({"code": "no_references", "detail": (
+        reasons.append({"code": ReasonCode.NO_REFERENCES, "detail": (
             f"No genuine references of {product} are enrolled for this model version; the "
             "classifier alone scores the item, and it is not called authentic on that alone.")})
         if evidence is not None and evidence.best_other is not None:
             m = evidence.best_other
-            reasons.append({"code": "closest_other_product", "value": round(m.similarity, 4),
+            reasons.append({"code": ReasonCode.CLOSEST_OTHER_PRODUCT, "value": round(m.similarity, 4),
                             "detail": (f"The closest enrolled reference is a {m.brand}/{m.model} "
                                        f"(similarity {m.similarity:.3f}).")})
     if has_refs and not fused:
-        reasons.append({"code": "fusion_unavailable", "detail": (
+        reasons.append({"code": ReasonCode.FUSION_UNAVAILABLE, "detail": (
             "This model carries no fusion parameters; the reference similarity is reported but "
             "the classifier's band decides.")})
 
@@ -278,7 +279,7 @@ def _attention_reason(verdict: str, attention: dict[str, float], p_clf: float, t
     share = attention[top]
     if share <= 0 or share < ATTENTION_CONTRAST / len(attention):
         return  # flat or no positive evidence: naming a view would say nothing true
-    reasons.append({"code": "attention", "view": top, "share": round(share, 3),
+    reasons.append({"code": ReasonCode.ATTENTION, "view": top, "share": round(share, 3),
                     "detail": (f"The model's counterfeit evidence is strongest in the {top} "
                                f"view ({share:.0%} of it).")})
 
@@ -311,9 +312,10 @@ def _mark_against(verdict: str, p_clf: float, t: dict[str, Any], evidence: Evide
         return
     for r in reasons:
         against = False
-        if r["code"] == "classifier":
+        if r["code"] == ReasonCode.CLASSIFIER:
             against = (p_clf >= 0.5) != (verdict == "counterfeit")
-        elif r["code"] == "reference_similarity" and verdict == "counterfeit" and evidence is not None:
+        elif r["code"] == ReasonCode.REFERENCE_SIMILARITY and verdict == "counterfeit" \
+                and evidence is not None:
             floor = t["min_similarity"]
             against = floor is not None and evidence.best is not None and evidence.best >= floor
         if against:
@@ -328,7 +330,7 @@ def _reference_rules(evidence: Evidence | None, t: dict[str, Any], product: str,
     floor, margin = t["min_similarity"], t["mismatch_margin"]
     best = evidence.best
     if floor is not None and best is not None and best < floor:
-        reasons.append({"code": "below_min_similarity", "value": round(best, 4),
+        reasons.append({"code": ReasonCode.BELOW_MIN_SIMILARITY, "value": round(best, 4),
                         "threshold": floor, "detail": (
                             f"Closest genuine reference similarity {best:.3f} is below the "
                             f"{floor:.3f} threshold for {product}"
@@ -345,7 +347,7 @@ def _reference_rules(evidence: Evidence | None, t: dict[str, Any], product: str,
         other.similarity >= floor if floor is not None else best is not None)
     if other is not None and closer and genuine_looking:
         ours = f"({best:.3f})" if best is not None else "(no references enrolled)"
-        reasons.append({"code": "model_mismatch", "value": round(other.similarity, 4),
+        reasons.append({"code": ReasonCode.MODEL_MISMATCH, "value": round(other.similarity, 4),
                         "brand": other.brand, "model": other.model, "detail": (
                             f"The item matches genuine {other.brand}/{other.model} references "
                             f"(similarity {other.similarity:.3f}) more closely than the claimed "

@@ -172,24 +172,6 @@ def enqueue(session: Session, key_id: str | None, tenant_id: str, job_id: str, e
     return row
 
 
-def iso_utc(when: datetime | None) -> str | None:
-    """Stored times are UTC; SQLite gives them back without their zone."""
-    if when is None:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
-
-
-def delivery_view(row: DeliveryRow) -> dict[str, Any]:
-    return {
-        "id": row.id, "job_id": row.job_id, "event": row.event, "url": row.url,
-        "status": row.status, "attempts": row.attempts,
-        "next_attempt_at": iso_utc(row.next_attempt_at) if row.status == "pending" else None,
-        "last_status_code": row.last_status_code, "last_error": row.last_error,
-        "created_at": iso_utc(row.created_at), "delivered_at": iso_utc(row.delivered_at),
-        "log": row.log,
-    }
-
-
 # --- delivery --------------------------------------------------------------------------------
 
 
@@ -364,3 +346,21 @@ def redeliver(engine: Engine, delivery_id: str, *, tenant: Visible) -> DeliveryR
         session.commit()
         session.refresh(row)
         return row
+
+
+class Deliveries:
+    """Webhook deliveries on one engine, as the API reads and resends them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def list(self, *, tenant: Visible, job_id: str | None = None, status: str | None = None,
+             limit: int = 50) -> list[DeliveryRow]:
+        return list_deliveries(self.engine, tenant=tenant, job_id=job_id, status=status,
+                               limit=limit)
+
+    def get(self, delivery_id: str, *, tenant: Visible) -> DeliveryRow:
+        return get_delivery(self.engine, delivery_id, tenant=tenant)
+
+    def redeliver(self, delivery_id: str, *, tenant: Visible) -> DeliveryRow:
+        return redeliver(self.engine, delivery_id, tenant=tenant)

@@ -74,9 +74,9 @@ def startup_rebuild(n: int, rng: np.random.Generator, centres: np.ndarray) -> di
     from sqlmodel import Session
 
     from authentiq.blobs import BlobStore
+    from authentiq.db import open_database
     from authentiq.reference_index import ReferenceIndex
     from authentiq.references import EmbeddingRow, ReferenceRow, ReferenceStore, product_key
-    from authentiq.schema import open_database
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = open_database(f"sqlite:///{tmp}/refs.db")

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from authentiq.blobs import BlobStore
+from authentiq.db import open_database
 from authentiq.reports import ReportStore
 from authentiq.settings import Settings
 from authentiq.synthetic import SyntheticItem
@@ -36,11 +37,11 @@ def in_background(fn: object, *args: object) -> tuple[threading.Thread, list[htt
 
 
 def stored(settings: Settings) -> int:
-    store = ReportStore(settings.database_url, BlobStore(settings.blob_dir))
+    engine = open_database(settings.database_url)
     try:
-        return store.count(tenant=None)
+        return ReportStore(engine, BlobStore(settings.blob_dir)).count(tenant=None)
     finally:
-        store.close()
+        engine.dispose()
 
 
 def queued(server: LiveServer) -> float:

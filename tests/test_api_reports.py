@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import text
 
-from authentiq import heatmap, report_schema
+from authentiq import heatmap
+from authentiq.api import report_schema
 from authentiq.cli import main
 from authentiq.settings import Settings
 from authentiq.synthetic import SyntheticItem, make_item

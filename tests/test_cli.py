@@ -125,9 +125,9 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
     import onnx
 
     from authentiq.blobs import BlobStore
+    from authentiq.db import open_database
     from authentiq.reference_index import ReferenceIndex
     from authentiq.references import ReferenceStore
-    from authentiq.schema import open_database
     from authentiq.settings import DEFAULT_MODEL, DEFAULT_REFERENCES
 
     folder = tmp_path / "refs"

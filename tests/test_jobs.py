@@ -19,10 +19,11 @@ from sqlmodel import Session, col, func, select
 
 from authentiq.api.app import create_app
 from authentiq.batcher import Priority
+from authentiq.db import make_engine
 from authentiq.inspection import Upload
 from authentiq.jobs import JobRow, JobStore
 from authentiq.keys import create_key
-from authentiq.reports import ReportRow, make_engine
+from authentiq.reports import ReportRow
 from authentiq.settings import Settings
 from authentiq.synthetic import SyntheticItem
 from authentiq.tenants import create_tenant
@@ -245,11 +246,12 @@ def test_accepted_jobs_survive_a_restart(tmp_path: Path, database_url: str,
 
 @contextmanager
 def job_store(settings: Settings) -> Iterator[JobStore]:
+    from authentiq.api.resources import webhook_body
     from authentiq.blobs import BlobStore
 
     engine = make_engine(settings.database_url)
     try:
-        yield JobStore(engine, BlobStore(settings.blob_dir / "jobs"))
+        yield JobStore(engine, BlobStore(settings.blob_dir / "jobs"), webhook_body)
     finally:
         engine.dispose()
 

@@ -266,7 +266,7 @@ def test_kiosk_with_a_key_entered_by_staff(browser: Any, tmp_path: Path,
     _, folder = item
     settings = make_settings(tmp_path, reference_seed_dir=DEFAULT_REFERENCES, auth="required")
     with live_server(settings) as server:
-        from authentiq.reports import make_engine
+        from authentiq.db import make_engine
 
         engine = make_engine(settings.database_url)
         _, key = create_key(engine, "kiosk-test", ["submit"])

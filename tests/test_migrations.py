@@ -6,6 +6,7 @@ release 0.1.0 databases are real dumps of what that release made (tests/data/rel
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -19,11 +20,11 @@ from sqlalchemy import inspect, text
 
 from authentiq.api.app import create_app
 from authentiq.cli import main
+from authentiq.db import BASELINE, current, head, make_engine, open_database, upgrade
 from authentiq.errors import DatabaseSchemaError
 from authentiq.keys import create_key
-from authentiq.reports import make_engine
-from authentiq.schema import BASELINE, current, head, metadata, open_database, upgrade
 from authentiq.synthetic import SyntheticItem
+from authentiq.tables import metadata
 from authentiq.tenants import create_tenant
 from tests.conftest import files_of, make_settings
 
@@ -93,6 +94,19 @@ def test_release_0_1_0_database_upgrades_and_keeps_serving(
         assert report["verdict"] == "authentic"
         assert report["review"]["final_verdict"] == "counterfeit"
         assert report["review"]["reviews"][0]["reason"] == "release 0.1.0 review"
+        # Revision 0004: the stored body keeps ids; the API makes the same links from them.
+        assert report["links"]["self"] == f"/v1/reports/{report_id}"
+        assert report["links"]["pdf"] == f"/v1/reports/{report_id}.pdf"
+        assert set(report["links"]["views"]) == {v["view"] for v in report["views"]}
+        for cls, images in report["heatmaps"]["images"].items():
+            assert images == {v: f"/v1/reports/{report_id}/heatmaps/{cls}/{v}"
+                              for v in report["heatmaps"]["views"]}
+        with client.app.state.services.store.engine.connect() as conn:  # type: ignore[attr-defined]
+            stored = conn.execute(text("SELECT body FROM reports WHERE id = :id"),
+                                  {"id": report_id}).scalar_one()
+        stored = json.loads(stored) if isinstance(stored, str) else stored
+        assert "links" not in stored and "images" not in stored["heatmaps"]
+        assert "/v1/" not in json.dumps(stored)
         job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
         assert job["status"] == "succeeded" and job["deliveries"][0]["status"] == "failed"
         listed = client.get("/v1/reports", headers=headers).json()

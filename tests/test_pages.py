@@ -21,7 +21,7 @@ from PIL import Image, ImageFilter
 
 from authentiq.api.app import create_app
 from authentiq.keys import create_key
-from authentiq.reports import ReportRow
+from authentiq.report import Report
 from authentiq.settings import DEFAULT_REFERENCES, Settings
 from authentiq.synthetic import SyntheticItem
 from tests.conftest import REPO, LiveServer, live_server, make_settings, riva_item
@@ -77,11 +77,10 @@ def store_variant(client: TestClient, body: dict[str, Any], ref: str) -> str:
     body = copy.deepcopy(body)
     body.pop("review", None)
     body["id"] = uuid.uuid4().hex
-    row = ReportRow(id=body["id"], created_at=datetime.now(UTC), client_ref=ref, brand=body["brand"],
-                    model=body["model"], verdict=body["verdict"], final_verdict=body["verdict"],
-                    flagged=bool(body.get("review_advised")), p_counterfeit=body["probabilities"]["counterfeit"],
-                    classifier="authentiq-default@0.2.0", tenant_id="default", body=body)
-    client.app.state.services.store.save(row, {})  # type: ignore[attr-defined]
+    body["client_ref"] = ref
+    body["created_at"] = datetime.now(UTC).isoformat()
+    report = Report.model_validate(body)  # the API's links are not part of the stored report
+    client.app.state.services.store.save(report, {}, tenant_id="default")  # type: ignore[attr-defined]
     return str(body["id"])
 
 

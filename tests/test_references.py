@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from authentiq.blobs import BlobStore
+from authentiq.db import open_database
 from authentiq.errors import DuplicateReference, InvalidField, ReferenceNotFound, UnknownProduct
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceRow, ReferenceStore, content_hash, product_key
-from authentiq.schema import open_database
 
 V1, V2 = "tiny@1", "tiny@2"
 

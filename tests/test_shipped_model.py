@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend
-from authentiq.evaluation import softmax_fake
+from authentiq.model_spec import softmax_fake
 from authentiq.preprocess import decode_view
 from authentiq.stitch import build_input, cell_of
 from authentiq.synthetic import make_item

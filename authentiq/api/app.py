@@ -14,6 +14,7 @@ from authentiq import __version__
 from authentiq.api import problems
 from authentiq.api.limits import BodyLimitMiddleware
 from authentiq.api.metrics import Metrics, MetricsMiddleware
+from authentiq.api.resources import webhook_body
 from authentiq.api.routes import capture, health, jobs, pages, products, references, reports, share
 from authentiq.api.routes.inspections import create_router
 from authentiq.backends.select import model_contract
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(settings, observer=metrics) as services:
+        async with open_services(settings, observer=metrics, event_body=webhook_body) as services:
             app.state.services = services
             app.state.metrics = metrics
             if settings.public_base_url == Settings.model_fields["public_base_url"].default:

@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 
 from authentiq.keys import Forbidden, Principal, Scope, Unauthorized
 from authentiq.services import Services
-from authentiq.sessions import COOKIE, session_principal
+from authentiq.sessions import COOKIE
 from authentiq.tenants import DEFAULT_TENANT, Visible
 
 log = logging.getLogger("authentiq.access")
@@ -48,7 +48,7 @@ async def authenticate(request: Request, services: Services, *scopes: Scope,
         if not page and request.method not in READS:
             raise Unauthorized("a sign-in session only reads through the API; send an API key "
                                "to change anything")
-        principal = await asyncio.to_thread(session_principal, ring.engine, token)
+        principal = await asyncio.to_thread(services.sessions.principal, token)
     if principal is None:
         raise Unauthorized("send an API key: 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
     if not any(principal.allows(scope) for scope in scopes):

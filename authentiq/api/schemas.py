@@ -6,109 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class Reason(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    code: str
-    detail: str
-    view: str | None = None
-    stance: Literal["against"] | None = Field(
-        None, description="present when the reason's numbers argue against the stated verdict")
-
-
-class GateCheck(BaseModel):
-    """The view gate's facts about one photo (``authentiq.view_gate``)."""
-
-    distance: float = Field(description="distance ratio to its own view's fitted photos; "
-                                        "≤ 1 looks like what the model knows")
-    looks_like: str | None = Field(description="the view it resembles most")
-    finding: Literal["not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
-                     "degraded_view"] | None
-    other_view: str | None = Field(description="the view a wrong_view or duplicate_view names")
-
-
-class Retake(BaseModel):
-    """A photo to take again, and why."""
-
-    view: str
-    reason: str = Field(description="a quality reason (blurred, glare, ...) or a gate finding "
-                                    "(not_a_product, wrong_view, duplicate_view, "
-                                    "misoriented_view, degraded_view)")
-    message: str
-
-
-class GateSummary(BaseModel):
-    applied: bool = Field(description="false: the model has no view gate (reasons say so)")
-    fitted_on: str | None
-
-
-class ViewQuality(BaseModel):
-    view: str
-    usable: bool
-    reason: Literal["too_small", "blurred", "underexposed", "overexposed", "glare",
-                    "not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
-                    "degraded_view"] | None
-    message: str | None
-    format: str
-    width: int
-    height: int
-    sharpness: float
-    brightness: float
-    glare: float
-    gate: GateCheck | None = None  # None: the photo was unusable, or the model has no gate
-
-
-class ViewResult(ViewQuality):
-    attention: float
-
-
-class ReferenceMatch(BaseModel):
-    id: str
-    brand: str
-    model: str
-    similarity: float
-
-
-class ClaimedMatches(BaseModel):
-    brand: str
-    model: str
-    count: int
-    best: float | None
-    mean_top_k: float | None
-    matches: list[ReferenceMatch]
-
-
-class ReferenceEvidence(BaseModel):
-    """A copy of the reference comparison, kept by the report (valid after references go)."""
-
-    model_version: str
-    k: int
-    claimed: ClaimedMatches
-    other_products: list[ReferenceMatch]
-
-
-class Fusion(BaseModel):
-    applied: bool
-    p_classifier: float
-    p_classifier_calibrated: float | None = None  # absent in schema 2
-    temperature: float | None = None
-    p_counterfeit: float
-    thresholds: dict[str, Any]
-
-
-class Probabilities(BaseModel):
-    authentic: float
-    counterfeit: float
-
-
-class Classifier(BaseModel):
-    name: str
-    version: str
-    precision: str
-    backend: str
-    device: str
-    engine_id: str
-    thresholds: dict[str, float]
+from authentiq import report
+from authentiq.report import Reason, Review, ViewQuality
 
 
 class Links(BaseModel):
@@ -118,47 +17,15 @@ class Links(BaseModel):
     views: dict[str, str] = {}
 
 
-class Heatmaps(BaseModel):
-    classes: list[Literal["authentic", "counterfeit"]]
-    colormap: str
-    notice: str
+class Heatmaps(report.Heatmaps):
     images: dict[str, dict[str, str]]  # class → view (or "overview") → URL of a WebP
-
-
-class Statement(BaseModel):
-    automated: bool
-    text: str
-    how_to_contest: str
-
-
-class Submitter(BaseModel):
-    key_id: str | None
-
-
-class Review(BaseModel):
-    seq: int
-    created_at: str
-    reviewer: str  # the authenticated key, "<name> (key <id>)" (report schema v3 unchanged)
-    decision: Literal["confirm", "override"]
-    previous_verdict: str
-    verdict: Literal["authentic", "counterfeit", "inconclusive"]
-    reason: str
-    hash: str
-
-
-class ReviewRecord(Review):
-    """A review as recorded: the report's entry plus the key and the reviewer's note."""
-
-    key_id: str | None = Field(description="the reviewing key (null: keys were not enforced)")
-    key_name: str | None
-    note: str | None = Field(description="free text the reviewer added; never the identity")
 
 
 class ReviewState(BaseModel):
     status: Literal["unreviewed", "confirmed", "overridden"]
     final_verdict: Literal["authentic", "counterfeit", "inconclusive"]
     version: int
-    reviews: list[Review]
+    reviews: list[Review]  # who decided; the recorded key and note are in ReviewRecord
 
 
 class ReviewIn(BaseModel):
@@ -175,39 +42,12 @@ class ReviewIn(BaseModel):
                                                     "409 if it changed meanwhile")
 
 
-class Report(BaseModel):
-    """A stored report (JSON Schema: ``api_schemas/report.v4.schema.json``)."""
+class Report(report.Report):
+    """A stored report with its links (JSON Schema: ``api_schemas/report.v5.schema.json``)."""
 
-    schema_version: Literal["2", "3", "4"] = Field(
-        description="4 for new reports; 3 for those stored before the gate's misoriented_view and "
-                    "degraded_view findings (otherwise the same); 2 for those stored before the "
-                    "view gate (they lack retake, review_advised and gate, and their confidence "
-                    "is always a number)")
-    id: str
-    created_at: str
-    client_ref: str | None
-    brand: str
-    model: str
-    verdict: Literal["authentic", "counterfeit", "inconclusive"]
-    confidence: float | None = Field(
-        description="the calibrated probability of the automated verdict; null when inconclusive")
-    probabilities: Probabilities
-    reasons: list[Reason]
-    retake: list[Retake] = Field([], description="photos to take again (empty: none)")
-    review_advised: list[str] = Field([], description="why the report is in the review queue")
-    gate: GateSummary | None = None
-    fusion: Fusion
-    references: ReferenceEvidence
-    views: list[ViewResult]
-    missing_views: list[str]
-    classifier: Classifier
     heatmaps: Heatmaps
-    submitted_by: Submitter
-    statement_of_reasons: Statement
-    timings: dict[str, float]
+    review: ReviewState | None = None  # type: ignore[assignment]  # (absent only in old exports)
     links: Links
-    stored_files: list[str]
-    review: ReviewState | None = None  # current human review state (absent only in old exports)
 
 
 class ReportSummary(BaseModel):

@@ -13,8 +13,7 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
-    from authentiq.reports import make_engine
-    from authentiq.schema import upgrade
+    from authentiq.db import make_engine, upgrade
 
     engine = make_engine(_url(args))
     try:
@@ -30,8 +29,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
 def db_current(args: argparse.Namespace) -> int:
     """Exit 0 when the database is at this release's head, 1 when it needs `db upgrade`."""
-    from authentiq.reports import make_engine
-    from authentiq.schema import current, head
+    from authentiq.db import current, head, make_engine
 
     engine = make_engine(_url(args))
     try:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 @contextmanager
 def database(args: argparse.Namespace) -> Iterator[Engine]:
-    from authentiq.schema import open_configured
+    from authentiq.db import open_configured
 
     engine = open_configured(args.database_url)
     try:

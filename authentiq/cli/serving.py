@@ -45,7 +45,7 @@ def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[
     import uvicorn
 
     from authentiq.api.server import uvicorn_options
-    from authentiq.schema import open_database
+    from authentiq.db import open_database
 
     if settings.migrate:
         open_database(settings.database_url).dispose()
@@ -148,15 +148,15 @@ def build_engine(args: argparse.Namespace) -> int:
 
 
 def report_schema(args: argparse.Namespace) -> int:
-    from authentiq.report_schema import write
+    from authentiq.api.report_schema import write
 
     print(f"wrote {write(Path(args.out_dir))}")
     return 0
 
 
 def audit_verify(args: argparse.Namespace) -> int:
+    from authentiq.db import open_configured
     from authentiq.reviews import verify_chain
-    from authentiq.schema import open_configured
 
     engine = open_configured(args.database_url)
     try:

@@ -1,7 +1,7 @@
-"""Alembic environment: runs on the connection that :func:`authentiq.schema.upgrade` hands over
+"""Alembic environment: runs on the connection that :func:`authentiq.db.upgrade` hands over
 (``config.attributes["connection"]``), inside its transaction; no alembic.ini is needed.
 
-New revisions: ``python -m authentiq.schema revision "what changed"`` autogenerates one against a
+New revisions: ``python -m authentiq.db revision "what changed"`` autogenerates one against a
 scratch database at head; read it before committing it."""
 
 from typing import Any, Literal
@@ -9,7 +9,7 @@ from typing import Any, Literal
 from alembic import context
 from sqlmodel.sql import sqltypes
 
-from authentiq.schema import metadata
+from authentiq.tables import metadata
 
 
 def render_item(kind: str, item: Any, autogen_context: Any) -> str | Literal[False]:

@@ -30,6 +30,7 @@ import numpy as np
 from authentiq.model_spec import ModelSpec
 from authentiq.stitch import build_input, cell_of
 from authentiq.training import data as datasets
+from authentiq.training.graph import PREFIX, strip_gate
 
 log = logging.getLogger(__name__)
 LAYER = "/stages/stages.2/Relu_1_output_0"
@@ -81,10 +82,9 @@ def with_layer(path: Path) -> bytes:
     """The model at ``path`` without any gate, with the stage-2 block output exposed."""
     import onnx
 
-    from authentiq.training.gate import _strip
 
     proto = onnx.load(str(path))
-    _strip(proto.graph)
+    strip_gate(proto.graph)
     proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(LAYER))
     return bytes(proto.SerializeToString())
 
@@ -176,7 +176,6 @@ def add_head(proto: Any, spec: ModelSpec, head: HeadWeights, scores: str, out: s
     alteration logits appended. The network is :class:`HeadWeights`' three convolutions."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from authentiq.training.gate import PREFIX
 
     graph, p, n = proto.graph, PREFIX + "alter/", helper.make_node
     views = len(spec.view_names)

@@ -27,12 +27,12 @@ from typing import TypeVar
 import numpy as np
 
 from authentiq.errors import AuthentiqError, DatasetError
+from authentiq.layout import view_files
 from authentiq.preprocess import decode_view
 
 J = TypeVar("J")
 R = TypeVar("R")
 LABELS = ("authentic", "counterfeit")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # Synthetic seed ranges. Held-out evaluation items come from a range training never touches.
 TRAIN_SEED_BASE = 10_000_000
 VAL_SEED_BASE = 20_000_000
@@ -124,10 +124,6 @@ def synthetic_cached(first_seed: int, items: int, views: tuple[str, ...], tile_s
         ts.save(cache)
     return ts
 
-
-def view_files(folder: Path) -> dict[str, Path]:
-    """An item folder's photos by view name (file stem, lower case)."""
-    return {p.stem.lower(): p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
 
 
 def _folder_item(args: tuple[Path, tuple[str, ...], int]) -> tuple[np.ndarray, np.ndarray]:

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend
-from authentiq.evaluation import Metrics, choose_band, evaluate, softmax_fake
+from authentiq.evaluation import Metrics, choose_band, evaluate
 from authentiq.model_eval import run_model
-from authentiq.model_spec import FusionParams, ModelSpec
+from authentiq.model_spec import FusionParams, ModelSpec, softmax_fake
 from authentiq.training import data as datasets
 from authentiq.training.metadata import write_prop
 

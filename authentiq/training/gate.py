@@ -32,12 +32,13 @@ import numpy as np
 from authentiq.errors import ModelContractError
 from authentiq.model_spec import VIEW_FEATURES, VIEW_SCORES, GateParams, ModelSpec, read_spec
 from authentiq.stitch import build_input
+from authentiq.training import alterations
 from authentiq.training import data as datasets
-from authentiq.training.alterations import HeadWeights
+from authentiq.training.alterations import HeadWeights, add_head
+from authentiq.training.graph import PREFIX, strip_gate
 from authentiq.training.metadata import save_atomic, set_prop
 
 log = logging.getLogger(__name__)
-PREFIX = "view_gate/"
 # Block outputs of the default network (authentiq.training.net) the features are pooled from.
 LAYERS = ("/stages/stages.1/Relu_1_output_0", "/stages/stages.2/Relu_1_output_0")
 COMPONENTS = 64
@@ -82,19 +83,6 @@ def fit_stats(features: np.ndarray, components: int = COMPONENTS) -> ViewStats:
 # --- graph surgery ------------------------------------------------------------------------------
 
 
-def _strip(graph: Any) -> None:
-    """Remove a previous gate (nodes, initialisers, outputs) so that a refit replaces it."""
-    keep = [n for n in graph.node if not n.name.startswith(PREFIX)]
-    del graph.node[:]
-    graph.node.extend(keep)
-    inits = [i for i in graph.initializer if not i.name.startswith(PREFIX)]
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
-    outs = [o for o in graph.output if o.name not in (VIEW_FEATURES, VIEW_SCORES)]
-    del graph.output[:]
-    graph.output.extend(outs)
-
-
 def layer_shapes(path: Path) -> dict[str, tuple[int, int, int]]:
     """(channels, h, w) of each gate layer, from one run of the model with those tensors exposed."""
     import onnx
@@ -102,7 +90,7 @@ def layer_shapes(path: Path) -> dict[str, tuple[int, int, int]]:
 
     spec = read_spec(path)
     proto = onnx.load(str(path))
-    _strip(proto.graph)
+    strip_gate(proto.graph)
     produced = {o for n in proto.graph.node for o in n.output}
     missing = [name for name in LAYERS if name not in produced]
     if missing:
@@ -193,7 +181,7 @@ def _featured(path: Path) -> tuple[Any, ModelSpec]:
     spec = read_spec(path)
     shapes = layer_shapes(path)
     proto = onnx.load(str(path))
-    _strip(proto.graph)
+    strip_gate(proto.graph)
     add_features(proto, spec, shapes)
     return proto, spec
 
@@ -212,7 +200,6 @@ def gated(path: Path, stats: ViewStats, head: HeadWeights | None = None) -> tupl
         return proto, spec
     from onnx import TensorProto, helper
 
-    from authentiq.training.alterations import add_head
 
     add_scores(proto, spec, stats, PREFIX + "distances")
     add_head(proto, spec, head, PREFIX + "distances", VIEW_SCORES)
@@ -270,7 +257,6 @@ def alteration_thresholds(model: bytes, spec: ModelSpec, ts: datasets.TileSet,
                           ) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
     """Per view, the ``quantile`` of the [orientation, degradation] logits of photos as taken:
     in full mosaics, and (at least as high) one photo at a time."""
-    from authentiq.training import alterations
 
     full = np.quantile(alterations.logits(model, spec, ts), quantile, axis=0)
     alone = np.maximum(np.quantile(alterations.logits(model, spec, single, alone=True), quantile,
@@ -292,7 +278,6 @@ def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.9
     ``alteration_items`` > 0 also trains the alteration head (PyTorch) on that many synthetic
     items, as taken and altered (:mod:`authentiq.training.alterations`); its thresholds are the
     ``alteration_quantile`` of the logits of all the gate's items (the head never saw them)."""
-    from authentiq.training import alterations
 
     first = read_spec(models[0])
     if data:

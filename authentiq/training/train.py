@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from authentiq.evaluation import choose_band, evaluate, softmax_fake
-from authentiq.model_spec import ModelSpec, Thresholds, ViewSpec
+from authentiq.evaluation import choose_band, evaluate
+from authentiq.model_spec import ModelSpec, Thresholds, ViewSpec, softmax_fake
 from authentiq.synthetic.catalog import CATALOG, VIEWS
 from authentiq.training import data as datasets
 from authentiq.training import require_torch

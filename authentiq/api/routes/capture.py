@@ -16,11 +16,11 @@ from starlette.datastructures import UploadFile
 
 from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
-from authentiq.api.routes.inspections import PROBLEMS, client_of, in_flight, parse_form
-from authentiq.api.schemas import ViewQuality
+from authentiq.api.uploads import PROBLEMS, client_of, in_flight, parse_form, read_photo
 from authentiq.batcher import Priority
-from authentiq.errors import EmptyFile, FileTooLarge, InvalidField, UnknownView, UnsupportedMediaType
+from authentiq.errors import InvalidField, UnknownView, UnsupportedMediaType
 from authentiq.inspection import Upload, view_result, with_gate
+from authentiq.report import ViewQuality
 
 router = APIRouter(prefix="/v1", tags=["capture"], dependencies=[require("submit")])
 HINTS = {
@@ -59,7 +59,7 @@ async def views(services: ServicesDep) -> dict[str, Any]:
              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {
                  "schema": {"type": "object", "required": ["view", "photo"], "properties": {
                      "view": {"type": "string"}, "photo": {"type": "string", "format": "binary"}}}}}}})
-async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
+async def quality(request: Request, services: ServicesDep) -> ViewQuality:
     settings, spec = services.settings, services.backend.spec
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMediaType("send multipart/form-data with fields 'view' and 'photo'")
@@ -70,13 +70,9 @@ async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
             raise UnknownView(f"view must be one of {', '.join(spec.view_names)}", view=str(view))
         if not isinstance(photo, UploadFile):
             raise InvalidField("send the photo as a file field named 'photo'", field="photo")
-        data = await photo.read(settings.max_file_bytes + 1)
+        data = await read_photo(photo, view, settings.max_file_bytes)
     finally:
         await form.close()  # removes spooled temporary files
-    if len(data) > settings.max_file_bytes:
-        raise FileTooLarge(f"the photo exceeds {settings.max_file_bytes:,} bytes", view=view)
-    if not data:
-        raise EmptyFile("the photo is empty (0 bytes)", view=view)
 
     inspector = services.inspector
     client = client_of(request)

@@ -3,114 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
 
 from authentiq.api.auth import Submitter, home, key_id_of, visible
 from authentiq.api.deps import MetricsDep, ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
-from authentiq.api.schemas import Job, Problem, Report
+from authentiq.api.resources import job_out, report_out
+from authentiq.api.schemas import Job, Report
+from authentiq.api.uploads import PROBLEMS, client_of, in_flight, read_uploads, request_body_schema
 from authentiq.batcher import Priority
 from authentiq.errors import (
     ClientClosedRequest,
-    EmptyFile,
-    FileTooLarge,
-    InvalidField,
-    TooManyFiles,
-    UnsupportedMediaType,
 )
 from authentiq.idempotency import fingerprint
 from authentiq.inspection import Upload
-from authentiq.jobs import job_view
 from authentiq.keys import Principal
 from authentiq.preprocess import supported_formats
 from authentiq.services import Services
-from authentiq.settings import Settings
-from authentiq.text import check_text
 
-TEXT_FIELDS = {"brand": 128, "model": 128, "client_ref": 128}
-MULTILINE_FIELDS = frozenset({"notes"})  # a reference's notes may have several lines
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (409, 413, 415, 422, 503, 504)
-}
 T = TypeVar("T")
-
-
-def request_body_schema(view_names: list[str], required: list[str],
-                        fields: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """OpenAPI for the multipart body; the view fields come from the served model."""
-    props: dict[str, Any] = {
-        v: {"type": "string", "format": "binary",
-            "description": f"photo of the {v} view ({'required' if v in required else 'optional'})"}
-        for v in view_names
-    }
-    props.update(fields if fields is not None else {
-        "brand": {"type": "string", "maxLength": 128, "description": "claimed brand"},
-        "model": {"type": "string", "maxLength": 128, "description": "claimed model"},
-        "client_ref": {"type": "string", "maxLength": 128,
-                       "description": "your own item id, to find the report later"},
-    })
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "properties": props, "required": [*required, "brand", "model"]}}}}}
-
-
-async def read_uploads(request: Request, settings: Settings, text_fields: dict[str, int] = TEXT_FIELDS
-                       ) -> tuple[list[Upload], dict[str, str]]:
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        raise UnsupportedMediaType(
-            f"send multipart/form-data (one file per view), not {content_type or 'no content type'!r}")
-    form = await parse_form(request, max_files=settings.max_files, max_fields=len(text_fields) + 4)
-    try:
-        fields: dict[str, str] = {}
-        uploads: list[Upload] = []
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                if value.size is not None and value.size > settings.max_file_bytes:
-                    raise FileTooLarge(f"the {name} photo is {value.size:,} bytes; the limit is "
-                                       f"{settings.max_file_bytes:,}", view=name)
-                data = await value.read(settings.max_file_bytes + 1)
-                if len(data) > settings.max_file_bytes:
-                    raise FileTooLarge(f"the {name} photo exceeds {settings.max_file_bytes:,} bytes",
-                                       view=name)
-                if not data:
-                    raise EmptyFile(f"the {name} photo is empty (0 bytes)", view=name)
-                uploads.append(Upload(name, data))
-            elif name in text_fields:
-                if name in fields:
-                    raise InvalidField(f"field {name!r} given more than once", field=name)
-                fields[name] = check_text(value.strip(), name, text_fields[name],
-                                          multiline=name in MULTILINE_FIELDS)
-            else:
-                raise InvalidField(
-                    f"unexpected text field {name!r}; photos must be sent as files named after "
-                    f"their view", field=name)
-    finally:
-        await form.close()  # removes spooled temporary files
-    for name in ("brand", "model"):
-        if not fields.get(name):
-            raise InvalidField(f"form field {name!r} is required", field=name)
-    if not uploads:
-        raise InvalidField("no photos: send one file per view, named after the view")
-    return uploads, fields
-
-
-async def parse_form(request: Request, *, max_files: int, max_fields: int) -> FormData:
-    """The multipart (or urlencoded) form; a malformed body is 422 like every other fault in
-    the upload, not Starlette's 400 (one answer for one fault on every upload route)."""
-    try:
-        return await request.form(max_files=max_files, max_fields=max_fields)
-    except HTTPException as exc:  # Starlette's wrapping of multipart parser errors
-        if "Too many files" in str(exc.detail):
-            raise TooManyFiles(f"at most {max_files} files per request") from exc
-        raise InvalidField(f"malformed multipart body: {exc.detail}") from exc
 
 
 def create_router(view_names: list[str], required: list[str]) -> APIRouter:
@@ -156,14 +71,15 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         client = client_of(request)
 
         async def work(report_id: str | None) -> dict[str, Any]:
-            return await cancel_on_disconnect(request, services.inspector.inspect(
+            return report_out(await cancel_on_disconnect(request, services.inspector.inspect(
                 uploads, brand=fields["brand"], model=fields["model"],
                 client_ref=fields.get("client_ref") or None, priority=chosen, deadline=deadline,
                 key_id=key_id_of(caller), tenant_id=home(caller), report_id=report_id,
-                client=client))
+                client=client)))
 
         async def replay(report_id: str) -> dict[str, Any]:
-            return await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
+            return report_out(await asyncio.to_thread(services.store.get, report_id,
+                                                      tenant=visible(caller)))
 
         with in_flight(services, client):
             body, replayed = await idempotent(
@@ -174,24 +90,6 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         return body
 
     return router
-
-
-def client_of(request: Request) -> str:
-    """Whom work is shared fairly between: the API key, or the address while keys are off."""
-    key_id = key_id_of(getattr(request.state, "principal", None))
-    if key_id is not None:
-        return f"key:{key_id}"
-    return f"addr:{request.client.host}" if request.client else "addr:?"
-
-
-@contextmanager
-def in_flight(services: Services, client: str) -> Iterator[None]:
-    """Count one running request of ``client``; past its share, 429 + Retry-After at once."""
-    services.in_flight.enter(client)
-    try:
-        yield
-    finally:
-        services.in_flight.leave(client)
 
 
 async def submit_job(services: Services, caller: Principal | None, uploads: list[Upload],
@@ -207,10 +105,10 @@ async def submit_job(services: Services, caller: Principal | None, uploads: list
             client_ref=fields.get("client_ref") or None, priority=priority,
             key_id=key_id_of(caller), tenant_id=home(caller), job_id=job_id)
         services.runner.wake()
-        return job_view(row)
+        return job_out(row)
 
     async def replay(job_id: str) -> dict[str, Any]:
-        return job_view(await asyncio.to_thread(services.jobs.get, job_id, tenant=visible(caller)))
+        return job_out(await asyncio.to_thread(services.jobs.get, job_id, tenant=visible(caller)))
 
     body, replayed = await idempotent(
         services, Response(), caller, "inspections", idempotency_key,

@@ -15,10 +15,9 @@ from fastapi import APIRouter, Path, Query, Response
 from authentiq.api.auth import Reader, Submitter, visible
 from authentiq.api.deps import ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
+from authentiq.api.resources import delivery_out, job_out
 from authentiq.api.schemas import Delivery, DeliveryList, JobWithDeliveries, Problem
 from authentiq.idempotency import fingerprint
-from authentiq.jobs import job_view
-from authentiq.webhooks import delivery_view, get_delivery, list_deliveries, redeliver
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -31,8 +30,8 @@ async def get_job(job_id: Annotated[str, Path(pattern=HEX_ID)], services: Servic
                   caller: Reader) -> dict[str, Any]:
     def load() -> dict[str, Any]:
         row = services.jobs.get(job_id, tenant=visible(caller))
-        deliveries = list_deliveries(services.store.engine, tenant=row.tenant_id, job_id=job_id)
-        return {**job_view(row), "deliveries": [delivery_view(d) for d in deliveries]}
+        deliveries = services.deliveries.list(tenant=row.tenant_id, job_id=job_id)
+        return {**job_out(row), "deliveries": [delivery_out(d) for d in deliveries]}
 
     return await asyncio.to_thread(load)
 
@@ -45,9 +44,9 @@ async def deliveries(
     status: Literal["pending", "delivered", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    rows = await asyncio.to_thread(list_deliveries, services.store.engine, tenant=visible(caller),
+    rows = await asyncio.to_thread(services.deliveries.list, tenant=visible(caller),
                                    job_id=job_id, status=status, limit=limit)
-    return {"items": [delivery_view(r) for r in rows]}
+    return {"items": [delivery_out(r) for r in rows]}
 
 
 @router.post("/webhooks/deliveries/{delivery_id}/redeliver", response_model=Delivery,
@@ -56,15 +55,16 @@ async def deliveries(
 async def redeliver_one(delivery_id: Annotated[str, Path(pattern=HEX_ID)], services: ServicesDep,
                         caller: Submitter, response: Response,
                         idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-    engine, tenant = services.store.engine, visible(caller)
+    tenant = visible(caller)
 
     async def work(_: str | None) -> dict[str, Any]:
-        row = await asyncio.to_thread(redeliver, engine, delivery_id, tenant=tenant)
+        row = await asyncio.to_thread(services.deliveries.redeliver, delivery_id, tenant=tenant)
         services.dispatcher.wake()
-        return delivery_view(row)
+        return delivery_out(row)
 
     async def replay(_: str) -> dict[str, Any]:
-        return delivery_view(await asyncio.to_thread(get_delivery, engine, delivery_id, tenant=tenant))
+        return delivery_out(await asyncio.to_thread(services.deliveries.get, delivery_id,
+                                                    tenant=tenant))
 
     body, _ = await idempotent(services, response, caller, "redeliver", idempotency_key,
                                fingerprint({"delivery": delivery_id}, []), work, replay)

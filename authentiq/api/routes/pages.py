@@ -19,14 +19,14 @@ from fastapi.templating import Jinja2Templates
 
 from authentiq.api.auth import authenticate, presented_key, visible
 from authentiq.api.deps import ServicesDep
+from authentiq.api.resources import report_out, summary_out
 from authentiq.errors import AuthentiqError
 from authentiq.keys import Forbidden, Principal, Unauthorized
 from authentiq.ratelimit import RateLimited
 from authentiq.report_view import AGAINST, headline, retakes, when
-from authentiq.reports import ReportFilter, summary
-from authentiq.reviews import append_review
+from authentiq.reports import ReportFilter
 from authentiq.services import Services
-from authentiq.sessions import COOKIE, LIFETIME, csrf_ok, csrf_token, end_session, open_session
+from authentiq.sessions import COOKIE, LIFETIME, csrf_ok, csrf_token
 
 router = APIRouter(include_in_schema=False)
 WEB = Path(__file__).resolve().parents[2] / "web"
@@ -114,7 +114,7 @@ async def login(request: Request, services: ServicesDep, key: Annotated[str, For
     except (Unauthorized, Forbidden, RateLimited) as exc:
         return templates.TemplateResponse(request, "login.html", {"next": _local(next), "error": exc.detail},
                                           status_code=exc.status, headers={**HEADERS, **exc.headers})
-    token = await asyncio.to_thread(open_session, services.keys.engine, principal.key_id)
+    token = await asyncio.to_thread(services.sessions.open, principal.key_id)
     response = RedirectResponse(_local(next), status_code=303)
     response.set_cookie(COOKIE, token, max_age=int(LIFETIME.total_seconds()), httponly=True,
                         samesite="strict", secure=request.url.scheme == "https"
@@ -130,7 +130,7 @@ async def logout(request: Request, services: ServicesDep,
     token = request.cookies.get(COOKIE)
     if token is not None:
         check_csrf(request, services, csrf)
-        await asyncio.to_thread(end_session, services.keys.engine, token)
+        await asyncio.to_thread(services.sessions.end, token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response
@@ -152,7 +152,7 @@ async def queue(request: Request, services: ServicesDep,
                                                 limit=100, cursor=cursor)
     total = await asyncio.to_thread(services.store.count, where, tenant=tenant)
     return templates.TemplateResponse(
-        request, "queue.html", {"items": [summary(r) for r in rows], "total": total,
+        request, "queue.html", {"items": [summary_out(r) for r in rows], "total": total,
                                 "next_cursor": next_cursor, "caller": caller,
                                 "csrf": _csrf(request, services)}, headers=HEADERS)
 
@@ -182,7 +182,7 @@ async def review_form(
         if decision not in ("confirm", "override"):
             raise AuthentiqError(f"unknown decision {decision!r}")
         await asyncio.to_thread(
-            append_review, services.store.engine, report_id, tenant=visible(caller),
+            services.reviews.append, report_id, tenant=visible(caller),
             reviewer=caller, decision=decision, verdict=verdict or None,  # type: ignore[arg-type]
             reason=reason, note=note or None, expected_version=expected_version)
     except AuthentiqError as exc:
@@ -196,7 +196,8 @@ async def review_form(
 
 async def _page(request: Request, services: Services, caller: Principal | None, report_id: str, *,
                 reviewed: bool = False, error: str | None = None, status: int = 200) -> Response:
-    report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
+    report = report_out(await asyncio.to_thread(services.store.get, report_id,
+                                                tenant=visible(caller)))
     context = {"r": report, "h": headline(report), "retake": retakes(report), "against": AGAINST,
                "reviewed": reviewed, "error": error, "caller": caller,
                "csrf": _csrf(request, services)}

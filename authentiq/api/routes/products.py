@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
-from authentiq.api.routes.inspections import PROBLEMS
 from authentiq.api.schemas import Product, ProductList
+from authentiq.api.uploads import PROBLEMS
 from authentiq.references import ProductRow
 from authentiq.services import Services
 from authentiq.verdict import ProductThresholds, effective_thresholds

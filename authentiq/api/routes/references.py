@@ -15,10 +15,10 @@ from fastapi.responses import Response
 from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
-from authentiq.api.routes.inspections import PROBLEMS, read_uploads, request_body_schema
+from authentiq.api.resources import reference_out
 from authentiq.api.routes.reports import MEDIA
 from authentiq.api.schemas import Problem, Reference, ReferenceList
-from authentiq.enrolment import reference_json
+from authentiq.api.uploads import PROBLEMS, read_uploads, request_body_schema
 from authentiq.errors import ReferenceNotFound
 from authentiq.idempotency import fingerprint
 from authentiq.keys import Principal
@@ -59,10 +59,11 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
 
         async def work(_: str | None) -> dict[str, Any]:
-            return await services.enroller.enrol(
+            row = await services.enroller.enrol(
                 uploads, brand=form["brand"], model=form["model"],
                 source=form.get("source") or None, notes=form.get("notes") or None,
                 deadline=deadline)
+            return reference_out(row, [services.backend.spec.version_key])
 
         body, _ = await idempotent(
             services, response, caller, "references", idempotency_key,
@@ -87,7 +88,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
             store.find, brand=brand, model=model, source=source, include_deleted=include_deleted,
             limit=limit, cursor=cursor)
         versions = await asyncio.to_thread(store.embedded_with, [r.id for r in rows])
-        items = [reference_json(r, versions.get(r.id, [])) for r in rows]
+        items = [reference_out(r, versions.get(r.id, [])) for r in rows]
         return {"items": items, "count": len(items), "next_cursor": next_cursor}
 
     @router.get("/{reference_id}", response_model=Reference, responses={404: ERRORS[404]},
@@ -124,4 +125,4 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
 
 def _one(store: ReferenceStore, reference_id: str) -> dict[str, Any]:
     row = store.get(reference_id)
-    return reference_json(row, store.embedded_with([row.id]).get(row.id, []))
+    return reference_out(row, store.embedded_with([row.id]).get(row.id, []))

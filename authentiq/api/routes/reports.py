@@ -21,12 +21,15 @@ from pydantic import BeforeValidator
 from authentiq.api.auth import Reader, Reviewer, visible
 from authentiq.api.deps import ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
-from authentiq.api.routes.inspections import PROBLEMS
-from authentiq.api.schemas import Report, ReportList, ReviewIn, ReviewRecord
+from authentiq.api.resources import report_out, review_out, summary_out
+from authentiq.api.schemas import Report, ReportList, ReviewIn
+from authentiq.api.uploads import PROBLEMS
 from authentiq.errors import ReportNotFound
 from authentiq.idempotency import fingerprint
-from authentiq.reports import ReportFilter, summary
-from authentiq.reviews import append_review, review_by_seq
+from authentiq.report import ReviewRecord
+from authentiq.reports import ReportFilter
+from authentiq.services import Services
+from authentiq.tenants import Visible
 from authentiq.text import check_text
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -87,7 +90,7 @@ async def list_reports(
     rows, next_cursor = await asyncio.to_thread(store.find, where, tenant=tenant, limit=limit,
                                                 cursor=cursor)
     total = await asyncio.to_thread(store.count, where, tenant=tenant)
-    items = [summary(r) for r in rows]
+    items = [summary_out(r) for r in rows]
     return {"items": items, "count": len(items), "total": total, "next_cursor": next_cursor}
 
 
@@ -102,7 +105,7 @@ async def export_reports(services: ServicesDep, where: FilterDep, caller: Review
         while sent < CSV_MAX_ROWS:
             rows, cursor = store.find(where, tenant=tenant, limit=500, cursor=cursor)
             sent += len(rows)
-            yield [summary(r) for r in rows]
+            yield [summary_out(r) for r in rows]
             if cursor is None:
                 return
 
@@ -135,14 +138,14 @@ def spreadsheet_safe(value: Any) -> Any:
             summary="The report as a printable PDF (summary, each view with its heatmap, references)")
 async def get_report_pdf(report_id: str, services: ServicesDep, caller: Reader) -> Response:
     report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
-    pdf = await services.pdfs.get(report)  # cached per review version; rendered off this pool
+    pdf = await services.pdfs.get(report_out(report))  # cached per review version; rendered off this pool
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="report-{report_id}.pdf"'})
 
 
 @router.get("/{report_id}", response_model=Report, responses=NOT_FOUND, summary="Get one report")
 async def get_report(report_id: str, services: ServicesDep, caller: Reader) -> dict[str, Any]:
-    return await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
+    return report_out(await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller)))
 
 
 @router.post("/{report_id}/reviews", response_model=ReviewRecord, status_code=201,
@@ -152,21 +155,21 @@ async def get_report(report_id: str, services: ServicesDep, caller: Reader) -> d
                          "hash chain); `note` is free text kept beside it.")
 async def post_review(report_id: str, review: ReviewIn, response: Response, services: ServicesDep,
                       caller: Reviewer, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-    engine, tenant = services.store.engine, visible(caller)
+    tenant = visible(caller)
 
     async def work(_: str | None) -> dict[str, Any]:
         appended = await asyncio.to_thread(
-            append_review, engine, report_id, tenant=tenant, reviewer=caller,
+            services.reviews.append, report_id, tenant=tenant, reviewer=caller,
             decision=review.decision, verdict=review.verdict, reason=review.reason,
             note=review.note if review.note is not None else review.reviewer,
             expected_version=review.expected_version)
         await asyncio.to_thread(services.pdfs.invalidate, report_id)
-        return appended
+        return review_out(appended)
 
     body, _ = await idempotent(
         services, response, caller, f"reviews:{report_id}", idempotency_key,
         fingerprint({k: str(v) for k, v in review.model_dump().items()}, []), work,
-        lambda seq: asyncio.to_thread(review_by_seq, engine, int(seq), tenant=tenant),
+        lambda seq: _review(services, int(seq), tenant),
         result_id=lambda r: str(r["seq"]))
     return body
 
@@ -176,7 +179,7 @@ async def post_review(report_id: str, review: ReviewIn, response: Response, serv
 async def get_view_photo(report_id: str, view: str, services: ServicesDep, caller: Reader
                          ) -> Response:
     report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
-    name = next((f for f in report.get("stored_files", []) if f.split(".")[0] == view), None)
+    name = report.photo(view)
     if name is None:
         raise ReportNotFound(f"report {report_id} has no {view!r} photo")
     return await _file(services, report_id, name)
@@ -188,12 +191,16 @@ async def get_heatmap(report_id: str, cls: str, view: str, services: ServicesDep
                       caller: Reader) -> Response:
     report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
     name = f"heatmap-{cls}-{view}.webp"
-    if name not in report.get("stored_files", []):
+    if name not in report.stored_files:
         raise ReportNotFound(f"report {report_id} has no {cls} heatmap of {view!r}")
     return await _file(services, report_id, name)
 
 
-async def _file(services: Any, report_id: str, name: str) -> Response:
+async def _review(services: Services, seq: int, tenant: Visible) -> dict[str, Any]:
+    return review_out(await asyncio.to_thread(services.reviews.by_seq, seq, tenant=tenant))
+
+
+async def _file(services: Services, report_id: str, name: str) -> Response:
     data = await asyncio.to_thread(services.store.blobs.get, report_id, name)
     return Response(data, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "application/octet-stream"),
                     headers={"Cache-Control": "private, max-age=86400, immutable"})

@@ -22,13 +22,15 @@ from pydantic import BaseModel
 
 from authentiq.api.auth import Reader, Reviewer, key_id_of, visible
 from authentiq.api.deps import ServicesDep
-from authentiq.api.routes.inspections import PROBLEMS
+from authentiq.api.resources import report_out
 from authentiq.api.routes.pages import HEADERS, templates
 from authentiq.api.routes.reports import MEDIA
+from authentiq.api.uploads import PROBLEMS
+from authentiq.report import Report
 from authentiq.report_view import headline, retakes
 from authentiq.services import Services
 from authentiq.share_links import ShareLinkNotFound, ShareLinkRow, live
-from authentiq.webhooks import iso_utc
+from authentiq.times import iso_utc
 
 api = APIRouter(prefix="/v1/reports/{report_id}", tags=["share links"])
 public = APIRouter(include_in_schema=False)
@@ -122,7 +124,7 @@ def _qr(url: str, title: str, scale: int) -> Response:
 # --- the public page ---------------------------------------------------------------------------
 
 
-async def _shared(services: Services, token: str) -> dict[str, Any]:
+async def _shared(services: Services, token: str) -> Report:
     link = await asyncio.to_thread(services.share_links.resolve, token)
     return await asyncio.to_thread(services.store.get, link.report_id, tenant=link.tenant_id)
 
@@ -134,23 +136,22 @@ async def shared_page(request: Request, token: str, services: ServicesDep) -> Re
     except ShareLinkNotFound as exc:
         return templates.TemplateResponse(request, "share_gone.html", {"detail": exc.detail},
                                           status_code=404, headers=PUBLIC_HEADERS)
-    context = {"r": report, "h": headline(report), "retake": retakes(report),
-               "base": f"/r/{token}"}
+    shown = report_out(report)
+    context = {"r": shown, "h": headline(shown), "retake": retakes(shown), "base": f"/r/{token}"}
     return templates.TemplateResponse(request, "share.html", context, headers=PUBLIC_HEADERS)
 
 
 @public.get("/r/{token}/views/{view}")
 async def shared_photo(token: str, view: str, services: ServicesDep) -> Response:
     report = await _shared(services, token)
-    name = next((f for f in report.get("stored_files", []) if f.split(".")[0] == view), None)
-    return await _file(services, report["id"], name)
+    return await _file(services, report.id, report.photo(view))
 
 
 @public.get("/r/{token}/heatmaps/{cls}/{view}")
 async def shared_heatmap(token: str, cls: str, view: str, services: ServicesDep) -> Response:
     report = await _shared(services, token)
     name = f"heatmap-{cls}-{view}.webp"
-    return await _file(services, report["id"], name if name in report.get("stored_files", []) else None)
+    return await _file(services, report.id, name if name in report.stored_files else None)
 
 
 async def _file(services: Services, report_id: str, name: str | None) -> Response:

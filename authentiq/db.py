@@ -1,4 +1,5 @@
-"""The database schema, managed by Alembic migrations (``authentiq/migrations/versions``).
+"""The database: engines, the schema (Alembic migrations in ``authentiq/migrations/versions``)
+and the shared change counters. Every store receives its engine from here; nothing else opens one.
 
 Every process that opens the database calls :func:`prepare`: with ``AUTHENTIQ_MIGRATE=true`` (the
 default) it upgrades the schema to this release's head first — in one transaction, under a
@@ -23,31 +24,47 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import SQLModel
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, create_engine
 
 from authentiq.errors import DatabaseSchemaError
+from authentiq.settings import Settings
 
 log = logging.getLogger(__name__)
 BASELINE = "0001"  # the schema of release 0.1.0, which created its tables without migrations
 LOCK_ID = 0x41757468  # "Auth": the advisory lock PostgreSQL migrations run under
 
 
-def metadata() -> MetaData:
-    """Every table of the service (importing the modules registers them)."""
-    import authentiq.idempotency
-    import authentiq.jobs
-    import authentiq.keys
-    import authentiq.references
-    import authentiq.reports
-    import authentiq.reviews
-    import authentiq.sessions
-    import authentiq.share_links
-    import authentiq.tenants
-    import authentiq.webhooks  # noqa: F401
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` (sqlite:/// or postgresql://), without touching the schema."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return create_engine(url, connect_args={"check_same_thread": False})
+    return create_engine(url, pool_pre_ping=True)
 
-    return SQLModel.metadata
+
+class Counter(SQLModel, table=True):
+    """A named counter: bumped in the same transaction as a change others must notice
+    (reference enrolments, the review chain's head)."""
+
+    __tablename__ = "change_counters"
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = 0
+
+
+def ensure_counter(engine: Engine, name: str) -> None:
+    """Create the named counter row once (idempotent; safe when workers race)."""
+    with Session(engine) as session:
+        if session.get(Counter, name) is None:
+            session.add(Counter(name=name, value=0))
+            try:
+                session.commit()
+            except IntegrityError:  # another worker created it first
+                session.rollback()
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -72,8 +89,6 @@ def current(engine: Engine) -> str | None:
 
 def open_database(url: str, *, migrate: bool = True) -> Engine:
     """An engine on ``url`` whose schema is this release's (upgraded first when ``migrate``)."""
-    from authentiq.reports import make_engine
-
     engine = make_engine(url)
     try:
         prepare(engine, migrate=migrate)
@@ -97,8 +112,6 @@ def _known(revision: str | None) -> None:
 
 def open_configured(url: str | None = None) -> Engine:
     """The commands' database: ``url`` or AUTHENTIQ_DATABASE_URL, prepared per AUTHENTIQ_MIGRATE."""
-    from authentiq.settings import Settings
-
     settings = Settings()
     return open_database(url or settings.database_url, migrate=settings.migrate)
 
@@ -207,5 +220,5 @@ if __name__ == "__main__":
     import sys
 
     if len(sys.argv) != 3 or sys.argv[1] != "revision":
-        sys.exit('usage: python -m authentiq.schema revision "what changed"')
+        sys.exit('usage: python -m authentiq.db revision "what changed"')
     _revision(sys.argv[2])

@@ -2,7 +2,7 @@
 
 The schema is generated from the response model (:class:`authentiq.api.schemas.Report`).
 ``api_schemas/report-schema-versions.json`` records the SHA-256 of each published version; a
-changed schema under an unchanged :data:`~authentiq.inspection.REPORT_SCHEMA_VERSION` is refused
+changed schema under an unchanged :data:`~authentiq.report.REPORT_SCHEMA_VERSION` is refused
 (by ``authentiq report-schema`` and by a test), so every schema change bumps the version.
 """
 
@@ -13,20 +13,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from authentiq.api.schemas import Report
 from authentiq.errors import AuthentiqError
+from authentiq.report import REPORT_SCHEMA_VERSION
 
 BASE_URI = "https://authentiq.dev/schemas/"
 
 
 def version() -> str:
-    from authentiq.inspection import REPORT_SCHEMA_VERSION
-
     return REPORT_SCHEMA_VERSION
 
 
 def report_schema() -> dict[str, Any]:
-    from authentiq.api.schemas import Report
-
     schema = Report.model_json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": f"{BASE_URI}report.v{version()}.schema.json",
@@ -50,8 +48,8 @@ def write(out_dir: Path) -> Path:
     if known is not None and known != digest(schema):
         raise AuthentiqError(
             f"the report schema changed but its version is still {version()}: bump "
-            "REPORT_SCHEMA_VERSION in authentiq/inspection.py (and the Literal in "
-            "authentiq/api/schemas.py), then run this again")
+            "REPORT_SCHEMA_VERSION in authentiq/report.py (and the SchemaVersion "
+            "Literal beside it), then run this again")
     registry[version()] = digest(schema)
     registry_path.write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")
     path = out_dir / f"report.v{version()}.schema.json"
