@@ -65,6 +65,12 @@ class PdfCache:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
+    def __enter__(self) -> PdfCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     async def _render(self, key: tuple[str, int], report: dict[str, Any]) -> bytes:
         loop = asyncio.get_running_loop()
         pdf = await loop.run_in_executor(self._executor, render_pdf, report, self.report_blobs)

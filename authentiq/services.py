@@ -26,6 +26,7 @@ from authentiq.backends.select import open_backend
 from authentiq.batcher import Batcher, BatcherConfig, BatchObserver
 from authentiq.blobs import Blobs, open_blobs
 from authentiq.db import open_database
+from authentiq.dispatcher import Dispatcher
 from authentiq.enrolment import Enroller, enrol_folder, folder_references
 from authentiq.heatmap import lookup_table
 from authentiq.idempotency import Idempotency
@@ -33,7 +34,6 @@ from authentiq.inspection import Inspector
 from authentiq.job_runner import JobRunner
 from authentiq.jobs import EventBody, JobRow, JobStore
 from authentiq.keys import KeyRing, server_secret
-from authentiq.pdf_cache import PdfCache
 from authentiq.ratelimit import RateLimiter
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceRow, ReferenceStore
@@ -43,7 +43,7 @@ from authentiq.reviews import Reviews
 from authentiq.sessions import Sessions
 from authentiq.settings import Settings
 from authentiq.share_links import ShareLinks
-from authentiq.webhooks import Deliveries, Dispatcher
+from authentiq.webhooks import Deliveries
 
 log = logging.getLogger(__name__)
 SHIPPED_SOURCE = "shipped synthetic reference set"
@@ -66,7 +66,6 @@ class Services:
     jobs: JobStore
     runner: JobRunner
     dispatcher: Dispatcher
-    pdfs: PdfCache
     in_flight: InFlight
     share_links: ShareLinks
     reviews: Reviews
@@ -110,8 +109,6 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
     store = ReportStore(engine, blobs)
     pool = ThreadPoolExecutor(settings.preprocess_workers, thread_name_prefix="authentiq-cpu")
     batcher = Batcher(backend, batcher_config(settings), observer=observer)
-    pdfs = PdfCache(blobs.child("pdf"), blobs, workers=settings.pdf_workers,
-                    max_pending=settings.pdf_queue)
     services: Services | None = None
     try:
         lookup_table()  # imports matplotlib's colormaps now, not in the first request
@@ -146,7 +143,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                             Idempotency(engine, stale_s=settings.request_timeout_s + 60),
                             keys, server_secret(engine),
                             RateLimiter(settings.rate_limit, settings.rate_limit_storage),
-                            jobs, runner, dispatcher, pdfs,
+                            jobs, runner, dispatcher,
                             InFlight(settings.max_in_flight_per_client),
                             ShareLinks(engine, server_secret(engine, "share"),
                                        timedelta(days=settings.share_link_days)),
@@ -180,7 +177,6 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         pool.shutdown(wait=True)
         if services is not None:
             services.inspector.close()
-        pdfs.close()
         backend.close()
         engine.dispose()
 

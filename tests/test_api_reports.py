@@ -244,7 +244,7 @@ def test_pdf_is_rendered_once_per_review_version(client: TestClient, settings: S
                                                  fake_item: SyntheticItem) -> None:
     """Issue 19 finding 11: PDFs were rendered on every request. Now once per review version,
     cached in the blob store; a review makes the next request render the reviewed report."""
-    pdfs = client.app.state.services.pdfs  # type: ignore[attr-defined]
+    pdfs = client.app.state.pdfs  # type: ignore[attr-defined]
     report = inspect(client, fake_item)
     first = client.get(report["links"]["pdf"])
     second = client.get(report["links"]["pdf"])

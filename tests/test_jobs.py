@@ -179,7 +179,7 @@ def test_webhook_is_signed_retried_with_backoff_and_logged(
 
 
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
-    from authentiq.webhooks import Dispatcher
+    from authentiq.dispatcher import Dispatcher
 
     dispatcher = Dispatcher(make_engine("sqlite://"), backoff_s=5, backoff_max_s=60)
     for attempt, base in [(1, 5), (2, 10), (3, 20), (4, 40), (5, 60), (12, 60)]:

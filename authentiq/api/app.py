@@ -18,6 +18,7 @@ from authentiq.api.resources import webhook_body
 from authentiq.api.routes import capture, health, jobs, pages, products, references, reports, share
 from authentiq.api.routes.inspections import create_router
 from authentiq.backends.select import model_contract
+from authentiq.pdf_cache import PdfCache
 from authentiq.services import open_services
 from authentiq.settings import Settings
 
@@ -33,14 +34,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, observer=metrics, event_body=webhook_body) as services:
-            app.state.services = services
-            app.state.metrics = metrics
+            blobs = services.store.blobs
+            pdfs = PdfCache(blobs.child("pdf"), blobs, workers=settings.pdf_workers,
+                            max_pending=settings.pdf_queue)
+            app.state.services, app.state.metrics, app.state.pdfs = services, metrics, pdfs
             if settings.public_base_url == Settings.model_fields["public_base_url"].default:
                 log.warning("AUTHENTIQ_PUBLIC_BASE_URL is not set: share links and QR codes point "
                             "at %s, which only this machine can open", settings.public_base_url)
             log.info("ready: %s %s on %s", services.backend.spec.model_name,
                      services.backend.info.precision, services.backend.info.name)
-            yield
+            try:
+                yield
+            finally:
+                pdfs.close()
 
     app = FastAPI(
         title="AuthentiQ",

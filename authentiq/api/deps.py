@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from authentiq.api.metrics import Metrics
+from authentiq.pdf_cache import PdfCache
 from authentiq.services import Services
 
 
@@ -20,5 +21,11 @@ def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
+def get_pdfs(request: Request) -> PdfCache:
+    pdfs: PdfCache = request.app.state.pdfs
+    return pdfs
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
+PdfsDep = Annotated[PdfCache, Depends(get_pdfs)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

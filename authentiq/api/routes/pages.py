@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from authentiq.api.auth import authenticate, presented_key, visible
-from authentiq.api.deps import ServicesDep
+from authentiq.api.deps import PdfsDep, ServicesDep
 from authentiq.api.resources import report_out, summary_out
 from authentiq.errors import AuthentiqError
 from authentiq.keys import Forbidden, Principal, Unauthorized
@@ -168,7 +168,7 @@ async def report_page(request: Request, report_id: str, services: ServicesDep,
 
 @router.post("/reports/{report_id}/review", response_class=HTMLResponse)
 async def review_form(
-    request: Request, report_id: str, services: ServicesDep,
+    request: Request, report_id: str, services: ServicesDep, pdfs: PdfsDep,
     decision: Annotated[str, Form()], reason: Annotated[str, Form()],
     expected_version: Annotated[int, Form()], verdict: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = "",
@@ -190,7 +190,7 @@ async def review_form(
             raise
         status = exc.status if exc.status < 500 else 422
         return await _page(request, services, caller, report_id, error=exc.detail, status=status)
-    await asyncio.to_thread(services.pdfs.invalidate, report_id)  # the cached PDF is outdated
+    await asyncio.to_thread(pdfs.invalidate, report_id)  # the cached PDF is outdated
     return RedirectResponse(f"/reports/{report_id}?reviewed=true", status_code=303)
 
 

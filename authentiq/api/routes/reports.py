@@ -19,7 +19,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BeforeValidator
 
 from authentiq.api.auth import Reader, Reviewer, visible
-from authentiq.api.deps import ServicesDep
+from authentiq.api.deps import PdfsDep, ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.resources import report_out, review_out, summary_out
 from authentiq.api.schemas import Report, ReportList, ReviewIn
@@ -136,9 +136,10 @@ def spreadsheet_safe(value: Any) -> Any:
 
 @router.get("/{report_id}.pdf", response_class=Response, responses=NOT_FOUND,
             summary="The report as a printable PDF (summary, each view with its heatmap, references)")
-async def get_report_pdf(report_id: str, services: ServicesDep, caller: Reader) -> Response:
+async def get_report_pdf(report_id: str, services: ServicesDep, pdfs: PdfsDep,
+                         caller: Reader) -> Response:
     report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
-    pdf = await services.pdfs.get(report_out(report))  # cached per review version; rendered off this pool
+    pdf = await pdfs.get(report_out(report))  # cached per review version; rendered off this pool
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="report-{report_id}.pdf"'})
 
@@ -154,6 +155,7 @@ async def get_report(report_id: str, services: ServicesDep, caller: Reader) -> d
              description="The reviewer on record is the calling key (its id and name go into the "
                          "hash chain); `note` is free text kept beside it.")
 async def post_review(report_id: str, review: ReviewIn, response: Response, services: ServicesDep,
+                      pdfs: PdfsDep,
                       caller: Reviewer, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     tenant = visible(caller)
 
@@ -163,7 +165,7 @@ async def post_review(report_id: str, review: ReviewIn, response: Response, serv
             decision=review.decision, verdict=review.verdict, reason=review.reason,
             note=review.note if review.note is not None else review.reviewer,
             expected_version=review.expected_version)
-        await asyncio.to_thread(services.pdfs.invalidate, report_id)
+        await asyncio.to_thread(pdfs.invalidate, report_id)
         return review_out(appended)
 
     body, _ = await idempotent(
