@@ -152,6 +152,7 @@ def check_buildable(trt: TensorRT, gpu: Gpu | None, options: BuildOptions) -> No
 def load_or_build(onnx_path: Path, engine_dir: Path, trt: TensorRT, gpu: Gpu | None,
                   options: BuildOptions, *, allow_build: bool = True, force: bool = False) -> Engine:
     """The plan for this model, options, TensorRT and GPU (``None``: a host without one)."""
+    check_buildable(trt, gpu, options)  # nothing this TensorRT cannot build here can be found either
     started = time.perf_counter()
     onnx_bytes = onnx_path.read_bytes()
     fields = key_fields(onnx_bytes, trt, input_shape(onnx_bytes, str(onnx_path)), options)
@@ -164,7 +165,6 @@ def load_or_build(onnx_path: Path, engine_dir: Path, trt: TensorRT, gpu: Gpu | N
             f"no usable engine plan for {onnx_path.name} at {path} ({'; '.join(reasons)}) and "
             f"engine building is disabled; run `authentiq build-engine` with the same options on a "
             f"host that can build for this GPU", differences=reasons)
-    check_buildable(trt, gpu, options)
     engine_dir.mkdir(parents=True, exist_ok=True)
     with _build_lock(path):
         if not force and (found := _load(path, fields, trt, gpu)) is not None:

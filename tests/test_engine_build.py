@@ -189,6 +189,24 @@ def test_deserialising_without_a_gpu_fails_with_tensorrts_own_words(int8_engine,
     assert "[INTERNAL_ERROR]" in failed.value.detail or "[ERROR]" in failed.value.detail
 
 
+def test_tensorrt_rtx_is_refused_on_a_gpu_it_does_not_run_on(tensorrt: TensorRT, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an H200 (a STAND-IN CUDA runtime reports one) TensorRT-RTX is refused before any build,
+    naming TensorRT as the stack for data-centre GPUs."""
+    from authentiq.backends import cuda
+    from authentiq.backends.select import open_backend
+    from tests.conftest import make_settings
+    from tests.standin_gpu import StandInCudaRuntime, StandInCudaUtils
+
+    runtime = StandInCudaRuntime("NVIDIA H200", (9, 0))
+    monkeypatch.setattr(cuda, "runtime", lambda: runtime)
+    monkeypatch.setattr(cuda, "utils", lambda: StandInCudaUtils)
+    with pytest.raises(BackendUnavailable, match=r"does not run on NVIDIA H200 \(sm_90\).*authentiq\[tensorrt\]"):
+        open_backend(make_settings(tmp_path, backend="tensorrt", tensorrt_flavour="tensorrt_rtx",
+                                   engine_dir=tmp_path))
+    assert not list(tmp_path.glob("*.plan"))
+
+
 def test_auto_falls_back_to_onnxruntime_and_says_why(tensorrt: TensorRT, tmp_path: Path,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     from authentiq.backends.select import open_backend

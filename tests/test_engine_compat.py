@@ -16,9 +16,11 @@ from authentiq.engine_build import (
     EngineBuildFailed,
     attach_timing_cache,
     check_buildable,
+    load_or_build,
     plan_path,
 )
 from authentiq.engine_compat import admits, runs_on, target_tag, version_admits
+from tests.conftest import ENGINES
 
 TRT = TensorRT(module=None, flavour="tensorrt", version="10.8.0.43")
 TRT_10_9 = TensorRT(module=None, flavour="tensorrt", version="10.9.0.34")
@@ -92,6 +94,13 @@ def test_builds_this_tensorrt_cannot_do_are_refused_first() -> None:
     with pytest.raises(EngineBuildFailed, match="lean runtime"):
         check_buildable(RTX, None, BuildOptions(version_compatible=True))
     check_buildable(RTX, None, BuildOptions())
+
+
+def test_build_engine_without_a_gpu_on_tensorrt_proper_says_why(tmp_path: Path) -> None:
+    """`build-engine` on a host without a GPU: TensorRT proper cannot build "ahead of time"."""
+    with pytest.raises(EngineBuildFailed, match="Only TensorRT-RTX builds without a GPU"):
+        load_or_build(ENGINES / "authentiq-default.int8-trt.onnx", tmp_path, TRT, None, BuildOptions())
+    assert not list(tmp_path.iterdir())
 
 
 class StandInBuilderConfig:
