@@ -176,7 +176,7 @@ def test_version_compatible_plans_may_run_their_host_code(cudart: StandInCudaRun
 
 def test_tensorrt_rtx_keeps_its_jit_kernels_in_a_runtime_cache(cudart: StandInCudaRuntime,
                                                               tmp_path: Path) -> None:
-    cache = tmp_path / "plan.1.7.1.116-sm89.runtime-cache"
+    cache = tmp_path / "plan.1.7.1.116.nvidia-l4-sm89.runtime-cache"
     behaviour = EngineBehaviour()
     b = backend(behaviour, flavour="tensorrt_rtx", instances=2, runtime_cache=cache)
     assert len(behaviour.contexts) == 3  # the probe, then two instances with the runtime config
@@ -217,3 +217,16 @@ def test_sticky_error_makes_readyz_fail_and_requests_fail_fast(
         ready = client.get("/readyz")
         assert ready.status_code == 503 and not ready.json()["ready"]
         assert "cudaErrorIllegalAddress" in ready.json()["backend_error"]
+
+
+def test_the_runtime_cache_file_is_per_rtx_version_and_gpu_model() -> None:
+    from authentiq.backends.select import runtime_cache_path
+
+    plan = Path("engines/m.int8-trt.tensorrt_rtx.portable.plan")
+    l4, rtx4090 = cuda.Gpu(0, "NVIDIA L4", (8, 9), 1), cuda.Gpu(0, "NVIDIA GeForce RTX 4090", (8, 9), 1)
+    rtx = TensorRT(None, "tensorrt_rtx", "1.7.1.116")
+    names = {runtime_cache_path(plan, rtx, gpu) for gpu in (l4, rtx4090)}
+    assert names == {plan.with_name("m.int8-trt.tensorrt_rtx.portable.1.7.1.116.nvidia-l4-sm89.runtime-cache"),
+                     plan.with_name("m.int8-trt.tensorrt_rtx.portable.1.7.1.116.nvidia-geforce-rtx-4090-sm89"
+                                    ".runtime-cache")}
+    assert runtime_cache_path(plan, TensorRT(None, "tensorrt", "10.8.0.43"), l4) is None

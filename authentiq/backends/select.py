@@ -16,7 +16,7 @@ from authentiq.backends.base import Backend
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend, cuda_provider_available
 from authentiq.backends.tensorrt_lib import INSTALL_HINT, TensorRT, import_tensorrt
 from authentiq.engine_build import BuildOptions, load_or_build
-from authentiq.engine_compat import admits, runs_on
+from authentiq.engine_compat import admits, runs_on, slug
 from authentiq.errors import BackendUnavailable
 from authentiq.model_spec import ModelSpec, read_spec
 from authentiq.settings import Settings
@@ -95,12 +95,12 @@ def open_tensorrt(settings: Settings) -> Backend:
 
 
 def runtime_cache_path(plan: Path, trt: TensorRT, gpu: cuda.Gpu) -> Path | None:
-    """TensorRT-RTX's kernel cache beside the plan, per RTX version and compute capability (the
-    cache is reused only by the same SM and an equal or later RTX and CUDA)."""
+    """TensorRT-RTX's kernel cache beside the plan, per RTX version and GPU model (it refuses a
+    cache from another version, GPU SKU or driver major version)."""
     if not trt.rtx:
         return None
     sm = "".join(map(str, gpu.compute_capability))
-    return plan.with_name(f"{plan.stem}.{trt.version}-sm{sm}.runtime-cache")
+    return plan.with_name(f"{plan.stem}.{trt.version}.{slug(gpu.name)}-sm{sm}.runtime-cache")
 
 
 def open_onnxruntime(settings: Settings) -> Backend:
