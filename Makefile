@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 # The TensorRT test pass: TensorRT-RTX builds engines without a GPU (real wheels on PyPI), kept
 # out of the main venv so that the first pass tests the default install without TensorRT.
 TRT_RTX  ?= tensorrt-rtx-cu12==1.7.1.116
-CUDA_PY  ?= cuda-python>=12.6,<13
+CUDA_PY  ?= cuda-bindings>=12.9.1,<13
 TRT_DIR  := $(VENV)/tensorrt-rtx
 # A real Triton Inference Server for the triton backend's tests: the tritonserver binary (with
 # Triton's Python backend) that the nvidia-pytriton wheel carries; only the binary is used.

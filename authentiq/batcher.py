@@ -24,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import math
 import threading
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass, field
@@ -102,6 +104,7 @@ class _Job:
     future: asyncio.Future[Result]
     queued_at: float
     client: str = "-"
+    deadline: float | None = None  # time.monotonic() when its caller gives up
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
@@ -164,7 +167,8 @@ class Batcher:
             self.observer.rejected("deadline")
             raise DeadlineExceeded("the request's deadline passed before inference")
         loop = asyncio.get_running_loop()
-        job = _Job(views, priority, loop.create_future(), loop.time(), client)
+        job = _Job(views, priority, loop.create_future(), loop.time(), client,
+                   None if timeout_s is None else time.monotonic() + timeout_s)
         if timeout_s is not None:
             job.timer = loop.call_later(timeout_s, self._expire, job, timeout_s)
         self._queues[priority].append(job)
@@ -259,8 +263,12 @@ class Batcher:
         loop = asyncio.get_running_loop()
         started = loop.time()
         rows = [j.views for j in jobs]
+        # The batch is worth running until its last caller gives up (None: one never does).
+        deadline = None if any(j.deadline is None for j in jobs) else max(
+            j.deadline for j in jobs if j.deadline is not None)
         try:
-            results: list[RowResult] = await loop.run_in_executor(self._executor, self._run, rows)
+            results: list[RowResult] = await loop.run_in_executor(self._executor, self._run, rows,
+                                                                  deadline)
         except Exception as exc:  # the executor itself failed; answer everyone
             log.exception("batch of %d could not run", len(jobs))
             results = [InferenceFailed(f"batch could not run: {exc}")] * len(jobs)
@@ -277,13 +285,13 @@ class Batcher:
             else:
                 job.future.set_exception(result)
 
-    def _run(self, rows: list[np.ndarray]) -> list[RowResult]:
+    def _run(self, rows: list[np.ndarray], deadline: float | None) -> list[RowResult]:
         """In an instance thread: collate into this thread's reused staging buffer, run, split."""
         shape = (self.config.max_batch_size, *rows[0].shape)
         staging = getattr(self._local, "staging", None)
         if staging is None or staging.shape != shape:
             staging = self._local.staging = np.empty(shape, np.float32)
-        return run_batch(self.backend.run, rows, staging)
+        return run_batch(functools.partial(self.backend.run, deadline=deadline), rows, staging)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

@@ -1,7 +1,9 @@
 """Collate requests into one backend batch and split the outputs back — kept apart from the model call.
 
 ``run_batch`` is what one batcher instance executes in its worker thread: collate, run, split. If
-the batch fails as a whole, each row is run alone so that one bad item fails only its own request.
+the batch fails as a whole with an error one row could cause (``InferenceFailed``), each row is run
+alone so that one bad item fails only its own request. An unavailable or failed backend, or a passed
+deadline, is the same for every row: the batch fails at once, without a retry per row.
 """
 
 from __future__ import annotations
@@ -48,13 +50,14 @@ def split(outputs: Outputs, n: int) -> list[Outputs]:
 
 def run_batch(run: Callable[[np.ndarray], Outputs], rows: Sequence[np.ndarray],
               staging: np.ndarray | None = None) -> list[RowResult]:
-    """Collate → ``run`` → split; on failure retry row by row. Never raises: errors are per row."""
+    """Collate → ``run`` → split; on a row-specific failure retry row by row. Never raises:
+    errors are per row."""
     try:
         return list(split(run(collate(rows, staging)), len(rows)))
-    except Exception as exc:  # any failure is retried, then reported per row
+    except Exception as exc:  # reported per row; retried one by one if a row could be the cause
         error = _as_domain(exc, len(rows))
-    if len(rows) == 1:
-        return [error]
+    if len(rows) == 1 or not isinstance(error, InferenceFailed):
+        return [error] * len(rows)
     log.warning("batch of %d failed (%s); retrying one by one", len(rows), error.detail)
     results: list[RowResult] = []
     for row in rows:

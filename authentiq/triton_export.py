@@ -10,7 +10,11 @@ settings. The contract's metadata rides along as ``parameters`` (``authentiq.*``
 Runtimes (``--runtime``):
 - ``onnxruntime``: Triton's ONNX Runtime backend serves ``1/model.onnx`` (the CPU INT8 flavour);
 - ``tensorrt``: Triton's TensorRT backend serves ``1/model.plan``, a plan built by
-  ``authentiq build-engine`` with TensorRT (not -RTX) on the GPU model of the Triton hosts;
+  ``authentiq build-engine`` with TensorRT (not -RTX) for the Triton hosts' GPUs. A plan loads only
+  in the TensorRT it was built with, so the export needs ``--triton-tensorrt``, the TensorRT
+  version of the Triton release that will serve it, and refuses a plan from another version —
+  unless the plan is version-compatible and that Triton is newer, in which case the server must
+  run with ``--backend-config=tensorrt,version-compatible=true`` (the export says so);
 - ``python``: Triton's Python backend runs ``1/model.py`` (:mod:`authentiq.triton_model`), which
   drives ONNX Runtime and batches every request Triton hands it into one run; for CPU-only
   Triton builds that ship without the ONNX Runtime backend.
@@ -24,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from authentiq.backends.tensorrt_lib import version_tuple
+from authentiq.engine_build import sidecar_path
+from authentiq.engine_compat import describe, version_admits
 from authentiq.errors import AuthentiqError
 from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, read_spec
 from authentiq.settings import Settings
@@ -42,6 +49,7 @@ class Export:
     folder: Path  # DIR/<name>
     config: str  # config.pbtxt as written
     files: tuple[str, ...]  # below folder
+    notes: tuple[str, ...] = ()  # what the Triton hosts need to serve it
 
 
 def model_config_pb2() -> Any:
@@ -102,25 +110,28 @@ def build_config(name: str, runtime: Runtime, spec: ModelSpec, dims: dict[str, l
 
 def export_triton(out_dir: Path, settings: Settings, *, runtime: Runtime = "onnxruntime",
                   name: str = "authentiq", model: Path | None = None, plan: Path | None = None,
-                  version: int = 1) -> Export:
-    """Write ``out_dir/name`` (replacing an earlier export of the same name, never half-written)."""
+                  triton_tensorrt: str | None = None, version: int = 1) -> Export:
+    """Write ``out_dir/name`` (replacing an earlier export of the same name, never half-written).
+
+    ``triton_tensorrt``: the TensorRT version inside the Triton release that serves the plan
+    (``--runtime tensorrt`` only; docs/deployment.md lists them per release)."""
     from google.protobuf import text_format
 
     if runtime not in RUNTIMES:
         raise ExportFailed(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    notes: tuple[str, ...] = ()
     if runtime == "tensorrt":
         model = model or settings.tensorrt_model_path
         if plan is None or not plan.is_file():
             raise ExportFailed("--runtime tensorrt needs --plan: a TensorRT plan built by "
-                               "`authentiq build-engine` with TensorRT on the Triton hosts' GPU model")
-        _check_plan(plan, settings.max_batch_size)
+                               "`authentiq build-engine` with TensorRT for the Triton hosts' GPUs")
+        notes = check_plan(plan, settings.max_batch_size, triton_tensorrt)
     model = model or settings.model_path
     spec = read_spec(model)
     config = build_config(name, runtime, spec, io_dims(model), settings)
     text = text_format.MessageToString(config)
     files = {"config.pbtxt": text.encode()}
-    if runtime == "tensorrt":
-        assert plan is not None
+    if runtime == "tensorrt" and plan is not None:
         files[f"{version}/model.plan"] = plan.read_bytes()
     else:
         files[f"{version}/model.onnx"] = model.read_bytes()
@@ -137,22 +148,40 @@ def export_triton(out_dir: Path, settings: Settings, *, runtime: Runtime = "onnx
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Export(target, text, tuple(sorted(files)))
+    return Export(target, text, tuple(sorted(files)), notes)
 
 
-def _check_plan(plan: Path, max_batch: int) -> None:
-    """A plan built by ``authentiq build-engine`` has a sidecar naming its TensorRT and profile."""
-    sidecar = plan.with_name(plan.name + ".json")
-    if not sidecar.is_file():
-        return
-    fields = json.loads(sidecar.read_text()).get("fields", {})
-    if str(fields.get("tensorrt", "")).startswith("tensorrt_rtx"):
+def check_plan(plan: Path, max_batch: int, triton_tensorrt: str | None) -> tuple[str, ...]:
+    """Refuse a plan Triton's TensorRT backend would not load (or not fill); the notes say what
+    the Triton hosts need. The plan's sidecar (``authentiq build-engine``) names its TensorRT."""
+    try:
+        record = json.loads(sidecar_path(plan).read_text())
+        fields, target = record["fields"], record["runs_on"]
+        built_by, options = str(fields["tensorrt"]), fields["options"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ExportFailed(f"{plan} has no readable sidecar {sidecar_path(plan).name} ({exc}), so "
+                           f"its TensorRT version cannot be checked against Triton's; export plans "
+                           f"built by `authentiq build-engine`") from exc
+    if built_by.startswith("tensorrt_rtx"):
         raise ExportFailed(f"{plan} was built by TensorRT-RTX; Triton's TensorRT backend runs "
                            f"plans of TensorRT proper")
-    built_max = fields.get("options", {}).get("max_batch")
-    if built_max is not None and built_max < max_batch:
-        raise ExportFailed(f"{plan} was built for batches up to {built_max}, below "
+    if options.get("max_batch", max_batch) < max_batch:
+        raise ExportFailed(f"{plan} was built for batches up to {options['max_batch']}, below "
                            f"AUTHENTIQ_MAX_BATCH_SIZE={max_batch}; rebuild with --max-batch")
+    if not triton_tensorrt:
+        raise ExportFailed(f"{plan} was built by {built_by}; give --triton-tensorrt, the TensorRT "
+                           f"version of the Triton release that will serve it (a plan loads only in "
+                           f"the TensorRT it was built with; docs/deployment.md lists them)")
+    compatible = bool(options.get("version_compatible"))
+    refused = version_admits(built_by, f"tensorrt {triton_tensorrt}", compatible)
+    if refused:
+        raise ExportFailed(f"Triton's TensorRT backend would not load {plan.name}: {refused} "
+                           f"(Triton's)")
+    notes = [f"the plan runs on {describe(target)}: give the Triton hosts such GPUs"]
+    if version_tuple(built_by.partition(" ")[2]) != version_tuple(triton_tensorrt):
+        notes.append(f"the plan ({built_by}) is version-compatible: start tritonserver with "
+                     f"--backend-config=tensorrt,version-compatible=true")
+    return tuple(notes)
 
 
 def spec_from_parameters(parameters: dict[str, Any], source: str) -> ModelSpec:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +29,7 @@ class Recorder:
     def __init__(self, backend: OnnxRuntimeBackend, *, gated: bool = False) -> None:
         self.backend, self.spec, self.info = backend, backend.spec, backend.info
         self.batches: list[list[int]] = []  # tags (views[0, 0, 0]) of each batch, in order
+        self.deadlines: list[float | None] = []  # the deadline each batch was given
         self.gate = threading.Event()
         if not gated:
             self.gate.set()
@@ -35,9 +37,10 @@ class Recorder:
         self.most_running = 0
         self._lock = threading.Lock()
 
-    def run(self, views: np.ndarray) -> Outputs:
+    def run(self, views: np.ndarray, *, deadline: float | None = None) -> Outputs:
         with self._lock:
             self.batches.append([int(v) for v in views[:, 0, 0, 0]])
+            self.deadlines.append(deadline)
             self.running += 1
             self.most_running = max(self.most_running, self.running)
         try:
@@ -277,6 +280,27 @@ def test_deadline_answers_while_queued_and_never_runs(backend: OnnxRuntimeBacken
     run(scenario)
     assert recorder.batches == [[0]]  # neither late request ran
     assert counts.rejected_by == {"deadline": 2}
+
+
+def test_a_batch_runs_until_its_last_caller_gives_up(backend: OnnxRuntimeBackend) -> None:
+    """The backend is told the batch's deadline (a remote one sends the time left): the latest
+    of its requests', or none while one request has none."""
+    recorder = Recorder(backend)
+    batcher = Batcher(recorder, BatcherConfig(4, max_queue_delay_s=LONG, adaptive=False))  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await batcher.start()
+        await asyncio.gather(*(batcher.submit(tagged(backend, i), timeout_s=t)
+                               for i, t in enumerate([5.0, 20.0, 10.0, 1.0])))
+        await asyncio.gather(*(batcher.submit(tagged(backend, i), timeout_s=t)
+                               for i, t in enumerate([5.0, None, 10.0, 1.0])))
+        await batcher.close()
+
+    before = time.monotonic()
+    run(scenario)
+    first, second = recorder.deadlines
+    assert first is not None and before + 19 < first < time.monotonic() + 20
+    assert second is None
 
 
 def test_interactive_requests_are_batched_ahead_of_bulk(backend: OnnxRuntimeBackend) -> None:

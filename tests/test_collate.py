@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from authentiq.backends.base import Outputs
+from authentiq.backends.base import BackendFailed, Outputs
 from authentiq.collate import collate, run_batch, split
-from authentiq.errors import InferenceFailed
+from authentiq.errors import AuthentiqError, BackendUnavailable, DeadlineExceeded, InferenceFailed
 
 
 def rows(n: int, shape: tuple[int, int, int] = (3, 4, 6)) -> list[np.ndarray]:
@@ -67,6 +67,22 @@ def test_run_batch_turns_unexpected_errors_into_domain_errors() -> None:
 
     (result,) = run_batch(broken, rows(1))
     assert isinstance(result, InferenceFailed) and "RuntimeError: driver fell over" in result.detail
+
+
+@pytest.mark.parametrize("error", [BackendUnavailable("Triton is away", retry_after=2),
+                                   BackendFailed("sticky CUDA error", retry_after=1),
+                                   DeadlineExceeded("the batch's deadline passed")])
+def test_run_batch_does_not_retry_what_no_row_caused(error: AuthentiqError) -> None:
+    """A backend that is away or failed, or a passed deadline, fails every row alike: the batch
+    fails at once instead of running again row by row."""
+    calls: list[int] = []
+
+    def model(batch: np.ndarray) -> Outputs:
+        calls.append(len(batch))
+        raise error
+
+    assert run_batch(model, rows(5)) == [error] * 5
+    assert calls == [5]
 
 
 def test_collate_into_a_staging_buffer_reuses_it() -> None:

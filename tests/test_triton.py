@@ -3,6 +3,7 @@ loaded by a real tritonserver; the `triton` backend against it gives the in-proc
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from authentiq.api.app import create_app
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.backends.triton import TritonBackend
 from authentiq.cli import main
-from authentiq.errors import BackendUnavailable
+from authentiq.errors import BackendUnavailable, DeadlineExceeded
 from authentiq.model_spec import read_spec
 from authentiq.settings import DEFAULT_MODEL, DEFAULT_TRT_MODEL
 from authentiq.synthetic import make_item
@@ -25,15 +26,27 @@ from tests.conftest import TritonServer, allow_classifier_only, files_of, make_s
 
 BATCHING = {"max_batch_size": 16, "preferred_batch_sizes": (4, 8), "max_queue_delay_ms": 1.5,
             "max_queue_size": 64, "batcher_instances": 2, "request_timeout_s": 20.0}
+TRITON_25_01 = "10.8.0.43"  # the TensorRT of Triton 25.01
+
+
+def fake_plan(path: Path, tensorrt: str = f"tensorrt {TRITON_25_01}", max_batch: int = 32,
+              version_compatible: bool = False) -> Path:
+    """A plan file with the sidecar `authentiq build-engine` writes (TensorRT cannot build here)."""
+    path.write_bytes(b"a plan built for the Triton hosts' GPUs")
+    sidecar = {"fields": {"tensorrt": tensorrt, "options": {"max_batch": max_batch,
+                                                            "version_compatible": version_compatible}},
+               "runs_on": {"kind": "device", "gpu": "NVIDIA L4", "compute_capability": "8.9"}}
+    path.with_name(path.name + ".json").write_text(json.dumps(sidecar))
+    return path
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "python", "tensorrt"])
 def test_export_writes_what_triton_schema_accepts(tmp_path: Path, runtime: str) -> None:
     settings = make_settings(tmp_path, **BATCHING)
-    plan = tmp_path / "authentiq.tensorrt.plan"
-    plan.write_bytes(b"a plan built on the Triton hosts' GPU")
+    plan = fake_plan(tmp_path / "authentiq.tensorrt.plan")
     done = export_triton(tmp_path / "repo", settings, runtime=runtime,  # type: ignore[arg-type]
-                         plan=plan if runtime == "tensorrt" else None)
+                         plan=plan if runtime == "tensorrt" else None,
+                         triton_tensorrt=TRITON_25_01 if runtime == "tensorrt" else None)
     config = text_format.Parse((done.folder / "config.pbtxt").read_text(), mc.ModelConfig())
     assert config.name == "authentiq" and config.max_batch_size == 16
     assert (config.platform or config.backend) == {"tensorrt": "tensorrt_plan"}.get(runtime, runtime)
@@ -62,21 +75,65 @@ def test_export_writes_what_triton_schema_accepts(tmp_path: Path, runtime: str) 
 
 def test_export_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = make_settings(tmp_path, max_batch_size=32)
+    repo = tmp_path / "repo"
     with pytest.raises(ExportFailed, match="needs --plan"):
-        export_triton(tmp_path / "repo", settings, runtime="tensorrt")
-    plan = tmp_path / "small.plan"
-    plan.write_bytes(b"plan")
-    plan.with_name("small.plan.json").write_text(
-        '{"fields": {"tensorrt": "tensorrt 10.13", "options": {"max_batch": 8}}}')
+        export_triton(repo, settings, runtime="tensorrt")
+    bare = tmp_path / "bare.plan"
+    bare.write_bytes(b"plan")
+    with pytest.raises(ExportFailed, match="no readable sidecar"):  # its version is unknown
+        export_triton(repo, settings, runtime="tensorrt", plan=bare, triton_tensorrt=TRITON_25_01)
+    small = fake_plan(tmp_path / "small.plan", max_batch=8)
     with pytest.raises(ExportFailed, match="batches up to 8, below AUTHENTIQ_MAX_BATCH_SIZE=32"):
-        export_triton(tmp_path / "repo", settings, runtime="tensorrt", plan=plan)
-    plan.with_name("small.plan.json").write_text(
-        '{"fields": {"tensorrt": "tensorrt_rtx 1.7", "options": {"max_batch": 32}}}')
+        export_triton(repo, settings, runtime="tensorrt", plan=small, triton_tensorrt=TRITON_25_01)
+    rtx = fake_plan(tmp_path / "rtx.plan", tensorrt="tensorrt_rtx 1.7.1.116")
     with pytest.raises(ExportFailed, match="TensorRT-RTX"):
-        export_triton(tmp_path / "repo", settings, runtime="tensorrt", plan=plan)
-    assert not (tmp_path / "repo").exists() or not any((tmp_path / "repo").iterdir())
-    assert main(["export-triton", str(tmp_path / "repo"), "--runtime", "tensorrt"]) == 2
+        export_triton(repo, settings, runtime="tensorrt", plan=rtx, triton_tensorrt=TRITON_25_01)
+    plan = fake_plan(tmp_path / "model.plan")
+    with pytest.raises(ExportFailed, match="give --triton-tensorrt"):
+        export_triton(repo, settings, runtime="tensorrt", plan=plan)
+    with pytest.raises(ExportFailed, match=r"built by tensorrt 10\.8\.0\.43 and loads in exactly "
+                                           r"that version.*this is tensorrt 10\.13\.3\.9"):
+        export_triton(repo, settings, runtime="tensorrt", plan=plan, triton_tensorrt="10.13.3.9")
+    assert not repo.exists() or not any(repo.iterdir())
+    assert main(["export-triton", str(repo), "--runtime", "tensorrt"]) == 2
     assert "needs --plan" in capsys.readouterr().err
+
+
+def test_version_compatible_plan_exports_to_a_later_triton_with_the_flag_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(tmp_path, max_batch_size=32)
+    plan = fake_plan(tmp_path / "vc.plan", version_compatible=True)
+    done = export_triton(tmp_path / "repo", settings, runtime="tensorrt", plan=plan,
+                         triton_tensorrt="10.13.3.9")
+    assert any("--backend-config=tensorrt,version-compatible=true" in n for n in done.notes)
+    assert any("NVIDIA L4 (sm_89) only" in n for n in done.notes)
+    with pytest.raises(ExportFailed, match="same or a later version"):  # never an older Triton
+        export_triton(tmp_path / "repo", settings, runtime="tensorrt",
+                      plan=fake_plan(tmp_path / "new.plan", tensorrt="tensorrt 10.13.3.9",
+                                     version_compatible=True), triton_tensorrt=TRITON_25_01)
+    exact = export_triton(tmp_path / "repo", settings, runtime="tensorrt",
+                          plan=fake_plan(tmp_path / "exact.plan"), triton_tensorrt=TRITON_25_01)
+    assert not any("version-compatible" in n for n in exact.notes)
+    assert main(["export-triton", str(tmp_path / "cli"), "--runtime", "tensorrt", "--plan", str(plan),
+                 "--triton-tensorrt", "10.13.3.9"]) == 0
+    assert "note: the plan (tensorrt 10.8.0.43) is version-compatible" in capsys.readouterr().out
+
+
+def test_triton_gets_the_time_left_not_the_whole_timeout(triton: TritonServer) -> None:
+    """A batch carries what its last caller has left: Triton drops work nobody waits for."""
+    remote = TritonBackend(triton.grpc_url, "authentiq", timeout_s=30)
+    views = np.random.default_rng(3).normal(size=(4, 3, 256, 384)).astype(np.float32)
+    try:
+        assert remote.time_left(None) == 30
+        assert 4.5 < remote.time_left(time.monotonic() + 5) <= 5
+        assert remote.time_left(time.monotonic() + 600) == 30  # never past the request timeout
+        with pytest.raises(DeadlineExceeded):
+            remote.run(views, deadline=time.monotonic() - 0.1)
+        with pytest.raises(BackendUnavailable, match=r"(?i)deadline"):  # 2 ms: no batch fits
+            remote.run(views, deadline=time.monotonic() + 0.002)
+        assert len(remote.run(views, deadline=time.monotonic() + 20)) == 4
+    finally:
+        remote.close()
 
 
 def test_triton_serves_the_model_exactly_as_in_process(triton: TritonServer) -> None:
@@ -161,10 +218,10 @@ def test_triton_itself_parses_the_native_backend_exports(tmp_path: Path) -> None
     import httpx
 
     settings = make_settings(tmp_path)
-    plan = tmp_path / "model.plan"
-    plan.write_bytes(b"a plan built on the Triton hosts' GPU")
+    plan = fake_plan(tmp_path / "model.plan")
     export_triton(tmp_path / "models", settings, runtime="onnxruntime", name="ort")
-    export_triton(tmp_path / "models", settings, runtime="tensorrt", name="trt", plan=plan)
+    export_triton(tmp_path / "models", settings, runtime="tensorrt", name="trt", plan=plan,
+                  triton_tensorrt=TRITON_25_01)
     broken = export_triton(tmp_path / "models", settings, runtime="onnxruntime", name="broken")
     config = broken.folder / "config.pbtxt"
     config.write_text(config.read_text().replace("max_batch_size", "max_batch_sise"))

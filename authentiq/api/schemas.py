@@ -123,6 +123,7 @@ class Ready(BaseModel):
     fusion: bool
     view_gate: bool  # the model carries the view gate (out-of-distribution, wrong and duplicate views)
     calibrated: bool  # the model carries a confidence temperature
+    backend_error: str | None = None  # why the backend can serve nothing more (restart needed)
 
 
 class Problem(BaseModel):

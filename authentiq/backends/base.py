@@ -7,7 +7,15 @@ from typing import Protocol
 
 import numpy as np
 
+from authentiq.errors import BackendUnavailable
 from authentiq.model_spec import ModelSpec
+
+
+class BackendFailed(BackendUnavailable):
+    """The backend can run nothing more in this process (a sticky CUDA error): every batch is
+    refused at once and ``/readyz`` answers 503 until the process is restarted."""
+
+    slug, status, title = "backend-failed", 503, "Inference backend failed; restart required"
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,7 @@ class Outputs:
 
 @dataclass(frozen=True)
 class BackendInfo:
-    name: str  # "onnxruntime" | "tensorrt"
+    name: str  # "onnxruntime" | "tensorrt" | "tensorrt_rtx" | "triton"
     device: str  # e.g. "cpu", "cuda:0"
     precision: str  # the model's flavour: fp32 | int8-cpu | int8-trt
     engine_id: str  # what exactly runs: model file + its sha256 prefix
@@ -49,8 +57,13 @@ class Backend(Protocol):
     spec: ModelSpec
     info: BackendInfo
 
-    def run(self, views: np.ndarray) -> Outputs:
-        """Run one batch ``[B, 3, H, W]`` float32; thread-safe."""
+    def run(self, views: np.ndarray, *, deadline: float | None = None) -> Outputs:
+        """Run one batch ``[B, 3, H, W]`` float32; thread-safe. ``deadline`` (``time.monotonic()``)
+        is when the batch's last caller gives up; a remote backend sends the time left."""
+        ...
+
+    def failure(self) -> str | None:
+        """Why this backend can serve nothing more in this process, or None while it can."""
         ...
 
     def close(self) -> None: ...

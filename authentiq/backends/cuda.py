@@ -3,7 +3,13 @@
 Not pycuda: cuda-python ships binary wheels and binds no CUDA context to the importing thread, so
 it works from a web server's worker threads (NVIDIA's TensorRT samples made the same move).
 Every call's return code is checked; a failure raises :class:`CudaError` naming the CUDA error.
-Buffers and streams are context managers and free themselves exactly once.
+Buffers and streams are context managers and free themselves exactly once. A *sticky* error (an
+illegal address in a kernel, say) leaves the process's CUDA context unusable until the process
+restarts: :func:`is_sticky` tells such errors apart, so the backend can stop at once and report
+itself not ready instead of failing every later batch.
+
+Needs cuda-bindings 12.9.1 or later (the ``cuda.bindings`` package and
+``cuda.bindings.utils.get_cuda_native_handle``; ``int(handle)`` is deprecated there).
 """
 
 from __future__ import annotations
@@ -19,20 +25,60 @@ import numpy as np
 
 from authentiq.errors import BackendUnavailable
 
-INSTALL_HINT = 'pip install "authentiq[tensorrt]" (or "authentiq[tensorrt-rtx]"), which brings cuda-python'
+INSTALL_HINT = ('pip install "authentiq[tensorrt]" (or "authentiq[tensorrt-rtx]"), which brings '
+                'cuda-bindings')
+# CUDA's documentation says of each of these that the process is left in an inconsistent state
+# (every later CUDA call returns the same error until the process is terminated and relaunched)
+# or that the context must be destroyed, which for the runtime API means the same.
+STICKY_ERRORS = frozenset({
+    "cudaErrorIllegalAddress", "cudaErrorLaunchTimeout", "cudaErrorHardwareStackError",
+    "cudaErrorIllegalInstruction", "cudaErrorMisalignedAddress", "cudaErrorInvalidAddressSpace",
+    "cudaErrorInvalidPc", "cudaErrorLaunchFailure", "cudaErrorECCUncorrectable", "cudaErrorAssert",
+    "cudaErrorTensorMemoryLeak", "cudaErrorContained",
+})
 
 
 class CudaError(BackendUnavailable):
     slug, status, title = "cuda-error", 503, "CUDA error"
 
+    @property
+    def sticky(self) -> bool:
+        """True when the process's CUDA context is lost: nothing but a restart helps."""
+        return is_sticky(self.extra.get("cuda_error"))
+
+
+def is_sticky(cuda_error: str | None) -> bool:
+    return cuda_error in STICKY_ERRORS
+
 
 @functools.cache  # every CUDA call goes through here; a failed import is not cached
 def runtime() -> ModuleType:
     """``cuda.bindings.runtime``, imported on first use with an actionable message."""
+    return _import("cuda.bindings.runtime")
+
+
+@functools.cache
+def utils() -> ModuleType:
+    """``cuda.bindings.utils`` (cuda-bindings 12.9.1+): the native-handle accessor."""
+    return _import("cuda.bindings.utils")
+
+
+def _import(name: str) -> ModuleType:
     try:
-        return importlib.import_module("cuda.bindings.runtime")
+        return importlib.import_module(name)
     except ImportError as exc:
-        raise BackendUnavailable(f"cuda-python is not installed ({exc}); {INSTALL_HINT}") from exc
+        raise BackendUnavailable(f"cuda-bindings is not installed or too old ({exc}); "
+                                 f"{INSTALL_HINT}") from exc
+
+
+def native_handle(handle: Any) -> int:
+    """The address behind a cuda-bindings object (a stream), as TensorRT takes it."""
+    return int(utils().get_cuda_native_handle(handle))
+
+
+def raise_pending(what: str) -> None:
+    """Raise the error an earlier asynchronous call left behind, if any (without clearing it)."""
+    check(runtime().cudaPeekAtLastError(), what)
 
 
 def check(result: Any, what: str) -> Any:
@@ -87,7 +133,7 @@ class Stream:
 
     @property
     def ptr(self) -> int:
-        return int(self.handle)
+        return native_handle(self.handle)
 
     def synchronize(self) -> None:
         check(runtime().cudaStreamSynchronize(self.handle), "cudaStreamSynchronize")

@@ -65,7 +65,7 @@ class OnnxRuntimeBackend:
         log.info("ONNX Runtime %s loaded %s (%s) on %s, %d threads", ort.__version__, model_path,
                  self.spec.precision, self.info.device, intra_op_threads)
 
-    def run(self, views: np.ndarray) -> Outputs:
+    def run(self, views: np.ndarray, *, deadline: float | None = None) -> Outputs:
         try:
             if self.device == "cuda":
                 out = self._run_bound(views)
@@ -83,6 +83,9 @@ class OnnxRuntimeBackend:
             binding.bind_output(name, "cpu")
         self.session.run_with_iobinding(binding)
         return list(binding.copy_outputs_to_cpu())
+
+    def failure(self) -> str | None:
+        return None  # ONNX Runtime keeps no state a failed batch could spoil
 
     def close(self) -> None:
         del self.session

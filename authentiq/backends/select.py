@@ -8,13 +8,15 @@ An explicit choice that cannot be honoured raises BackendUnavailable at startup:
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Literal
 
 from authentiq.backends import cuda
 from authentiq.backends.base import Backend
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend, cuda_provider_available
-from authentiq.backends.tensorrt_lib import import_tensorrt
+from authentiq.backends.tensorrt_lib import INSTALL_HINT, TensorRT, import_tensorrt
 from authentiq.engine_build import BuildOptions, load_or_build
+from authentiq.engine_compat import admits, runs_on, slug
 from authentiq.errors import BackendUnavailable
 from authentiq.model_spec import ModelSpec, read_spec
 from authentiq.settings import Settings
@@ -80,11 +82,25 @@ def open_tensorrt(settings: Settings) -> Backend:
     flavour = None if settings.tensorrt_flavour == "auto" else settings.tensorrt_flavour
     trt = import_tensorrt(flavour)
     gpu = usable_gpu(settings.gpu_index)
+    if trt.rtx and (refused := admits(runs_on(trt, gpu, "none"), gpu)):
+        raise BackendUnavailable(f"{trt.label} does not run on {gpu.label}: {refused}; data-centre "
+                                 f"GPUs take TensorRT ({INSTALL_HINT})")
     spec = read_spec(settings.tensorrt_model_path)
-    engine = load_or_build(settings.tensorrt_model_path, settings.engine_dir, trt, gpu.label,
+    engine = load_or_build(settings.tensorrt_model_path, settings.engine_dir, trt, gpu,
                            build_options(settings), allow_build=settings.engine_build)
     return TensorRTBackend(engine.plan, trt, spec, engine_id=f"{engine.path.name}@{engine.key[:12]}",
-                           gpu=gpu, instances=settings.batcher_instances)
+                           gpu=gpu, instances=settings.batcher_instances,
+                           version_compatible=engine.version_compatible,
+                           runtime_cache=runtime_cache_path(engine.path, trt, gpu))
+
+
+def runtime_cache_path(plan: Path, trt: TensorRT, gpu: cuda.Gpu) -> Path | None:
+    """TensorRT-RTX's kernel cache beside the plan, per RTX version and GPU model (it refuses a
+    cache from another version, GPU SKU or driver major version)."""
+    if not trt.rtx:
+        return None
+    sm = "".join(map(str, gpu.compute_capability))
+    return plan.with_name(f"{plan.stem}.{trt.version}.{slug(gpu.name)}-sm{sm}.runtime-cache")
 
 
 def open_onnxruntime(settings: Settings) -> Backend:

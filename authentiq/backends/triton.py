@@ -8,6 +8,10 @@ config (the ``authentiq.*`` parameters the export writes), so no model file is n
 Failures: a server that cannot be reached or whose model is not ready → ``BackendUnavailable``
 (503 + Retry-After at the API, retried by clients); a server that rejects the batch (queue full,
 timed out in its queue) → the same; anything else Triton reports → ``InferenceFailed``.
+
+Each batch carries the time its last caller has left (the batcher's deadline), both as the gRPC
+deadline and as Triton's queue timeout for the request, so Triton drops work nobody waits for;
+a batch without a deadline gets the configured request timeout.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from authentiq.backends.base import BackendInfo, Outputs
-from authentiq.errors import BackendUnavailable, InferenceFailed
+from authentiq.errors import BackendUnavailable, DeadlineExceeded, InferenceFailed
 from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, check_io
 from authentiq.triton_export import TRITON_HINT, spec_from_parameters
 
@@ -96,21 +100,32 @@ class TritonBackend:
                 raise BackendUnavailable(f"Triton at {self.url}: {last}")
             time.sleep(0.5)
 
-    def run(self, views: np.ndarray) -> Outputs:
-        parts = [self._infer(views[i:i + self.max_batch_size])
+    def run(self, views: np.ndarray, *, deadline: float | None = None) -> Outputs:
+        parts = [self._infer(views[i:i + self.max_batch_size], deadline)
                  for i in range(0, len(views), self.max_batch_size)]
         if len(parts) == 1:
             return parts[0]
         return Outputs.concat(parts)
 
-    def _infer(self, views: np.ndarray) -> Outputs:
+    def time_left(self, deadline: float | None) -> float:
+        """Seconds to give Triton: what is left until ``deadline`` (``time.monotonic()``), at most
+        the request timeout; DeadlineExceeded when nothing is left."""
+        if deadline is None:
+            return self.timeout_s
+        left = min(self.timeout_s, deadline - time.monotonic())
+        if left <= 0:
+            raise DeadlineExceeded("the batch's deadline passed before it was sent to Triton")
+        return left
+
+    def _infer(self, views: np.ndarray, deadline: float | None) -> Outputs:
         grpc = self.grpc
         request = grpc.InferInput(INPUT_NAME, list(views.shape), "FP32")
         request.set_data_from_numpy(np.ascontiguousarray(views, dtype=np.float32))
+        left = self.time_left(deadline)
         try:
             result = self._client().infer(
                 self.model, [request], outputs=[grpc.InferRequestedOutput(o) for o in self.output_names],
-                client_timeout=self.timeout_s, timeout=int(self.timeout_s * 1_000_000))
+                client_timeout=left, timeout=max(1, int(left * 1_000_000)))
         except grpc.InferenceServerException as exc:
             text = f"{exc.status()} {exc.message()}"
             if any(marker in text for marker in UNAVAILABLE):
@@ -119,6 +134,9 @@ class TritonBackend:
             raise InferenceFailed(f"Triton at {self.url} failed a batch of {len(views)}: "
                                   f"{exc.message()}") from exc
         return Outputs(*(result.as_numpy(o) for o in self.output_names))
+
+    def failure(self) -> str | None:
+        return None  # a server that is away is retried (503 + Retry-After), not fatal here
 
     def close(self) -> None:
         with self._lock:

@@ -49,8 +49,10 @@ def export_triton(args: argparse.Namespace) -> int:
 
     settings = Settings()
     done = export_triton(args.out_dir, settings, runtime=args.runtime, name=args.name,
-                         model=args.model, plan=args.plan)
+                         model=args.model, plan=args.plan, triton_tensorrt=args.triton_tensorrt)
     print(f"wrote {done.folder}: {', '.join(done.files)}")
+    for note in done.notes:
+        print(f"note: {note}")
     print(f"max_batch_size {settings.max_batch_size}, preferred {list(settings.preferred_batch_sizes)}, "
           f"queue delay {settings.max_queue_delay_ms} ms, queue {settings.max_queue_size}, "
           f"{settings.batcher_instances} instance(s)")
@@ -82,4 +84,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     t.add_argument("--model", type=Path, help="ONNX model (default: AUTHENTIQ_MODEL_PATH, or "
                                               "AUTHENTIQ_TENSORRT_MODEL_PATH for tensorrt)")
     t.add_argument("--plan", type=Path, help="TensorRT plan for --runtime tensorrt")
+    t.add_argument("--triton-tensorrt", metavar="VERSION",
+                   help="TensorRT version of the Triton release serving the plan, e.g. 10.8.0.43 "
+                        "for 25.01 (--runtime tensorrt; docs/deployment.md lists them)")
     t.set_defaults(func=export_triton)

@@ -117,7 +117,8 @@ def build_engine(args: argparse.Namespace) -> int:
 
     from authentiq.backends.select import build_options, usable_gpu
     from authentiq.backends.tensorrt_lib import import_tensorrt
-    from authentiq.engine_build import NO_GPU, load_or_build
+    from authentiq.engine_build import load_or_build
+    from authentiq.engine_compat import describe
     from authentiq.errors import BackendUnavailable
     from authentiq.settings import Settings
 
@@ -132,15 +133,20 @@ def build_engine(args: argparse.Namespace) -> int:
         options = dataclasses.replace(options, opt_batch=args.opt_batch)
     trt = import_tensorrt(None if settings.tensorrt_flavour == "auto" else settings.tensorrt_flavour)
     try:
-        gpu = usable_gpu(settings.gpu_index).label
+        gpu = usable_gpu(settings.gpu_index)
     except BackendUnavailable as exc:
-        print(f"no GPU ({exc.detail}); building ahead of time", file=sys.stderr)
-        gpu = NO_GPU
+        if not trt.rtx:  # load_or_build refuses with the reason; say first why there is no GPU
+            print(f"no GPU ({exc.detail})", file=sys.stderr)
+        else:
+            print(f"no GPU ({exc.detail}); {trt.label} builds ahead of time for its portable "
+                  f"set of GPUs", file=sys.stderr)
+        gpu = None
     engine = load_or_build(settings.tensorrt_model_path, settings.engine_dir, trt, gpu, options,
                            force=args.force)
     state = "built" if engine.built else "cache hit"
     print(f"{state}: {engine.path} ({len(engine.plan) / 1e6:.1f} MB, {engine.seconds:.1f} s)")
-    print(f"  {trt.flavour} {trt.version} · GPU: {gpu} · key {engine.key[:16]}")
+    print(f"  {trt.label} · built on: {gpu.label if gpu else 'no GPU'} · runs on: "
+          f"{describe(engine.runs_on)} · key {engine.key[:16]}")
     profile = engine.fields["profile"]
     print(f"  profile batch {profile['min'][0]}/{profile['opt'][0]}/{profile['max'][0]} "
           f"(min/opt/max) · options {engine.fields['options']}")

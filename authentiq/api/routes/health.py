@@ -19,17 +19,19 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Model loaded and database reachable",
+@router.get("/readyz", summary="Model loaded, backend usable and database reachable",
             responses={200: {"model": Ready}, 503: {"model": Ready, "description": "not ready"}})
 async def readyz(services: ServicesDep) -> JSONResponse:
     db_ok = await asyncio.to_thread(services.store.ping)
     info, spec = services.backend.info, services.backend.spec
-    body = {"ready": db_ok, "model": spec.version_key,
+    backend_error = services.backend.failure()  # e.g. a sticky CUDA error: restart the process
+    ready = db_ok and backend_error is None
+    body = {"ready": ready, "model": spec.version_key, "backend_error": backend_error,
             "precision": info.precision, "backend": info.name, "device": info.device,
             "engine_id": info.engine_id, "database": db_ok,
             "references": services.index.size, "fusion": spec.fusion is not None,
             "view_gate": spec.gate is not None, "calibrated": spec.calibration is not None}
-    return JSONResponse(body, status_code=200 if db_ok else 503)
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
