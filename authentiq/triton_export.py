@@ -34,10 +34,10 @@ from authentiq.engine_compat import describe, version_admits
 from authentiq.errors import AuthentiqError
 from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, read_spec
 from authentiq.settings import Settings
+from authentiq.triton_contract import TRITON_HINT, spec_parameters
 
 Runtime = Literal["onnxruntime", "tensorrt", "python"]
 RUNTIMES: tuple[Runtime, ...] = ("onnxruntime", "tensorrt", "python")
-TRITON_HINT = "pip install 'authentiq[triton]'"
 
 
 class ExportFailed(AuthentiqError):
@@ -101,7 +101,7 @@ def build_config(name: str, runtime: Runtime, spec: ModelSpec, dims: dict[str, l
                                       else mc.ModelInstanceGroup.KIND_CPU)
     if gpu:
         group.gpus.append(settings.gpu_index)
-    for key, value in spec.to_props().items():
+    for key, value in spec_parameters(spec).items():
         config.parameters[key].string_value = value
     if runtime == "onnxruntime" and settings.ort_threads:
         config.parameters["intra_op_thread_count"].string_value = str(settings.ort_threads)
@@ -182,9 +182,3 @@ def check_plan(plan: Path, max_batch: int, triton_tensorrt: str | None) -> tuple
         notes.append(f"the plan ({built_by}) is version-compatible: start tritonserver with "
                      f"--backend-config=tensorrt,version-compatible=true")
     return tuple(notes)
-
-
-def spec_from_parameters(parameters: dict[str, Any], source: str) -> ModelSpec:
-    """The model contract back from a config's ``parameters`` (JSON form: {key: {string_value}})."""
-    props = {k: v.get("string_value", "") for k, v in parameters.items()}
-    return ModelSpec.from_props(props, source)

@@ -26,7 +26,7 @@ import numpy as np
 from authentiq.backends.base import BackendInfo, Outputs
 from authentiq.errors import BackendUnavailable, DeadlineExceeded, InferenceFailed
 from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, check_io
-from authentiq.triton_export import TRITON_HINT, spec_from_parameters
+from authentiq.triton_contract import TRITON_HINT, spec_from_parameters
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 2  # what a client is told to wait when Triton is away or full
