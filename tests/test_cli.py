@@ -15,7 +15,8 @@ from PIL import Image, ImageFilter
 
 from authentiq import __version__
 from authentiq.api.app import create_app
-from authentiq.cli import main
+from authentiq.cli import build_parser, main
+from authentiq.cli.parsing import options
 from authentiq.synthetic import SyntheticItem
 from tests.conftest import database_url_for, make_settings
 
@@ -23,6 +24,32 @@ from tests.conftest import database_url_for, make_settings
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["version"]) == 0
     assert capsys.readouterr().out.strip() == f"authentiq {__version__}"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"authentiq {__version__}"
+
+
+def test_help_reads_as_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """No docstring markup on screen; every option says what it does and shows its default."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    assert "``" not in top and "counterfeit detection" in top and "authentiq serve" in top
+    undocumented = [f"authentiq {path} {a.option_strings or a.dest}"
+                    for path, a in options(build_parser()) if not (a.help or "").strip()]
+    assert undocumented == []
+    with pytest.raises(SystemExit):
+        main(["inspect", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.count("Send photos to a running server") == 1  # the subcommand's description
+    assert "--url URL the AuthentiQ server (default: http://127.0.0.1:8000)" in text
+    assert "--timeout TIMEOUT seconds to wait for the verdict (default: 60.0)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--epochs EPOCHS passes over the training items (default: 160)" in text
+    assert "--seed SEED random seed (splits, initialisation) (default: 0)" in text
 
 
 @pytest.fixture
@@ -150,8 +177,10 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
     monkeypatch.setenv("AUTHENTIQ_BLOB_DIR", str(tmp_path / "blobs"))
 
     assert main(["enroll", str(folder), "--database-url", db, "--quiet", "--source", "boutique"]) == 1
-    out = capsys.readouterr().out
-    assert "enrolled 3, already enrolled 0, failed 1" in out and "FAILED broken:" in out
+    out, err = capsys.readouterr()
+    assert "enrolled 3, already enrolled 0, failed 1, with warnings 0, left out (not genuine) 1" in out
+    assert "FAILED broken:" in out
+    assert "left out 1 row(s) of labels.csv not labelled authentic (counterfeit): a-fake" in err
     assert main(["enroll", str(folder), "--database-url", db, "--quiet"]) == 1  # resumes
     assert "enrolled 0, already enrolled 3, failed 1" in capsys.readouterr().out
 
@@ -164,6 +193,10 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
     onnx.save(proto, str(new_model))
     assert main(["re-embed", "--model", str(new_model), "--database-url", db, "--quiet"]) == 0
     assert "re-embedded 3 references with authentiq-default@9.0.0" in capsys.readouterr().out
+    assert main(["re-embed", "--model", str(new_model), "--database-url", db]) == 0  # nothing to do
+    out, err = capsys.readouterr()
+    assert out == "nothing to re-embed: every live reference has a authentiq-default@9.0.0 embedding\n"
+    assert "it/s" not in err and "item/s" not in err  # no empty progress bar
     engine = open_database(db)
     store = ReferenceStore(engine, BlobStore(tmp_path / "blobs" / "references"))
     index = ReferenceIndex(store, model_version="authentiq-default@9.0.0", dim=128)
