@@ -204,3 +204,72 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
     assert index.size == 3 and store.missing_embeddings("authentiq-default@9.0.0") == []
     assert {r.source for r in store.find()[0]} == {"boutique"}
     engine.dispose()
+
+
+def test_a_running_server_counts_references_enrolled_from_the_cli(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`authentiq enroll` is another process with its own index: /readyz and the home page read
+    the count the database has (within AUTHENTIQ_REFERENCE_SYNC_S), not the count at the last
+    inspection."""
+    import csv
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from authentiq.settings import DEFAULT_REFERENCES
+
+    settings = make_settings(tmp_path, reference_sync_s=0.0)
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    with (DEFAULT_REFERENCES / "labels.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))[:2]
+    with (folder / "labels.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        for row in rows:
+            shutil.copytree(DEFAULT_REFERENCES / row["item"], folder / row["item"])
+            w.writerow(row)
+    monkeypatch.setenv("AUTHENTIQ_BLOB_DIR", str(settings.blob_dir))
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").json()["references"] == 0
+        assert main(["enroll", str(folder), "--database-url", settings.database_url, "--quiet"]) == 0
+        assert "enrolled 2," in capsys.readouterr().out
+        assert client.get("/readyz").json()["references"] == 2
+        home = client.get("/")
+        assert home.status_code == 200 and "2 genuine references enrolled" in home.text
+        assert 'href="/kiosk"' in home.text and 'href="/docs"' in home.text
+
+
+def test_serve_says_where_once_it_answers(tmp_path: Path) -> None:
+    """`authentiq serve` (what `make run` runs) prints the URL after start-up, not before, with
+    the backend it chose; that URL answers; share links point at this port by default."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AUTHENTIQ_BLOB_DIR": str(tmp_path / "blobs"),
+           "AUTHENTIQ_REFERENCE_SEED_DIR": "", "AUTHENTIQ_ORT_THREADS": "1"}
+    env.pop("AUTHENTIQ_PUBLIC_BASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "authentiq", "serve", "--port", str(port),
+         "--database-url", database_url_for(tmp_path)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        # printed once it serves: the URL answers at once, with the landing page
+        assert line.startswith(f"AuthentiQ ready on http://127.0.0.1:{port}/  (authentiq-default@")
+        assert "int8-cpu on onnxruntime/cpu, 0 references" in line
+        home = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert home.status_code == 200 and "Kiosk" in home.text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    # the backend choice is logged without -v, and the base URL warning names this port
+    assert "authentiq.api.app: ready: authentiq-default" in err and "on onnxruntime" in err
+    assert f"share links and QR codes point at http://127.0.0.1:{port}, which only" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -34,11 +35,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with open_services(settings, observer=metrics) as services:
             app.state.services = services
             app.state.metrics = metrics
-            if settings.public_base_url == Settings.model_fields["public_base_url"].default:
-                log.warning("AUTHENTIQ_PUBLIC_BASE_URL is not set: share links and QR codes point "
-                            "at %s, which only this machine can open", settings.public_base_url)
-            log.info("ready: %s %s on %s", services.backend.spec.model_name,
-                     services.backend.info.precision, services.backend.info.name)
+            if _loopback(settings.public_base_url):
+                log.warning("share links and QR codes point at %s, which only this machine can "
+                            "open: set AUTHENTIQ_PUBLIC_BASE_URL to where customers reach the "
+                            "service", settings.public_base_url)
+            info = services.backend.info
+            log.info("ready: %s %s on %s (%s), %d references", services.backend.spec.version_key,
+                     info.precision, info.name, info.device, services.index.size)
             yield
 
     app = FastAPI(
@@ -73,3 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            expose_headers=["Retry-After", "Idempotent-Replayed"], max_age=600)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host == "::1" or host.startswith("127.")

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from authentiq import __version__
 from authentiq.api.auth import authenticate, presented_key, visible
 from authentiq.api.deps import ServicesDep
 from authentiq.errors import AuthentiqError
@@ -46,6 +47,20 @@ KIOSK_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' 
 
 class CrossSiteRequest(AuthentiqError):
     slug, status, title = "cross-site-request", 403, "Form posted from another origin"
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, services: ServicesDep) -> Response:
+    """Where the URL ``authentiq serve`` prints lands: what this server serves, where to go."""
+    backend = services.backend
+    keys = services.keys
+    await asyncio.to_thread(services.index.sync)
+    enforced = await asyncio.to_thread(lambda: keys.enforced) if keys.stale else keys.enforced
+    context = {"version": __version__, "model": backend.spec.version_key,
+               "precision": backend.info.precision, "backend": backend.info.name,
+               "device": backend.info.device, "references": services.index.size,
+               "open": not enforced, "base": str(request.base_url).rstrip("/")}
+    return templates.TemplateResponse(request, "home.html", context, headers=HEADERS)
 
 
 @router.get("/kiosk", response_class=HTMLResponse)
