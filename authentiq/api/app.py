@@ -15,7 +15,7 @@ from authentiq import __version__
 from authentiq.api import problems
 from authentiq.api.limits import BodyLimitMiddleware
 from authentiq.api.metrics import Metrics, MetricsMiddleware
-from authentiq.api.routes import capture, health, jobs, pages, products, references, reports, share
+from authentiq.api.routes import capture, docs, health, jobs, pages, products, references, reports, share
 from authentiq.api.routes.inspections import create_router
 from authentiq.backends.select import model_contract
 from authentiq.services import open_services
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                      "inconclusive) with reasons and a stored report. Errors are RFC 9457 "
                      "problem details (application/problem+json)."),
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served by routes/docs.py without a CDN
     )
     problems.install(app)
     problems.document(app)
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(references.create_router(list(spec.view_names), list(spec.required_views)))
     app.include_router(products.router)
     app.include_router(pages.router)
+    app.include_router(docs.router)
+    app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")  # before /static: it is inside
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
