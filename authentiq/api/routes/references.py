@@ -86,9 +86,11 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         rows, next_cursor = await asyncio.to_thread(
             store.find, brand=brand, model=model, source=source, include_deleted=include_deleted,
             limit=limit, cursor=cursor)
+        total = await asyncio.to_thread(store.count, brand=brand, model=model, source=source,
+                                        include_deleted=include_deleted)
         versions = await asyncio.to_thread(store.embedded_with, [r.id for r in rows])
         items = [reference_json(r, versions.get(r.id, [])) for r in rows]
-        return {"items": items, "count": len(items), "next_cursor": next_cursor}
+        return {"items": items, "count": len(items), "total": total, "next_cursor": next_cursor}
 
     @router.get("/{reference_id}", response_model=Reference, responses={404: ERRORS[404]},
                 summary="Get one reference")
