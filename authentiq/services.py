@@ -8,6 +8,7 @@ enroller. Closing drains the batcher first, so every accepted request finishes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -34,6 +35,7 @@ from authentiq.keys import KeyRing, server_secret
 from authentiq.pdf_cache import PdfCache
 from authentiq.ratelimit import RateLimiter
 from authentiq.reference_index import ReferenceIndex
+from authentiq.reference_photos import photo_or_none
 from authentiq.references import ReferenceRow, ReferenceStore
 from authentiq.reports import ReportRow, ReportStore
 from authentiq.reviews import ensure_chain
@@ -103,6 +105,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         ensure_chain(store.engine)
         lookup_table()  # imports matplotlib's colormaps now, not in the first request
         references = ReferenceStore(store.engine, blobs.child("references"))
+        pdfs.reference_photo = functools.partial(photo_or_none, references)
         references.ensure_products(spec.products)
         index = ReferenceIndex(references, model_version=spec.version_key, dim=spec.embedding_size,
                                kind=settings.reference_index,

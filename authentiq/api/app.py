@@ -15,7 +15,18 @@ from authentiq import __version__
 from authentiq.api import problems
 from authentiq.api.limits import BodyLimitMiddleware
 from authentiq.api.metrics import Metrics, MetricsMiddleware
-from authentiq.api.routes import capture, docs, health, jobs, pages, products, references, reports, share
+from authentiq.api.routes import (
+    capture,
+    compared,
+    docs,
+    health,
+    jobs,
+    pages,
+    products,
+    references,
+    reports,
+    share,
+)
 from authentiq.api.routes.inspections import create_router
 from authentiq.backends.select import model_contract
 from authentiq.services import open_services
@@ -60,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(capture.router)
     app.include_router(reports.router)
+    app.include_router(compared.router)
     app.include_router(share.api)
     app.include_router(share.public)
     app.include_router(references.create_router(list(spec.view_names), list(spec.required_views)))

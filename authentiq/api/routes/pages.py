@@ -23,6 +23,7 @@ from authentiq.api.deps import ServicesDep
 from authentiq.errors import AuthentiqError
 from authentiq.keys import Forbidden, Principal, Unauthorized
 from authentiq.ratelimit import RateLimited
+from authentiq.reference_photos import compared, views_of
 from authentiq.report_view import AGAINST, headline, retakes, when
 from authentiq.reports import ReportFilter, summary
 from authentiq.reviews import append_review
@@ -212,7 +213,10 @@ async def review_form(
 async def _page(request: Request, services: Services, caller: Principal | None, report_id: str, *,
                 reviewed: bool = False, error: str | None = None, status: int = 200) -> Response:
     report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
+    closest = compared(report)
+    has = await asyncio.to_thread(views_of, services.references, [m["id"] for m in closest])
     context = {"r": report, "h": headline(report), "retake": retakes(report), "against": AGAINST,
+               "compared": [{**m, "views": has[m["id"]]} for m in closest],
                "reviewed": reviewed, "error": error, "caller": caller,
                "csrf": _csrf(request, services)}
     return templates.TemplateResponse(request, "report.html", context, status_code=status,

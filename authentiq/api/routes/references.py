@@ -19,9 +19,9 @@ from authentiq.api.routes.inspections import PROBLEMS, read_uploads, request_bod
 from authentiq.api.routes.reports import MEDIA
 from authentiq.api.schemas import Problem, Reference, ReferenceList
 from authentiq.enrolment import reference_json
-from authentiq.errors import ReferenceNotFound
 from authentiq.idempotency import fingerprint
 from authentiq.keys import Principal
+from authentiq.reference_photos import reference_photo
 from authentiq.references import ReferenceStore
 
 ADMIN = require("admin")  # one dependency: a route's own use of it is served from the cache
@@ -113,12 +113,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
     @router.get("/{reference_id}/views/{view}", responses={404: ERRORS[404]},
                 response_class=Response, summary="Download a reference photo")
     async def get_reference_photo(reference_id: str, view: str, services: ServicesDep) -> Response:
-        store = services.references
-        row = await asyncio.to_thread(store.get, reference_id)
-        name = next((f for f in row.body.get("stored_files", []) if f.split(".")[0] == view), None)
-        if name is None:
-            raise ReferenceNotFound(f"reference {reference_id} has no {view!r} photo")
-        data = await asyncio.to_thread(store.blobs.get, reference_id, name)
+        name, data = await asyncio.to_thread(reference_photo, services.references, reference_id, view)
         return Response(data, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "application/octet-stream"))
 
     return router
