@@ -42,7 +42,7 @@ def test_help_reads_as_help(capsys: pytest.CaptureFixture[str]) -> None:
         main(["inspect", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert text.count("Send photos to a running server") == 1  # the subcommand's description
-    assert "--url URL the AuthentiQ server (default: http://127.0.0.1:8000)" in text
+    assert "--url URL the AuthentiQ server (AUTHENTIQ_URL) (default: http://127.0.0.1:8000)" in text
     assert "--timeout TIMEOUT seconds to wait for the verdict (default: 60.0)" in text
     assert "(default: None)" not in text and "(default: False)" not in text
     with pytest.raises(SystemExit):
@@ -273,3 +273,18 @@ def test_serve_says_where_once_it_answers(tmp_path: Path) -> None:
     # the backend choice is logged without -v, and the base URL warning names this port
     assert "authentiq.api.app: ready: authentiq-default" in err and "on onnxruntime" in err
     assert f"share links and QR codes point at http://127.0.0.1:{port}, which only" in err
+
+
+def test_inspect_without_a_server_says_what_to_check(tmp_path: Path, genuine_item: SyntheticItem,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nobody listens there
+    photo = tmp_path / "overall.jpg"
+    photo.write_bytes(genuine_item.views["overall"])
+    monkeypatch.setenv("AUTHENTIQ_URL", f"http://127.0.0.1:{port}")  # instead of --url
+    assert main(["inspect", str(photo), "--brand", "x", "--model", "y"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot reach http://127.0.0.1:{port} (")
+    assert err.rstrip().endswith("is the server running there? Another address: --url or AUTHENTIQ_URL")

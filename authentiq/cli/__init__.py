@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--brand", required=True, help="the claimed brand, e.g. Castellan")
     i.add_argument("--model", required=True, help="the claimed model, e.g. Riva")
     i.add_argument("--client-ref", help="your own id for the item (kept on the report)")
-    i.add_argument("--url", default="http://127.0.0.1:8000", help="the AuthentiQ server")
+    i.add_argument("--url", default=os.environ.get("AUTHENTIQ_URL", "http://127.0.0.1:8000"),
+                   help="the AuthentiQ server (AUTHENTIQ_URL)")
     i.add_argument("--api-key", help="a key with the submit scope (default: AUTHENTIQ_API_KEY; "
                                      "needed once the server has keys)")
     i.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the verdict")

@@ -101,7 +101,8 @@ def inspect(args: argparse.Namespace) -> int:
         print(f"best matches among other models: {others}")
     for q in report.get("views", []):
         print(f"  {q['view']:<10} {_view_state(q, retake, v2='retake' not in report)}")
-    print(f"report: {report['links']['self']}  ·  page: {args.url.rstrip('/')}{report['links']['page']}")
+    base = args.url.rstrip("/")
+    print(f"report: {base}{report['links']['self']}  ·  page: {base}{report['links']['page']}")
     return 0
 
 
