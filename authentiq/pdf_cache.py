@@ -4,7 +4,7 @@ Rendering a PDF costs ~0.1–1 s of matplotlib (which holds the GIL much of that
 module every ``GET /v1/reports/{id}.pdf`` rendered again, on the thread pool that also checks API
 keys and reads reports, so one key looping on PDFs slowed every other client and ``/readyz``.
 
-- **Cached in the blob store**, beside the reports (``pdf/<report id>/v<version>.pdf``): the
+- **Cached in the blob store**, beside the reports (``pdf/<report id>/v<version>.l<layout>.pdf``): the
   report's review version is in the name, so a cached file is never served for a later version,
   in any worker; a review removes the report's cached files (:meth:`PdfCache.invalidate`).
 - **Rendered on a dedicated executor** of ``AUTHENTIQ_PDF_WORKERS`` threads (default 1), not on

@@ -262,9 +262,13 @@ def test_the_printed_page(browser: Any, with_refs: Settings, item: SyntheticItem
         page.click("form.review button[type=submit]")
         page.wait_for_url("**reviewed=true")
         assert page.is_visible("text=Review recorded.")
-        page.wait_for_load_state("networkidle")
-        assert page.evaluate("[...document.querySelectorAll('#compare img')]"
-                             ".every(i => i.complete && i.naturalWidth > 0)")
+        page.locator("#compare").scroll_into_view_if_needed()  # its images load lazily
+        loaded = "[...document.querySelectorAll('#compare img')].every(i => i.complete && i.naturalWidth > 0)"
+        for _ in range(200):
+            if page.evaluate(loaded):
+                break
+            page.wait_for_timeout(100)
+        assert page.evaluate(loaded)
         assert page.locator("#compare img").count() == 6 * 4  # the item and 3 references
         page.screenshot(path=str(SHOTS / "pages-3-compared.png"), full_page=True)
         page.emulate_media(media="print")
