@@ -38,7 +38,8 @@ def inspect_photos(url: str, photos: list[str], *, brand: str, model: str,
         response = httpx.post(url.rstrip("/") + "/v1/inspections", files=files, data=data,
                               headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise ClientError(f"cannot reach {url}: {exc}") from exc
+        raise ClientError(f"cannot reach {url} ({exc}); is the server running there? Another "
+                          "address: --url or AUTHENTIQ_URL") from exc
     if response.status_code >= 400:
         try:
             problem = response.json()

@@ -139,13 +139,26 @@ def folder_references(root: Path) -> list[FolderItem]:
 
     Rows labelled counterfeit are left out: references are genuine items.
     """
+    return read_folder(root).items
+
+
+@dataclass
+class ReferenceFolder:
+    items: list[FolderItem]
+    left_out: dict[str, str]  # item → its label, for rows not labelled authentic
+
+
+def read_folder(root: Path) -> ReferenceFolder:
+    """:func:`folder_references`, and the rows it leaves out (so that a caller can say so)."""
     csv_path = root / "labels.csv"
     if not csv_path.is_file():
         raise DatasetError(f"{root}: no labels.csv (columns: item, brand, model[, source, notes])")
-    items = []
+    items, left_out = [], {}
     with csv_path.open(newline="") as fh:
         for n, row in enumerate(csv.DictReader(fh), start=2):
-            if (row.get("label") or "authentic").strip().lower() != "authentic":
+            label = (row.get("label") or "authentic").strip().lower()
+            if label != "authentic":
+                left_out[(row.get("item") or f"line {n}").strip()] = label
                 continue
             name, brand, model = ((row.get(k) or "").strip() for k in ("item", "brand", "model"))
             if not (name and brand and model):
@@ -156,7 +169,7 @@ def folder_references(root: Path) -> list[FolderItem]:
             items.append(FolderItem(name, brand, model, view_files(folder),
                                     (row.get("source") or "").strip() or None,
                                     (row.get("notes") or "").strip() or None))
-    return items
+    return ReferenceFolder(items, left_out)
 
 
 async def enrol_folder(enroller: Enroller, items: list[FolderItem], *, source: str | None = None,

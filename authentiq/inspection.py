@@ -142,7 +142,8 @@ class Inspector:
             seen.add(name)
         missing = [v for v in self.spec.required_views if v not in seen]
         if missing:
-            raise MissingView(f"required views missing: {', '.join(missing)}",
+            raise MissingView(f"no photo of {', '.join(missing)}; every item needs one of each "
+                              f"of {', '.join(self.spec.required_views)}",
                               missing_views=missing)
 
     def check_product(self, brand: str, model: str) -> None:
@@ -151,7 +152,7 @@ class Inspector:
             return
         if (brand.lower(), model.lower()) in self._products or self.references.known_product(brand, model):
             return
-        known = ", ".join(f"{b}/{m}" for b, m in self.spec.products)
+        known = ", ".join(f"{b}/{m}" for b, m in self.references.product_names() or self.spec.products)
         raise UnknownProduct(f"{brand}/{model} is not supported by this deployment; "
                              f"supported: {known}")
 

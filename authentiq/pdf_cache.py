@@ -4,7 +4,7 @@ Rendering a PDF costs ~0.1–1 s of matplotlib (which holds the GIL much of that
 module every ``GET /v1/reports/{id}.pdf`` rendered again, on the thread pool that also checks API
 keys and reads reports, so one key looping on PDFs slowed every other client and ``/readyz``.
 
-- **Cached in the blob store**, beside the reports (``pdf/<report id>/v<version>.pdf``): the
+- **Cached in the blob store**, beside the reports (``pdf/<report id>/v<version>.l<layout>.pdf``): the
   report's review version is in the name, so a cached file is never served for a later version,
   in any worker; a review removes the report's cached files (:meth:`PdfCache.invalidate`).
 - **Rendered on a dedicated executor** of ``AUTHENTIQ_PDF_WORKERS`` threads (default 1), not on
@@ -23,7 +23,7 @@ from typing import Any
 
 from authentiq.blobs import Blobs
 from authentiq.errors import AuthentiqError, ReportNotFound
-from authentiq.report_pdf import render_pdf
+from authentiq.report_pdf import ReferencePhoto, render_pdf
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,9 @@ class PdfBusy(AuthentiqError):
 
 class PdfCache:
     def __init__(self, cache: Blobs, report_blobs: Blobs, *, workers: int = 1,
-                 max_pending: int = 8) -> None:
+                 max_pending: int = 8, reference_photo: ReferencePhoto | None = None) -> None:
         self.cache, self.report_blobs = cache, report_blobs
+        self.reference_photo = reference_photo  # the compared references' photos page, if set
         self.max_pending = max_pending
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="authentiq-pdf")
         self._pending: dict[tuple[str, int], asyncio.Future[bytes]] = {}
@@ -73,7 +74,8 @@ class PdfCache:
 
     async def _render(self, key: tuple[str, int], report: dict[str, Any]) -> bytes:
         loop = asyncio.get_running_loop()
-        pdf = await loop.run_in_executor(self._executor, render_pdf, report, self.report_blobs)
+        pdf = await loop.run_in_executor(self._executor, render_pdf, report, self.report_blobs,
+                                         self.reference_photo)
         self.renders += 1
         await asyncio.to_thread(self._store, key, pdf)
         return pdf
@@ -92,5 +94,8 @@ class PdfCache:
                 log.info("PDF of report %s v%d cached meanwhile by another worker", *key)
 
 
+LAYOUT = 2  # bumped when the PDF's pages change: files cached for an older layout are not served
+
+
 def _name(version: int) -> str:
-    return f"v{version}.pdf"
+    return f"v{version}.l{LAYOUT}.pdf"

@@ -96,7 +96,8 @@ def probe(data: bytes, *, analysis_size: int = 256, max_pixels: int = 50_000_000
             img: Image.Image = Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError as exc:
         raise UnsupportedMediaType(
-            f"not a supported image; send one of {', '.join(formats)}", view=view
+            f"{_the(view)} file is not a {', '.join(formats[:-1])} or {formats[-1]} image",
+            view=view
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(str(exc), view=view) from exc
@@ -120,7 +121,8 @@ def probe(data: bytes, *, analysis_size: int = 256, max_pixels: int = 50_000_000
             if k < 1:
                 img.draft(None, (max(1, int(width * k + 0.999)), max(1, int(height * k + 0.999))))
     except (OSError, SyntaxError, ValueError) as exc:
-        raise CorruptImage(f"the image data is corrupt or truncated: {exc}", view=view) from exc
+        raise CorruptImage(f"{_the(view)} photo cannot be decoded ({exc}); send it again",
+                           view=view) from exc
     decoded = img.size[0] * img.size[1] * _HELD_BYTES.get(img.mode, 4)
     if max_decoded_bytes is not None and decoded > max_decoded_bytes:
         raise ImageTooLarge(
@@ -162,7 +164,8 @@ def decode_probed(p: Probe, *, tile_size: int, analysis_size: int = 256) -> Deco
             img = img.transpose(_TRANSPOSE[p.orientation])
         rgb = _to_rgb(img)
     except (OSError, SyntaxError, ValueError) as exc:
-        raise CorruptImage(f"the image data is corrupt or truncated: {exc}", view=p.view) from exc
+        raise CorruptImage(f"{_the(p.view)} photo cannot be decoded ({exc}); send it again",
+                           view=p.view) from exc
 
     square = _centre_square(rgb)
     analysis_img = square.resize((analysis_size, analysis_size), Image.Resampling.BILINEAR)
@@ -247,3 +250,7 @@ def _centre_square(img: Image.Image) -> Image.Image:
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
     return img.crop((left, top, left + side, top + side))
+
+
+def _the(view: str | None) -> str:
+    return f"the {view}" if view else "this"

@@ -112,6 +112,11 @@ class ReferenceIndex:
         """From the last sync (no database round trip: called on the event loop)."""
         return product_key(brand, model) in self._products
 
+    def product_names(self) -> list[tuple[str, str]]:
+        """Every product in the database (the model's and those created with PUT), as of the
+        last sync."""
+        return sorted((p.brand, p.model) for p in self._products.values())
+
     def count(self, brand: str, model: str) -> int:
         index = self._indexes.get(product_key(brand, model))
         return len(index) if index is not None else 0

@@ -23,7 +23,7 @@ import numpy as np
 from sqlalchemy import JSON, Column, Index, LargeBinary, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from authentiq.blobs import Blobs
 from authentiq.db import Counter, ensure_counter
@@ -223,7 +223,20 @@ class ReferenceStore:
              source: str | None = None, include_deleted: bool = False, limit: int = 50,
              cursor: str | None = None) -> tuple[list[ReferenceRow], str | None]:
         """Newest first; returns the page and the cursor of the next one (None at the end)."""
-        query = select(ReferenceRow)
+        query = self._matching(select(ReferenceRow), brand, model, source, include_deleted)
+        return keyset_page(self.engine, query, ReferenceRow, limit=limit, cursor=cursor)
+
+    def count(self, *, brand: str | None = None, model: str | None = None,
+              source: str | None = None, include_deleted: bool = False) -> int:
+        """How many :meth:`find` pages through (with the same filters)."""
+        query = self._matching(select(func.count()).select_from(ReferenceRow), brand, model, source,
+                               include_deleted)
+        with Session(self.engine) as session:
+            return int(session.exec(query).one())
+
+    @staticmethod
+    def _matching(query: Any, brand: str | None, model: str | None, source: str | None,
+                  include_deleted: bool) -> Any:
         if brand is not None:
             query = query.where(ReferenceRow.product_key.startswith(brand.strip().casefold() + "/"))  # type: ignore[attr-defined]
         if model is not None:
@@ -232,7 +245,7 @@ class ReferenceStore:
             query = query.where(ReferenceRow.source == source)
         if not include_deleted:
             query = query.where(col(ReferenceRow.deleted_at).is_(None))
-        return keyset_page(self.engine, query, ReferenceRow, limit=limit, cursor=cursor)
+        return query
 
     def delete(self, reference_id: str, reason: str) -> ReferenceRow:
         """Soft delete; the photos and rows stay for audit. Deleting twice is a no-op."""

@@ -2,7 +2,8 @@
 
 Pages: the summary (the final verdict and who stands behind it, the automated figures beside it,
 photos to retake, reasons, statement of reasons, model and engine; more pages when it runs long),
-one page per view (the photo the model saw beside its heatmap), and the reference comparison.
+pages of views (each photo beside its heatmap, top-aligned), the item's views beside the closest
+genuine references' photos, and the reference comparison (ids, similarities, thresholds).
 
 Stored text (review reasons, client references, product names) is anyone's text, so every string
 goes through :func:`printable` and is drawn with ``parse_math=False``: a ``$`` is a dollar sign, not
@@ -17,12 +18,15 @@ import functools
 import io
 import textwrap
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from PIL import Image
 
 from authentiq.blobs import Blobs
+from authentiq.errors import ReportNotFound
 from authentiq.heatmap import NOTICE
+from authentiq.reference_photos import compared
 from authentiq.report_view import AGAINST, against, headline, retakes, when
 
 A4 = (8.27, 11.69)
@@ -32,14 +36,23 @@ FONT = "DejaVu Sans"
 REPLACEMENT = "\ufffd"
 
 
-def render_pdf(report: dict[str, Any], blobs: Blobs) -> bytes:
+ReferencePhoto = Callable[[str, str], bytes | None]  # (reference id, view) → its photo, if any
+
+
+def render_pdf(report: dict[str, Any], blobs: Blobs,
+               reference_photo: ReferencePhoto | None = None) -> bytes:
+    """``reference_photo`` adds a page with the closest genuine references' photos beside the
+    item's own (without it, the references are listed by id and similarity only)."""
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
 
     buf = io.BytesIO()
+    pages = [_summary, _views, _references]
+    if reference_photo is not None and compared(report):
+        pages.insert(2, functools.partial(_comparison, reference_photo=reference_photo))
     with PdfPages(buf, metadata={"Title": f"AuthentiQ report {report['id']}",
                                  "Creator": "AuthentiQ"}) as pdf:
-        for page in (_summary, _views, _references):
+        for page in pages:
             for fig in page(report, blobs, Figure):
                 pdf.savefig(fig)
     return buf.getvalue()
@@ -137,10 +150,11 @@ def summary_lines(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
          {"size": 9}),
         (f"engine {clf['engine_id']}", {"size": 9, "gap": 0.015}),
     ]
-    for rv in (report.get("review") or {}).get("reviews", []):
-        lines.append((f"Review {rv['seq']} · {when(rv['created_at'])} · {rv['reviewer']}: "
-                      f"{rv['decision']} {rv['previous_verdict']} → {rv['verdict']} — {rv['reason']}",
-                      {"size": 9}))
+    # numbered within this report; the log entry is the review's place in the hash-chained log
+    for n, rv in enumerate((report.get("review") or {}).get("reviews", []), start=1):
+        lines.append((f"Review {n} · {when(rv['created_at'])} · {rv['reviewer']}: "
+                      f"{rv['decision']} {rv['previous_verdict']} → {rv['verdict']} — {rv['reason']}"
+                      f" (log entry {rv['seq']})", {"size": 9}))
     return lines
 
 
@@ -169,11 +183,65 @@ def _views(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
                                                     (heat, f"{v['view']}: model attention"))):
                     ax = fig.add_axes((0.07 + col * 0.45, 0.63 - row * 0.29, 0.4, 0.25))
                     ax.set_axis_off()
+                    ax.set_anchor("NW")  # a 4:3 photo and a square heatmap share a top edge
                     ax.set_title(printable(title), fontsize=9, loc="left", parse_math=False)
                     if img is not None:
                         ax.imshow(img)
             pages.append(fig)
     return pages
+
+
+def _comparison(report: dict[str, Any], blobs: Blobs, Figure: Any, *,
+                reference_photo: ReferencePhoto) -> list[Any]:
+    """The item's views (the centre square the model saw) in the first row, the closest genuine
+    references of the claimed product below, one view per column."""
+    files = set(report.get("stored_files", []))
+    views = [v["view"] for v in report["views"]]
+    rows: list[tuple[str, list[Any]]] = [
+        ("this item", [_square(_photo(report, blobs, v, files)) for v in views])]
+    for n, m in enumerate(compared(report), start=1):
+        rows.append((f"reference {n} · similarity {m['similarity']:.3f} · {m['id']}",
+                     [_square(_decode(reference_photo(m["id"], v))) for v in views]))
+    fig = Figure(figsize=A4)
+    fig.suptitle("The item beside its closest genuine references", fontsize=13, x=0.07, ha="left",
+                 y=0.97, parse_math=False)
+    claimed = report["references"]["claimed"]
+    shown = "enrolled genuine reference" if len(rows) == 2 else \
+        f"{len(rows) - 1} enrolled genuine references"
+    fig.text(0.07, 0.935, printable(
+        f"{claimed['brand']}/{claimed['model']}: the {shown} closest to this item "
+        f"(model version {report['references']['model_version']}), centre squares as the model "
+        "compares them."), fontsize=8, color="#555", va="top",
+        parse_math=False, wrap=True)
+    width = 0.86 / max(len(views), 5)
+    height = width * A4[0] / A4[1]
+    top = 0.87
+    for c, view in enumerate(views):  # column heads
+        fig.text(0.07 + (c + 0.48) * width, top, printable(view), fontsize=8, color="#555",
+                 ha="center", va="bottom", parse_math=False)
+    for r, (label, images) in enumerate(rows):
+        y = top - 0.03 - r * (height + 0.04)
+        fig.text(0.07, y + 0.005, printable(label), fontsize=8.5, weight="bold" if r == 0 else "normal",
+                 va="bottom", parse_math=False)
+        for c, img in enumerate(images):
+            ax = fig.add_axes((0.07 + c * width, y - height, width * 0.96, height))
+            ax.set_axis_off()
+            ax.set_anchor("N")
+            if img is not None:
+                ax.imshow(img)
+            else:
+                ax.text(0.5, 0.5, "no photo", ha="center", va="center", fontsize=7, color="#888",
+                        parse_math=False)
+    return [fig]
+
+
+def _square(img: Any) -> Any:
+    """The centre square of an image array (what the model sees of a photo)."""
+    if img is None:
+        return None
+    h, w = img.shape[:2]
+    side = min(h, w)
+    return img[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
 
 
 def _references(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
@@ -212,10 +280,19 @@ def _photo(report: dict[str, Any], blobs: Blobs, view: str, files: set[str]) -> 
 
 
 def _image(blobs: Blobs, report_id: str, name: str) -> Any:
+    try:
+        return _decode(blobs.get(report_id, name))
+    except ReportNotFound:
+        return None
+
+
+def _decode(data: bytes | None) -> Any:
     import numpy as np
 
+    if data is None:
+        return None
     try:
-        source = Image.open(io.BytesIO(blobs.get(report_id, name)))
+        source = Image.open(io.BytesIO(data))
         source.draft("RGB", (512, 512))
         img = source.convert("RGB")
         img.thumbnail((512, 512))

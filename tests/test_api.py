@@ -132,13 +132,37 @@ def test_bad_input_is_rejected_and_leaves_nothing(case: int, client: TestClient,
     assert r.headers["content-type"] == "application/problem+json"
     problem = r.json()
     assert problem["type"].endswith("/" + slug) and problem["status"] == status
-    assert problem["detail"]
+    assert problem["detail"] and not says_twice(problem["title"], problem["detail"]), problem
     assert_nothing_stored(client, settings)
     leaked = {p.name for p in Path(tempfile.gettempdir()).iterdir()} - before
     assert not leaked, f"temporary files left: {leaked}"
     # the server keeps serving
     assert client.post("/v1/inspections", files=files_of(genuine_item),
                        data=form_for(genuine_item)).status_code == 201
+
+
+def says_twice(title: str, detail: str) -> bool:
+    """The detail repeats three words of the title in a row (clients print "title: detail")."""
+    def trigrams(text: str) -> set[tuple[str, ...]]:
+        words = [w.strip(".,;:()'\"").removesuffix("s") for w in text.lower().split()]
+        return {tuple(words[i:i + 3]) for i in range(len(words) - 2)}
+
+    return bool(trigrams(title) & trigrams(detail))
+
+
+def test_says_twice() -> None:
+    assert says_twice("Required view missing", "required views missing: label")
+    assert says_twice("Not a supported image", "not a supported image; send one of JPEG")
+    assert not says_twice("Required view missing", "no photo of label; every item needs one")
+
+
+def test_an_unknown_product_lists_every_product_served(client: TestClient, genuine_item: SyntheticItem) -> None:
+    """The model's products and those created with PUT /v1/products alike."""
+    assert client.put("/v1/products/Maison Test/Nova", json={}).status_code == 200
+    r = client.post("/v1/inspections", files=files_of(genuine_item), data={"brand": "Hermes", "model": "Kelly"})
+    assert r.status_code == 422
+    supported = r.json()["detail"].split("supported: ", 1)[1].split(", ")
+    assert "Maison Test/Nova" in supported and "Castellan/Riva" in supported and len(supported) == 7
 
 
 def test_per_view_problem_names_the_view(client: TestClient, genuine_item: SyntheticItem) -> None:

@@ -93,9 +93,12 @@ def test_enrolled_references_are_searched_and_fused_into_the_verdict(app_client:
     assert mismatch["model"] == "Orsay"
 
     listed = client.get("/v1/references", params={"model": "amande", "limit": 2}).json()
-    assert listed["count"] == 2 and listed["next_cursor"]
+    assert listed["count"] == 2 and listed["next_cursor"] and listed["total"] == 3  # as /v1/reports
     rest = client.get("/v1/references", params={"model": "amande", "cursor": listed["next_cursor"]}).json()
-    assert rest["count"] == 1 and rest["next_cursor"] is None
+    assert rest["count"] == 1 and rest["next_cursor"] is None and rest["total"] == 3
+    everything = client.get("/v1/references", params={"limit": 500}).json()
+    assert everything["total"] == everything["count"] > 3
+    assert client.get("/v1/references", params={"brand": "castellan"}).json()["total"] == 0
     assert client.get("/v1/references", params={"cursor": "garbage!"}).status_code == 422
 
 

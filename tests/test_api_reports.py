@@ -251,14 +251,14 @@ def test_pdf_is_rendered_once_per_review_version(client: TestClient, settings: S
     assert first.status_code == second.status_code == 200 and pdfs.renders == 1
     assert first.content == second.content
     cached = settings.blob_dir / "pdf" / report["id"]
-    assert [p.name for p in cached.iterdir()] == ["v0.pdf"]
+    assert [p.name for p in cached.iterdir()] == ["v0.l2.pdf"]
     r = client.post(f"/v1/reports/{report['id']}/reviews", json={
         "decision": "override", "verdict": "authentic", "reviewer": "ana", "expected_version": 0,
         "reason": "re-measured"})
     assert r.status_code == 201 and not cached.exists()  # the review dropped the stale PDF
     reviewed = client.get(report["links"]["pdf"])
     assert reviewed.status_code == 200 and pdfs.renders == 2 and reviewed.content != first.content
-    assert [p.name for p in cached.iterdir()] == ["v1.pdf"]
+    assert [p.name for p in cached.iterdir()] == ["v1.l2.pdf"]
     assert client.get(report["links"]["pdf"]).content == reviewed.content and pdfs.renders == 2
 
 

@@ -289,3 +289,68 @@ def test_kiosk_with_a_key_entered_by_staff(browser: Any, tmp_path: Path,
         page.click("#submit")
         assert_result(page)  # heatmaps and QR loaded with the key, not as bare <img src>
         shoot(page, "kiosk-8-with-key", full=True)
+
+
+NO_CAMERA = """
+Object.defineProperty(navigator, "mediaDevices", {value: {
+  getUserMedia: () => Promise.reject(new DOMException("Requested device not found", "NotFoundError")),
+  enumerateDevices: () => Promise.resolve([]),
+}});
+"""
+
+
+def test_without_a_camera_the_file_picker_is_the_way(browser: Any, server: LiveServer,
+                                                     item: tuple[SyntheticItem, Path]) -> None:
+    """A PC with no camera: the page says so where the preview would be, the camera list says
+    there is none (not an empty drop-down), "Take photo" is gone and "Choose a photo" leads."""
+    _, folder = item
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(NO_CAMERA)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(server.url + "/kiosk")
+        page.select_option("#product", label="Castellan — Riva")
+        page.click("#start")
+        page.wait_for_selector("#camera-off:not([hidden])", timeout=10_000)
+        assert page.text_content("#camera-off") == (
+            "No camera found on this device. Use “Choose a photo” to pick a photo file instead.")
+        options = page.locator("#camera-select option")
+        assert options.count() == 1 and options.text_content() == "No camera available"
+        assert page.is_disabled("#camera-select") and page.is_hidden("#shoot")
+        assert "primary" in str(page.get_attribute("#pick", "class"))
+        shoot(page, "kiosk-11-no-camera")
+        assert upload(page, folder / "overall.jpg") == "Good photo."
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_saving_the_key_loads_the_products_at_once(browser: Any, tmp_path: Path) -> None:
+    """Before a key: the list says it waits for one (not "Loading…" for ever); after Save it
+    fills at once, without a reload or a retry delay."""
+    from authentiq.keys import create_key
+    from authentiq.reports import make_engine
+
+    settings = make_settings(tmp_path, auth="required")
+    with live_server(settings) as server:
+        engine = make_engine(settings.database_url)
+        _, key = create_key(engine, "kiosk-test", ["submit"])
+        engine.dispose()
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        try:
+            page.goto(server.url + "/kiosk")
+            wait_js(page, "document.querySelector('#status').textContent.includes('Kiosk settings')")
+            assert page.text_content("#product option") == "Waiting for the kiosk key…"
+            page.click("#settings-open")
+            page.fill("#api-key", key)
+            started = time.monotonic()
+            page.click("#settings button[value=save]")
+            wait_js(page, "document.querySelectorAll('#product option').length > 1", timeout=5)
+            assert time.monotonic() - started < 2.0
+            page.select_option("#product", label="Castellan — Riva")
+            assert page.is_enabled("#start")
+        finally:
+            context.close()

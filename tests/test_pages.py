@@ -122,6 +122,38 @@ def test_an_override_headlines_the_reviewers_verdict(client: TestClient, item: S
     assert part(page, "automated").startswith("automated The automated verdict was authentic · confidence ")
 
 
+def test_reviews_are_numbered_within_their_report(client: TestClient, item: SyntheticItem) -> None:
+    a, b = inspect(client, item.views, "a"), inspect(client, item.views, "b")
+    for rid, version in ((a["id"], 0), (a["id"], 1), (b["id"], 0)):
+        assert client.post(f"/v1/reports/{rid}/reviews", json={
+            "decision": "confirm", "reason": "matches", "expected_version": version}).status_code == 201
+    rows = re.findall(r"<td>(\d+)<br><span[^>]*>log entry (\d+)</span>", client.get(f"/reports/{b['id']}").text)
+    assert rows == [("1", "3")]  # b's first review, the third entry of the log
+    rows = re.findall(r"<td>(\d+)<br><span[^>]*>log entry (\d+)</span>", client.get(f"/reports/{a['id']}").text)
+    assert rows == [("1", "1"), ("2", "2")]
+
+
+def test_the_closest_references_are_shown_beside_the_item(client: TestClient, item: SyntheticItem) -> None:
+    report = inspect(client, item.views, "compare")
+    closest = [m["id"] for m in report["references"]["claimed"]["matches"]][:3]
+    page = client.get(f"/reports/{report['id']}").text
+    grid = part(page, "compare")
+    assert grid.startswith("overall logo stitching hardware label interior this item reference 1 similarity")
+    shown = re.findall(rf'src="/v1/reports/{report["id"]}/references/(\w+)/views/(\w+)"', page)
+    assert [ref for ref, _ in shown[::6]] == closest and len(shown) == 6 * len(closest)
+    for ref, view in shown:
+        photo = client.get(f"/v1/reports/{report['id']}/references/{ref}/views/{view}")
+        assert photo.status_code == 200 and photo.headers["content-type"].startswith("image/")
+    # only the report's own matches: another reference, or another report's id, is 404
+    matched = {m["id"] for m in report["references"]["claimed"]["matches"]} | \
+        {m["id"] for m in report["references"]["other_products"]}
+    other = next(r["id"] for r in client.get("/v1/references", params={"limit": 100}).json()["items"]
+                 if r["id"] not in matched)
+    assert client.get(f"/v1/reports/{report['id']}/references/{other}/views/logo").status_code == 404
+    assert client.get(f"/v1/reports/{'0' * 32}/references/{closest[0]}/views/logo").status_code == 404
+    assert client.get(f"/v1/reports/{report['id']}/references/{closest[0]}/views/sole").status_code == 404
+
+
 def test_an_inconclusive_report_shows_no_confidence_and_what_to_retake(
         client: TestClient, item: SyntheticItem) -> None:
     report = inspect(client, blurred(item), "needs-retake")
@@ -208,3 +240,43 @@ def _screenshots(browser: Any, server: LiveServer, item: SyntheticItem) -> list[
     assert errors == []
     page.close()
     return shots
+
+
+@pytest.mark.browser
+def test_the_printed_page(browser: Any, with_refs: Settings, item: SyntheticItem) -> None:
+    """As printed: the header line ends with the report's own facts (no dangling separators
+    where the PDF and JSON links were), no "Review recorded." banner, no form; the compared
+    references' photos are loaded beside the item's."""
+    import httpx
+
+    with live_server(with_refs) as server:
+        files = [(v, (f"{v}.jpg", b, "image/jpeg")) for v, b in item.views.items()]
+        report = httpx.post(server.url + "/v1/inspections", files=files, timeout=60, data={
+            "brand": "Castellan", "model": "Riva", "client_ref": "sku-91"}).json()
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + f"/reports/{report['id']}")
+        page.fill("#reason", "Stitching and hardware match the references.")
+        page.click("form.review button[type=submit]")
+        page.wait_for_url("**reviewed=true")
+        assert page.is_visible("text=Review recorded.")
+        page.locator("#compare").scroll_into_view_if_needed()  # its images load lazily
+        loaded = "[...document.querySelectorAll('#compare img')].every(i => i.complete && i.naturalWidth > 0)"
+        for _ in range(200):
+            if page.evaluate(loaded):
+                break
+            page.wait_for_timeout(100)
+        assert page.evaluate(loaded)
+        assert page.locator("#compare img").count() == 6 * 4  # the item and 3 references
+        page.screenshot(path=str(SHOTS / "pages-3-compared.png"), full_page=True)
+        page.emulate_media(media="print")
+        line = page.inner_text("#report-line")
+        assert line.endswith("your reference sku-91") and "PDF" not in line, line
+        assert not page.is_visible("text=Review recorded.") and not page.is_visible("form.review")
+        page.screenshot(path=str(SHOTS / "pages-4-printed.png"), full_page=True)
+        pdf = httpx.get(server.url + f"/v1/reports/{report['id']}.pdf", timeout=60)
+        assert pdf.status_code == 200
+        (SHOTS / "report.pdf").write_bytes(pdf.content)
+        assert errors == []
+        page.close()

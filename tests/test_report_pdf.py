@@ -17,7 +17,7 @@ from authentiq.report_pdf import _glyphs, _text_pages, printable, render_pdf, su
 from tests.conftest import report_body
 
 ASK = {"view": "label", "reason": "blurred", "message": "The label photo is unusable (blurred); retake it."}
-OVERRIDE = {"seq": 1, "created_at": "2026-11-22T11:00:00+00:00", "reviewer": "ana", "decision": "override",
+OVERRIDE = {"seq": 4, "created_at": "2026-11-22T11:00:00+00:00", "reviewer": "ana", "decision": "override",
             "previous_verdict": "authentic", "verdict": "counterfeit", "reason": "lining glued"}
 
 
@@ -50,7 +50,9 @@ def test_override_headline_is_the_reviewers_and_the_figures_are_labelled_automat
     assert text[3] == "Verdict: COUNTERFEIT"
     assert text[4] == "Reviewer's verdict (overrides the automated verdict) · by ana · 2026-11-22 11:00 UTC"
     assert text[5].startswith("Automated assessment, not the reviewer's: verdict authentic · confidence 0.970")
-    assert "Review 1 · 2026-11-22 11:00 UTC · ana: override authentic → counterfeit — lining glued" in text
+    # numbered within the report (its first review is 1), the log entry beside it
+    assert ("Review 1 · 2026-11-22 11:00 UTC · ana: override authentic → counterfeit — lining glued"
+            " (log entry 4)") in text
 
 
 def test_reasons_against_the_verdict_are_tagged() -> None:
@@ -67,6 +69,64 @@ def test_render_whole_documents(tmp_path: Path) -> None:
     many = [{"code": "classifier", "detail": f"Reason {i} " + "in many words " * 12} for i in range(40)]
     long = render_pdf(report_body(reasons=many, retake=[ASK] * 3, verdict="inconclusive", confidence=None), blobs)
     assert long.startswith(b"%PDF") and pages(long) >= 3  # the summary runs onto a second page
+
+
+def stored(tmp_path: Path) -> tuple[dict[str, Any], BlobStore]:
+    """A report with a 4:3 photo and a square heatmap of every view, as the store keeps them."""
+    import io
+
+    from PIL import Image
+
+    body = report_body()
+    blobs = BlobStore(tmp_path / "blobs")
+    files = {}
+    for v in body["views"]:
+        photo, heat = io.BytesIO(), io.BytesIO()
+        Image.new("RGB", (640, 480), (200, 180, 150)).save(photo, "JPEG")
+        Image.new("RGB", (256, 256), (90, 20, 120)).save(heat, "WEBP")
+        files[f"{v['view']}.jpg"] = photo.getvalue()
+        files[f"heatmap-authentic-{v['view']}.webp"] = heat.getvalue()
+    blobs.put_many(body["id"], files)
+    return body | {"stored_files": sorted(files)}, blobs
+
+
+def test_photo_and_heatmap_share_a_top_edge(tmp_path: Path) -> None:
+    from authentiq.report_pdf import _views
+
+    body, blobs = stored(tmp_path)
+    (fig,) = _views(body, blobs, Figure)
+    fig.canvas.draw()  # applies each axes' aspect: the image's box inside its slot
+    tops = [round(ax.get_position().y1, 4) for ax in fig.axes]
+    lefts = [round(ax.get_position().x0, 4) for ax in fig.axes]
+    assert len(tops) == 2 * min(3, len(body["views"]))
+    assert tops[0::2] == tops[1::2]  # each row: photo and heatmap top-aligned
+    assert len(set(lefts[0::2])) == 1 and len(set(lefts[1::2])) == 1  # and columns left-aligned
+
+
+def test_the_closest_references_are_shown_beside_the_item(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    body, blobs = stored(tmp_path)
+    asked: list[tuple[str, str]] = []
+
+    def reference_photo(ref: str, view: str) -> bytes | None:
+        asked.append((ref, view))
+        if view == "interior":
+            return None  # a reference without this view: "no photo", not a failure
+        buf = io.BytesIO()
+        Image.new("RGB", (400, 300), (10, 120, 60)).save(buf, "JPEG")
+        return buf.getvalue()
+
+    without = pages(render_pdf(body, blobs))
+    pdf = render_pdf(body, blobs, reference_photo)
+    assert pages(pdf) == without + 1
+    views = [v["view"] for v in body["views"]]
+    assert asked == [("r1", v) for v in views]  # the claimed product's closest references only
+    no_matches = body | {"references": {**body["references"], "claimed": {
+        **body["references"]["claimed"], "matches": [], "count": 0}}}
+    assert pages(render_pdf(no_matches, blobs, reference_photo)) == without
 
 
 # --- hostile stored text (issue 19, finding 3) ------------------------------------------------

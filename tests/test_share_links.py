@@ -132,6 +132,30 @@ def test_forged_expired_and_revoked_links_open_nothing(client: TestClient,
     assert client.get(path_of(short["url"])).status_code == 404
 
 
+def test_every_reader_of_the_report_gets_its_qr_codes(client: TestClient,
+                                                     genuine_item: SyntheticItem) -> None:
+    """Submit, review and auditor keys and a review sign-in session alike (issue 23: a review
+    key was reported to get 403 here); another tenant's review key sees nothing (404)."""
+    k = keys(client)
+    engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
+    k["auditor"] = {"X-API-Key": create_key(engine, "head-office", ["auditor"])[1]}
+    report = client.post("/v1/inspections", files=files_of(genuine_item), headers=k["submit"], data={
+        "brand": genuine_item.brand, "model": genuine_item.model}).json()
+    rid = report["id"]
+    link = client.post(f"/v1/reports/{rid}/share-links", headers=k["review"]).json()
+    for who in ("submit", "review", "auditor"):
+        for url in (link["qr"], f"/v1/reports/{rid}/qr.svg"):
+            got = client.get(url, headers=k[who])
+            assert got.status_code == 200 and got.headers["content-type"] == "image/svg+xml", (who, url)
+    assert client.get(link["qr"], headers=k["outsider"]).status_code == 404
+    signed_in = client.post("/login", data={"key": k["review"]["X-API-Key"], "next": "/review"},
+                            headers={"Origin": "http://testserver"}, follow_redirects=False)
+    assert signed_in.status_code == 303
+    cookie = signed_in.headers["set-cookie"].split(";", 1)[0]  # Secure (an https base URL): sent by hand
+    client.cookies.clear()
+    assert client.get(f"/v1/reports/{rid}/qr.svg", headers={"Cookie": cookie}).status_code == 200
+
+
 def test_public_base_url_is_validated() -> None:
     from authentiq.settings import Settings
 

@@ -212,5 +212,5 @@ def test_tenants_cli(settings: Settings, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["tenants", "list", *db]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert any(line.startswith("default ") for line in listed)
-    assert any(line.startswith("store-chain-1 ") and "1 active keys" in line for line in listed)
+    assert any(line.startswith("store-chain-1 ") and line.endswith("  1 active key") for line in listed)
     assert main(["keys", "list", *db]) == 0 and "store-chain-1" in capsys.readouterr().out

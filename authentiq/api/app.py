@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,10 +17,22 @@ from authentiq.api import problems
 from authentiq.api.limits import BodyLimitMiddleware
 from authentiq.api.metrics import Metrics, MetricsMiddleware
 from authentiq.api.resources import webhook_body
-from authentiq.api.routes import capture, health, jobs, pages, products, references, reports, share
+from authentiq.api.routes import (
+    capture,
+    compared,
+    docs,
+    health,
+    jobs,
+    pages,
+    products,
+    references,
+    reports,
+    share,
+)
 from authentiq.api.routes.inspections import create_router
 from authentiq.backends.select import model_contract
 from authentiq.pdf_cache import PdfCache
+from authentiq.reference_photos import photo_or_none
 from authentiq.services import open_services
 from authentiq.settings import Settings
 
@@ -36,13 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with open_services(settings, observer=metrics, event_body=webhook_body) as services:
             blobs = services.store.blobs
             pdfs = PdfCache(blobs.child("pdf"), blobs, workers=settings.pdf_workers,
-                            max_pending=settings.pdf_queue)
+                            max_pending=settings.pdf_queue,
+                            reference_photo=functools.partial(photo_or_none, services.references))
             app.state.services, app.state.metrics, app.state.pdfs = services, metrics, pdfs
-            if settings.public_base_url == Settings.model_fields["public_base_url"].default:
-                log.warning("AUTHENTIQ_PUBLIC_BASE_URL is not set: share links and QR codes point "
-                            "at %s, which only this machine can open", settings.public_base_url)
-            log.info("ready: %s %s on %s", services.backend.spec.model_name,
-                     services.backend.info.precision, services.backend.info.name)
+            if _loopback(settings.public_base_url):
+                log.warning("share links and QR codes point at %s, which only this machine can "
+                            "open: set AUTHENTIQ_PUBLIC_BASE_URL to where customers reach the "
+                            "service", settings.public_base_url)
+            info = services.backend.info
+            log.info("ready: %s %s on %s (%s), %d references", services.backend.spec.version_key,
+                     info.precision, info.name, info.device, services.index.size)
             try:
                 yield
             finally:
@@ -56,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                      "inconclusive) with reasons and a stored report. Errors are RFC 9457 "
                      "problem details (application/problem+json)."),
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served by routes/docs.py without a CDN
     )
     problems.install(app)
     problems.document(app)
@@ -63,11 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(capture.router)
     app.include_router(reports.router)
+    app.include_router(compared.router)
     app.include_router(share.api)
     app.include_router(share.public)
     app.include_router(references.create_router(list(spec.view_names), list(spec.required_views)))
     app.include_router(products.router)
     app.include_router(pages.router)
+    app.include_router(docs.router)
+    app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")  # before /static: it is inside
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
@@ -80,3 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            expose_headers=["Retry-After", "Idempotent-Replayed"], max_age=600)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host == "::1" or host.startswith("127.")

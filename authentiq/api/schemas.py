@@ -93,7 +93,8 @@ class Reference(BaseModel):
 
 class ReferenceList(BaseModel):
     items: list[Reference]
-    count: int
+    count: int  # on this page
+    total: int  # matching the filters
     next_cursor: str | None
 
 

@@ -17,11 +17,16 @@ connections for 50 s in an attack run). Here:
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import logging
+import socket
+from collections.abc import Callable
 from typing import Any
 
 import h11
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from authentiq.settings import Settings
@@ -80,3 +85,43 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "timeout_graceful_shutdown": 30,
     }
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration plus AuthentiQ's loggers at ``level`` (so start-up says
+    which backend, model and references it serves without ``-v``), in every worker process.
+    The per-request ``authentiq.access`` lines stay at debug: uvicorn's access log has the
+    requests already."""
+    numeric = "DEBUG" if level.lower() == "trace" else level.upper()
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["authentiq"] = {"()": "uvicorn.logging.DefaultFormatter",
+                                         "fmt": "%(levelprefix)s %(name)s: %(message)s"}
+    config["handlers"]["authentiq"] = {"formatter": "authentiq", "class": "logging.StreamHandler",
+                                       "stream": "ext://sys.stderr"}
+    config["loggers"]["authentiq"] = {"handlers": ["authentiq"], "level": numeric,
+                                      "propagate": False}
+    config["loggers"]["authentiq.access"] = {
+        "level": numeric if numeric == "DEBUG" else "WARNING"}
+    return config
+
+
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn's server that calls ``announce`` once it accepts connections (not before: a URL
+    printed earlier answers "connection refused" for the first seconds)."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            self._announce()
+
+
+def browsable(host: str, port: int) -> str:
+    """The URL a person on this machine opens for ``host``: a wildcard address is not one."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"

@@ -62,8 +62,9 @@ class OnnxRuntimeBackend:
                                 device="cpu" if device == "cpu" else f"cuda:{gpu_index}",
                                 precision=self.spec.precision, engine_id=file_id(model_path),
                                 max_batch_size=max_batch_size)
-        log.info("ONNX Runtime %s loaded %s (%s) on %s, %d threads", ort.__version__, model_path,
-                 self.spec.precision, self.info.device, intra_op_threads)
+        log.info("ONNX Runtime %s loaded %s (%s) on %s, %s", ort.__version__, model_path,
+                 self.spec.precision, self.info.device,
+                 f"{intra_op_threads} threads" if intra_op_threads else "threads: one per core")
 
     def run(self, views: np.ndarray, *, deadline: float | None = None) -> Outputs:
         try:

@@ -9,37 +9,56 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from authentiq import __version__
 from authentiq.cli import deploy, keys, modelling, references, serving, tenants
+from authentiq.cli.parsing import Parser, describe_subcommands
 from authentiq.errors import AuthentiqError
 
 log = logging.getLogger("authentiq")
+DESCRIPTION = """\
+AuthentiQ: counterfeit detection for luxury goods. Serve the API, the kiosk and the
+auditor pages; inspect items; manage keys, tenants and references; make and check models.
+"""
+EPILOG = """\
+first steps:
+  authentiq serve                                   # http://127.0.0.1:8000/ (kiosk, review, API docs)
+  authentiq synth --out /tmp/items --items 2        # two synthetic items to try
+  authentiq inspect /tmp/items/item-0000001/*.jpg --brand Castellan --model Riva
+
+`authentiq COMMAND --help` describes each command; settings come from AUTHENTIQ_* variables
+(README.md, "Configuration").
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="authentiq", description=__doc__)
+    p = Parser(prog="authentiq", description=DESCRIPTION, epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"authentiq {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("version", help="print the version").set_defaults(func=serving.version)
 
     s = sub.add_parser("serve", help="run the HTTP service (settings from AUTHENTIQ_* env)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (0.0.0.0: every interface)")
+    s.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     s.add_argument("--model", help="ONNX model (default: AUTHENTIQ_MODEL_PATH or the shipped one)")
     s.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under ./var)")
-    s.add_argument("--log-level", default="info")
+    s.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug", "trace"],
+                   help="uvicorn's and AuthentiQ's log level")
     s.add_argument("--workers", type=int, default=1,
                    help="worker processes on this port (share a PostgreSQL database for more "
                         "than one; see docs/deployment.md)")
     s.set_defaults(func=serving.serve)
 
     o = sub.add_parser("openapi", help="print (or --out write) the OpenAPI document")
-    o.add_argument("--out")
+    o.add_argument("--out", help="file to write (default: print to standard output)")
     o.set_defaults(func=serving.openapi)
 
     rs = sub.add_parser("report-schema", help="write the report's JSON Schema (refuses an "
                                               "unbumped change)")
-    rs.add_argument("--out-dir", default="api_schemas")
+    rs.add_argument("--out-dir", default="api_schemas", help="folder of the versioned schemas")
     rs.set_defaults(func=serving.report_schema)
 
     au = sub.add_parser("audit", help="the review log")
@@ -51,20 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="send photos to a running server and print the verdict")
     i.add_argument("photos", nargs="+", metavar="VIEW=PHOTO",
                    help="e.g. logo=logo.jpg (a bare path uses its file name as the view)")
-    i.add_argument("--brand", required=True)
-    i.add_argument("--model", required=True)
-    i.add_argument("--client-ref")
-    i.add_argument("--url", default="http://127.0.0.1:8000")
+    i.add_argument("--brand", required=True, help="the claimed brand, e.g. Castellan")
+    i.add_argument("--model", required=True, help="the claimed model, e.g. Riva")
+    i.add_argument("--client-ref", help="your own id for the item (kept on the report)")
+    i.add_argument("--url", default=os.environ.get("AUTHENTIQ_URL", "http://127.0.0.1:8000"),
+                   help="the AuthentiQ server (AUTHENTIQ_URL)")
     i.add_argument("--api-key", help="a key with the submit scope (default: AUTHENTIQ_API_KEY; "
                                      "needed once the server has keys)")
-    i.add_argument("--timeout", type=float, default=60.0)
+    i.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the verdict")
     i.add_argument("--json", action="store_true", help="print the whole report as JSON")
     i.set_defaults(func=serving.inspect)
 
     g = sub.add_parser("synth", help="write synthetic items in the training folder layout")
-    g.add_argument("--out", required=True)
-    g.add_argument("--items", type=int, default=100)
-    g.add_argument("--first-seed", type=int, default=0)
+    g.add_argument("--out", required=True, help="folder to write (labels.csv + one folder per item)")
+    g.add_argument("--items", type=int, default=100, help="how many items")
+    g.add_argument("--first-seed", type=int, default=0,
+                   help="seed of the first item (item N is always the same photos)")
     g.add_argument("--short-side", type=int, help="scale photos down to this short side")
     g.add_argument("--quality", type=int, default=90, help="JPEG quality with --short-side")
     g.add_argument("--genuine", action="store_true", help="only genuine items (a reference set)")
@@ -79,32 +100,32 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output folder (checkpoint, log, model.onnx)")
     t.add_argument("--train-items", type=int, default=12000, help="synthetic only")
     t.add_argument("--val-items", type=int, default=1500, help="synthetic only")
-    t.add_argument("--epochs", type=int, default=160)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--width", type=int, default=32)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto")
-    t.add_argument("--workers", type=int)
-    t.add_argument("--model-version", default="0.1.0")
+    t.add_argument("--epochs", type=int, default=160, help="passes over the training items")
+    t.add_argument("--batch-size", type=int, default=128, help="items per training step")
+    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    t.add_argument("--width", type=int, default=32, help="channels of the network's first stage")
+    t.add_argument("--seed", type=int, default=0, help="random seed (splits, initialisation)")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--workers", type=int, help="data-loading processes (default: from the CPU count)")
+    t.add_argument("--model-version", default="0.1.0", help="version written into the model")
     t.add_argument("--cache", help="folder keeping decoded synthetic tiles between runs")
-    t.add_argument("--no-export", action="store_true")
+    t.add_argument("--no-export", action="store_true", help="keep the checkpoint, skip model.onnx")
     t.set_defaults(func=modelling.train)
 
     e = sub.add_parser("export", help="checkpoint → ONNX (needs the [train] extra)")
-    e.add_argument("checkpoint")
-    e.add_argument("out")
+    e.add_argument("checkpoint", help="checkpoint.pt written by `authentiq train`")
+    e.add_argument("out", help="the ONNX file to write")
     e.set_defaults(func=modelling.export)
 
     c = sub.add_parser("calibrate", help="INT8 calibration: one pass, TensorRT and CPU flavours")
     c.add_argument("--model", required=True, help="the FP32 ONNX model")
     c.add_argument("--data", default="calibration_data", help="folder of item folders")
-    c.add_argument("--out-dir", default="engines")
-    c.add_argument("--max-items", type=int)
+    c.add_argument("--out-dir", default="engines", help="where the INT8 flavours are written")
+    c.add_argument("--max-items", type=int, help="use at most this many items (default: all)")
     c.set_defaults(func=modelling.calibrate)
 
     v = sub.add_parser("evaluate", help="accuracy of ONNX models on held-out items")
-    v.add_argument("models", nargs="+")
+    v.add_argument("models", nargs="+", help="ONNX models to compare")
     v.add_argument("--items", type=int, default=2000, help="held-out synthetic items")
     v.add_argument("--data", help="a folder of labelled items instead of synthetic ones")
     v.add_argument("--references", metavar="DIR",
@@ -115,32 +136,32 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--ood", type=int, default=0, metavar="N",
                    help="also N out-of-distribution submissions (noise, blank frames, documents, "
                         "textures, objects, scene crops, swapped and duplicated views)")
-    v.add_argument("--ood-seed", type=int, default=0, help="first distractor seed (default 0)")
+    v.add_argument("--ood-seed", type=int, default=0, help="first distractor seed")
     v.add_argument("--plots", metavar="DIR", help="write the reliability diagram (PNG) here")
     v.set_defaults(func=modelling.evaluate)
 
     g = sub.add_parser("fit-gate", help="fit the view gate (out-of-distribution, wrong, "
                                         "duplicated and altered views) and write it into the models")
     g.add_argument("models", nargs="+", help="every flavour of one model; the first is scored")
-    g.add_argument("--items", type=int, default=2000, help="synthetic items (default 2000)")
+    g.add_argument("--items", type=int, default=2000, help="synthetic items")
     g.add_argument("--data", help="a folder of labelled items instead of synthetic ones")
     g.add_argument("--quantile", type=float, default=0.998,
-                   help="in-distribution quantile a view's threshold is set at (default 0.998)")
+                   help="in-distribution quantile a view's threshold is set at")
     g.add_argument("--cache", help="file keeping the generated items between runs (.npz)")
     g.add_argument("--alteration-items", type=int, default=1500, metavar="N",
                    help="synthetic items, as taken and altered (mirrored, turned, compressed, "
                         "upscaled, stretched), that train the alteration head; needs the [train] "
-                        "extra; 0 leaves the head out (default 1500)")
-    g.add_argument("--epochs", type=int, default=12, help="alteration head epochs (default 12)")
+                        "extra; 0 leaves the head out")
+    g.add_argument("--epochs", type=int, default=12, help="alteration head epochs")
     g.add_argument("--alteration-quantile", type=float, default=0.9995,
                    help="quantile of untouched photos' alteration logits a view's thresholds are "
-                        "set at (default 0.9995)")
+                        "set at")
     g.set_defaults(func=modelling.fit_gate)
 
     r = sub.add_parser("fit-temperature", help="fit the confidence calibration (temperature) "
                                                "and write it into the models")
     r.add_argument("models", nargs="+", help="every flavour of one model (each fitted on its own)")
-    r.add_argument("--items", type=int, default=2000, help="synthetic items (default 2000)")
+    r.add_argument("--items", type=int, default=2000, help="synthetic items")
     r.add_argument("--data", help="a folder of labelled items the model was not trained on, "
                                   "instead of synthetic ones")
     r.add_argument("--cache", help="file keeping the generated items between runs (.npz)")
@@ -150,23 +171,25 @@ def build_parser() -> argparse.ArgumentParser:
                                              "(needs the [train] extra); rewrites the models")
     f.add_argument("models", nargs="+", help="every flavour of one model; the first is scored")
     f.add_argument("--version", required=True, help="new model version (embeddings change)")
-    f.add_argument("--items", type=int, default=3000)
+    f.add_argument("--items", type=int, default=3000, help="synthetic items to fit on")
     f.add_argument("--cache", help="file keeping the pooled features between runs")
     f.set_defaults(func=modelling.fit_embedding)
 
     u = sub.add_parser("fit-fusion", help="fit the verdict fusion against a reference set; "
                                           "writes it into the models")
     u.add_argument("models", nargs="+", help="every flavour of one model; the first is scored")
-    u.add_argument("--references", default="reference_data/items")
-    u.add_argument("--items", type=int, default=3000)
+    u.add_argument("--references", default="reference_data/items",
+                   help="folder of genuine reference items (labels.csv + item folders)")
+    u.add_argument("--items", type=int, default=3000, help="synthetic items to fit on")
     u.add_argument("--k", type=int, default=5, help="closest references averaged")
     u.set_defaults(func=modelling.fit_fusion)
 
     w = sub.add_parser("evaluate-fusion", help="classifier alone vs fused with references, on "
                                                "held-out items")
-    w.add_argument("model")
-    w.add_argument("--references", default="reference_data/items")
-    w.add_argument("--items", type=int, default=2000)
+    w.add_argument("model", help="the ONNX model")
+    w.add_argument("--references", default="reference_data/items",
+                   help="folder of genuine reference items (labels.csv + item folders)")
+    w.add_argument("--items", type=int, default=2000, help="held-out synthetic items")
     w.set_defaults(func=modelling.evaluate_fusion)
 
     references.add_parsers(sub)
@@ -178,15 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
                                             "needs the [tensorrt] or [tensorrt-rtx] extra")
     b.add_argument("--model", type=Path, help="TensorRT-flavour ONNX (default: the shipped int8-trt)")
     b.add_argument("--engine-dir", type=Path, help="where plans and timing caches live (engines/)")
-    b.add_argument("--flavour", choices=["auto", "tensorrt", "tensorrt_rtx"])
-    b.add_argument("--max-batch", type=int, help="profile max batch (AUTHENTIQ_MAX_BATCH_SIZE)")
-    b.add_argument("--opt-batch", type=int, help="profile optimum (largest preferred batch size)")
-    b.add_argument("--workspace-mib", type=int)
+    b.add_argument("--flavour", choices=["auto", "tensorrt", "tensorrt_rtx"],
+                   help="which TensorRT (default: AUTHENTIQ_TENSORRT_FLAVOUR, auto: whichever imports)")
+    b.add_argument("--max-batch", type=int, help="profile max batch (default: AUTHENTIQ_MAX_BATCH_SIZE)")
+    b.add_argument("--opt-batch", type=int, help="profile optimum (default: the largest preferred "
+                                                 "batch size)")
+    b.add_argument("--workspace-mib", type=int, help="builder workspace in MiB "
+                                                     "(default: AUTHENTIQ_TRT_WORKSPACE_MIB)")
     b.add_argument("--opt-level", type=int, choices=range(6), help="builder optimisation level")
-    b.add_argument("--hardware-compat", choices=["none", "ampere_plus", "same_compute_capability"])
-    b.add_argument("--version-compat", action="store_true", default=None)
+    b.add_argument("--hardware-compat", choices=["none", "ampere_plus", "same_compute_capability"],
+                   help="GPUs the plan may run on (default: AUTHENTIQ_TRT_HARDWARE_COMPATIBILITY)")
+    b.add_argument("--version-compat", action="store_true", default=None,
+                   help="a plan later TensorRT versions can run (lean runtime)")
     b.add_argument("--force", action="store_true", help="rebuild even when the cache matches")
     b.set_defaults(func=serving.build_engine)
+    describe_subcommands(p)
     return p
 
 

@@ -118,11 +118,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     ls = k_sub.add_parser("list", help="ids, names, scopes, state (never the keys)")
     ls.set_defaults(func=list_)
     r = k_sub.add_parser("revoke", help="revoke a key by id")
-    r.add_argument("key_id")
+    r.add_argument("key_id", help="the key's id (`authentiq keys list`)")
     r.set_defaults(func=revoke)
     w = k_sub.add_parser("webhook", help="show, set or remove a key's webhook (prints the signing "
                                          "secret)")
-    w.add_argument("key_id")
+    w.add_argument("key_id", help="the key's id (`authentiq keys list`)")
     w.add_argument("url", nargs="?", help="http(s) URL for async job results; omit to show")
     w.add_argument("--rotate-secret", action="store_true", help="new signing secret")
     w.add_argument("--remove", action="store_true", help="send no more webhooks for this key")

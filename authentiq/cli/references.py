@@ -11,7 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from authentiq.enrolment import enrol_folder, folder_references
+from authentiq.enrolment import enrol_folder, read_folder
 from authentiq.services import open_services
 from authentiq.settings import Settings
 
@@ -25,8 +25,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 def enroll(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    items = folder_references(Path(args.folder))
-    bar = tqdm(total=len(items), unit="item", file=sys.stderr, disable=args.quiet)
+    folder = read_folder(Path(args.folder))
+    items = folder.items
+    if folder.left_out:
+        labels = ", ".join(sorted(set(folder.left_out.values())))
+        print(f"left out {len(folder.left_out)} row(s) of labels.csv not labelled authentic "
+              f"({labels}): {_names(folder.left_out)}", file=sys.stderr)
+    bar = tqdm(total=len(items), unit="item", file=sys.stderr, disable=args.quiet or not items)
 
     def progress(name: str, state: str) -> None:
         bar.update(1)
@@ -39,7 +44,8 @@ def enroll(args: argparse.Namespace) -> int:
                                          progress=progress)
         bar.close()
         print(f"enrolled {summary.enrolled}, already enrolled {summary.skipped}, "
-              f"failed {len(summary.failed)}, with warnings {len(summary.warned)}")
+              f"failed {len(summary.failed)}, with warnings {len(summary.warned)}, "
+              f"left out (not genuine) {len(folder.left_out)}")
         for name, why in summary.failed.items():
             print(f"  FAILED {name}: {why}")
         for name, warnings in summary.warned.items():
@@ -50,20 +56,31 @@ def enroll(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def _names(items: dict[str, str], shown: int = 5) -> str:
+    names = list(items)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def re_embed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     async def go() -> int:
         async with open_services(_settings(args), seed=False, background=False) as services:
-            bar = tqdm(unit="item", file=sys.stderr, disable=args.quiet)
+            bar: tqdm[None] | None = None  # made on the first item: none when nothing is to do
 
             def progress(done: int, total: int) -> None:
-                bar.total = total
+                nonlocal bar
+                if bar is None:
+                    bar = tqdm(total=total, unit="item", file=sys.stderr, disable=args.quiet)
                 bar.update(1)
 
             n = await services.enroller.re_embed(progress)
-            bar.close()
-            print(f"re-embedded {n} references with {services.backend.spec.version_key}")
+            if bar is not None:
+                bar.close()
+            version = services.backend.spec.version_key
+            print(f"re-embedded {n} references with {version}" if n else
+                  f"nothing to re-embed: every live reference has a {version} embedding")
         return 0
 
     return asyncio.run(go())
@@ -79,7 +96,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     e.set_defaults(func=enroll)
 
     r = sub.add_parser("re-embed", help="embed live references with the current model version")
-    r.add_argument("--model", type=Path)
-    r.add_argument("--database-url")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--model", type=Path, help="ONNX model (default: AUTHENTIQ_MODEL_PATH)")
+    r.add_argument("--database-url", help="default: AUTHENTIQ_DATABASE_URL")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=re_embed)

@@ -23,39 +23,52 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from authentiq.api.app import create_app
-    from authentiq.api.server import uvicorn_options
+    from authentiq.api.server import AnnouncingServer, browsable, log_config, uvicorn_options
     from authentiq.settings import Settings
 
     overrides = {k: v for k, v in (("model_path", args.model), ("database_url", args.database_url))
                  if v is not None}
+    url = browsable(args.host, args.port)
+    if "AUTHENTIQ_PUBLIC_BASE_URL" not in os.environ:
+        # Share links and QR codes point at this server, not at a port nobody listens on; a
+        # deployment sets AUTHENTIQ_PUBLIC_BASE_URL (start-up warns while it is unset).
+        overrides["public_base_url"] = url.rstrip("/")
     settings = Settings(**overrides)
+    options = {"host": args.host, "port": args.port, "log_level": args.log_level,
+               "log_config": log_config(args.log_level), **uvicorn_options(settings)}
     if args.workers > 1:
-        return serve_workers(args, settings, overrides)
+        return serve_workers(args, settings, overrides, options)
     app = create_app(settings)
-    print(f"AuthentiQ serving on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                **uvicorn_options(settings))
-    return 0
+
+    def announce() -> None:
+        services = app.state.services
+        info = services.backend.info
+        print(f"AuthentiQ ready on {url}  ({services.backend.spec.version_key}, {info.precision} "
+              f"on {info.name}/{info.device}, {services.index.size} references)\n"
+              f"  kiosk {url}kiosk · review queue {url}review · API docs {url}docs", flush=True)
+
+    server = AnnouncingServer(uvicorn.Config(app, **options), announce)
+    server.run()
+    return 0 if server.started else 3
 
 
-def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[str, str]) -> int:
+def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[str, str],
+                  options: dict[str, Any]) -> int:
     """Several worker processes on one port (uvicorn's process manager restarts any that dies).
     They share everything through the database, the blob store and Redis; the schema is
     migrated once here, before they start."""
     import uvicorn
 
-    from authentiq.api.server import uvicorn_options
+    from authentiq.api.server import browsable
     from authentiq.db import open_database
 
     if settings.migrate:
         open_database(settings.database_url).dispose()
     for key, value in overrides.items():  # the workers read their settings from the environment
         os.environ[f"AUTHENTIQ_{key.upper()}"] = str(value)
-    print(f"AuthentiQ serving on http://{args.host}:{args.port} with {args.workers} workers "
-          f"(API docs: /docs)", flush=True)
-    uvicorn.run("authentiq.api.app:create_app", factory=True, workers=args.workers,
-                host=args.host, port=args.port, log_level=args.log_level,
-                **uvicorn_options(settings))
+    print(f"AuthentiQ starting {args.workers} workers on {browsable(args.host, args.port)} "
+          f"(each logs \"ready\" when it serves; API docs: /docs)", flush=True)
+    uvicorn.run("authentiq.api.app:create_app", factory=True, workers=args.workers, **options)
     return 0
 
 def inspect(args: argparse.Namespace) -> int:
@@ -88,7 +101,8 @@ def inspect(args: argparse.Namespace) -> int:
         print(f"best matches among other models: {others}")
     for q in report.get("views", []):
         print(f"  {q['view']:<10} {_view_state(q, retake, v2='retake' not in report)}")
-    print(f"report: {report['links']['self']}  ·  page: {args.url.rstrip('/')}{report['links']['page']}")
+    base = args.url.rstrip("/")
+    print(f"report: {base}{report['links']['self']}  ·  page: {base}{report['links']['page']}")
     return 0
 
 

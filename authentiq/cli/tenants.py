@@ -26,7 +26,8 @@ def list_(args: argparse.Namespace) -> int:
         keys = list_keys(engine)
     for t in tenants:
         live = sum(1 for k in keys if k.tenant_id == t.id and k.revoked_at is None)
-        print(f"{t.id:<24} {t.name:<32} created {t.created_at:%Y-%m-%d %H:%M}  {live} active keys")
+        keys_word = "active key" if live == 1 else "active keys"
+        print(f"{t.id:<24} {t.name:<32} created {t.created_at:%Y-%m-%d %H:%M}  {live} {keys_word}")
     return 0
 
 

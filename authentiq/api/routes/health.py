@@ -23,6 +23,8 @@ async def healthz() -> dict[str, str]:
             responses={200: {"model": Ready}, 503: {"model": Ready, "description": "not ready"}})
 async def readyz(services: ServicesDep) -> JSONResponse:
     db_ok = await asyncio.to_thread(services.store.ping)
+    if db_ok:  # the reference count as the database has it (another process may have enrolled)
+        await asyncio.to_thread(services.index.sync)
     info, spec = services.backend.info, services.backend.spec
     backend_error = services.backend.failure()  # e.g. a sticky CUDA error: restart the process
     ready = db_ok and backend_error is None

@@ -17,12 +17,14 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from authentiq import __version__
 from authentiq.api.auth import authenticate, presented_key, visible
 from authentiq.api.deps import PdfsDep, ServicesDep
 from authentiq.api.resources import report_out, summary_out
 from authentiq.errors import AuthentiqError
 from authentiq.keys import Forbidden, Principal, Unauthorized
 from authentiq.ratelimit import RateLimited
+from authentiq.reference_photos import compared, views_of
 from authentiq.report_view import AGAINST, headline, retakes, when
 from authentiq.reports import ReportFilter
 from authentiq.services import Services
@@ -46,6 +48,20 @@ KIOSK_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' 
 
 class CrossSiteRequest(AuthentiqError):
     slug, status, title = "cross-site-request", 403, "Form posted from another origin"
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, services: ServicesDep) -> Response:
+    """Where the URL ``authentiq serve`` prints lands: what this server serves, where to go."""
+    backend = services.backend
+    keys = services.keys
+    await asyncio.to_thread(services.index.sync)
+    enforced = await asyncio.to_thread(lambda: keys.enforced) if keys.stale else keys.enforced
+    context = {"version": __version__, "model": backend.spec.version_key,
+               "precision": backend.info.precision, "backend": backend.info.name,
+               "device": backend.info.device, "references": services.index.size,
+               "open": not enforced, "base": str(request.base_url).rstrip("/")}
+    return templates.TemplateResponse(request, "home.html", context, headers=HEADERS)
 
 
 @router.get("/kiosk", response_class=HTMLResponse)
@@ -198,7 +214,10 @@ async def _page(request: Request, services: Services, caller: Principal | None, 
                 reviewed: bool = False, error: str | None = None, status: int = 200) -> Response:
     report = report_out(await asyncio.to_thread(services.store.get, report_id,
                                                 tenant=visible(caller)))
+    closest = compared(report)
+    has = await asyncio.to_thread(views_of, services.references, [m["id"] for m in closest])
     context = {"r": report, "h": headline(report), "retake": retakes(report), "against": AGAINST,
+               "compared": [{**m, "views": has[m["id"]]} for m in closest],
                "reviewed": reviewed, "error": error, "caller": caller,
                "csrf": _csrf(request, services)}
     return templates.TemplateResponse(request, "report.html", context, status_code=status,

@@ -19,9 +19,9 @@ from authentiq.api.resources import reference_out
 from authentiq.api.routes.reports import MEDIA
 from authentiq.api.schemas import Problem, Reference, ReferenceList
 from authentiq.api.uploads import PROBLEMS, read_uploads, request_body_schema
-from authentiq.errors import ReferenceNotFound
 from authentiq.idempotency import fingerprint
 from authentiq.keys import Principal
+from authentiq.reference_photos import reference_photo
 from authentiq.references import ReferenceStore
 
 ADMIN = require("admin")  # one dependency: a route's own use of it is served from the cache
@@ -87,9 +87,11 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         rows, next_cursor = await asyncio.to_thread(
             store.find, brand=brand, model=model, source=source, include_deleted=include_deleted,
             limit=limit, cursor=cursor)
+        total = await asyncio.to_thread(store.count, brand=brand, model=model, source=source,
+                                        include_deleted=include_deleted)
         versions = await asyncio.to_thread(store.embedded_with, [r.id for r in rows])
         items = [reference_out(r, versions.get(r.id, [])) for r in rows]
-        return {"items": items, "count": len(items), "next_cursor": next_cursor}
+        return {"items": items, "count": len(items), "total": total, "next_cursor": next_cursor}
 
     @router.get("/{reference_id}", response_model=Reference, responses={404: ERRORS[404]},
                 summary="Get one reference")
@@ -112,12 +114,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
     @router.get("/{reference_id}/views/{view}", responses={404: ERRORS[404]},
                 response_class=Response, summary="Download a reference photo")
     async def get_reference_photo(reference_id: str, view: str, services: ServicesDep) -> Response:
-        store = services.references
-        row = await asyncio.to_thread(store.get, reference_id)
-        name = next((f for f in row.body.get("stored_files", []) if f.split(".")[0] == view), None)
-        if name is None:
-            raise ReferenceNotFound(f"reference {reference_id} has no {view!r} photo")
-        data = await asyncio.to_thread(store.blobs.get, reference_id, name)
+        name, data = await asyncio.to_thread(reference_photo, services.references, reference_id, view)
         return Response(data, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "application/octet-stream"))
 
     return router

@@ -60,7 +60,10 @@ async function api(path, options = {}) {
 
 // --- step 1: product -------------------------------------------------------------------------
 
+let productRetry = null;
+
 async function loadProducts() {
+  clearTimeout(productRetry);
   try {
     const [products, guide] = await Promise.all([
       api("/v1/products").then((r) => r.json()), api("/v1/views").then((r) => r.json())]);
@@ -85,7 +88,11 @@ async function loadProducts() {
     say("");
   } catch (error) {
     say(error.message);
-    setTimeout(loadProducts, 5000);  // keep trying: kiosks start before the server sometimes
+    if (error.message === NOT_SIGNED_IN) {  // nothing loads until staff save a key (then at once)
+      $("product").innerHTML = '<option value="">Waiting for the kiosk key…</option>';
+      return;
+    }
+    productRetry = setTimeout(loadProducts, 5000);  // keep trying: kiosks start before the server sometimes
   }
 }
 
@@ -159,7 +166,7 @@ function renderCheck(result) {
 }
 
 async function startCamera() {
-  if (!navigator.mediaDevices?.getUserMedia) { cameraUnavailable(); return; }
+  if (!navigator.mediaDevices?.getUserMedia) { cameraUnavailable("This browser offers no camera."); return; }
   try {
     const wanted = $("camera-select").value;
     const constraints = { video: wanted ? { deviceId: { exact: wanted } }
@@ -167,20 +174,32 @@ async function startCamera() {
     stopCamera();
     state.stream = await navigator.mediaDevices.getUserMedia(constraints);
     $("video").srcObject = state.stream;
-    $("camera-off").hidden = true; $("shoot").disabled = false;
+    $("camera-off").hidden = true; $("shoot").disabled = false; $("shoot").hidden = false;
+    $("camera-select").disabled = false; $("pick").classList.remove("primary");
+    document.querySelector("#camera .frame").hidden = false;
     const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
     const select = $("camera-select");
     const current = state.stream.getVideoTracks()[0]?.getSettings().deviceId;
     select.innerHTML = "";
     devices.forEach((d, i) => select.append(new Option(d.label || `Camera ${i + 1}`, d.deviceId)));
     if (current) select.value = current;
-  } catch {
-    cameraUnavailable();
+  } catch (error) {
+    cameraUnavailable(error?.name === "NotAllowedError"
+      ? "The camera is blocked for this page (browser or device settings)."
+      : "No camera found on this device.");
   }
 }
 
-function cameraUnavailable() {
-  $("camera-off").hidden = false; $("shoot").disabled = true;
+function cameraUnavailable(why) {
+  // Say so, and make the file picker the way to go (a USB camera plugged in later: Retake).
+  $("camera-off").textContent = `${why} Use “Choose a photo” to pick a photo file instead.`;
+  $("camera-off").hidden = false; document.querySelector("#camera .frame").hidden = true;
+  $("shoot").disabled = true; $("shoot").hidden = true;
+  const select = $("camera-select");
+  select.innerHTML = "";
+  select.append(new Option("No camera available", ""));
+  select.disabled = true;
+  $("pick").classList.add("primary");
 }
 
 function stopCamera() {
@@ -472,6 +491,10 @@ $("settings").addEventListener("close", () => {
   const key = $("api-key").value.trim();
   if (key) localStorage.setItem(KEY_STORE, key); else localStorage.removeItem(KEY_STORE);
   say(key ? "Kiosk key saved on this device." : "Kiosk key removed from this device.");
+  if (!$("step-product").hidden) {  // the product list with the new key, now (not at the next retry)
+    $("product").innerHTML = '<option value="">Loading…</option>';
+    loadProducts();
+  }
 });
 
 loadProducts();

@@ -1,0 +1,48 @@
+"""The command line's argument parser: every option says what it does and, where it has one, its
+default; every subcommand's ``--help`` opens with the one-line help its parent lists."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written (examples keep their lines); an option's default is
+    shown after its help unless it has none (None, False) or the help already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        none = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if not action.option_strings or none or "default" in text.lower():
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Give each subcommand without a description the help its parent lists it with."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for listed in action._choices_actions:
+                sub = action.choices[listed.dest]
+                if sub.description is None and listed.help:
+                    sub.description = listed.help[:1].upper() + listed.help[1:] + "."
+                describe_subcommands(sub)
+
+
+def options(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Action]]:
+    """Every option of ``parser`` and its subcommands, named by the command path (for tests)."""
+    out: list[tuple[str, argparse.Action]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out += [(f"{name} {path}".strip(), a) for path, a in options(sub)]
+        elif not isinstance(action, argparse._HelpAction | argparse._VersionAction):
+            out.append(("", action))
+    return out
