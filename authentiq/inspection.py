@@ -41,7 +41,7 @@ from authentiq.preprocess import DecodedView, Probe, decode_probed, probe, relea
 from authentiq.quality import Quality, check
 from authentiq.reference_index import ReferenceIndex
 from authentiq.reports import ReportRow, ReportStore
-from authentiq.settings import Settings
+from authentiq.settings import InspectionSettings, QualitySettings
 from authentiq.stitch import build_input
 from authentiq.verdict import Verdict, decide
 from authentiq.view_gate import ViewCheck, assess
@@ -110,9 +110,10 @@ class Run:
 
 
 class Inspector:
-    def __init__(self, settings: Settings, spec: ModelSpec, info: BackendInfo, batcher: Batcher,
-                 store: ReportStore, pool: Executor, references: ReferenceIndex) -> None:
-        self.settings, self.spec, self.info = settings, spec, info
+    def __init__(self, settings: InspectionSettings, quality: QualitySettings, spec: ModelSpec,
+                 info: BackendInfo, batcher: Batcher, store: ReportStore, pool: Executor,
+                 references: ReferenceIndex) -> None:
+        self.settings, self.quality, self.spec, self.info = settings, quality, spec, info
         self.batcher, self.store, self.pool = batcher, store, pool
         self.references = references
         self._products = {(b.lower(), m.lower()) for b, m in spec.products}
@@ -300,7 +301,7 @@ class Inspector:
             if header.working_bytes > LARGE_DECODE:
                 release_memory()  # give the freed raster back to the OS now, not someday
         t1 = time.perf_counter()
-        quality = check(decoded, self.settings)
+        quality = check(decoded, self.quality)
         return _Prepared(upload.view, upload.data, decoded, quality, t1 - t0, time.perf_counter() - t1)
 
     def _heatmaps(self, cam: np.ndarray, prepared: dict[str, _Prepared], present: set[str],

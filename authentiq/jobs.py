@@ -34,6 +34,7 @@ from authentiq.doorbell import Doorbell
 from authentiq.errors import AuthentiqError, QueueFull, ReportNotFound, ShuttingDown
 from authentiq.inspection import Inspector, Upload
 from authentiq.reports import ReportStore
+from authentiq.settings import JobSettings
 from authentiq.tenants import Visible
 from authentiq.webhooks import iso_utc
 
@@ -203,14 +204,13 @@ class JobStore:
 
 
 class JobRunner:
-    """Claims and runs jobs, ``workers`` at a time (0: this process only accepts them)."""
+    """Claims and runs jobs, ``job_workers`` at a time (0: this process only accepts them)."""
 
-    def __init__(self, jobs: JobStore, inspector: Inspector, reports: ReportStore, *, workers: int,
-                 lease_s: float, poll_s: float, max_attempts: int,
-                 on_finish: Callable[[JobRow], None] | None = None) -> None:
+    def __init__(self, jobs: JobStore, inspector: Inspector, reports: ReportStore,
+                 config: JobSettings, *, on_finish: Callable[[JobRow], None] | None = None) -> None:
         self.jobs, self.inspector, self.reports = jobs, inspector, reports
-        self.workers, self.lease_s, self.poll_s = workers, lease_s, poll_s
-        self.max_attempts = max_attempts
+        self.workers, self.lease_s, self.poll_s = config.job_workers, config.job_lease_s, config.poll_s
+        self.max_attempts = config.job_max_attempts
         self.on_finish = on_finish or (lambda job: None)
         self._running: set[asyncio.Task[None]] = set()
         self._bell = Doorbell()

@@ -128,7 +128,7 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
     from authentiq.reference_index import ReferenceIndex
     from authentiq.references import ReferenceStore
     from authentiq.schema import open_database
-    from authentiq.settings import DEFAULT_MODEL, DEFAULT_REFERENCES
+    from authentiq.settings import DEFAULT_MODEL, DEFAULT_REFERENCES, ReferenceSettings
 
     folder = tmp_path / "refs"
     folder.mkdir()
@@ -166,7 +166,7 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
     assert "re-embedded 3 references with authentiq-default@9.0.0" in capsys.readouterr().out
     engine = open_database(db)
     store = ReferenceStore(engine, BlobStore(tmp_path / "blobs" / "references"))
-    index = ReferenceIndex(store, model_version="authentiq-default@9.0.0", dim=128)
+    index = ReferenceIndex(store, ReferenceSettings(), model_version="authentiq-default@9.0.0", dim=128)
     index.sync(force=True)
     assert index.size == 3 and store.missing_embeddings("authentiq-default@9.0.0") == []
     assert {r.source for r in store.find()[0]} == {"boutique"}

@@ -23,7 +23,7 @@ from authentiq.inspection import Upload
 from authentiq.jobs import JobRow, JobStore
 from authentiq.keys import create_key
 from authentiq.reports import ReportRow, make_engine
-from authentiq.settings import Settings
+from authentiq.settings import JobSettings, Settings
 from authentiq.synthetic import SyntheticItem
 from authentiq.tenants import create_tenant
 from authentiq.webhooks import set_webhook, sign, verify
@@ -180,7 +180,8 @@ def test_webhook_is_signed_retried_with_backoff_and_logged(
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
     from authentiq.webhooks import Dispatcher
 
-    dispatcher = Dispatcher(make_engine("sqlite://"), backoff_s=5, backoff_max_s=60)
+    dispatcher = Dispatcher(make_engine("sqlite://"),
+                            JobSettings(webhook_backoff_s=5, webhook_backoff_max_s=60))
     for attempt, base in [(1, 5), (2, 10), (3, 20), (4, 40), (5, 60), (12, 60)]:
         waits = [dispatcher.backoff(attempt) for _ in range(200)]
         assert 0.8 * base <= min(waits) < max(waits) <= 1.2 * base

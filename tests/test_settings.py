@@ -92,3 +92,13 @@ def test_a_section_validates_on_its_own() -> None:
     with pytest.raises(ValidationError, match="Extra inputs"):
         QualitySettings(max_batch_size=4)  # type: ignore[call-arg]
     assert issubclass(BatcherSettings, Section) and not issubclass(Settings, BatcherSettings)
+
+
+def test_the_architecture_doc_lists_every_variable_in_its_section() -> None:
+    rows = {line.split("|")[1].strip().strip("`"): line
+            for line in DOCS.read_text().splitlines() if line.startswith("| `")}
+    for name, section in SECTIONS.items():
+        assert name in rows, f"docs/architecture.md has no row for the {name} section"
+        listed = rows[name].split("|")[2]
+        for field in section.model_fields:
+            assert f"`{field.upper()}`" in listed, f"AUTHENTIQ_{field.upper()} is not in the {name} row"

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Read only the model's contract here (cheap, no session): the OpenAPI body lists its views.
-    spec = model_contract(settings)
+    spec = model_contract(settings.model)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -34,9 +34,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with open_services(settings, observer=metrics) as services:
             app.state.services = services
             app.state.metrics = metrics
-            if settings.public_base_url == Settings.model_fields["public_base_url"].default:
+            public_base_url = settings.access.public_base_url
+            if public_base_url == Settings.model_fields["public_base_url"].default:
                 log.warning("AUTHENTIQ_PUBLIC_BASE_URL is not set: share links and QR codes point "
-                            "at %s, which only this machine can open", settings.public_base_url)
+                            "at %s, which only this machine can open", public_base_url)
             log.info("ready: %s %s on %s", services.backend.spec.model_name,
                      services.backend.info.precision, services.backend.info.name)
             yield
@@ -63,10 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.include_router(health.router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
-                       timeout_s=settings.body_timeout_s)
-    if settings.cors_origins:  # kiosks served from another origin; never "*"
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.uploads.max_request_bytes,
+                       timeout_s=settings.connections.body_timeout_s)
+    cors_origins = settings.access.cors_origins
+    if cors_origins:  # kiosks served from another origin; never "*"
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "X-API-Key", "Idempotency-Key",
                                           "Content-Type"],

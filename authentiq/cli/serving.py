@@ -34,7 +34,7 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     print(f"AuthentiQ serving on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                **uvicorn_options(settings))
+                **uvicorn_options(settings.connections))
     return 0
 
 
@@ -47,15 +47,15 @@ def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[
     from authentiq.api.server import uvicorn_options
     from authentiq.schema import open_database
 
-    if settings.migrate:
-        open_database(settings.database_url).dispose()
+    if settings.storage.migrate:
+        open_database(settings.storage.database_url).dispose()
     for key, value in overrides.items():  # the workers read their settings from the environment
         os.environ[f"AUTHENTIQ_{key.upper()}"] = str(value)
     print(f"AuthentiQ serving on http://{args.host}:{args.port} with {args.workers} workers "
           f"(API docs: /docs)", flush=True)
     uvicorn.run("authentiq.api.app:create_app", factory=True, workers=args.workers,
                 host=args.host, port=args.port, log_level=args.log_level,
-                **uvicorn_options(settings))
+                **uvicorn_options(settings.connections))
     return 0
 
 def inspect(args: argparse.Namespace) -> int:
@@ -127,16 +127,17 @@ def build_engine(args: argparse.Namespace) -> int:
              "trt_hardware_compatibility": args.hardware_compat,
              "trt_version_compatible": args.version_compat, "tensorrt_flavour": args.flavour}
     settings = Settings(**{k: v for k, v in given.items() if v is not None})
-    options = build_options(settings)
+    model = settings.model
+    options = build_options(model, settings.batcher)
     if args.opt_batch is not None:
         options = dataclasses.replace(options, opt_batch=args.opt_batch)
-    trt = import_tensorrt(None if settings.tensorrt_flavour == "auto" else settings.tensorrt_flavour)
+    trt = import_tensorrt(None if model.tensorrt_flavour == "auto" else model.tensorrt_flavour)
     try:
-        gpu = usable_gpu(settings.gpu_index).label
+        gpu = usable_gpu(model.gpu_index).label
     except BackendUnavailable as exc:
         print(f"no GPU ({exc.detail}); building ahead of time", file=sys.stderr)
         gpu = NO_GPU
-    engine = load_or_build(settings.tensorrt_model_path, settings.engine_dir, trt, gpu, options,
+    engine = load_or_build(model.tensorrt_model_path, model.engine_dir, trt, gpu, options,
                            force=args.force)
     state = "built" if engine.built else "cache hit"
     print(f"{state}: {engine.path} ({len(engine.plan) / 1e6:.1f} MB, {engine.seconds:.1f} s)")

@@ -60,7 +60,7 @@ async def views(services: ServicesDep) -> dict[str, Any]:
                  "schema": {"type": "object", "required": ["view", "photo"], "properties": {
                      "view": {"type": "string"}, "photo": {"type": "string", "format": "binary"}}}}}}})
 async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
-    settings, spec = services.settings, services.backend.spec
+    limits, spec = services.settings.uploads, services.backend.spec
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMediaType("send multipart/form-data with fields 'view' and 'photo'")
     form = await parse_form(request, max_files=1, max_fields=2)
@@ -70,17 +70,17 @@ async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
             raise UnknownView(f"view must be one of {', '.join(spec.view_names)}", view=str(view))
         if not isinstance(photo, UploadFile):
             raise InvalidField("send the photo as a file field named 'photo'", field="photo")
-        data = await photo.read(settings.max_file_bytes + 1)
+        data = await photo.read(limits.max_file_bytes + 1)
     finally:
         await form.close()  # removes spooled temporary files
-    if len(data) > settings.max_file_bytes:
-        raise FileTooLarge(f"the photo exceeds {settings.max_file_bytes:,} bytes", view=view)
+    if len(data) > limits.max_file_bytes:
+        raise FileTooLarge(f"the photo exceeds {limits.max_file_bytes:,} bytes", view=view)
     if not data:
         raise EmptyFile("the photo is empty (0 bytes)", view=view)
 
     inspector = services.inspector
     client = client_of(request)
-    deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
+    deadline = asyncio.get_running_loop().time() + services.settings.inspection.request_timeout_s
     with in_flight(services, client):
         run = await inspector.run([Upload(view, data)], priority=Priority.INTERACTIVE,
                                   deadline=deadline, client=client)

@@ -31,7 +31,7 @@ from authentiq.jobs import job_view
 from authentiq.keys import Principal
 from authentiq.preprocess import supported_formats
 from authentiq.services import Services
-from authentiq.settings import Settings
+from authentiq.settings import UploadSettings
 from authentiq.text import check_text
 
 TEXT_FIELDS = {"brand": 128, "model": 128, "client_ref": 128}
@@ -61,24 +61,24 @@ def request_body_schema(view_names: list[str], required: list[str],
         "type": "object", "properties": props, "required": [*required, "brand", "model"]}}}}}
 
 
-async def read_uploads(request: Request, settings: Settings, text_fields: dict[str, int] = TEXT_FIELDS
-                       ) -> tuple[list[Upload], dict[str, str]]:
+async def read_uploads(request: Request, limits: UploadSettings,
+                       text_fields: dict[str, int] = TEXT_FIELDS) -> tuple[list[Upload], dict[str, str]]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise UnsupportedMediaType(
             f"send multipart/form-data (one file per view), not {content_type or 'no content type'!r}")
-    form = await parse_form(request, max_files=settings.max_files, max_fields=len(text_fields) + 4)
+    form = await parse_form(request, max_files=limits.max_files, max_fields=len(text_fields) + 4)
     try:
         fields: dict[str, str] = {}
         uploads: list[Upload] = []
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
-                if value.size is not None and value.size > settings.max_file_bytes:
+                if value.size is not None and value.size > limits.max_file_bytes:
                     raise FileTooLarge(f"the {name} photo is {value.size:,} bytes; the limit is "
-                                       f"{settings.max_file_bytes:,}", view=name)
-                data = await value.read(settings.max_file_bytes + 1)
-                if len(data) > settings.max_file_bytes:
-                    raise FileTooLarge(f"the {name} photo exceeds {settings.max_file_bytes:,} bytes",
+                                       f"{limits.max_file_bytes:,}", view=name)
+                data = await value.read(limits.max_file_bytes + 1)
+                if len(data) > limits.max_file_bytes:
+                    raise FileTooLarge(f"the {name} photo exceeds {limits.max_file_bytes:,} bytes",
                                        view=name)
                 if not data:
                     raise EmptyFile(f"the {name} photo is empty (0 bytes)", view=name)
@@ -145,10 +145,10 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         idempotency_key: IdempotencyKey = None,
     ) -> Any:
         settings = services.settings
-        budget = settings.request_timeout_s if timeout_ms is None else \
-            min(timeout_ms / 1000, settings.request_timeout_s)
+        longest = settings.inspection.request_timeout_s
+        budget = longest if timeout_ms is None else min(timeout_ms / 1000, longest)
         deadline = asyncio.get_running_loop().time() + budget
-        uploads, fields = await read_uploads(request, settings)
+        uploads, fields = await read_uploads(request, settings.uploads)
         if mode == "async":
             return await submit_job(services, caller, uploads, fields, priority or Priority.BULK,
                                     idempotency_key)

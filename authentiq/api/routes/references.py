@@ -55,8 +55,8 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                     caller: Admin,
                     idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         settings = services.settings
-        uploads, form = await read_uploads(request, settings, TEXT_FIELDS)
-        deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
+        uploads, form = await read_uploads(request, settings.uploads, TEXT_FIELDS)
+        deadline = asyncio.get_running_loop().time() + settings.inspection.request_timeout_s
 
         async def work(_: str | None) -> dict[str, Any]:
             return await services.enroller.enrol(
