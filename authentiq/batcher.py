@@ -38,6 +38,7 @@ import numpy as np
 
 from authentiq.backends.base import Backend, Outputs
 from authentiq.collate import RowResult, run_batch
+from authentiq.deadline import Deadline
 from authentiq.errors import DeadlineExceeded, InferenceFailed, QueueFull, ShuttingDown
 from authentiq.settings import BatcherSettings
 
@@ -135,20 +136,21 @@ class Batcher:
         return max(1, math.ceil((self.depth / per_slot + 1) * self._batch_s))
 
     async def submit(self, views: np.ndarray, *, priority: Priority = Priority.INTERACTIVE,
-                     timeout_s: float | None = None, client: str = "-") -> Result:
+                     deadline: Deadline | None = None, client: str = "-") -> Result:
         """Queue one mosaic ``[3, H, W]``; its result once its batch ran.
 
-        Raises QueueFull or ShuttingDown at once, DeadlineExceeded when ``timeout_s`` passes while
+        Raises QueueFull or ShuttingDown at once, DeadlineExceeded when ``deadline`` passes while
         queued (the request is then never executed); cancelling the caller removes it from the queue.
         """
         self.check_capacity()
-        if timeout_s is not None and timeout_s <= 0:
+        if deadline is not None and deadline.expired():
             self.observer.rejected("deadline")
             raise DeadlineExceeded("the request's deadline passed before inference")
         loop = asyncio.get_running_loop()
         job = _Job(views, priority, loop.create_future(), loop.time(), client)
-        if timeout_s is not None:
-            job.timer = loop.call_later(timeout_s, self._expire, job, timeout_s)
+        if deadline is not None:
+            left = deadline.remaining()
+            job.timer = loop.call_later(left, self._expire, job, left)
         self._queues[priority].append(job)
         self.observer.queue_depth(priority, len(self._queues[priority]))
         self._wake.set()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from authentiq.batcher import Priority
+from authentiq.deadline import Deadline
 from authentiq.errors import AuthentiqError, DatasetError, DuplicateReference, ReferenceRejected
 from authentiq.inspection import Inspector, Upload
 from authentiq.reference_index import ReferenceIndex
@@ -34,7 +35,7 @@ class Enroller:
         self.inspector, self.store, self.index = inspector, store, index
 
     async def enrol(self, uploads: list[Upload], *, brand: str, model: str, source: str | None = None,
-                    notes: str | None = None, deadline: float | None = None) -> dict[str, Any]:
+                    notes: str | None = None, deadline: Deadline | None = None) -> dict[str, Any]:
         spec = self.inspector.spec
         self.inspector.check_views([u.view for u in uploads])
         loop = asyncio.get_running_loop()

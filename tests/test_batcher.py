@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from authentiq.backends.base import Outputs
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.batcher import Batcher, Priority, Result
+from authentiq.deadline import Deadline
 from authentiq.errors import DeadlineExceeded, InferenceFailed, QueueFull, ShuttingDown
 from authentiq.settings import BatcherSettings
 
@@ -275,12 +276,12 @@ def test_deadline_answers_while_queued_and_never_runs(backend: OnnxRuntimeBacken
         await settle()
         t0 = loop.time()
         with pytest.raises(DeadlineExceeded):
-            await batcher.submit(tagged(backend, 1), timeout_s=0.2)
+            await batcher.submit(tagged(backend, 1), deadline=Deadline.from_timeout(0.2))
         # answered at its deadline, while the backend was still busy (no slot had freed up)
         assert loop.time() - t0 < 2 and not recorder.gate.is_set()
         assert batcher.depth == 0
         with pytest.raises(DeadlineExceeded):  # a deadline already past is refused at once
-            await batcher.submit(tagged(backend, 2), timeout_s=0)
+            await batcher.submit(tagged(backend, 2), deadline=Deadline.from_timeout(0))
         recorder.gate.set()
         await busy
         await batcher.close()

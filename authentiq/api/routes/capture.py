@@ -7,7 +7,6 @@ Once API keys exist these need the ``submit`` scope, like inspections.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,6 +18,7 @@ from authentiq.api.deps import ServicesDep
 from authentiq.api.routes.inspections import PROBLEMS, client_of, in_flight, parse_form
 from authentiq.api.schemas import ViewQuality
 from authentiq.batcher import Priority
+from authentiq.deadline import Deadline
 from authentiq.errors import EmptyFile, FileTooLarge, InvalidField, UnknownView, UnsupportedMediaType
 from authentiq.inspection import Upload, view_result, with_gate
 
@@ -80,7 +80,7 @@ async def quality(request: Request, services: ServicesDep) -> dict[str, Any]:
 
     inspector = services.inspector
     client = client_of(request)
-    deadline = asyncio.get_running_loop().time() + services.settings.inspection.request_timeout_s
+    deadline = Deadline.from_timeout(services.settings.inspection.request_timeout_s)
     with in_flight(services, client):
         run = await inspector.run([Upload(view, data)], priority=Priority.INTERACTIVE,
                                   deadline=deadline, client=client)

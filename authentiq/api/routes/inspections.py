@@ -17,6 +17,7 @@ from authentiq.api.deps import MetricsDep, ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.schemas import Job, Problem, Report
 from authentiq.batcher import Priority
+from authentiq.deadline import Deadline
 from authentiq.errors import (
     ClientClosedRequest,
     EmptyFile,
@@ -147,7 +148,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
         settings = services.settings
         longest = settings.inspection.request_timeout_s
         budget = longest if timeout_ms is None else min(timeout_ms / 1000, longest)
-        deadline = asyncio.get_running_loop().time() + budget
+        deadline = Deadline.from_timeout(budget)
         uploads, fields = await read_uploads(request, settings.uploads)
         if mode == "async":
             return await submit_job(services, caller, uploads, fields, priority or Priority.BULK,

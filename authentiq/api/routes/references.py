@@ -18,6 +18,7 @@ from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.routes.inspections import PROBLEMS, read_uploads, request_body_schema
 from authentiq.api.routes.reports import MEDIA
 from authentiq.api.schemas import Problem, Reference, ReferenceList
+from authentiq.deadline import Deadline
 from authentiq.enrolment import reference_json
 from authentiq.errors import ReferenceNotFound
 from authentiq.idempotency import fingerprint
@@ -56,7 +57,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                     idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         settings = services.settings
         uploads, form = await read_uploads(request, settings.uploads, TEXT_FIELDS)
-        deadline = asyncio.get_running_loop().time() + settings.inspection.request_timeout_s
+        deadline = Deadline.from_timeout(settings.inspection.request_timeout_s)
 
         async def work(_: str | None) -> dict[str, Any]:
             return await services.enroller.enrol(
