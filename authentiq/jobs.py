@@ -11,6 +11,11 @@ so a job that died after its report was stored is only marked done, never inspec
 job that keeps killing its worker fails after ``job_max_attempts`` runs. The end of a job and
 its webhook delivery are one transaction (see :mod:`authentiq.webhooks`).
 
+Deadline (``?timeout_ms`` with ``mode=async``): the job row keeps it as a UTC time
+(``deadline_at``). A job still waiting at its deadline is failed with ``deadline-exceeded``
+without running — by the first worker to look (each looks every ``poll_s``, busy or not) — and a
+running one carries it through decoding and the batcher's queue like a synchronous request.
+
 Graceful shutdown stops claiming and lets running jobs finish; queued ones wait in the database.
 """
 
@@ -23,15 +28,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, or_, update
+from sqlalchemy import JSON, Column, ColumnElement, Index, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from authentiq import webhooks
 from authentiq.batcher import Priority
 from authentiq.blobs import Blobs
+from authentiq.deadline import Deadline
 from authentiq.doorbell import Doorbell
-from authentiq.errors import AuthentiqError, QueueFull, ReportNotFound, ShuttingDown
+from authentiq.errors import AuthentiqError, DeadlineExceeded, QueueFull, ReportNotFound, ShuttingDown
 from authentiq.inspection import Inspector, Upload
 from authentiq.reports import ReportStore
 from authentiq.settings import JobSettings
@@ -40,6 +46,7 @@ from authentiq.webhooks import iso_utc
 
 log = logging.getLogger(__name__)
 RETRY_LATER = (QueueFull, ShuttingDown)  # not the job's fault: run it again shortly
+MAX_TIMEOUT_S = 24 * 3600  # a job's deadline is at most this far from its request's arrival
 
 
 class JobNotFound(AuthentiqError):
@@ -67,6 +74,7 @@ class JobRow(SQLModel, table=True):
     created_at: datetime = Field(index=True)
     updated_at: datetime
     finished_at: datetime | None = None
+    deadline_at: datetime | None = None  # ?timeout_ms: failed with deadline-exceeded past it
     verdict: str | None = Field(default=None, max_length=16)
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
@@ -77,7 +85,8 @@ def job_view(row: JobRow) -> dict[str, Any]:
         "id": row.id, "status": row.status, "brand": row.brand, "model": row.model,
         "client_ref": row.client_ref, "priority": row.priority, "attempts": row.attempts,
         "created_at": iso_utc(row.created_at), "updated_at": iso_utc(row.updated_at),
-        "finished_at": iso_utc(row.finished_at), "report_id": row.id if done else None,
+        "finished_at": iso_utc(row.finished_at), "deadline_at": iso_utc(row.deadline_at),
+        "report_id": row.id if done else None,
         "verdict": row.verdict, "error": row.error,
         "links": {"self": f"/v1/jobs/{row.id}", "report": f"/v1/reports/{row.id}" if done else None},
     }
@@ -89,15 +98,15 @@ class JobStore:
 
     def submit(self, uploads: list[Upload], *, brand: str, model: str, client_ref: str | None,
                priority: Priority, key_id: str | None, tenant_id: str,
-               job_id: str | None = None) -> JobRow:
+               job_id: str | None = None, deadline: Deadline | None = None) -> JobRow:
         """Photos first, then the row (committed): once this returns, the job survives a crash.
-        A failure leaves neither behind."""
+        A failure leaves neither behind. ``deadline``: the request's (kept as a UTC time)."""
         job_id, now = job_id or uuid.uuid4().hex, datetime.now(UTC)
         files = {u.view: f"{i}.bin" for i, u in enumerate(uploads)}
         self.blobs.put_many(job_id, {files[u.view]: u.data for u in uploads})
         row = JobRow(id=job_id, key_id=key_id, tenant_id=tenant_id, brand=brand, model=model,
                      client_ref=client_ref, priority=priority.value, files=files, created_at=now,
-                     updated_at=now)
+                     updated_at=now, deadline_at=None if deadline is None else deadline.wall_clock())
         try:
             with Session(self.engine) as session:
                 session.add(row)
@@ -126,8 +135,7 @@ class JobStore:
         """Up to ``limit`` runnable jobs, oldest first: queued ones and those whose worker's lease
         ran out. One whose lease ran out ``max_attempts`` times is failed instead."""
         now = datetime.now(UTC)
-        runnable = or_(col(JobRow.status) == "queued",
-                       (col(JobRow.status) == "running") & (col(JobRow.lease_until) < now))
+        runnable = _runnable(now) & _not_overdue(now)  # overdue ones are expire()'s
         claimed: list[JobRow] = []
         given_up: list[str] = []
         with Session(self.engine) as session:
@@ -152,6 +160,24 @@ class JobStore:
         for job_id in given_up:
             self.blobs.delete(job_id)
         return claimed
+
+    def expire(self, limit: int = 100) -> list[JobRow]:
+        """Fail the jobs still waiting (queued, or their worker's lease ran out) whose deadline
+        has passed, without running them: ``deadline-exceeded``, webhook queued, photos dropped."""
+        now = datetime.now(UTC)
+        waiting = _runnable(now) & _overdue(now)
+        with Session(self.engine) as session:
+            overdue = session.exec(select(JobRow.id).where(waiting)
+                                   .order_by(col(JobRow.deadline_at)).limit(limit)).all()
+            ended = [job_id for job_id in overdue if self._end(
+                session, job_id, only_if=waiting, error=DeadlineExceeded(
+                    "the job's deadline (timeout_ms from its request's arrival) passed while it "
+                    "waited to run; it was not run").to_problem(instance=f"/v1/jobs/{job_id}"))]
+            session.commit()
+            rows = session.exec(select(JobRow).where(col(JobRow.id).in_(ended))).all() if ended else []
+        for job_id in ended:
+            self.blobs.delete(job_id)
+        return list(rows)
 
     def extend(self, job_id: str, lease_s: float) -> None:
         with Session(self.engine) as session:
@@ -185,10 +211,14 @@ class JobStore:
         return job
 
     def _end(self, session: Session, job_id: str, report: dict[str, Any] | None = None,
-             error: dict[str, Any] | None = None) -> bool:
+             error: dict[str, Any] | None = None,
+             only_if: ColumnElement[bool] | None = None) -> bool:
         now = datetime.now(UTC)
-        taken = session.execute(update(JobRow).where(
-            col(JobRow.id) == job_id, col(JobRow.status).in_(("queued", "running"))).values(
+        ending = update(JobRow).where(col(JobRow.id) == job_id,
+                                      col(JobRow.status).in_(("queued", "running")))
+        if only_if is not None:  # still true at the update: nobody claimed the job meanwhile
+            ending = ending.where(only_if)
+        taken = session.execute(ending.values(
             status="succeeded" if error is None else "failed", updated_at=now, finished_at=now,
             lease_until=None, verdict=report["verdict"] if report else None, error=error))
         if taken.rowcount != 1:  # type: ignore[attr-defined]
@@ -201,6 +231,20 @@ class JobStore:
             data["report"] = report
         webhooks.enqueue(session, job.key_id, job.tenant_id, job.id, event, data)
         return True
+
+
+def _runnable(now: datetime) -> ColumnElement[bool]:
+    """Jobs a worker may take: queued, or running with their worker's lease run out."""
+    return or_(col(JobRow.status) == "queued",
+               (col(JobRow.status) == "running") & (col(JobRow.lease_until) < now))
+
+
+def _overdue(now: datetime) -> ColumnElement[bool]:
+    return col(JobRow.deadline_at) < now
+
+
+def _not_overdue(now: datetime) -> ColumnElement[bool]:
+    return or_(col(JobRow.deadline_at).is_(None), col(JobRow.deadline_at) >= now)
 
 
 class JobRunner:
@@ -216,6 +260,7 @@ class JobRunner:
         self._bell = Doorbell()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._expired_at = float("-inf")  # when this worker last failed overdue jobs
 
     async def start(self) -> None:
         if self.workers > 0:
@@ -237,12 +282,13 @@ class JobRunner:
         while not self._stopping:
             free = self.workers - len(self._running)
             claimed: list[JobRow] = []
-            if free > 0:
-                try:
+            try:
+                await self._expire()
+                if free > 0:
                     claimed = await asyncio.to_thread(self.jobs.claim, free, self.lease_s,
                                                       self.max_attempts)
-                except Exception:  # the database is away: keep the loop, try again shortly
-                    log.exception("job runner: could not claim jobs; retrying")
+            except Exception:  # the database is away: keep the loop, try again shortly
+                log.exception("job runner: could not claim jobs; retrying")
             for job in claimed:
                 task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
                 self._running.add(task)
@@ -250,6 +296,17 @@ class JobRunner:
             if claimed and len(claimed) == free:
                 continue  # there may be more waiting
             await self._bell.wait(self.poll_s)
+
+    async def _expire(self) -> None:
+        """Fail overdue waiting jobs, at most every ``poll_s``: also while every slot is busy, so
+        a job's deadline is kept even when it waits behind others."""
+        now = asyncio.get_running_loop().time()
+        if now - self._expired_at < self.poll_s:
+            return
+        self._expired_at = now
+        for job in await asyncio.to_thread(self.jobs.expire):
+            log.info("job %s failed (deadline-exceeded): its deadline passed before it ran", job.id)
+            self.on_finish(job)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -290,17 +347,22 @@ class JobRunner:
             return dict(row.body), None
         except ReportNotFound:
             pass
+        deadline = None if job.deadline_at is None else Deadline.until(job.deadline_at)
         uploads = await asyncio.to_thread(self.jobs.uploads, job)
         while True:
             try:
+                if deadline is not None and deadline.expired():
+                    raise DeadlineExceeded("the job's deadline (timeout_ms from its request's "
+                                           "arrival) passed before it could run; it was not run")
                 return await self.inspector.inspect(
                     uploads, brand=job.brand, model=job.model, client_ref=job.client_ref,
-                    priority=Priority(job.priority), key_id=job.key_id,
+                    priority=Priority(job.priority), deadline=deadline, key_id=job.key_id,
                     tenant_id=job.tenant_id, report_id=job.id), None
             except RETRY_LATER as exc:
                 if self._stopping or isinstance(exc, ShuttingDown):
                     return None, None
-                await asyncio.sleep(float(exc.extra.get("retry_after", 1)))
+                wait = float(exc.extra.get("retry_after", 1))
+                await asyncio.sleep(wait if deadline is None else min(wait, deadline.remaining()))
                 await asyncio.to_thread(self.jobs.extend, job.id, self.lease_s)
             except AuthentiqError as exc:  # the photos' or the claim's fault: final
                 return None, exc.to_problem(instance=f"/v1/jobs/{job.id}")
