@@ -23,6 +23,7 @@ import asyncio
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from authentiq.deadline import Deadline, time_left
 from authentiq.errors import AuthentiqError, DeadlineExceeded
 
 
@@ -73,16 +74,15 @@ class DecodeGate:
     def waiting(self) -> int:
         return sum(len(q) for q in self._waiting.values())
 
-    async def admit(self, client: str, cost: int, deadline: float | None = None) -> Ticket:
-        """Wait for this client's turn, a free slot and ``cost`` bytes; ``deadline`` on the event
-        loop's clock. A cost above the whole capacity is admitted alone (never starved)."""
+    async def admit(self, client: str, cost: int, deadline: Deadline | None = None) -> Ticket:
+        """Wait for this client's turn, a free slot and ``cost`` bytes, within ``deadline``
+        (None: no deadline). A cost above the whole capacity is admitted alone (never starved)."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(client, min(cost, self.capacity), loop.create_future())
         self._waiting.setdefault(client, deque()).append(waiter)
         self._dispatch()
-        timeout = None if deadline is None else max(0.0, deadline - loop.time())
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+            return await asyncio.wait_for(asyncio.shield(waiter.future), time_left(deadline))
         except TimeoutError:
             if self._withdraw(waiter):
                 raise DeadlineExceeded("the request's deadline passed while its photos waited "

@@ -15,8 +15,10 @@ Requests carry a priority (interactive before bulk; a batch is filled from the i
 first), an optional deadline (a timer answers 504 the moment it passes and removes the request, so
 it never runs) and are removed from the queue when their caller is cancelled (client disconnect).
 ``max_queue_size`` bounds the queue: a full queue refuses at once (503 with ``Retry-After``).
-``instances`` batches may run at once, each in its own worker thread, so batch N+1 is collated and
-copied while batch N computes. Collate/split live in :mod:`authentiq.collate`.
+``batcher_instances`` batches may run at once, each in its own worker thread, so batch N+1 is
+collated and copied while batch N computes. Collate/split live in :mod:`authentiq.collate`. The
+configuration is the settings' batcher section (:class:`~authentiq.settings.BatcherSettings`),
+which validates the batch sizes.
 """
 
 from __future__ import annotations
@@ -28,17 +30,18 @@ import functools
 import logging
 import math
 import threading
-import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from authentiq.backends.base import Backend, Outputs
 from authentiq.collate import RowResult, run_batch
+from authentiq.deadline import Deadline
 from authentiq.errors import DeadlineExceeded, InferenceFailed, QueueFull, ShuttingDown
+from authentiq.settings import BatcherSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,28 +49,6 @@ log = logging.getLogger(__name__)
 class Priority(enum.StrEnum):
     INTERACTIVE = "interactive"  # a person is waiting (kiosk, auditor)
     BULK = "bulk"  # machine-to-machine backlog (marketplace jobs)
-
-
-@dataclass(frozen=True)
-class BatcherConfig:
-    max_batch_size: int = 8
-    _: KW_ONLY
-    preferred_batch_sizes: tuple[int, ...] = ()
-    max_queue_delay_s: float = 0.002
-    max_queue_size: int = 128
-    instances: int = 1
-    adaptive: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_batch_size < 1:
-            raise ValueError("max_batch_size must be at least 1")
-        wrong = [p for p in self.preferred_batch_sizes if not 1 <= p <= self.max_batch_size]
-        if wrong:
-            raise ValueError(f"preferred batch sizes {wrong} are outside 1..{self.max_batch_size}")
-        if self.max_queue_delay_s < 0:
-            raise ValueError("max_queue_delay_s must not be negative")
-        if self.max_queue_size < 1 or self.instances < 1:
-            raise ValueError("max_queue_size and instances must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -109,7 +90,7 @@ class _Job:
 
 
 class Batcher:
-    def __init__(self, backend: Backend, config: BatcherConfig,
+    def __init__(self, backend: Backend, config: BatcherSettings,
                  observer: BatchObserver | None = None) -> None:
         if config.max_batch_size > backend.info.max_batch_size:
             raise ValueError(f"max_batch_size {config.max_batch_size} exceeds what the backend "
@@ -117,7 +98,8 @@ class Batcher:
         self.backend, self.config = backend, config
         self.observer: BatchObserver = observer or _Silent()
         self._queues: dict[Priority, deque[_Job]] = {p: deque() for p in Priority}
-        self._executor = ThreadPoolExecutor(config.instances, thread_name_prefix="authentiq-infer")
+        self._executor = ThreadPoolExecutor(config.batcher_instances,
+                                            thread_name_prefix="authentiq-infer")
         self._local = threading.local()  # each instance thread's staging buffer
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -152,25 +134,26 @@ class Batcher:
 
     def retry_after(self) -> int:
         """Whole seconds until the present queue has likely drained (at least 1)."""
-        per_slot = self.config.max_batch_size * self.config.instances
+        per_slot = self.config.max_batch_size * self.config.batcher_instances
         return max(1, math.ceil((self.depth / per_slot + 1) * self._batch_s))
 
     async def submit(self, views: np.ndarray, *, priority: Priority = Priority.INTERACTIVE,
-                     timeout_s: float | None = None, client: str = "-") -> Result:
+                     deadline: Deadline | None = None, client: str = "-") -> Result:
         """Queue one mosaic ``[3, H, W]``; its result once its batch ran.
 
-        Raises QueueFull or ShuttingDown at once, DeadlineExceeded when ``timeout_s`` passes while
+        Raises QueueFull or ShuttingDown at once, DeadlineExceeded when ``deadline`` passes while
         queued (the request is then never executed); cancelling the caller removes it from the queue.
         """
         self.check_capacity()
-        if timeout_s is not None and timeout_s <= 0:
+        if deadline is not None and deadline.expired():
             self.observer.rejected("deadline")
             raise DeadlineExceeded("the request's deadline passed before inference")
         loop = asyncio.get_running_loop()
         job = _Job(views, priority, loop.create_future(), loop.time(), client,
-                   None if timeout_s is None else time.monotonic() + timeout_s)
-        if timeout_s is not None:
-            job.timer = loop.call_later(timeout_s, self._expire, job, timeout_s)
+                   None if deadline is None else deadline.at)
+        if deadline is not None:
+            left = deadline.remaining()
+            job.timer = loop.call_later(left, self._expire, job, left)
         self._queues[priority].append(job)
         self.observer.queue_depth(priority, len(self._queues[priority]))
         self._wake.set()
@@ -211,13 +194,13 @@ class Batcher:
     def _next_batch(self, now: float) -> tuple[list[_Job], float | None]:
         """The jobs to run now, or none and when to look again (None: when woken)."""
         n = self.depth
-        if n == 0 or len(self._running) >= self.config.instances:
+        if n == 0 or len(self._running) >= self.config.batcher_instances:
             return [], None
         cfg = self.config
         oldest = min(q[0].queued_at for q in self._queues.values() if q)
         due = oldest + cfg.max_queue_delay_s
         if n >= cfg.max_batch_size or now >= due or self._closing or \
-                (cfg.adaptive and not self._running):
+                (cfg.adaptive_batching and not self._running):
             return self._take(min(n, cfg.max_batch_size)), None
         fitting = [p for p in cfg.preferred_batch_sizes if p <= n]
         if fitting:
@@ -318,4 +301,4 @@ def fair_share(queue: deque[_Job], k: int) -> list[_Job]:
     return taken
 
 
-__all__ = ["BatchObserver", "Batcher", "BatcherConfig", "Priority", "Result"]
+__all__ = ["BatchObserver", "Batcher", "Priority", "Result"]

@@ -15,13 +15,11 @@ import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from authentiq.errors import ReportNotFound
-
-if TYPE_CHECKING:
-    from authentiq.settings import Settings
+from authentiq.settings import StorageSettings
 
 HEX = frozenset("0123456789abcdef")
 
@@ -42,10 +40,10 @@ class Blobs(Protocol):
     def child(self, name: str) -> Blobs: ...
 
 
-def open_blobs(settings: Settings) -> Blobs:
-    if settings.blob_url:
-        return S3Blobs.from_url(settings.blob_url)
-    return BlobStore(settings.blob_dir)
+def open_blobs(storage: StorageSettings) -> Blobs:
+    if storage.blob_url:
+        return S3Blobs.from_url(storage.blob_url)
+    return BlobStore(storage.blob_dir)
 
 
 def is_item(name: str) -> bool:

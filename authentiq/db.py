@@ -112,8 +112,8 @@ def _known(revision: str | None) -> None:
 
 def open_configured(url: str | None = None) -> Engine:
     """The commands' database: ``url`` or AUTHENTIQ_DATABASE_URL, prepared per AUTHENTIQ_MIGRATE."""
-    settings = Settings()
-    return open_database(url or settings.database_url, migrate=settings.migrate)
+    storage = Settings().storage
+    return open_database(url or storage.database_url, migrate=storage.migrate)
 
 
 def prepare(engine: Engine, *, migrate: bool = True) -> None:

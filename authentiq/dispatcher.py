@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from authentiq import __version__
 from authentiq.doorbell import Doorbell
+from authentiq.settings import JobSettings
 from authentiq.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -35,11 +36,12 @@ class Dispatcher:
     ±20 % jitter so that a receiver coming back is not hit by every retry at once.
     """
 
-    def __init__(self, engine: Engine, *, timeout_s: float = 10.0, max_attempts: int = 12,
-                 backoff_s: float = 5.0, backoff_max_s: float = 3600.0, poll_s: float = 0.5,
-                 concurrency: int = 8, on_outcome: Callable[[str], None] | None = None) -> None:
-        self.engine, self.timeout_s, self.max_attempts = engine, timeout_s, max_attempts
-        self.backoff_s, self.backoff_max_s, self.poll_s = backoff_s, backoff_max_s, poll_s
+    def __init__(self, engine: Engine, config: JobSettings, *, concurrency: int = 8,
+                 on_outcome: Callable[[str], None] | None = None) -> None:
+        self.engine, self.timeout_s = engine, config.webhook_timeout_s
+        self.max_attempts = config.webhook_max_attempts
+        self.backoff_s, self.backoff_max_s = config.webhook_backoff_s, config.webhook_backoff_max_s
+        self.poll_s = config.poll_s
         self.concurrency = concurrency
         self.on_outcome = on_outcome or (lambda outcome: None)
         self._bell = Doorbell()

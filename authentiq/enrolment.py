@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from authentiq.batcher import Priority
+from authentiq.deadline import Deadline
 from authentiq.errors import AuthentiqError, DatasetError, DuplicateReference, ReferenceRejected
 from authentiq.inspection import Inspector, Upload
 from authentiq.layout import view_files
@@ -34,7 +35,7 @@ class Enroller:
         self.inspector, self.store, self.index = inspector, store, index
 
     async def enrol(self, uploads: list[Upload], *, brand: str, model: str, source: str | None = None,
-                    notes: str | None = None, deadline: float | None = None) -> ReferenceRow:
+                    notes: str | None = None, deadline: Deadline | None = None) -> ReferenceRow:
         """Enrol one genuine item; the stored reference (embedded with this model)."""
         spec = self.inspector.spec
         self.inspector.check_views([u.view for u in uploads])

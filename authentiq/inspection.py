@@ -27,6 +27,7 @@ from authentiq import heatmap
 from authentiq.admission import DecodeGate
 from authentiq.backends.base import BackendInfo
 from authentiq.batcher import Batcher, Priority, Result
+from authentiq.deadline import Deadline, time_left
 from authentiq.errors import (
     DeadlineExceeded,
     DuplicateView,
@@ -58,7 +59,7 @@ from authentiq.report import (
     statement,
 )
 from authentiq.reports import ReportStore
-from authentiq.settings import Settings
+from authentiq.settings import InspectionSettings, QualitySettings
 from authentiq.stitch import build_input
 from authentiq.verdict import Verdict, decide
 from authentiq.view_gate import ViewCheck, assess
@@ -114,9 +115,10 @@ class Run:
 
 
 class Inspector:
-    def __init__(self, settings: Settings, spec: ModelSpec, info: BackendInfo, batcher: Batcher,
-                 store: ReportStore, pool: Executor, references: ReferenceIndex) -> None:
-        self.settings, self.spec, self.info = settings, spec, info
+    def __init__(self, settings: InspectionSettings, quality: QualitySettings, spec: ModelSpec,
+                 info: BackendInfo, batcher: Batcher, store: ReportStore, pool: Executor,
+                 references: ReferenceIndex) -> None:
+        self.settings, self.quality, self.spec, self.info = settings, quality, spec, info
         self.batcher, self.store, self.pool = batcher, store, pool
         self.references = references
         self._products = {(b.lower(), m.lower()) for b, m in spec.products}
@@ -160,10 +162,10 @@ class Inspector:
 
     async def inspect(self, uploads: list[Upload], *, brand: str, model: str,
                       client_ref: str | None, priority: Priority = Priority.INTERACTIVE,
-                      deadline: float | None = None, key_id: str | None = None,
+                      deadline: Deadline | None = None, key_id: str | None = None,
                       tenant_id: str, report_id: str | None = None,
                       client: str | None = None) -> Report:
-        """``deadline`` is on the event loop's clock (``loop.time()``); None: no deadline.
+        """``deadline``: the request's, up to inference (None: no deadline).
         ``report_id``: the id to store under (an async job's own id); default a new one.
         ``tenant_id``: whose report it is (the submitting key's tenant; not in the body).
         ``client``: whom decodes and batches are shared fairly between (default the key)."""
@@ -212,7 +214,7 @@ class Inspector:
         return report
 
     async def run(self, uploads: list[Upload], *, priority: Priority = Priority.INTERACTIVE,
-                  deadline: float | None = None, client: str = "-") -> Run:
+                  deadline: Deadline | None = None, client: str = "-") -> Run:
         """Decode and check every view, stitch, and run the model through the batcher.
 
         Decoding is bounded: every header is read first and the decoded bytes are checked per
@@ -247,20 +249,18 @@ class Inspector:
             v: (p.decoded.tile if p.quality.usable else None) for v, p in prepared.items()}
         views = await loop.run_in_executor(self.pool, build_input, self.spec, usable)
         stitch_s = time.perf_counter() - t
-        timeout_s = None if deadline is None else deadline - loop.time()
-        result = await self.batcher.submit(views, priority=priority, timeout_s=timeout_s,
+        result = await self.batcher.submit(views, priority=priority, deadline=deadline,
                                            client=client)
         return Run(prepared, result, stitch_s, self.spec)
 
     async def _prepare(self, upload: Upload, header: Probe, client: str,
-                       deadline: float | None) -> _Prepared:
+                       deadline: Deadline | None) -> _Prepared:
         loop = asyncio.get_running_loop()
         ticket = await self.decodes.admit(client, header.working_bytes, deadline)
         future = loop.run_in_executor(self._pool_for(header), self._decode, upload, header)
         future.add_done_callback(lambda _: ticket.release())  # when the thread is done with it
-        timeout = None if deadline is None else max(0.0, deadline - loop.time())
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            return await asyncio.wait_for(asyncio.shield(future), time_left(deadline))
         except TimeoutError:
             raise DeadlineExceeded(f"the request's deadline passed while the {upload.view} "
                                    f"photo was being decoded") from None
@@ -290,7 +290,7 @@ class Inspector:
             if header.working_bytes > LARGE_DECODE:
                 release_memory()  # give the freed raster back to the OS now, not someday
         t1 = time.perf_counter()
-        quality = check(decoded, self.settings)
+        quality = check(decoded, self.quality)
         return _Prepared(upload.view, upload.data, decoded, quality, t1 - t0, time.perf_counter() - t1)
 
     def _heatmaps(self, cam: np.ndarray, prepared: dict[str, _Prepared], present: set[str],

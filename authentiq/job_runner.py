@@ -1,6 +1,7 @@
 """Runs async jobs (:mod:`authentiq.jobs` stores them): claims queued ones, inspects them at
 bulk priority through the same :class:`~authentiq.inspection.Inspector` as synchronous calls,
-and ends each with its webhook. See :mod:`authentiq.jobs` for crash safety and leases.
+fails those past their deadline, and ends each with its webhook. See :mod:`authentiq.jobs` for
+crash safety and leases.
 """
 
 from __future__ import annotations
@@ -11,31 +12,33 @@ from collections.abc import Callable
 from typing import Any
 
 from authentiq.batcher import Priority
+from authentiq.deadline import Deadline
 from authentiq.doorbell import Doorbell
-from authentiq.errors import AuthentiqError, QueueFull, ReportNotFound, ShuttingDown
+from authentiq.errors import AuthentiqError, DeadlineExceeded, QueueFull, ReportNotFound, ShuttingDown
 from authentiq.inspection import Inspector, Upload
 from authentiq.jobs import JobRow, JobStore
 from authentiq.report import Report
 from authentiq.reports import ReportStore
+from authentiq.settings import JobSettings
 
 log = logging.getLogger(__name__)
 RETRY_LATER = (QueueFull, ShuttingDown)  # not the job's fault: run it again shortly
 
 
 class JobRunner:
-    """Claims and runs jobs, ``workers`` at a time (0: this process only accepts them)."""
+    """Claims and runs jobs, ``job_workers`` at a time (0: this process only accepts them)."""
 
-    def __init__(self, jobs: JobStore, inspector: Inspector, reports: ReportStore, *, workers: int,
-                 lease_s: float, poll_s: float, max_attempts: int,
-                 on_finish: Callable[[JobRow], None] | None = None) -> None:
+    def __init__(self, jobs: JobStore, inspector: Inspector, reports: ReportStore,
+                 config: JobSettings, *, on_finish: Callable[[JobRow], None] | None = None) -> None:
         self.jobs, self.inspector, self.reports = jobs, inspector, reports
-        self.workers, self.lease_s, self.poll_s = workers, lease_s, poll_s
-        self.max_attempts = max_attempts
+        self.workers, self.lease_s, self.poll_s = config.job_workers, config.job_lease_s, config.poll_s
+        self.max_attempts = config.job_max_attempts
         self.on_finish = on_finish or (lambda job: None)
         self._running: set[asyncio.Task[None]] = set()
         self._bell = Doorbell()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._expired_at = float("-inf")  # when this worker last failed overdue jobs
 
     async def start(self) -> None:
         if self.workers > 0:
@@ -57,12 +60,13 @@ class JobRunner:
         while not self._stopping:
             free = self.workers - len(self._running)
             claimed: list[JobRow] = []
-            if free > 0:
-                try:
+            try:
+                await self._expire()
+                if free > 0:
                     claimed = await asyncio.to_thread(self.jobs.claim, free, self.lease_s,
                                                       self.max_attempts)
-                except Exception:  # the database is away: keep the loop, try again shortly
-                    log.exception("job runner: could not claim jobs; retrying")
+            except Exception:  # the database is away: keep the loop, try again shortly
+                log.exception("job runner: could not claim jobs; retrying")
             for job in claimed:
                 task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
                 self._running.add(task)
@@ -70,6 +74,17 @@ class JobRunner:
             if claimed and len(claimed) == free:
                 continue  # there may be more waiting
             await self._bell.wait(self.poll_s)
+
+    async def _expire(self) -> None:
+        """Fail overdue waiting jobs, at most every ``poll_s``: also while every slot is busy, so
+        a job's deadline is kept even when it waits behind others."""
+        now = asyncio.get_running_loop().time()
+        if now - self._expired_at < self.poll_s:
+            return
+        self._expired_at = now
+        for job in await asyncio.to_thread(self.jobs.expire):
+            log.info("job %s failed (deadline-exceeded): its deadline passed before it ran", job.id)
+            self.on_finish(job)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -109,17 +124,22 @@ class JobRunner:
             return await asyncio.to_thread(self.reports.get, job.id, tenant=job.tenant_id), None
         except ReportNotFound:
             pass
+        deadline = None if job.deadline_at is None else Deadline.until(job.deadline_at)
         uploads = [Upload(*p) for p in await asyncio.to_thread(self.jobs.uploads, job)]
         while True:
             try:
+                if deadline is not None and deadline.expired():
+                    raise DeadlineExceeded("the job's deadline (timeout_ms from its request's "
+                                           "arrival) passed before it could run; it was not run")
                 return await self.inspector.inspect(
                     uploads, brand=job.brand, model=job.model, client_ref=job.client_ref,
-                    priority=Priority(job.priority), key_id=job.key_id,
+                    priority=Priority(job.priority), deadline=deadline, key_id=job.key_id,
                     tenant_id=job.tenant_id, report_id=job.id), None
             except RETRY_LATER as exc:
                 if self._stopping or isinstance(exc, ShuttingDown):
                     return None, None
-                await asyncio.sleep(float(exc.extra.get("retry_after", 1)))
+                wait = float(exc.extra.get("retry_after", 1))
+                await asyncio.sleep(wait if deadline is None else min(wait, deadline.remaining()))
                 await asyncio.to_thread(self.jobs.extend, job.id, self.lease_s)
             except AuthentiqError as exc:  # the photos' or the claim's fault: final
                 return None, exc.to_problem(instance=f"/v1/jobs/{job.id}")

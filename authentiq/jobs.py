@@ -11,6 +11,11 @@ so a job that died after its report was stored is only marked done, never inspec
 job that keeps killing its worker fails after ``job_max_attempts`` runs. The end of a job and
 its webhook delivery are one transaction (see :mod:`authentiq.webhooks`).
 
+Deadline (``?timeout_ms`` with ``mode=async``): the job row keeps it as a UTC time
+(``deadline_at``). A job still waiting at its deadline is failed with ``deadline-exceeded``
+without running — by the first worker to look (each looks every ``poll_s``, busy or not) — and a
+running one carries it through decoding and the batcher's queue like a synchronous request.
+
 Graceful shutdown stops claiming and lets running jobs finish; queued ones wait in the database.
 """
 
@@ -22,18 +27,20 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, or_, update
+from sqlalchemy import JSON, Column, ColumnElement, Index, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from authentiq import webhooks
 from authentiq.blobs import Blobs
-from authentiq.errors import AuthentiqError
+from authentiq.deadline import Deadline
+from authentiq.errors import AuthentiqError, DeadlineExceeded
 from authentiq.report import Report
 from authentiq.tenants import Visible
 
 log = logging.getLogger(__name__)
 Photo = tuple[str, bytes]  # (view, the photo as uploaded)
+MAX_TIMEOUT_S = 24 * 3600  # a job's deadline is at most this far from its request's arrival
 
 
 class JobNotFound(AuthentiqError):
@@ -61,6 +68,7 @@ class JobRow(SQLModel, table=True):
     created_at: datetime = Field(index=True)
     updated_at: datetime
     finished_at: datetime | None = None
+    deadline_at: datetime | None = None  # ?timeout_ms: failed with deadline-exceeded past it
     verdict: str | None = Field(default=None, max_length=16)
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
@@ -77,15 +85,15 @@ class JobStore:
 
     def submit(self, uploads: Sequence[Photo], *, brand: str, model: str, client_ref: str | None,
                priority: str, key_id: str | None, tenant_id: str,
-               job_id: str | None = None) -> JobRow:
+               job_id: str | None = None, deadline: Deadline | None = None) -> JobRow:
         """Photos first, then the row (committed): once this returns, the job survives a crash.
-        A failure leaves neither behind."""
+        A failure leaves neither behind. ``deadline``: the request's (kept as a UTC time)."""
         job_id, now = job_id or uuid.uuid4().hex, datetime.now(UTC)
         files = {view: f"{i}.bin" for i, (view, _) in enumerate(uploads)}
         self.blobs.put_many(job_id, {files[view]: data for view, data in uploads})
         row = JobRow(id=job_id, key_id=key_id, tenant_id=tenant_id, brand=brand, model=model,
                      client_ref=client_ref, priority=priority, files=files, created_at=now,
-                     updated_at=now)
+                     updated_at=now, deadline_at=None if deadline is None else deadline.wall_clock())
         try:
             with Session(self.engine) as session:
                 session.add(row)
@@ -114,8 +122,7 @@ class JobStore:
         """Up to ``limit`` runnable jobs, oldest first: queued ones and those whose worker's lease
         ran out. One whose lease ran out ``max_attempts`` times is failed instead."""
         now = datetime.now(UTC)
-        runnable = or_(col(JobRow.status) == "queued",
-                       (col(JobRow.status) == "running") & (col(JobRow.lease_until) < now))
+        runnable = _runnable(now) & _not_overdue(now)  # overdue ones are expire()'s
         claimed: list[JobRow] = []
         given_up: list[str] = []
         with Session(self.engine) as session:
@@ -140,6 +147,24 @@ class JobStore:
         for job_id in given_up:
             self.blobs.delete(job_id)
         return claimed
+
+    def expire(self, limit: int = 100) -> list[JobRow]:
+        """Fail the jobs still waiting (queued, or their worker's lease ran out) whose deadline
+        has passed, without running them: ``deadline-exceeded``, webhook queued, photos dropped."""
+        now = datetime.now(UTC)
+        waiting = _runnable(now) & _overdue(now)
+        with Session(self.engine) as session:
+            overdue = session.exec(select(JobRow.id).where(waiting)
+                                   .order_by(col(JobRow.deadline_at)).limit(limit)).all()
+            ended = [job_id for job_id in overdue if self._end(
+                session, job_id, only_if=waiting, error=DeadlineExceeded(
+                    "the job's deadline (timeout_ms from its request's arrival) passed while it "
+                    "waited to run; it was not run").to_problem(instance=f"/v1/jobs/{job_id}"))]
+            session.commit()
+            rows = session.exec(select(JobRow).where(col(JobRow.id).in_(ended))).all() if ended else []
+        for job_id in ended:
+            self.blobs.delete(job_id)
+        return list(rows)
 
     def extend(self, job_id: str, lease_s: float) -> None:
         with Session(self.engine) as session:
@@ -173,10 +198,14 @@ class JobStore:
         return job
 
     def _end(self, session: Session, job_id: str, report: Report | None = None,
-             error: dict[str, Any] | None = None) -> bool:
+             error: dict[str, Any] | None = None,
+             only_if: ColumnElement[bool] | None = None) -> bool:
         now = datetime.now(UTC)
-        taken = session.execute(update(JobRow).where(
-            col(JobRow.id) == job_id, col(JobRow.status).in_(("queued", "running"))).values(
+        ending = update(JobRow).where(col(JobRow.id) == job_id,
+                                      col(JobRow.status).in_(("queued", "running")))
+        if only_if is not None:  # still true at the update: nobody claimed the job meanwhile
+            ending = ending.where(only_if)
+        taken = session.execute(ending.values(
             status="succeeded" if error is None else "failed", updated_at=now, finished_at=now,
             lease_until=None, verdict=report.verdict if report else None, error=error))
         if taken.rowcount != 1:  # type: ignore[attr-defined]
@@ -187,3 +216,17 @@ class JobStore:
         webhooks.enqueue(session, job.key_id, job.tenant_id, job.id, event,
                          self.event_body(job, report))
         return True
+
+
+def _runnable(now: datetime) -> ColumnElement[bool]:
+    """Jobs a worker may take: queued, or running with their worker's lease run out."""
+    return or_(col(JobRow.status) == "queued",
+               (col(JobRow.status) == "running") & (col(JobRow.lease_until) < now))
+
+
+def _overdue(now: datetime) -> ColumnElement[bool]:
+    return col(JobRow.deadline_at) < now
+
+
+def _not_overdue(now: datetime) -> ColumnElement[bool]:
+    return or_(col(JobRow.deadline_at).is_(None), col(JobRow.deadline_at) >= now)

@@ -24,6 +24,7 @@ from typing import Any
 from authentiq.blobs import Blobs
 from authentiq.errors import AuthentiqError, ReportNotFound
 from authentiq.report_pdf import ReferencePhoto, render_pdf
+from authentiq.settings import PdfSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,12 @@ class PdfBusy(AuthentiqError):
 
 
 class PdfCache:
-    def __init__(self, cache: Blobs, report_blobs: Blobs, *, workers: int = 1,
-                 max_pending: int = 8, reference_photo: ReferencePhoto | None = None) -> None:
+    def __init__(self, cache: Blobs, report_blobs: Blobs, config: PdfSettings, *,
+                 reference_photo: ReferencePhoto | None = None) -> None:
         self.cache, self.report_blobs = cache, report_blobs
         self.reference_photo = reference_photo  # the compared references' photos page, if set
-        self.max_pending = max_pending
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="authentiq-pdf")
+        self.max_pending = config.pdf_queue
+        self._executor = ThreadPoolExecutor(config.pdf_workers, thread_name_prefix="authentiq-pdf")
         self._pending: dict[tuple[str, int], asyncio.Future[bytes]] = {}
         self.renders = 0  # how many PDFs this process rendered (the rest came from the cache)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from authentiq.preprocess import DecodedView
-from authentiq.settings import Settings
+from authentiq.settings import QualitySettings
 
 RETAKE_HINTS = {
     "too_small": "Move closer or use the camera's full resolution.",
@@ -34,24 +34,24 @@ def laplacian_variance(grey: np.ndarray) -> float:
     return float(lap.var())
 
 
-def check(view: DecodedView, settings: Settings) -> Quality:
+def check(view: DecodedView, thresholds: QualitySettings) -> Quality:
     sharp = laplacian_variance(view.analysis)
     bright = float(view.analysis.mean())
     glare = float((view.analysis >= 250).mean())
     reason, message = None, None
-    if min(view.width, view.height) < settings.min_side:
+    if min(view.width, view.height) < thresholds.min_side:
         reason = "too_small"
-        message = (f"{view.width}×{view.height} px; at least {settings.min_side} px on the "
+        message = (f"{view.width}×{view.height} px; at least {thresholds.min_side} px on the "
                    "short side is needed.")
-    elif bright < settings.dark_threshold:
+    elif bright < thresholds.dark_threshold:
         reason, message = "underexposed", f"too dark (mean level {bright:.0f} of 255)."
-    elif bright > settings.bright_threshold:
+    elif bright > thresholds.bright_threshold:
         reason, message = "overexposed", f"too bright (mean level {bright:.0f} of 255)."
-    elif glare > settings.glare_share:
+    elif glare > thresholds.glare_share:
         reason, message = "glare", f"{glare:.0%} of the photo is blown-out highlights."
-    elif sharp < settings.blur_threshold:
+    elif sharp < thresholds.blur_threshold:
         reason = "blurred"
-        message = f"not sharp enough (sharpness {sharp:.1f}, needs {settings.blur_threshold:g})."
+        message = f"not sharp enough (sharpness {sharp:.1f}, needs {thresholds.blur_threshold:g})."
     if reason is not None:
         message = f"{message} {RETAKE_HINTS[reason]}"
     return Quality(reason is None, reason, message, sharp, bright, glare)

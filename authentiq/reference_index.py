@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from authentiq.references import ProductRow, ReferenceStore, product_key
-from authentiq.similarity import IndexKind, VectorIndex, new_index
+from authentiq.settings import ReferenceSettings
+from authentiq.similarity import VectorIndex, new_index
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,11 @@ class Evidence:
 
 
 class ReferenceIndex:
-    def __init__(self, store: ReferenceStore, *, model_version: str, dim: int,
-                 kind: IndexKind = "flat", sync_interval_s: float = 1.0, k: int = 5) -> None:
-        self.store, self.model_version, self.dim, self.kind = store, model_version, dim, kind
-        self.sync_interval_s, self.k = sync_interval_s, k
+    def __init__(self, store: ReferenceStore, config: ReferenceSettings, *, model_version: str,
+                 dim: int, k: int = 5) -> None:
+        self.store, self.model_version, self.dim = store, model_version, dim
+        self.kind, self.sync_interval_s = config.reference_index, config.reference_sync_s
+        self.k = k
         self._indexes: dict[str, VectorIndex] = {}
         self._product_of: dict[str, str] = {}  # reference id → product key
         self._products: dict[str, ProductRow] = {}

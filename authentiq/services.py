@@ -23,7 +23,7 @@ from sqlmodel import Session, SQLModel, col, select
 from authentiq.admission import InFlight
 from authentiq.backends.base import Backend
 from authentiq.backends.select import open_backend
-from authentiq.batcher import Batcher, BatcherConfig, BatchObserver
+from authentiq.batcher import Batcher, BatchObserver
 from authentiq.blobs import Blobs, open_blobs
 from authentiq.db import open_database
 from authentiq.dispatcher import Dispatcher
@@ -73,17 +73,6 @@ class Services:
     sessions: Sessions
 
 
-def batcher_config(settings: Settings) -> BatcherConfig:
-    return BatcherConfig(
-        max_batch_size=settings.max_batch_size,
-        preferred_batch_sizes=settings.preferred_batch_sizes,
-        max_queue_delay_s=settings.max_queue_delay_ms / 1000,
-        max_queue_size=settings.max_queue_size,
-        instances=settings.batcher_instances,
-        adaptive=settings.adaptive_batching,
-    )
-
-
 class ServiceObserver(BatchObserver, Protocol):
     """What the service reports beyond the batcher (Prometheus in the app)."""
 
@@ -101,34 +90,31 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                         *, seed: bool = True, background: bool = True,
                         event_body: EventBody = no_events) -> AsyncIterator[Services]:
     """``background``: run async jobs and send webhooks (the server); the CLI's one-off commands
-    leave both to the server. ``event_body``: a finished job's webhook data (the API's)."""
-    backend = open_backend(settings)
+    leave both to the server. Each part receives its section of ``settings``;
+    ``event_body``: a finished job's webhook data (the API's)."""
+    inspection, access, storage = settings.inspection, settings.access, settings.storage
+    backend = open_backend(settings.model, settings.batcher, timeout_s=inspection.request_timeout_s)
     spec = backend.spec
-    blobs = open_blobs(settings)
-    engine = open_database(settings.database_url, migrate=settings.migrate)
+    blobs = open_blobs(storage)
+    engine = open_database(storage.database_url, migrate=storage.migrate)
     store = ReportStore(engine, blobs)
-    pool = ThreadPoolExecutor(settings.preprocess_workers, thread_name_prefix="authentiq-cpu")
-    batcher = Batcher(backend, batcher_config(settings), observer=observer)
+    pool = ThreadPoolExecutor(inspection.preprocess_workers, thread_name_prefix="authentiq-cpu")
+    batcher = Batcher(backend, settings.batcher, observer=observer)
     services: Services | None = None
     try:
         lookup_table()  # imports matplotlib's colormaps now, not in the first request
         references = ReferenceStore(engine, blobs.child("references"))
         references.ensure_products(spec.products)
-        index = ReferenceIndex(references, model_version=spec.version_key, dim=spec.embedding_size,
-                               kind=settings.reference_index,
-                               sync_interval_s=settings.reference_sync_s,
-                               k=spec.fusion.k if spec.fusion else 5)
+        index = ReferenceIndex(references, settings.references, model_version=spec.version_key,
+                               dim=spec.embedding_size, k=spec.fusion.k if spec.fusion else 5)
         index.sync(force=True)
         await batcher.start()
-        inspector = Inspector(settings, spec, backend.info, batcher, store, pool, index)
+        inspector = Inspector(inspection, settings.quality, spec, backend.info, batcher, store, pool,
+                              index)
         enroller = Enroller(inspector, references, index)
-        keys = KeyRing(engine, settings.auth)
+        keys = KeyRing(engine, access.auth)
         jobs = JobStore(engine, blobs.child("jobs"), event_body)
-        dispatcher = Dispatcher(engine, timeout_s=settings.webhook_timeout_s,
-                                max_attempts=settings.webhook_max_attempts,
-                                backoff_s=settings.webhook_backoff_s,
-                                backoff_max_s=settings.webhook_backoff_max_s,
-                                poll_s=settings.poll_s,
+        dispatcher = Dispatcher(engine, settings.jobs,
                                 on_outcome=observer.webhook_attempt if observer else None)
 
         def job_finished(job: JobRow) -> None:
@@ -136,26 +122,25 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
             if observer is not None:
                 observer.job_finished(job.status)
 
-        runner = JobRunner(jobs, inspector, store, workers=settings.job_workers if background else 0,
-                           lease_s=settings.job_lease_s, poll_s=settings.poll_s,
-                           max_attempts=settings.job_max_attempts, on_finish=job_finished)
+        runner = JobRunner(jobs, inspector, store, settings.jobs if background else
+                           settings.jobs.model_copy(update={"job_workers": 0}), on_finish=job_finished)
         services = Services(settings, backend, batcher, store, references, index, inspector, enroller,
-                            Idempotency(engine, stale_s=settings.request_timeout_s + 60),
+                            Idempotency(engine, stale_s=inspection.request_timeout_s + 60),
                             keys, server_secret(engine),
-                            RateLimiter(settings.rate_limit, settings.rate_limit_storage),
+                            RateLimiter(access.rate_limit, access.rate_limit_storage),
                             jobs, runner, dispatcher,
-                            InFlight(settings.max_in_flight_per_client),
+                            InFlight(settings.uploads.max_in_flight_per_client),
                             ShareLinks(engine, server_secret(engine, "share"),
-                                       timedelta(days=settings.share_link_days)),
+                                       timedelta(days=access.share_link_days)),
                             Reviews(engine), Deliveries(engine), Sessions(engine))
-        if not keys.enforced and settings.auth != "off":
+        if not keys.enforced and access.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
                         "--scopes submit,review,admin`; from then on every call needs a key.")
-        if seed and settings.reference_seed_dir is not None:
+        if seed and settings.references.reference_seed_dir is not None:
             await seed_references(services)
         swept = sweep_orphans(engine, [(store.blobs, ReportRow), (references.blobs, ReferenceRow),
-                                             (jobs.blobs, JobRow)], settings.orphan_grace_s)
+                                       (jobs.blobs, JobRow)], storage.orphan_grace_s)
         if swept:
             log.warning("removed %d blob folders with no row (a crash between the files and the "
                         "database write): %s", len(swept), ", ".join(swept[:10]))
@@ -204,7 +189,7 @@ def sweep_orphans(engine: Engine, stores: list[tuple[Blobs, type[SQLModel]]],
 
 async def seed_references(services: Services) -> None:
     """Enrol the shipped reference set once; items ever enrolled (deleted ones too) are skipped."""
-    folder = services.settings.reference_seed_dir
+    folder = services.settings.references.reference_seed_dir
     if folder is None:
         return
     if not folder.is_dir():

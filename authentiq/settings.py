@@ -1,12 +1,24 @@
-"""One settings object, read from ``AUTHENTIQ_*`` environment variables once at startup."""
+"""One settings object, read from ``AUTHENTIQ_*`` environment variables once at startup, in
+typed sections.
+
+Every variable is flat — ``AUTHENTIQ_<FIELD>``, e.g. ``AUTHENTIQ_MAX_BATCH_SIZE`` — and belongs
+to exactly one section: a frozen model that holds the fields (with their validation) of one part
+of the service. :class:`Settings` inherits every section's fields, so it reads and validates them
+all at once; the composition root (``create_app``, ``open_services``, the CLI) reads it once and
+hands each part only its section (``settings.batcher``, ``settings.quality``, ...).
+
+Settings inherits the sections' *fields* (the private ``_...Fields`` classes), not the section
+types themselves: a part typed to take :class:`QualitySettings` cannot be handed the whole
+:class:`Settings` without mypy saying so.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -15,10 +27,24 @@ DEFAULT_TRT_MODEL = REPO_ROOT / "engines" / "authentiq-default.int8-trt.onnx"
 DEFAULT_REFERENCES = REPO_ROOT / "reference_data" / "items"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AUTHENTIQ_", frozen=True)
+class Section(BaseModel):
+    """A typed, frozen group of settings: what one part of the service receives."""
 
-    # model and backend (authentiq.backends.select)
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def of(cls, settings: BaseModel) -> Self:
+        """This section's fields of ``settings`` (validated again: cheap, and never invalid)."""
+        return cls.model_validate({name: getattr(settings, name) for name in cls.model_fields})
+
+
+def _none_if_empty(v: object) -> object:
+    return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
+
+
+class _ModelFields(Section):
+    """Which model runs where (authentiq.backends.select, authentiq.engine_build)."""
+
     backend: Literal["auto", "tensorrt", "onnxruntime", "triton"] = Field(
         "auto", description="auto: TensorRT if it imports and a GPU is usable, else ONNX Runtime "
                             "CUDA, else ONNX Runtime CPU; triton: a Triton Inference Server "
@@ -40,7 +66,10 @@ class Settings(BaseSettings):
     trt_hardware_compatibility: Literal["none", "ampere_plus", "same_compute_capability"] = "none"
     trt_version_compatible: bool = False
 
-    # dynamic batcher (authentiq.batcher)
+
+class _BatcherFields(Section):
+    """The dynamic batcher (authentiq.batcher; the Triton export writes the same numbers)."""
+
     max_batch_size: int = Field(8, ge=1, le=256)
     preferred_batch_sizes: tuple[int, ...] = Field(
         (), description="batch sizes that run at once without waiting (JSON list, e.g. [4, 8])")
@@ -49,11 +78,75 @@ class Settings(BaseSettings):
     batcher_instances: int = Field(1, ge=1, le=16, description="batches running at once")
     adaptive_batching: bool = Field(
         True, description="run at once when the backend is idle instead of waiting the delay")
+
+    @model_validator(mode="after")
+    def _preferred_fit(self) -> Self:
+        wrong = [p for p in self.preferred_batch_sizes if not 1 <= p <= self.max_batch_size]
+        if wrong:
+            raise ValueError(f"preferred_batch_sizes {wrong} must lie in 1..max_batch_size "
+                             f"({self.max_batch_size})")
+        return self
+
+
+class _InspectionFields(Section):
+    """One inspection's pipeline: its deadline, its worker pool and its decoding budgets
+    (authentiq.inspection; the routes take the deadline from here)."""
+
     request_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="default and longest deadline of one inspection")
     preprocess_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    restrict_products: bool = Field(
+        True, description="refuse brand/model pairs the model does not declare (when it declares any)"
+    )
+    max_pixels: int = Field(50_000_000, ge=10_000)
+    max_decoded_bytes_per_view: int = Field(
+        128 * 2**20, ge=2**20, description="a photo's decoded raster (width × height × channels × "
+                                          "bytes per sample, after JPEG DCT scaling), checked from "
+                                          "its header before decoding; past it, 413")
+    max_decoded_bytes_per_request: int = Field(
+        256 * 2**20, ge=2**20, description="the same, summed over a request's photos")
+    decode_memory_bytes: int = Field(
+        512 * 2**20, ge=2**20, description="memory all decodes in flight may hold together (the "
+                                          "raster and one working copy each); a decode past it "
+                                          "waits its turn")
 
-    # async jobs and webhooks (authentiq.jobs, authentiq.webhooks)
+    @model_validator(mode="after")
+    def _decode_budgets_fit(self) -> Self:
+        if self.max_decoded_bytes_per_view > self.max_decoded_bytes_per_request:
+            raise ValueError("max_decoded_bytes_per_view must not exceed "
+                             "max_decoded_bytes_per_request")
+        if 2 * self.max_decoded_bytes_per_view > self.decode_memory_bytes:
+            raise ValueError("decode_memory_bytes must hold at least one photo of "
+                             "max_decoded_bytes_per_view with its working copy (2×)")
+        return self
+
+
+class _QualityFields(Section):
+    """The per-view quality check (authentiq.quality)."""
+
+    min_side: int = Field(256, ge=16, description="shortest side in pixels below which a view is too small")
+    blur_threshold: float = Field(
+        10.0, ge=0, description="variance of the Laplacian below which a view is blurred")
+    dark_threshold: float = Field(35.0, ge=0, le=255)
+    bright_threshold: float = Field(225.0, ge=0, le=255)
+    glare_share: float = Field(0.25, ge=0, le=1)
+
+
+class _UploadFields(Section):
+    """What one request, and one client, may send (the upload routes, authentiq.api.limits,
+    authentiq.admission.InFlight)."""
+
+    max_file_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(150 * 1024 * 1024, ge=1024)
+    max_files: int = Field(12, ge=1)
+    max_in_flight_per_client: int = Field(
+        16, ge=1, description="synchronous inspections and quality checks one API key (or client "
+                             "address) may have running; one more is 429 + Retry-After")
+
+
+class _JobFields(Section):
+    """Async jobs and the webhooks that report them (authentiq.jobs, authentiq.webhooks)."""
+
     job_workers: int = Field(4, ge=0, le=256, description="async jobs this process runs at once; "
                                                           "0: accept jobs, leave them to other workers")
     job_lease_s: float = Field(120, gt=0, description="a job still running after this (its worker "
@@ -68,10 +161,13 @@ class Settings(BaseSettings):
                                                           "doubles after each (±20 % jitter)")
     webhook_backoff_max_s: float = Field(3600, gt=0, description="longest wait between attempts")
 
-    # access (authentiq.keys)
+
+class _AccessFields(Section):
+    """Who may call, from where, how often, and the public address links point at
+    (authentiq.keys, authentiq.ratelimit, authentiq.share_links, the pages)."""
+
     auth: Literal["auto", "required", "off"] = Field(
         "auto", description="auto: API keys required once one exists; required: always; off: never")
-
     public_base_url: str = Field(
         "http://127.0.0.1:8000", description="where customers and auditors reach this service "
         "(scheme, host, optional path prefix): share links and QR codes are built from it, never "
@@ -80,7 +176,6 @@ class Settings(BaseSettings):
                                                                   "link (/r/...) stays valid")
     login_rate_limit: str = Field("10/minute", description="sign-in attempts per client address "
                                                            "on /login (limits notation)")
-
     cors_origins: tuple[str, ...] = Field(
         (), description="origins allowed to call the API from a browser (JSON list, e.g. "
                         "[\"https://kiosk.example.com\"]); empty: same origin only")
@@ -88,103 +183,6 @@ class Settings(BaseSettings):
                                                      "are not enforced), limits notation")
     rate_limit_storage: str = Field("memory://", description="memory:// (one process) or "
                                                              "redis://host:6379 (shared by workers)")
-
-    # connections (authentiq.api.server: how `authentiq serve` runs uvicorn)
-    header_timeout_s: float = Field(10, gt=0, description="a request's headers must be complete "
-                                                          "this long after its first byte")
-    body_timeout_s: float = Field(120, gt=0, description="a request's whole body must arrive "
-                                                         "within this (else 408 slow-upload)")
-    keep_alive_s: float = Field(5, gt=0, description="idle keep-alive connections are closed after")
-    max_connections: int = Field(1000, ge=1, description="connections and requests at once per "
-                                                         "process; past it, 503 at once")
-
-    # report PDFs (authentiq.pdf_cache)
-    pdf_workers: int = Field(1, ge=1, le=16, description="threads rendering report PDFs (each "
-                                                         "PDF is rendered once, then cached)")
-    pdf_queue: int = Field(8, ge=1, description="PDF renders waiting or running before 503 "
-                                                "pdf-busy + Retry-After")
-
-    # storage
-    database_url: str = "sqlite:///var/authentiq.db"
-    migrate: bool = Field(True, description="upgrade the database schema at start-up (false: "
-                                            "refuse to start unless `authentiq db upgrade` ran)")
-    blob_dir: Path = Path("var/blobs")
-    blob_url: str | None = Field(
-        None, description="s3://bucket/prefix: photos and heatmaps in an S3-compatible store shared "
-                          "by several hosts ([s3] extra; endpoint and credentials from the AWS_* "
-                          "variables); unset: the local folder AUTHENTIQ_BLOB_DIR")
-
-    orphan_grace_s: float = Field(
-        600, ge=0, description="at start-up, blob folders without a row and older than this are "
-                               "removed (left by a crash mid-write)")
-
-    # reference database (authentiq.references, authentiq.reference_index)
-    reference_index: Literal["flat", "faiss"] = Field(
-        "flat", description="flat: exact brute force; faiss: HNSW for very large sets ([faiss] extra)")
-    reference_sync_s: float = Field(
-        1.0, ge=0, description="how stale another worker's enrolments and deletes may be, at most")
-    reference_seed_dir: Path | None = Field(
-        DEFAULT_REFERENCES, description="genuine items enrolled once at start-up (unset: none)")
-
-    # upload limits
-    max_file_bytes: int = Field(25 * 1024 * 1024, ge=1024)
-    max_request_bytes: int = Field(150 * 1024 * 1024, ge=1024)
-    max_files: int = Field(12, ge=1)
-    max_pixels: int = Field(50_000_000, ge=10_000)
-    max_decoded_bytes_per_view: int = Field(
-        128 * 2**20, ge=2**20, description="a photo's decoded raster (width × height × channels × "
-                                          "bytes per sample, after JPEG DCT scaling), checked from "
-                                          "its header before decoding; past it, 413")
-    max_decoded_bytes_per_request: int = Field(
-        256 * 2**20, ge=2**20, description="the same, summed over a request's photos")
-    decode_memory_bytes: int = Field(
-        512 * 2**20, ge=2**20, description="memory all decodes in flight may hold together (the "
-                                          "raster and one working copy each); a decode past it "
-                                          "waits its turn")
-    max_in_flight_per_client: int = Field(
-        16, ge=1, description="synchronous inspections and quality checks one API key (or client "
-                             "address) may have running; one more is 429 + Retry-After")
-    restrict_products: bool = Field(
-        True, description="refuse brand/model pairs the model does not declare (when it declares any)"
-    )
-
-    # per-view quality check
-    min_side: int = Field(256, ge=16, description="shortest side in pixels below which a view is too small")
-    blur_threshold: float = Field(
-        10.0, ge=0, description="variance of the Laplacian below which a view is blurred")
-    dark_threshold: float = Field(35.0, ge=0, le=255)
-    bright_threshold: float = Field(225.0, ge=0, le=255)
-    glare_share: float = Field(0.25, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _decode_budgets_fit(self) -> Settings:
-        if self.max_decoded_bytes_per_view > self.max_decoded_bytes_per_request:
-            raise ValueError("max_decoded_bytes_per_view must not exceed "
-                             "max_decoded_bytes_per_request")
-        if 2 * self.max_decoded_bytes_per_view > self.decode_memory_bytes:
-            raise ValueError("decode_memory_bytes must hold at least one photo of "
-                             "max_decoded_bytes_per_view with its working copy (2×)")
-        return self
-
-    @model_validator(mode="after")
-    def _preferred_fit(self) -> Settings:
-        wrong = [p for p in self.preferred_batch_sizes if not 1 <= p <= self.max_batch_size]
-        if wrong:
-            raise ValueError(f"preferred_batch_sizes {wrong} must lie in 1..max_batch_size "
-                             f"({self.max_batch_size})")
-        return self
-
-    @field_validator("blob_url")
-    @classmethod
-    def _s3_url(cls, v: str | None) -> str | None:
-        if v is not None and (not v.startswith("s3://") or len(v) <= len("s3://")):
-            raise ValueError(f"must look like s3://bucket/prefix, not {v!r}")
-        return v
-
-    @field_validator("reference_seed_dir", "blob_url", mode="before")
-    @classmethod
-    def _empty_is_none(cls, v: object) -> object:
-        return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
 
     @field_validator("cors_origins")
     @classmethod
@@ -216,9 +214,188 @@ class Settings(BaseSettings):
             raise ValueError(f"rate_limit {v!r} is not like '600/minute' or '10/second'") from exc
         return v
 
+
+class _ConnectionFields(Section):
+    """How `authentiq serve` runs uvicorn (authentiq.api.server) and how long a body may take
+    (authentiq.api.limits)."""
+
+    header_timeout_s: float = Field(10, gt=0, description="a request's headers must be complete "
+                                                          "this long after its first byte")
+    body_timeout_s: float = Field(120, gt=0, description="a request's whole body must arrive "
+                                                         "within this (else 408 slow-upload)")
+    keep_alive_s: float = Field(5, gt=0, description="idle keep-alive connections are closed after")
+    max_connections: int = Field(1000, ge=1, description="connections and requests at once per "
+                                                         "process; past it, 503 at once")
+
+
+class _PdfFields(Section):
+    """Report PDFs (authentiq.pdf_cache)."""
+
+    pdf_workers: int = Field(1, ge=1, le=16, description="threads rendering report PDFs (each "
+                                                         "PDF is rendered once, then cached)")
+    pdf_queue: int = Field(8, ge=1, description="PDF renders waiting or running before 503 "
+                                                "pdf-busy + Retry-After")
+
+
+class _StorageFields(Section):
+    """The database and the blob store (authentiq.reports, authentiq.schema, authentiq.blobs)."""
+
+    database_url: str = "sqlite:///var/authentiq.db"
+    migrate: bool = Field(True, description="upgrade the database schema at start-up (false: "
+                                            "refuse to start unless `authentiq db upgrade` ran)")
+    blob_dir: Path = Path("var/blobs")
+    blob_url: str | None = Field(
+        None, description="s3://bucket/prefix: photos and heatmaps in an S3-compatible store shared "
+                          "by several hosts ([s3] extra; endpoint and credentials from the AWS_* "
+                          "variables); unset: the local folder AUTHENTIQ_BLOB_DIR")
+    orphan_grace_s: float = Field(
+        600, ge=0, description="at start-up, blob folders without a row and older than this are "
+                               "removed (left by a crash mid-write)")
+
+    @field_validator("blob_url", mode="before")
+    @classmethod
+    def _blob_url_empty_is_none(cls, v: object) -> object:
+        return _none_if_empty(v)
+
+    @field_validator("blob_url")
+    @classmethod
+    def _s3_url(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("s3://") or len(v) <= len("s3://")):
+            raise ValueError(f"must look like s3://bucket/prefix, not {v!r}")
+        return v
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, v: str) -> str:
         if not v.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("database_url must be a sqlite:// or postgresql:// URL")
         return v
+
+
+class _ReferenceFields(Section):
+    """The reference database's search (authentiq.reference_index) and its seed set."""
+
+    reference_index: Literal["flat", "faiss"] = Field(
+        "flat", description="flat: exact brute force; faiss: HNSW for very large sets ([faiss] extra)")
+    reference_sync_s: float = Field(
+        1.0, ge=0, description="how stale another worker's enrolments and deletes may be, at most")
+    reference_seed_dir: Path | None = Field(
+        DEFAULT_REFERENCES, description="genuine items enrolled once at start-up (unset: none)")
+
+    @field_validator("reference_seed_dir", mode="before")
+    @classmethod
+    def _seed_dir_empty_is_none(cls, v: object) -> object:
+        return _none_if_empty(v)
+
+
+# The sections parts receive. Each adds nothing to its fields: the split between fields and
+# section only keeps Settings from being a QualitySettings (see the module's doc).
+
+
+class ModelSettings(_ModelFields):
+    """Which model runs where: what ``open_backend`` and ``build-engine`` receive."""
+
+
+class BatcherSettings(_BatcherFields):
+    """The batcher's typed configuration (Triton's dynamic batcher, in our names)."""
+
+    @property
+    def max_queue_delay_s(self) -> float:
+        return self.max_queue_delay_ms / 1000
+
+
+class InspectionSettings(_InspectionFields):
+    """What the :class:`~authentiq.inspection.Inspector` and the request deadline need."""
+
+
+class QualitySettings(_QualityFields):
+    """The thresholds :func:`authentiq.quality.check` applies."""
+
+
+class UploadSettings(_UploadFields):
+    """Upload and per-client limits, checked by the API layer."""
+
+
+class JobSettings(_JobFields):
+    """What the job runner and the webhook dispatcher receive."""
+
+
+class AccessSettings(_AccessFields):
+    """Keys, rate limits, CORS, sign-in and share links."""
+
+
+class ConnectionSettings(_ConnectionFields):
+    """Connection timeouts and limits of the HTTP server."""
+
+
+class PdfSettings(_PdfFields):
+    """The report PDF cache's renderers and queue."""
+
+
+class StorageSettings(_StorageFields):
+    """Where reports, photos and every other row and file are kept."""
+
+
+class ReferenceSettings(_ReferenceFields):
+    """The reference index and the shipped reference set."""
+
+
+class Settings(_ModelFields, _BatcherFields, _InspectionFields, _QualityFields, _UploadFields,
+               _JobFields, _AccessFields, _ConnectionFields, _PdfFields, _StorageFields,
+               _ReferenceFields, BaseSettings):
+    """Every ``AUTHENTIQ_*`` variable, validated once; each part receives its section."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTHENTIQ_", frozen=True)
+
+    @property
+    def model(self) -> ModelSettings:
+        return ModelSettings.of(self)
+
+    @property
+    def batcher(self) -> BatcherSettings:
+        return BatcherSettings.of(self)
+
+    @property
+    def inspection(self) -> InspectionSettings:
+        return InspectionSettings.of(self)
+
+    @property
+    def quality(self) -> QualitySettings:
+        return QualitySettings.of(self)
+
+    @property
+    def uploads(self) -> UploadSettings:
+        return UploadSettings.of(self)
+
+    @property
+    def jobs(self) -> JobSettings:
+        return JobSettings.of(self)
+
+    @property
+    def access(self) -> AccessSettings:
+        return AccessSettings.of(self)
+
+    @property
+    def connections(self) -> ConnectionSettings:
+        return ConnectionSettings.of(self)
+
+    @property
+    def pdf(self) -> PdfSettings:
+        return PdfSettings.of(self)
+
+    @property
+    def storage(self) -> StorageSettings:
+        return StorageSettings.of(self)
+
+    @property
+    def references(self) -> ReferenceSettings:
+        return ReferenceSettings.of(self)
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "model": ModelSettings, "batcher": BatcherSettings, "inspection": InspectionSettings,
+    "quality": QualitySettings, "uploads": UploadSettings, "jobs": JobSettings,
+    "access": AccessSettings, "connections": ConnectionSettings, "pdf": PdfSettings,
+    "storage": StorageSettings, "references": ReferenceSettings,
+}
+"""Each section's name on :class:`Settings` and its type (docs and tests go through these)."""

@@ -33,7 +33,7 @@ from authentiq.engine_build import sidecar_path
 from authentiq.engine_compat import describe, version_admits
 from authentiq.errors import AuthentiqError
 from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, read_spec
-from authentiq.settings import Settings
+from authentiq.settings import BatcherSettings, ModelSettings, Settings
 from authentiq.triton_contract import TRITON_HINT, spec_parameters
 
 Runtime = Literal["onnxruntime", "tensorrt", "python"]
@@ -77,9 +77,10 @@ def io_dims(model: Path) -> dict[str, list[int]]:
 
 
 def build_config(name: str, runtime: Runtime, spec: ModelSpec, dims: dict[str, list[int]],
-                 settings: Settings) -> Any:
+                 model: ModelSettings, batcher: BatcherSettings, timeout_s: float) -> Any:
+    """Triton's batcher gets ours (``batcher``); ``timeout_s`` is its default queue timeout."""
     mc = model_config_pb2()
-    config = mc.ModelConfig(name=name, max_batch_size=settings.max_batch_size)
+    config = mc.ModelConfig(name=name, max_batch_size=batcher.max_batch_size)
     if runtime == "tensorrt":
         config.platform = "tensorrt_plan"
     else:
@@ -88,30 +89,31 @@ def build_config(name: str, runtime: Runtime, spec: ModelSpec, dims: dict[str, l
     for output in [*OUTPUT_NAMES, *([VIEW_SCORES] if VIEW_SCORES in dims else [])]:
         config.output.add(name=output, data_type=mc.TYPE_FP32, dims=dims[output])
     batching = config.dynamic_batching
-    batching.preferred_batch_size.extend(settings.preferred_batch_sizes)
-    batching.max_queue_delay_microseconds = round(settings.max_queue_delay_ms * 1000)
+    batching.preferred_batch_size.extend(batcher.preferred_batch_sizes)
+    batching.max_queue_delay_microseconds = round(batcher.max_queue_delay_ms * 1000)
     policy = batching.default_queue_policy
-    policy.max_queue_size = settings.max_queue_size  # beyond it: rejected at once
+    policy.max_queue_size = batcher.max_queue_size  # beyond it: rejected at once
     policy.timeout_action = mc.ModelQueuePolicy.REJECT
-    policy.default_timeout_microseconds = round(settings.request_timeout_s * 1_000_000)
+    policy.default_timeout_microseconds = round(timeout_s * 1_000_000)
     policy.allow_timeout_override = True  # each request brings what is left of its own deadline
     gpu = runtime == "tensorrt"
-    group = config.instance_group.add(count=settings.batcher_instances,
+    group = config.instance_group.add(count=batcher.batcher_instances,
                                       kind=mc.ModelInstanceGroup.KIND_GPU if gpu
                                       else mc.ModelInstanceGroup.KIND_CPU)
     if gpu:
-        group.gpus.append(settings.gpu_index)
+        group.gpus.append(model.gpu_index)
     for key, value in spec_parameters(spec).items():
         config.parameters[key].string_value = value
-    if runtime == "onnxruntime" and settings.ort_threads:
-        config.parameters["intra_op_thread_count"].string_value = str(settings.ort_threads)
+    if runtime == "onnxruntime" and model.ort_threads:
+        config.parameters["intra_op_thread_count"].string_value = str(model.ort_threads)
     return config
 
 
 def export_triton(out_dir: Path, settings: Settings, *, runtime: Runtime = "onnxruntime",
                   name: str = "authentiq", model: Path | None = None, plan: Path | None = None,
                   triton_tensorrt: str | None = None, version: int = 1) -> Export:
-    """Write ``out_dir/name`` (replacing an earlier export of the same name, never half-written).
+    """Write ``out_dir/name`` (replacing an earlier export of the same name, never half-written):
+    the model and batcher sections of ``settings``, and its request timeout.
 
     ``triton_tensorrt``: the TensorRT version inside the Triton release that serves the plan
     (``--runtime tensorrt`` only; docs/deployment.md lists them per release)."""
@@ -120,15 +122,17 @@ def export_triton(out_dir: Path, settings: Settings, *, runtime: Runtime = "onnx
     if runtime not in RUNTIMES:
         raise ExportFailed(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     notes: tuple[str, ...] = ()
+    served, batcher = settings.model, settings.batcher
     if runtime == "tensorrt":
-        model = model or settings.tensorrt_model_path
+        model = model or served.tensorrt_model_path
         if plan is None or not plan.is_file():
             raise ExportFailed("--runtime tensorrt needs --plan: a TensorRT plan built by "
                                "`authentiq build-engine` with TensorRT for the Triton hosts' GPUs")
-        notes = check_plan(plan, settings.max_batch_size, triton_tensorrt)
-    model = model or settings.model_path
+        notes = check_plan(plan, batcher.max_batch_size, triton_tensorrt)
+    model = model or served.model_path
     spec = read_spec(model)
-    config = build_config(name, runtime, spec, io_dims(model), settings)
+    config = build_config(name, runtime, spec, io_dims(model), served, batcher,
+                          settings.inspection.request_timeout_s)
     text = text_format.MessageToString(config)
     files = {"config.pbtxt": text.encode()}
     if runtime == "tensorrt" and plan is not None:

@@ -22,7 +22,7 @@ from authentiq.model_spec import ModelSpec
 from authentiq.preprocess import decode_view
 from authentiq.quality import check
 from authentiq.reference_index import Evidence, Match
-from authentiq.settings import Settings
+from authentiq.settings import InspectionSettings, QualitySettings, Settings
 from authentiq.stitch import build_input
 from authentiq.training import data as datasets
 from authentiq.verdict import Verdict, decide
@@ -86,18 +86,19 @@ def decide_outputs(spec: ModelSpec, out: Outputs, tiles: Mapping[str, np.ndarray
 
 
 def photo_verdict(backend: OnnxRuntimeBackend, photos: Mapping[str, bytes], product: str,
-                  refs: References | None, settings: Settings) -> Verdict | str:
+                  refs: References | None, inspection: InspectionSettings,
+                  quality: QualitySettings) -> Verdict | str:
     """A submission of photos; a string when the service would refuse it with an error."""
     spec = backend.spec
     tiles: dict[str, np.ndarray | None] = {}
     unusable: dict[str, str] = {}
     for view, data in photos.items():
         try:
-            decoded = decode_view(data, tile_size=spec.tile_size, max_pixels=settings.max_pixels,
+            decoded = decode_view(data, tile_size=spec.tile_size, max_pixels=inspection.max_pixels,
                                   view=view)
         except AuthentiqError as exc:
             return f"rejected ({exc.slug})"
-        q = check(decoded, settings)
+        q = check(decoded, quality)
         tiles[view] = decoded.tile if q.usable else None
         if not q.usable:
             unusable[view] = q.reason or ""
@@ -226,7 +227,7 @@ def trust_report(model: Path, ts: datasets.TileSet, references: Path | None, *, 
 
         settings = Settings()
         outcomes = [outcome(d.kind, photo_verdict(backend, d.views, f"{d.brand}/{d.model}", refs,
-                                                  settings))
+                                                  settings.inspection, settings.quality))
                     for d in distractors(ood, first_seed)]
         lines += ["", f"### {ood} out-of-distribution submissions (seeds {first_seed:,}+), {where}",
                   "", ood_table(outcomes)]

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend
-from authentiq.batcher import Batcher, BatcherConfig
+from authentiq.batcher import Batcher
 from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES
+from authentiq.settings import BatcherSettings
 from benchmarks._common import machine
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
@@ -58,8 +59,9 @@ def main() -> None:
             rows = [np.random.default_rng(i).normal(0, 1, (3, h, w)).astype(np.float32)
                     for i in range(b)]
             batch = np.stack(rows)
-            batcher = Batcher(backend, BatcherConfig(max_batch_size=32, max_queue_delay_s=0.001,
-                                                     adaptive=False, preferred_batch_sizes=(b,)))
+            batcher = Batcher(backend, BatcherSettings(max_batch_size=32, max_queue_delay_ms=1,
+                                                       adaptive_batching=False,
+                                                       preferred_batch_sizes=(b,)))
             loop.run_until_complete(batcher.start())
 
             async def via_batcher(batcher: Batcher = batcher, rows: list[np.ndarray] = rows) -> None:

@@ -27,7 +27,7 @@ def full_decode_baseline(data: bytes) -> None:
 
 def main() -> None:
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
-    settings = Settings()
+    thresholds = Settings().quality
     print(f"# Preprocess one view ({machine()}, pinned to 1 core)\n")
     print("12 MP JPEGs (4000×3000, quality 92); file size varies with image detail, and at 1/8 DCT")
     print("scale decode time is almost all entropy decoding, which grows with the file size.\n")
@@ -37,7 +37,7 @@ def main() -> None:
         data = photo(4000, 3000, grain=grain)
         full = timed(lambda data=data: full_decode_baseline(data), 11)
         ours = timed(lambda data=data: decode_view(data, tile_size=128), 15)
-        with_q = timed(lambda data=data: check(decode_view(data, tile_size=128), settings), 15)
+        with_q = timed(lambda data=data: check(decode_view(data, tile_size=128), thresholds), 15)
         print(f"| {len(data) / 1e6:.1f} MB | {ms(full):.1f} | {ms(ours):.1f} | {ms(ours, 95):.1f} "
               f"| {ms(with_q):.1f} | {ms(full) / ms(ours):.1f}× |")
 

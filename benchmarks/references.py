@@ -77,6 +77,7 @@ def startup_rebuild(n: int, rng: np.random.Generator, centres: np.ndarray) -> di
     from authentiq.db import open_database
     from authentiq.reference_index import ReferenceIndex
     from authentiq.references import EmbeddingRow, ReferenceRow, ReferenceStore, product_key
+    from authentiq.settings import ReferenceSettings
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = open_database(f"sqlite:///{tmp}/refs.db")
@@ -96,7 +97,7 @@ def startup_rebuild(n: int, rng: np.random.Generator, centres: np.ndarray) -> di
             session.commit()
         store.ensure_products([("Brand9", "Model9")])  # moves the counter past the rows
         t = time.perf_counter()
-        index = ReferenceIndex(store, model_version="bench@1", dim=DIM)
+        index = ReferenceIndex(store, ReferenceSettings(), model_version="bench@1", dim=DIM)
         index.sync(force=True)
         rebuild = time.perf_counter() - t
         q = clustered(1, rng, centres)[0]

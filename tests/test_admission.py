@@ -19,6 +19,7 @@ from PIL import Image
 from authentiq.admission import DecodeGate
 from authentiq.api.app import create_app
 from authentiq.batcher import Priority, _Job, fair_share
+from authentiq.deadline import Deadline
 from authentiq.errors import DeadlineExceeded
 from authentiq.preprocess import probe
 from authentiq.synthetic import SyntheticItem
@@ -117,11 +118,10 @@ def test_decode_gate_serves_clients_round_robin_within_the_budget() -> None:
 
 def test_decode_gate_deadline_and_cancel_leave_nothing_held() -> None:
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
         gate = DecodeGate(slots=1, capacity_bytes=10 * MiB)
         first = await gate.admit("a", 8 * MiB)
         with pytest.raises(DeadlineExceeded):
-            await gate.admit("b", 8 * MiB, deadline=loop.time() + 0.05)
+            await gate.admit("b", 8 * MiB, deadline=Deadline.from_timeout(0.05))
         waiting = asyncio.create_task(gate.admit("c", 1 * MiB))
         await asyncio.sleep(0.01)
         waiting.cancel()

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from authentiq.api.app import create_app
+from authentiq.backends.base import Backend
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend, cuda_provider_available
 from authentiq.backends.select import open_backend
 from authentiq.backends.tensorrt_lib import import_tensorrt
@@ -21,6 +22,12 @@ from authentiq.errors import BackendUnavailable
 from tests.conftest import has_tensorrt, make_settings
 
 no_tensorrt = pytest.mark.skipif(has_tensorrt(), reason="TensorRT is installed in this pass")
+
+
+def backend_for(tmp_path: Path, **overrides: object) -> Backend:
+    """What ``open_services`` opens for these settings: the model and batcher sections."""
+    settings = make_settings(tmp_path, **overrides)
+    return open_backend(settings.model, settings.batcher, timeout_s=settings.request_timeout_s)
 
 
 @no_tensorrt
@@ -32,7 +39,7 @@ def test_missing_tensorrt_says_how_to_install_it() -> None:
 def test_auto_on_a_cpu_machine_serves_onnxruntime_cpu_and_logs_why(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
-        backend = open_backend(make_settings(tmp_path, backend="auto", engine_dir=tmp_path))
+        backend = backend_for(tmp_path, backend="auto", engine_dir=tmp_path)
     assert (backend.info.name, backend.info.device, backend.info.precision) == \
         ("onnxruntime", "cpu", "int8-cpu")
     assert "TensorRT not used" in caplog.text
@@ -49,12 +56,11 @@ def test_explicit_tensorrt_that_cannot_run_fails_at_startup(tmp_path: Path) -> N
 @pytest.mark.skipif(cuda_provider_available(), reason="onnxruntime-gpu is installed")
 def test_explicit_ort_cuda_without_onnxruntime_gpu_says_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailable, match="pip install onnxruntime-gpu"):
-        open_backend(make_settings(tmp_path, backend="onnxruntime", ort_device="cuda"))
+        backend_for(tmp_path, backend="onnxruntime", ort_device="cuda")
 
 
 def test_explicit_onnxruntime_cpu(tmp_path: Path, tiny_model: Path) -> None:
-    backend = open_backend(make_settings(tmp_path, backend="onnxruntime", ort_device="cpu",
-                                         model_path=tiny_model))
+    backend = backend_for(tmp_path, backend="onnxruntime", ort_device="cpu", model_path=tiny_model)
     assert isinstance(backend, OnnxRuntimeBackend) and backend.info.device == "cpu"
     assert backend.info.engine_id.startswith("tiny.onnx@sha256:")
 

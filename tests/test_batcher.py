@@ -11,18 +11,30 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from authentiq.backends.base import Outputs
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend
-from authentiq.batcher import Batcher, BatcherConfig, Priority, Result
+from authentiq.batcher import Batcher, Priority, Result
+from authentiq.deadline import Deadline
 from authentiq.errors import DeadlineExceeded, InferenceFailed, QueueFull, ShuttingDown
+from authentiq.settings import BatcherSettings
 
 T = TypeVar("T")
 LONG = 30.0  # a delay no test waits for: reaching it would mean the knob under test failed
+
+
+def config(max_batch_size: int = 8, *, delay_s: float = 0.002, **more: Any) -> BatcherSettings:
+    """The batcher's section of the settings. LONG is past what AUTHENTIQ_MAX_QUEUE_DELAY_MS
+    accepts (1 s), so that one is built without validation: a test's own knob, not a setting."""
+    values = {"max_batch_size": max_batch_size, "max_queue_delay_ms": delay_s * 1000, **more}
+    if delay_s == LONG:
+        return BatcherSettings.model_construct(**values)
+    return BatcherSettings(**values)
 
 
 class Recorder:
@@ -107,7 +119,7 @@ async def started(batcher: Batcher) -> Batcher:
 @pytest.mark.parametrize("n, max_batch", [(1, 8), (5, 8), (8, 8), (13, 4), (32, 32), (7, 1)])
 def test_results_reach_their_request(backend: OnnxRuntimeBackend, n: int, max_batch: int) -> None:
     recorder = Recorder(backend)
-    batcher = Batcher(recorder, BatcherConfig(max_batch, max_queue_delay_s=0.05, adaptive=False))  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(max_batch, delay_s=0.05, adaptive_batching=False))  # type: ignore[arg-type]
     xs = [tagged(backend, i) for i in range(n)]
 
     async def scenario() -> list[Result]:
@@ -132,7 +144,7 @@ def test_one_bad_item_fails_only_its_own_request(backend: OnnxRuntimeBackend, ba
     xs = [tagged(backend, i) for i in range(4)]
     for i in bad:
         xs[i][1, 0, 0] = np.nan
-    batcher = Batcher(Recorder(backend), BatcherConfig(8, max_queue_delay_s=0.05, adaptive=False))  # type: ignore[arg-type]
+    batcher = Batcher(Recorder(backend), config(8, delay_s=0.05, adaptive_batching=False))  # type: ignore[arg-type]
 
     async def scenario() -> list[Result | BaseException]:
         await batcher.start()
@@ -151,7 +163,7 @@ def test_one_bad_item_fails_only_its_own_request(backend: OnnxRuntimeBackend, ba
 
 def test_full_batch_runs_at_once(backend: OnnxRuntimeBackend) -> None:
     recorder = Recorder(backend)
-    batcher = Batcher(recorder, BatcherConfig(4, max_queue_delay_s=LONG, adaptive=False))  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(4, delay_s=LONG, adaptive_batching=False))  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await batcher.start()
@@ -165,8 +177,8 @@ def test_full_batch_runs_at_once(backend: OnnxRuntimeBackend) -> None:
 
 def test_preferred_size_runs_at_once_and_the_rest_waits(backend: OnnxRuntimeBackend) -> None:
     recorder = Recorder(backend)
-    config = BatcherConfig(8, preferred_batch_sizes=(2, 4), max_queue_delay_s=LONG, adaptive=False)
-    batcher = Batcher(recorder, config)  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(8, preferred_batch_sizes=(2, 4), delay_s=LONG,  # type: ignore[arg-type]
+                                       adaptive_batching=False))
 
     async def scenario() -> None:
         await batcher.start()
@@ -183,7 +195,7 @@ def test_preferred_size_runs_at_once_and_the_rest_waits(backend: OnnxRuntimeBack
 
 def test_delay_is_measured_from_the_oldest_request(backend: OnnxRuntimeBackend) -> None:
     recorder = Recorder(backend)
-    batcher = Batcher(recorder, BatcherConfig(8, max_queue_delay_s=0.3, adaptive=False))  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(8, delay_s=0.3, adaptive_batching=False))  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await batcher.start()
@@ -201,7 +213,7 @@ def test_delay_is_measured_from_the_oldest_request(backend: OnnxRuntimeBackend) 
 
 def test_lone_request_at_idle_does_not_wait_the_delay(backend: OnnxRuntimeBackend) -> None:
     async def queued(adaptive: bool, delay: float) -> float:
-        batcher = Batcher(backend, BatcherConfig(8, max_queue_delay_s=delay, adaptive=adaptive))
+        batcher = Batcher(backend, config(8, delay_s=delay, adaptive_batching=adaptive))
         await batcher.start()
         result = await asyncio.wait_for(batcher.submit(tagged(backend, 0)), 5)
         await batcher.close()
@@ -213,7 +225,7 @@ def test_lone_request_at_idle_does_not_wait_the_delay(backend: OnnxRuntimeBacken
 
 def test_requests_arriving_while_busy_share_the_next_batch(backend: OnnxRuntimeBackend) -> None:
     recorder = Recorder(backend, gated=True)
-    batcher = Batcher(recorder, BatcherConfig(8, max_queue_delay_s=LONG))  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(8, delay_s=LONG))  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await batcher.start()
@@ -235,7 +247,7 @@ def test_requests_arriving_while_busy_share_the_next_batch(backend: OnnxRuntimeB
 
 def test_full_queue_refuses_at_once_with_retry_after(backend: OnnxRuntimeBackend) -> None:
     recorder, counts = Recorder(backend, gated=True), Counts()
-    batcher = Batcher(recorder, BatcherConfig(1, max_queue_size=2), counts)  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(1, max_queue_size=2), counts)  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await batcher.start()
@@ -258,7 +270,7 @@ def test_full_queue_refuses_at_once_with_retry_after(backend: OnnxRuntimeBackend
 
 def test_deadline_answers_while_queued_and_never_runs(backend: OnnxRuntimeBackend) -> None:
     recorder, counts = Recorder(backend, gated=True), Counts()
-    batcher = Batcher(recorder, BatcherConfig(8), counts)  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(8), counts)  # type: ignore[arg-type]
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
@@ -267,12 +279,12 @@ def test_deadline_answers_while_queued_and_never_runs(backend: OnnxRuntimeBacken
         await settle()
         t0 = loop.time()
         with pytest.raises(DeadlineExceeded):
-            await batcher.submit(tagged(backend, 1), timeout_s=0.2)
+            await batcher.submit(tagged(backend, 1), deadline=Deadline.from_timeout(0.2))
         # answered at its deadline, while the backend was still busy (no slot had freed up)
         assert loop.time() - t0 < 2 and not recorder.gate.is_set()
         assert batcher.depth == 0
         with pytest.raises(DeadlineExceeded):  # a deadline already past is refused at once
-            await batcher.submit(tagged(backend, 2), timeout_s=0)
+            await batcher.submit(tagged(backend, 2), deadline=Deadline.from_timeout(0))
         recorder.gate.set()
         await busy
         await batcher.close()
@@ -286,13 +298,16 @@ def test_a_batch_runs_until_its_last_caller_gives_up(backend: OnnxRuntimeBackend
     """The backend is told the batch's deadline (a remote one sends the time left): the latest
     of its requests', or none while one request has none."""
     recorder = Recorder(backend)
-    batcher = Batcher(recorder, BatcherConfig(4, max_queue_delay_s=LONG, adaptive=False))  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(4, delay_s=LONG, adaptive=False))  # type: ignore[arg-type]
+
+    def within(seconds: float | None) -> Deadline | None:
+        return None if seconds is None else Deadline.from_timeout(seconds)
 
     async def scenario() -> None:
         await batcher.start()
-        await asyncio.gather(*(batcher.submit(tagged(backend, i), timeout_s=t)
+        await asyncio.gather(*(batcher.submit(tagged(backend, i), deadline=within(t))
                                for i, t in enumerate([5.0, 20.0, 10.0, 1.0])))
-        await asyncio.gather(*(batcher.submit(tagged(backend, i), timeout_s=t)
+        await asyncio.gather(*(batcher.submit(tagged(backend, i), deadline=within(t))
                                for i, t in enumerate([5.0, None, 10.0, 1.0])))
         await batcher.close()
 
@@ -305,7 +320,7 @@ def test_a_batch_runs_until_its_last_caller_gives_up(backend: OnnxRuntimeBackend
 
 def test_interactive_requests_are_batched_ahead_of_bulk(backend: OnnxRuntimeBackend) -> None:
     recorder = Recorder(backend, gated=True)
-    batcher = Batcher(recorder, BatcherConfig(2, max_queue_delay_s=LONG))  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(2, delay_s=LONG))  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await batcher.start()
@@ -328,7 +343,7 @@ def test_interactive_requests_are_batched_ahead_of_bulk(backend: OnnxRuntimeBack
 
 def test_cancelled_caller_is_removed_from_the_queue(backend: OnnxRuntimeBackend) -> None:
     recorder, counts = Recorder(backend, gated=True), Counts()
-    batcher = Batcher(recorder, BatcherConfig(8), counts)  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(8), counts)  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await batcher.start()
@@ -357,7 +372,7 @@ def test_cancelled_caller_is_removed_from_the_queue(backend: OnnxRuntimeBackend)
 @pytest.mark.parametrize("instances", [1, 2, 3])
 def test_instances_bound_batches_in_flight(backend: OnnxRuntimeBackend, instances: int) -> None:
     recorder = Recorder(backend, gated=True)
-    batcher = Batcher(recorder, BatcherConfig(1, instances=instances))  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(1, batcher_instances=instances))  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await batcher.start()
@@ -374,7 +389,7 @@ def test_instances_bound_batches_in_flight(backend: OnnxRuntimeBackend, instance
 
 def test_close_finishes_everything_accepted_then_refuses(backend: OnnxRuntimeBackend) -> None:
     recorder = Recorder(backend, gated=True)
-    batcher = Batcher(recorder, BatcherConfig(2, max_queue_delay_s=LONG, adaptive=False))  # type: ignore[arg-type]
+    batcher = Batcher(recorder, config(2, delay_s=LONG, adaptive_batching=False))  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await batcher.start()
@@ -398,14 +413,14 @@ def test_close_finishes_everything_accepted_then_refuses(backend: OnnxRuntimeBac
 
 @pytest.mark.parametrize("kwargs", [
     {"max_batch_size": 0}, {"max_batch_size": 4, "preferred_batch_sizes": (8,)},
-    {"preferred_batch_sizes": (0,)}, {"max_queue_delay_s": -1}, {"max_queue_size": 0},
-    {"instances": 0},
+    {"preferred_batch_sizes": (0,)}, {"max_queue_delay_ms": -1}, {"max_queue_size": 0},
+    {"batcher_instances": 0}, {"max_queue_delay_ms": 5000},
 ])
 def test_config_refuses_nonsense(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
-        BatcherConfig(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=next(iter(kwargs))):
+        BatcherSettings(**kwargs)  # type: ignore[arg-type]
 
 
 def test_batch_larger_than_the_backend_accepts_is_refused(backend: OnnxRuntimeBackend) -> None:
     with pytest.raises(ValueError, match="exceeds"):
-        Batcher(backend, BatcherConfig(max_batch_size=64))
+        Batcher(backend, BatcherSettings(max_batch_size=64))

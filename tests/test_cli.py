@@ -155,7 +155,7 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
     from authentiq.db import open_database
     from authentiq.reference_index import ReferenceIndex
     from authentiq.references import ReferenceStore
-    from authentiq.settings import DEFAULT_MODEL, DEFAULT_REFERENCES
+    from authentiq.settings import DEFAULT_MODEL, DEFAULT_REFERENCES, ReferenceSettings
 
     folder = tmp_path / "refs"
     folder.mkdir()
@@ -199,7 +199,7 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
     assert "it/s" not in err and "item/s" not in err  # no empty progress bar
     engine = open_database(db)
     store = ReferenceStore(engine, BlobStore(tmp_path / "blobs" / "references"))
-    index = ReferenceIndex(store, model_version="authentiq-default@9.0.0", dim=128)
+    index = ReferenceIndex(store, ReferenceSettings(), model_version="authentiq-default@9.0.0", dim=128)
     index.sync(force=True)
     assert index.size == 3 and store.missing_embeddings("authentiq-default@9.0.0") == []
     assert {r.source for r in store.find()[0]} == {"boutique"}

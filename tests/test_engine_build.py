@@ -213,7 +213,8 @@ def test_auto_falls_back_to_onnxruntime_and_says_why(tensorrt: TensorRT, tmp_pat
     from tests.conftest import make_settings
 
     with caplog.at_level(logging.INFO):
-        backend = open_backend(make_settings(tmp_path, backend="auto", engine_dir=tmp_path))
+        settings = make_settings(tmp_path, backend="auto", engine_dir=tmp_path)
+        backend = open_backend(settings.model, settings.batcher, timeout_s=30)
     assert backend.info.name == "onnxruntime" and backend.info.device == "cpu"
     assert "TensorRT not used: no usable GPU" in caplog.text
     backend.close()

@@ -20,11 +20,12 @@ from sqlmodel import Session, col, func, select
 from authentiq.api.app import create_app
 from authentiq.batcher import Priority
 from authentiq.db import make_engine
+from authentiq.deadline import Deadline
 from authentiq.inspection import Upload
 from authentiq.jobs import JobRow, JobStore
 from authentiq.keys import create_key
 from authentiq.reports import ReportRow
-from authentiq.settings import Settings
+from authentiq.settings import JobSettings, Settings
 from authentiq.synthetic import SyntheticItem
 from authentiq.tenants import create_tenant
 from authentiq.webhooks import set_webhook, sign, verify
@@ -181,7 +182,8 @@ def test_webhook_is_signed_retried_with_backoff_and_logged(
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
     from authentiq.dispatcher import Dispatcher
 
-    dispatcher = Dispatcher(make_engine("sqlite://"), backoff_s=5, backoff_max_s=60)
+    dispatcher = Dispatcher(make_engine("sqlite://"),
+                            JobSettings(webhook_backoff_s=5, webhook_backoff_max_s=60))
     for attempt, base in [(1, 5), (2, 10), (3, 20), (4, 40), (5, 60), (12, 60)]:
         waits = [dispatcher.backoff(attempt) for _ in range(200)]
         assert 0.8 * base <= min(waits) < max(waits) <= 1.2 * base
@@ -312,6 +314,92 @@ def test_a_job_that_keeps_killing_its_worker_is_given_up(tmp_path: Path,
     assert ended.status == "failed" and ended.error is not None
     assert ended.error["type"].endswith("/job-crashed")
     assert not (settings.blob_dir / "jobs" / job.id).exists()
+
+
+def test_an_async_job_past_its_deadline_fails_and_its_webhook_says_so(
+        tmp_path: Path, genuine_item: SyntheticItem, receiver: WebhookReceiver) -> None:
+    """mode=async honours timeout_ms: a job not done by its deadline fails with the synchronous
+    call's problem (deadline-exceeded, 504), nothing runs, and the webhook is inspection.failed."""
+    with TestClient(create_app(make_settings(tmp_path, **FAST))) as client:
+        engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
+        row, key = create_key(engine, "marketplace", ["submit"])
+        secret = set_webhook(engine, row.id, receiver.url).secret
+        client.app.state.services.keys._checked = float("-inf")  # type: ignore[attr-defined]
+        mine = {"X-API-Key": key}
+        accepted = client.post("/v1/inspections?mode=async&timeout_ms=1", headers=mine,
+                               files=files_of(genuine_item), data=form(genuine_item))
+        assert accepted.status_code == 202, accepted.text
+        job = accepted.json()
+        deadline = datetime.fromisoformat(job["deadline_at"])
+        assert deadline <= datetime.fromisoformat(job["created_at"]) + timedelta(seconds=1)
+        job = finished(client, job["id"], mine)
+        assert job["status"] == "failed" and job["report_id"] is None and job["verdict"] is None
+        assert job["error"]["type"].endswith("/deadline-exceeded") and job["error"]["status"] == 504
+        assert job["attempts"] == 0  # failed where it waited: never run
+        assert client.get(f"/v1/reports/{job['id']}", headers=mine).status_code == 404
+        [delivery] = wait(receiver.accepted)
+        metrics = client.get("/metrics").text
+    assert delivery.event == "inspection.failed" and verify(secret, delivery.signature, delivery.body)
+    assert delivery.payload["data"]["job"]["error"]["type"].endswith("/deadline-exceeded")
+    assert "report" not in delivery.payload["data"]
+    assert 'authentiq_jobs_total{status="failed"} 1.0' in metrics
+    assert not any((tmp_path / "blobs" / "jobs").iterdir())  # its photos are dropped
+
+
+def test_an_async_deadline_holds_while_the_job_waits_and_across_processes(
+        tmp_path: Path, database_url: str, genuine_item: SyntheticItem) -> None:
+    """The deadline is stored with the job: a job that waited past it in the queue of an
+    API-only process fails when a worker process starts; jobs within theirs, or without one,
+    run as before. timeout_ms past 24 h is capped, not refused."""
+    accept_only = make_settings(tmp_path, database_url=database_url, job_workers=0, **FAST)
+    with TestClient(create_app(accept_only)) as client:
+        def submit(query: str) -> dict[str, Any]:
+            r = client.post(f"/v1/inspections?mode=async{query}", files=files_of(genuine_item),
+                            data=form(genuine_item))
+            assert r.status_code == 202, r.text
+            body: dict[str, Any] = r.json()
+            return body
+        late, roomy, plain = submit("&timeout_ms=300"), submit("&timeout_ms=120000"), submit("")
+        capped = submit(f"&timeout_ms={10**15}")
+        time.sleep(0.5)
+        assert client.get(f"/v1/jobs/{late['id']}").json()["status"] == "queued"  # nobody runs jobs
+    assert plain["deadline_at"] is None
+    ahead = datetime.fromisoformat(roomy["deadline_at"]) - datetime.fromisoformat(roomy["created_at"])
+    assert timedelta(seconds=119) < ahead <= timedelta(seconds=120)
+    ahead = datetime.fromisoformat(capped["deadline_at"]) - datetime.fromisoformat(capped["created_at"])
+    assert timedelta(hours=23, minutes=59) < ahead <= timedelta(hours=24)
+    with TestClient(create_app(make_settings(tmp_path, database_url=database_url, **FAST))) as client:
+        done = {name: finished(client, job["id"])
+                for name, job in [("late", late), ("roomy", roomy), ("plain", plain), ("capped", capped)]}
+    assert done["late"]["status"] == "failed" and done["late"]["attempts"] == 0
+    assert done["late"]["error"]["type"].endswith("/deadline-exceeded")
+    assert [done[n]["status"] for n in ("roomy", "plain", "capped")] == ["succeeded"] * 3
+
+
+def test_only_waiting_jobs_are_expired_by_the_store(tmp_path: Path, database_url: str,
+                                                    genuine_item: SyntheticItem) -> None:
+    """A job its worker is running keeps its deadline in the pipeline; the store fails only jobs
+    still waiting (queued, or their worker's lease ran out), and never claims an overdue one."""
+    settings = make_settings(tmp_path, database_url=database_url, job_workers=0, **FAST)
+    with TestClient(create_app(settings)):
+        pass  # creates the schema
+    uploads = [Upload("logo", genuine_item.views["logo"])]
+    with job_store(settings) as store:
+        def submit(deadline: Deadline | None) -> JobRow:
+            return store.submit(uploads, brand=genuine_item.brand, model=genuine_item.model,
+                                client_ref=None, priority=Priority.BULK, key_id=None,
+                                tenant_id="default", deadline=deadline)
+        running = submit(Deadline.from_timeout(0.3))
+        assert [j.id for j in store.claim(1, lease_s=60, max_attempts=3)] == [running.id]
+        overdue, roomy, plain = submit(Deadline.from_timeout(0.3)), submit(Deadline.from_timeout(60)), submit(None)
+        time.sleep(0.4)
+        assert {j.id for j in store.claim(5, lease_s=60, max_attempts=3)} == {roomy.id, plain.id}
+        assert [j.id for j in store.expire()] == [overdue.id]
+        assert store.expire() == []  # ended once: one webhook
+        states = {j.id: store.get(j.id, tenant=None).status for j in (running, overdue, roomy, plain)}
+    assert states == {running.id: "running", overdue.id: "failed", roomy.id: "running",
+                      plain.id: "running"}
+    assert not (settings.blob_dir / "jobs" / overdue.id).exists()
 
 
 @pytest.mark.postgres

@@ -331,7 +331,7 @@ def test_saving_the_key_loads_the_products_at_once(browser: Any, tmp_path: Path)
     """Before a key: the list says it waits for one (not "Loading…" for ever); after Save it
     fills at once, without a reload or a retry delay."""
     from authentiq.keys import create_key
-    from authentiq.reports import make_engine
+    from authentiq.db import make_engine
 
     settings = make_settings(tmp_path, auth="required")
     with live_server(settings) as server:

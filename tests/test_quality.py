@@ -11,11 +11,11 @@ from authentiq.settings import Settings
 from authentiq.synthetic import SyntheticItem
 from tests.conftest import jpeg
 
-SETTINGS = Settings()
+THRESHOLDS = Settings().quality
 
 
 def quality_of(data: bytes):  # type: ignore[no-untyped-def]
-    return check(decode_view(data, tile_size=128), SETTINGS)
+    return check(decode_view(data, tile_size=128), THRESHOLDS)
 
 
 def transformed(data: bytes, fn) -> bytes:  # type: ignore[no-untyped-def]

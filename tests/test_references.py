@@ -14,6 +14,7 @@ from authentiq.db import open_database
 from authentiq.errors import DuplicateReference, InvalidField, ReferenceNotFound, UnknownProduct
 from authentiq.reference_index import ReferenceIndex
 from authentiq.references import ReferenceRow, ReferenceStore, content_hash, product_key
+from authentiq.settings import ReferenceSettings
 
 V1, V2 = "tiny@1", "tiny@2"
 
@@ -96,8 +97,8 @@ def test_find_filters_and_cursor_pages(store: ReferenceStore) -> None:
 
 def test_two_workers_see_each_others_changes(store: ReferenceStore) -> None:
     """Two indexes on one database (two worker processes) converge through the change counter."""
-    a = ReferenceIndex(store, model_version=V1, dim=3, sync_interval_s=0)
-    b = ReferenceIndex(store, model_version=V1, dim=3, sync_interval_s=3600)
+    a = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_version=V1, dim=3)
+    b = ReferenceIndex(store, ReferenceSettings(reference_sync_s=3600), model_version=V1, dim=3)
     b.sync(force=True)
     enrol(store, "Verlaine", "Amande", vec(1, 0, 0), tag="a")
     enrol(store, "Verlaine", "Amande", vec(1, 1, 0), tag="b")
@@ -119,14 +120,14 @@ def test_two_workers_see_each_others_changes(store: ReferenceStore) -> None:
 
 def test_embeddings_of_another_model_version_are_never_searched(store: ReferenceStore) -> None:
     enrol(store, "Verlaine", "Amande", vec(1, 0, 0), tag="a", version=V1)
-    new = ReferenceIndex(store, model_version=V2, dim=3, sync_interval_s=0)
+    new = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_version=V2, dim=3)
     assert new.search(vec(1, 0, 0), "Verlaine", "Amande").claimed_count == 0
     assert [r.id for r in store.missing_embeddings(V2)] == ["refa"]
     store.add_embedding("refa", V2, vec(0, 1, 0))  # what re-embed does
     assert store.missing_embeddings(V2) == []
     ev = new.search(vec(0, 1, 0), "Verlaine", "Amande")
     assert ev.claimed_count == 1 and ev.best == pytest.approx(1.0)
-    old = ReferenceIndex(store, model_version=V1, dim=3, sync_interval_s=0)
+    old = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_version=V1, dim=3)
     assert old.search(vec(1, 0, 0), "Verlaine", "Amande").best == pytest.approx(1.0)
     assert sorted(store.embedded_with(["refa"])["refa"]) == [V1, V2]
     assert store.counts(V2) == {"live": 1, "embedded": 1}

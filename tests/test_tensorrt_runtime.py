@@ -200,7 +200,7 @@ def test_sticky_error_makes_readyz_fail_and_requests_fail_fast(
     """Through the app: after a sticky CUDA error /readyz answers 503 naming it, and a request
     is answered 503 at once — its batch ran once, not again row by row."""
     behaviour = EngineBehaviour(max_batch=8)
-    monkeypatch.setattr("authentiq.services.open_backend", lambda settings: backend(behaviour))
+    monkeypatch.setattr("authentiq.services.open_backend", lambda *args, **kwargs: backend(behaviour))
     item = make_item(930_000, counterfeit=False)
     form = {"brand": item.brand, "model": item.model}
     with TestClient(create_app(make_settings(tmp_path))) as client:

@@ -42,21 +42,20 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Read only the model's contract here (cheap, no session): the OpenAPI body lists its views.
-    spec = model_contract(settings)
+    spec = model_contract(settings.model)
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, observer=metrics, event_body=webhook_body) as services:
             blobs = services.store.blobs
-            pdfs = PdfCache(blobs.child("pdf"), blobs, workers=settings.pdf_workers,
-                            max_pending=settings.pdf_queue,
+            pdfs = PdfCache(blobs.child("pdf"), blobs, settings.pdf,
                             reference_photo=functools.partial(photo_or_none, services.references))
             app.state.services, app.state.metrics, app.state.pdfs = services, metrics, pdfs
-            if _loopback(settings.public_base_url):
+            if _loopback(settings.access.public_base_url):
                 log.warning("share links and QR codes point at %s, which only this machine can "
                             "open: set AUTHENTIQ_PUBLIC_BASE_URL to where customers reach the "
-                            "service", settings.public_base_url)
+                            "service", settings.access.public_base_url)
             info = services.backend.info
             log.info("ready: %s %s on %s (%s), %d references", services.backend.spec.version_key,
                      info.precision, info.name, info.device, services.index.size)
@@ -91,10 +90,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")  # before /static: it is inside
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.include_router(health.router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
-                       timeout_s=settings.body_timeout_s)
-    if settings.cors_origins:  # kiosks served from another origin; never "*"
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.uploads.max_request_bytes,
+                       timeout_s=settings.connections.body_timeout_s)
+    cors_origins = settings.access.cors_origins
+    if cors_origins:  # kiosks served from another origin; never "*"
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "X-API-Key", "Idempotency-Key",
                                           "Content-Type"],

@@ -56,7 +56,8 @@ def job_out(row: JobRow) -> dict[str, Any]:
         "id": row.id, "status": row.status, "brand": row.brand, "model": row.model,
         "client_ref": row.client_ref, "priority": row.priority, "attempts": row.attempts,
         "created_at": iso(row.created_at), "updated_at": iso(row.updated_at),
-        "finished_at": iso(row.finished_at), "report_id": row.id if done else None,
+        "finished_at": iso(row.finished_at), "deadline_at": iso(row.deadline_at),
+        "report_id": row.id if done else None,
         "verdict": row.verdict, "error": row.error,
         "links": {"self": f"/v1/jobs/{row.id}", "report": f"/v1/reports/{row.id}" if done else None},
     }

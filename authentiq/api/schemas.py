@@ -154,6 +154,8 @@ class Job(BaseModel):
     created_at: str
     updated_at: str
     finished_at: str | None
+    deadline_at: str | None = Field(description="with ?timeout_ms: a job that has not reached "
+                                                "inference by then fails with deadline-exceeded")
     report_id: str | None
     verdict: Literal["authentic", "counterfeit", "inconclusive"] | None
     error: dict[str, Any] | None = Field(description="the problem (RFC 9457) if it failed")

@@ -29,7 +29,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from authentiq.settings import Settings
+from authentiq.settings import ConnectionSettings
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 16 * 1024
@@ -76,12 +76,12 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
+def uvicorn_options(connections: ConnectionSettings) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` (picklable: worker processes receive them)."""
     return {
-        "http": functools.partial(GuardedH11Protocol, header_timeout_s=settings.header_timeout_s),
-        "timeout_keep_alive": settings.keep_alive_s,
-        "limit_concurrency": settings.max_connections,
+        "http": functools.partial(GuardedH11Protocol, header_timeout_s=connections.header_timeout_s),
+        "timeout_keep_alive": connections.keep_alive_s,
+        "limit_concurrency": connections.max_connections,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "timeout_graceful_shutdown": 30,
     }

@@ -16,7 +16,7 @@ from authentiq.api.schemas import Problem
 from authentiq.errors import EmptyFile, FileTooLarge, InvalidField, TooManyFiles, UnsupportedMediaType
 from authentiq.inspection import Upload
 from authentiq.services import Services
-from authentiq.settings import Settings
+from authentiq.settings import UploadSettings
 from authentiq.text import check_text
 
 TEXT_FIELDS = {"brand": 128, "model": 128, "client_ref": 128}
@@ -45,19 +45,19 @@ def request_body_schema(view_names: list[str], required: list[str],
         "type": "object", "properties": props, "required": [*required, "brand", "model"]}}}}}
 
 
-async def read_uploads(request: Request, settings: Settings, text_fields: dict[str, int] = TEXT_FIELDS
-                       ) -> tuple[list[Upload], dict[str, str]]:
+async def read_uploads(request: Request, limits: UploadSettings,
+                       text_fields: dict[str, int] = TEXT_FIELDS) -> tuple[list[Upload], dict[str, str]]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise UnsupportedMediaType(
             f"send multipart/form-data (one file per view), not {content_type or 'no content type'!r}")
-    form = await parse_form(request, max_files=settings.max_files, max_fields=len(text_fields) + 4)
+    form = await parse_form(request, max_files=limits.max_files, max_fields=len(text_fields) + 4)
     try:
         fields: dict[str, str] = {}
         uploads: list[Upload] = []
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
-                uploads.append(Upload(name, await read_photo(value, name, settings.max_file_bytes)))
+                uploads.append(Upload(name, await read_photo(value, name, limits.max_file_bytes)))
             elif name in text_fields:
                 if name in fields:
                     raise InvalidField(f"field {name!r} given more than once", field=name)

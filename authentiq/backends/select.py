@@ -19,50 +19,51 @@ from authentiq.engine_build import BuildOptions, load_or_build
 from authentiq.engine_compat import admits, runs_on, slug
 from authentiq.errors import BackendUnavailable
 from authentiq.model_spec import ModelSpec, read_spec
-from authentiq.settings import Settings
+from authentiq.settings import BatcherSettings, ModelSettings
 
 log = logging.getLogger(__name__)
 
 
-def open_backend(settings: Settings) -> Backend:
-    if settings.backend == "triton":
+def open_backend(model: ModelSettings, batcher: BatcherSettings, *, timeout_s: float) -> Backend:
+    """``batcher``: the batch sizes an engine is built for and the contexts it runs;
+    ``timeout_s``: the longest a call to a Triton server may take (the request timeout)."""
+    if model.backend == "triton":
         from authentiq.backends.triton import TritonBackend  # needs tritonclient; loaded on demand
 
-        return TritonBackend(settings.triton_url, settings.triton_model,
-                             timeout_s=settings.request_timeout_s)
-    if settings.backend == "tensorrt":
-        return open_tensorrt(settings)
-    if settings.backend == "onnxruntime":
-        return open_onnxruntime(settings)
+        return TritonBackend(model.triton_url, model.triton_model, timeout_s=timeout_s)
+    if model.backend == "tensorrt":
+        return open_tensorrt(model, batcher)
+    if model.backend == "onnxruntime":
+        return open_onnxruntime(model, batcher)
     try:
-        backend = open_tensorrt(settings)
+        backend = open_tensorrt(model, batcher)
     except BackendUnavailable as exc:
         # Not installed is the normal CPU deployment (info); installed but unusable is worth a warning.
         level = logging.INFO if "not installed" in exc.detail else logging.WARNING
         log.log(level, "backend auto: TensorRT not used: %s", exc.detail)
-        return open_onnxruntime(settings)
+        return open_onnxruntime(model, batcher)
     log.info("backend auto: TensorRT (%s)", backend.info.device)
     return backend
 
 
-def model_contract(settings: Settings) -> ModelSpec:
+def model_contract(model: ModelSettings) -> ModelSpec:
     """The contract of the model this configuration serves, without loading it: from the ONNX
     file, or for ``triton`` from the server's model config (API workers need no model file)."""
-    if settings.backend == "triton":
+    if model.backend == "triton":
         from authentiq.backends.triton import fetch_spec
 
-        return fetch_spec(settings.triton_url, settings.triton_model)
-    return read_spec(settings.model_path)
+        return fetch_spec(model.triton_url, model.triton_model)
+    return read_spec(model.model_path)
 
 
-def build_options(settings: Settings) -> BuildOptions:
+def build_options(model: ModelSettings, batcher: BatcherSettings) -> BuildOptions:
     return BuildOptions(
-        max_batch=settings.max_batch_size,
-        opt_batch=max(settings.preferred_batch_sizes, default=settings.max_batch_size),
-        workspace_mib=settings.trt_workspace_mib,
-        optimization_level=settings.trt_optimization_level,
-        hardware_compatibility=settings.trt_hardware_compatibility,
-        version_compatible=settings.trt_version_compatible,
+        max_batch=batcher.max_batch_size,
+        opt_batch=max(batcher.preferred_batch_sizes, default=batcher.max_batch_size),
+        workspace_mib=model.trt_workspace_mib,
+        optimization_level=model.trt_optimization_level,
+        hardware_compatibility=model.trt_hardware_compatibility,
+        version_compatible=model.trt_version_compatible,
     )
 
 
@@ -76,20 +77,20 @@ def usable_gpu(index: int) -> cuda.Gpu:
     return found[index]
 
 
-def open_tensorrt(settings: Settings) -> Backend:
+def open_tensorrt(model: ModelSettings, batcher: BatcherSettings) -> Backend:
     from authentiq.backends.tensorrt import TensorRTBackend  # needs cuda-python; loaded on demand
 
-    flavour = None if settings.tensorrt_flavour == "auto" else settings.tensorrt_flavour
+    flavour = None if model.tensorrt_flavour == "auto" else model.tensorrt_flavour
     trt = import_tensorrt(flavour)
-    gpu = usable_gpu(settings.gpu_index)
+    gpu = usable_gpu(model.gpu_index)
     if trt.rtx and (refused := admits(runs_on(trt, gpu, "none"), gpu)):
         raise BackendUnavailable(f"{trt.label} does not run on {gpu.label}: {refused}; data-centre "
                                  f"GPUs take TensorRT ({INSTALL_HINT})")
-    spec = read_spec(settings.tensorrt_model_path)
-    engine = load_or_build(settings.tensorrt_model_path, settings.engine_dir, trt, gpu,
-                           build_options(settings), allow_build=settings.engine_build)
+    spec = read_spec(model.tensorrt_model_path)
+    engine = load_or_build(model.tensorrt_model_path, model.engine_dir, trt, gpu,
+                           build_options(model, batcher), allow_build=model.engine_build)
     return TensorRTBackend(engine.plan, trt, spec, engine_id=f"{engine.path.name}@{engine.key[:12]}",
-                           gpu=gpu, instances=settings.batcher_instances,
+                           gpu=gpu, instances=batcher.batcher_instances,
                            version_compatible=engine.version_compatible,
                            runtime_cache=runtime_cache_path(engine.path, trt, gpu))
 
@@ -103,14 +104,14 @@ def runtime_cache_path(plan: Path, trt: TensorRT, gpu: cuda.Gpu) -> Path | None:
     return plan.with_name(f"{plan.stem}.{trt.version}.{slug(gpu.name)}-sm{sm}.runtime-cache")
 
 
-def open_onnxruntime(settings: Settings) -> Backend:
+def open_onnxruntime(model: ModelSettings, batcher: BatcherSettings) -> Backend:
     def session(device: Literal["cpu", "cuda"]) -> OnnxRuntimeBackend:
-        return OnnxRuntimeBackend(settings.model_path, intra_op_threads=settings.ort_threads,
-                                  max_batch_size=settings.max_batch_size, device=device,
-                                  gpu_index=settings.gpu_index)
+        return OnnxRuntimeBackend(model.model_path, intra_op_threads=model.ort_threads,
+                                  max_batch_size=batcher.max_batch_size, device=device,
+                                  gpu_index=model.gpu_index)
 
-    if settings.ort_device != "auto":
-        return session(settings.ort_device)
+    if model.ort_device != "auto":
+        return session(model.ort_device)
     if cuda_provider_available():
         try:
             return session("cuda")

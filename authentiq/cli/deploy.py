@@ -9,7 +9,7 @@ from pathlib import Path
 def _url(args: argparse.Namespace) -> str:
     from authentiq.settings import Settings
 
-    return str(args.database_url or Settings().database_url)
+    return str(args.database_url or Settings().storage.database_url)
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
@@ -53,9 +53,10 @@ def export_triton(args: argparse.Namespace) -> int:
     print(f"wrote {done.folder}: {', '.join(done.files)}")
     for note in done.notes:
         print(f"note: {note}")
-    print(f"max_batch_size {settings.max_batch_size}, preferred {list(settings.preferred_batch_sizes)}, "
-          f"queue delay {settings.max_queue_delay_ms} ms, queue {settings.max_queue_size}, "
-          f"{settings.batcher_instances} instance(s)")
+    batcher = settings.batcher
+    print(f"max_batch_size {batcher.max_batch_size}, preferred {list(batcher.preferred_batch_sizes)}, "
+          f"queue delay {batcher.max_queue_delay_ms} ms, queue {batcher.max_queue_size}, "
+          f"{batcher.batcher_instances} instance(s)")
     print(f"serve it: tritonserver --model-repository {args.out_dir}; then run AuthentiQ with "
           f"AUTHENTIQ_BACKEND=triton AUTHENTIQ_TRITON_URL=<host>:8001"
           + ("" if args.name == "authentiq" else f" AUTHENTIQ_TRITON_MODEL={args.name}"))

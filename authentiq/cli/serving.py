@@ -35,7 +35,7 @@ def serve(args: argparse.Namespace) -> int:
         overrides["public_base_url"] = url.rstrip("/")
     settings = Settings(**overrides)
     options = {"host": args.host, "port": args.port, "log_level": args.log_level,
-               "log_config": log_config(args.log_level), **uvicorn_options(settings)}
+               "log_config": log_config(args.log_level), **uvicorn_options(settings.connections)}
     if args.workers > 1:
         return serve_workers(args, settings, overrides, options)
     app = create_app(settings)
@@ -62,8 +62,8 @@ def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[
     from authentiq.api.server import browsable
     from authentiq.db import open_database
 
-    if settings.migrate:
-        open_database(settings.database_url).dispose()
+    if settings.storage.migrate:
+        open_database(settings.storage.database_url).dispose()
     for key, value in overrides.items():  # the workers read their settings from the environment
         os.environ[f"AUTHENTIQ_{key.upper()}"] = str(value)
     print(f"AuthentiQ starting {args.workers} workers on {browsable(args.host, args.port)} "
@@ -142,12 +142,13 @@ def build_engine(args: argparse.Namespace) -> int:
              "trt_hardware_compatibility": args.hardware_compat,
              "trt_version_compatible": args.version_compat, "tensorrt_flavour": args.flavour}
     settings = Settings(**{k: v for k, v in given.items() if v is not None})
-    options = build_options(settings)
+    model = settings.model
+    options = build_options(model, settings.batcher)
     if args.opt_batch is not None:
         options = dataclasses.replace(options, opt_batch=args.opt_batch)
-    trt = import_tensorrt(None if settings.tensorrt_flavour == "auto" else settings.tensorrt_flavour)
+    trt = import_tensorrt(None if model.tensorrt_flavour == "auto" else model.tensorrt_flavour)
     try:
-        gpu = usable_gpu(settings.gpu_index)
+        gpu = usable_gpu(model.gpu_index)
     except BackendUnavailable as exc:
         if not trt.rtx:  # load_or_build refuses with the reason; say first why there is no GPU
             print(f"no GPU ({exc.detail})", file=sys.stderr)
@@ -155,7 +156,7 @@ def build_engine(args: argparse.Namespace) -> int:
             print(f"no GPU ({exc.detail}); {trt.label} builds ahead of time for its portable "
                   f"set of GPUs", file=sys.stderr)
         gpu = None
-    engine = load_or_build(settings.tensorrt_model_path, settings.engine_dir, trt, gpu, options,
+    engine = load_or_build(model.tensorrt_model_path, model.engine_dir, trt, gpu, options,
                            force=args.force)
     state = "built" if engine.built else "cache hit"
     print(f"{state}: {engine.path} ({len(engine.plan) / 1e6:.1f} MB, {engine.seconds:.1f} s)")

@@ -122,8 +122,9 @@ def passes_quality(photos: dict[str, bytes]) -> bool:
     from authentiq.quality import check
     from authentiq.settings import Settings
 
-    settings = Settings()
-    return all(check(decode_view(d, tile_size=128, view=v), settings).usable for v, d in photos.items())
+    thresholds = Settings().quality
+    return all(check(decode_view(d, tile_size=128, view=v), thresholds).usable
+               for v, d in photos.items())
 
 
 def _rescale_jpeg(data: bytes, short_side: int, quality: int) -> bytes:

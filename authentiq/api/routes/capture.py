@@ -7,7 +7,6 @@ Once API keys exist these need the ``submit`` scope, like inspections.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,6 +17,7 @@ from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
 from authentiq.api.uploads import PROBLEMS, client_of, in_flight, parse_form, read_photo
 from authentiq.batcher import Priority
+from authentiq.deadline import Deadline
 from authentiq.errors import InvalidField, UnknownView, UnsupportedMediaType
 from authentiq.inspection import Upload, view_result, with_gate
 from authentiq.report import ViewQuality
@@ -60,7 +60,7 @@ async def views(services: ServicesDep) -> dict[str, Any]:
                  "schema": {"type": "object", "required": ["view", "photo"], "properties": {
                      "view": {"type": "string"}, "photo": {"type": "string", "format": "binary"}}}}}}})
 async def quality(request: Request, services: ServicesDep) -> ViewQuality:
-    settings, spec = services.settings, services.backend.spec
+    limits, spec = services.settings.uploads, services.backend.spec
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMediaType("send multipart/form-data with fields 'view' and 'photo'")
     form = await parse_form(request, max_files=1, max_fields=2)
@@ -70,13 +70,13 @@ async def quality(request: Request, services: ServicesDep) -> ViewQuality:
             raise UnknownView(f"view must be one of {', '.join(spec.view_names)}", view=str(view))
         if not isinstance(photo, UploadFile):
             raise InvalidField("send the photo as a file field named 'photo'", field="photo")
-        data = await read_photo(photo, view, settings.max_file_bytes)
+        data = await read_photo(photo, view, limits.max_file_bytes)
     finally:
         await form.close()  # removes spooled temporary files
 
     inspector = services.inspector
     client = client_of(request)
-    deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
+    deadline = Deadline.from_timeout(services.settings.inspection.request_timeout_s)
     with in_flight(services, client):
         run = await inspector.run([Upload(view, data)], priority=Priority.INTERACTIVE,
                                   deadline=deadline, client=client)

@@ -16,16 +16,27 @@ from authentiq.api.resources import job_out, report_out
 from authentiq.api.schemas import Job, Report
 from authentiq.api.uploads import PROBLEMS, client_of, in_flight, read_uploads, request_body_schema
 from authentiq.batcher import Priority
+from authentiq.deadline import Deadline
 from authentiq.errors import (
     ClientClosedRequest,
 )
 from authentiq.idempotency import fingerprint
 from authentiq.inspection import Upload
+from authentiq.jobs import MAX_TIMEOUT_S
 from authentiq.keys import Principal
 from authentiq.preprocess import supported_formats
 from authentiq.services import Services
 
 T = TypeVar("T")
+TIMEOUT_MS = (
+    "Deadline in milliseconds from the request's arrival. sync: if it passes while the photos "
+    "wait to be decoded or the item waits for inference, the answer is 504 deadline-exceeded at "
+    "that moment and nothing runs; capped at the server's request timeout "
+    "(AUTHENTIQ_REQUEST_TIMEOUT_S, default 30 s), which is also the default. async: the job must "
+    "be done by then, its time in the job queue included: a job still waiting, decoding or "
+    "queued for inference at its deadline fails with deadline-exceeded (the job's error; its "
+    "webhook event is inspection.failed) and nothing runs; the job's deadline_at says when. "
+    "Capped at 24 h; default: none. Once its inference has started, an inspection completes.")
 
 
 def create_router(view_names: list[str], required: list[str]) -> APIRouter:
@@ -53,20 +64,15 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
             description="interactive (a person waits: kiosk, auditor) is batched ahead of bulk "
                         "(machine-to-machine backlog). Default: interactive for sync, bulk for "
                         "async")] = None,
-        timeout_ms: Annotated[int | None, Query(
-            ge=1, description="sync only: deadline from arrival; if it passes while the item "
-                              "waits for inference, the answer is 504 at that moment and nothing "
-                              "runs. Capped at the server's request timeout (default 30 s)")] = None,
+        timeout_ms: Annotated[int | None, Query(ge=1, description=TIMEOUT_MS)] = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Any:
         settings = services.settings
-        budget = settings.request_timeout_s if timeout_ms is None else \
-            min(timeout_ms / 1000, settings.request_timeout_s)
-        deadline = asyncio.get_running_loop().time() + budget
-        uploads, fields = await read_uploads(request, settings)
+        deadline = request_deadline(mode, timeout_ms, settings.inspection.request_timeout_s)
+        uploads, fields = await read_uploads(request, settings.uploads)
         if mode == "async":
             return await submit_job(services, caller, uploads, fields, priority or Priority.BULK,
-                                    idempotency_key)
+                                    idempotency_key, deadline)
         chosen = priority or Priority.INTERACTIVE
         client = client_of(request)
 
@@ -92,10 +98,21 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
     return router
 
 
+def request_deadline(mode: Literal["sync", "async"], timeout_ms: int | None,
+                     request_timeout_s: float) -> Deadline | None:
+    """The request's one deadline, from its arrival (now): see ``TIMEOUT_MS``."""
+    if mode == "async":
+        return None if timeout_ms is None else Deadline.from_timeout(min(timeout_ms / 1000,
+                                                                         MAX_TIMEOUT_S))
+    return Deadline.from_timeout(request_timeout_s if timeout_ms is None else
+                                 min(timeout_ms / 1000, request_timeout_s))
+
+
 async def submit_job(services: Services, caller: Principal | None, uploads: list[Upload],
-                     fields: dict[str, str], priority: Priority, idempotency_key: str | None
-                     ) -> JSONResponse:
-    """Check what is cheap to check now (views, product), store the job, answer 202."""
+                     fields: dict[str, str], priority: Priority, idempotency_key: str | None,
+                     deadline: Deadline | None) -> JSONResponse:
+    """Check what is cheap to check now (views, product), store the job with its deadline,
+    answer 202."""
     services.inspector.check_views([u.view for u in uploads])
     services.inspector.check_product(fields["brand"], fields["model"])
 
@@ -103,7 +120,7 @@ async def submit_job(services: Services, caller: Principal | None, uploads: list
         row = await asyncio.to_thread(
             services.jobs.submit, uploads, brand=fields["brand"], model=fields["model"],
             client_ref=fields.get("client_ref") or None, priority=priority,
-            key_id=key_id_of(caller), tenant_id=home(caller), job_id=job_id)
+            key_id=key_id_of(caller), tenant_id=home(caller), job_id=job_id, deadline=deadline)
         services.runner.wake()
         return job_out(row)
 

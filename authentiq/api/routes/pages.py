@@ -81,7 +81,7 @@ def check_origin(request: Request, services: Services) -> None:
     another site cannot forge either, so this stops cross-site form posts whatever SameSite
     does; a post with neither header is refused too."""
     sent = request.headers.get("origin") or request.headers.get("referer")
-    allowed = {_origin(services.settings.public_base_url), _origin(str(request.base_url))}
+    allowed = {_origin(services.settings.access.public_base_url), _origin(str(request.base_url))}
     if sent is None or sent == "null" or _origin(sent) not in allowed:
         raise CrossSiteRequest("this form must be posted from the AuthentiQ pages themselves")
 
@@ -123,7 +123,7 @@ async def login(request: Request, services: ServicesDep, key: Annotated[str, For
     address = request.client.host if request.client else "unknown"
     try:
         await asyncio.to_thread(services.rate_limiter.hit, f"login:{address}",
-                                services.settings.login_rate_limit)
+                                services.settings.access.login_rate_limit)
         principal = await asyncio.to_thread(services.keys.verify, key.strip())
         if not principal.allows("review"):
             raise Forbidden(f"key {principal.key_id} has no review scope")
@@ -134,7 +134,7 @@ async def login(request: Request, services: ServicesDep, key: Annotated[str, For
     response = RedirectResponse(_local(next), status_code=303)
     response.set_cookie(COOKIE, token, max_age=int(LIFETIME.total_seconds()), httponly=True,
                         samesite="strict", secure=request.url.scheme == "https"
-                        or services.settings.public_base_url.startswith("https://"))
+                        or services.settings.access.public_base_url.startswith("https://"))
     return response
 
 

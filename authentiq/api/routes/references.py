@@ -19,6 +19,7 @@ from authentiq.api.resources import reference_out
 from authentiq.api.routes.reports import MEDIA
 from authentiq.api.schemas import Problem, Reference, ReferenceList
 from authentiq.api.uploads import PROBLEMS, read_uploads, request_body_schema
+from authentiq.deadline import Deadline
 from authentiq.idempotency import fingerprint
 from authentiq.keys import Principal
 from authentiq.reference_photos import reference_photo
@@ -55,8 +56,8 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                     caller: Admin,
                     idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         settings = services.settings
-        uploads, form = await read_uploads(request, settings, TEXT_FIELDS)
-        deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
+        uploads, form = await read_uploads(request, settings.uploads, TEXT_FIELDS)
+        deadline = Deadline.from_timeout(settings.inspection.request_timeout_s)
 
         async def work(_: str | None) -> dict[str, Any]:
             row = await services.enroller.enrol(

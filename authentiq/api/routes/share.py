@@ -57,7 +57,7 @@ class ShareLinkList(BaseModel):
 
 def link_view(services: Services, row: ShareLinkRow) -> dict[str, Any]:
     return {"id": row.id, "report_id": row.report_id,
-            "url": f"{services.settings.public_base_url}/r/{services.share_links.token(row)}",
+            "url": f"{services.settings.access.public_base_url}/r/{services.share_links.token(row)}",
             "qr": f"/v1/reports/{row.report_id}/share-links/{row.id}/qr.svg",
             "created_at": iso_utc(row.created_at), "expires_at": iso_utc(row.expires_at),
             "revoked_at": iso_utc(row.revoked_at), "live": live(row)}
