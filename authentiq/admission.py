@@ -24,13 +24,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from authentiq.deadline import Deadline, time_left
-from authentiq.errors import AuthentiqError, DeadlineExceeded
-
-
-class TooManyInFlight(AuthentiqError):
-    """A client already has ``AUTHENTIQ_MAX_IN_FLIGHT_PER_CLIENT`` requests running."""
-
-    slug, status, title = "too-many-in-flight", 429, "Too many requests in flight"
+from authentiq.errors import DeadlineExceeded, TooManyInFlight
 
 
 @dataclass(eq=False)

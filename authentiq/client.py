@@ -7,11 +7,7 @@ from typing import Any
 
 import httpx
 
-from authentiq.errors import AuthentiqError
-
-
-class ClientError(AuthentiqError):
-    slug, status, title = "client-error", 400, "Request failed"
+from authentiq.errors import ClientError
 
 
 def parse_photo_args(photos: list[str]) -> list[tuple[str, Path]]:

@@ -43,20 +43,12 @@ from authentiq.engine_compat import (
     target_tag,
     version_admits,
 )
-from authentiq.errors import AuthentiqError
+from authentiq.errors import EngineBuildFailed, EngineMismatch
 from authentiq.model_spec import INPUT_NAME
 
 log = logging.getLogger(__name__)
 HardwareCompat = Literal["none", "ampere_plus", "same_compute_capability"]
 COMPARED = ("onnx_sha256", "profile", "options")  # must equal; "tensorrt" follows version rules
-
-
-class EngineBuildFailed(AuthentiqError):
-    slug, status, title = "engine-build-failed", 500, "Engine build failed"
-
-
-class EngineMismatch(AuthentiqError):
-    slug, status, title = "engine-mismatch", 503, "Engine plan does not match this system"
 
 
 @dataclass(frozen=True)

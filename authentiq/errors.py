@@ -190,3 +190,105 @@ class CalibrationError(AuthentiqError):
 
 class DatasetError(AuthentiqError):
     slug, status, title = "dataset-error", 500, "Dataset is unusable"
+
+
+# --- access, jobs, engines, exports and the other parts: one class per failure they report ---
+
+
+class TooManyInFlight(AuthentiqError):
+    """A client already has ``AUTHENTIQ_MAX_IN_FLIGHT_PER_CLIENT`` requests running."""
+
+    slug, status, title = "too-many-in-flight", 429, "Too many requests in flight"
+
+
+class CrossSiteRequest(AuthentiqError):
+    slug, status, title = "cross-site-request", 403, "Form posted from another origin"
+
+
+class BackendFailed(BackendUnavailable):
+    """The backend can run nothing more in this process (a sticky CUDA error): every batch is
+    refused at once and ``/readyz`` answers 503 until the process is restarted."""
+
+    slug, status, title = "backend-failed", 503, "Inference backend failed; restart required"
+
+
+# CUDA errors after which the process's context is lost (every later call fails the same way).
+CUDA_STICKY_ERRORS = frozenset({
+    "cudaErrorIllegalAddress", "cudaErrorLaunchTimeout", "cudaErrorHardwareStackError",
+    "cudaErrorIllegalInstruction", "cudaErrorMisalignedAddress", "cudaErrorInvalidAddressSpace",
+    "cudaErrorInvalidPc", "cudaErrorLaunchFailure", "cudaErrorECCUncorrectable", "cudaErrorAssert",
+    "cudaErrorTensorMemoryLeak", "cudaErrorContained",
+})
+
+
+class CudaError(BackendUnavailable):
+    slug, status, title = "cuda-error", 503, "CUDA error"
+
+    @property
+    def sticky(self) -> bool:
+        """True when the process's CUDA context is lost: nothing but a restart helps."""
+        return self.extra.get("cuda_error") in CUDA_STICKY_ERRORS
+
+
+class ClientError(AuthentiqError):
+    slug, status, title = "client-error", 400, "Request failed"
+
+
+class EngineBuildFailed(AuthentiqError):
+    slug, status, title = "engine-build-failed", 500, "Engine build failed"
+
+
+class EngineMismatch(AuthentiqError):
+    slug, status, title = "engine-mismatch", 503, "Engine plan does not match this system"
+
+
+class IdempotencyKeyReused(AuthentiqError):
+    slug, status, title = "idempotency-key-reused", 422, "Idempotency key reused with another body"
+
+
+class IdempotencyInProgress(AuthentiqError):
+    slug, status, title = "idempotency-in-progress", 409, "The first request is still running"
+
+
+class JobNotFound(AuthentiqError):
+    slug, status, title = "job-not-found", 404, "No such job"
+
+
+class JobCrashed(AuthentiqError):
+    slug, status, title = "job-crashed", 500, "Job crashed repeatedly"
+
+
+class Unauthorized(AuthentiqError):
+    slug, status, title = "unauthorized", 401, "API key missing or invalid"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="authentiq"'}
+
+
+class Forbidden(AuthentiqError):
+    slug, status, title = "forbidden", 403, "API key lacks the scope"
+
+
+class PdfBusy(AuthentiqError):
+    slug, status, title = "pdf-busy", 503, "Too many PDFs being rendered"
+
+
+class RateLimited(AuthentiqError):
+    slug, status, title = "rate-limited", 429, "Too many requests"
+
+
+class ShareLinkNotFound(AuthentiqError):
+    slug, status, title = "share-link-not-found", 404, "No such share link"
+
+
+class UnknownTenant(AuthentiqError):
+    slug, status, title = "unknown-tenant", 422, "No such tenant"
+
+
+class ExportFailed(AuthentiqError):
+    slug, status, title = "export-failed", 500, "Export failed"
+
+
+class DeliveryNotFound(AuthentiqError):
+    slug, status, title = "delivery-not-found", 404, "No such webhook delivery"

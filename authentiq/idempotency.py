@@ -32,18 +32,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col
 
-from authentiq.errors import AuthentiqError, InvalidField
+from authentiq.errors import AuthentiqError, IdempotencyInProgress, IdempotencyKeyReused, InvalidField
 
 TTL = timedelta(hours=24)
 MAX_KEY = 200
-
-
-class IdempotencyKeyReused(AuthentiqError):
-    slug, status, title = "idempotency-key-reused", 422, "Idempotency key reused with another body"
-
-
-class IdempotencyInProgress(AuthentiqError):
-    slug, status, title = "idempotency-in-progress", 409, "The first request is still running"
 
 
 class IdempotencyRow(SQLModel, table=True):

@@ -34,21 +34,13 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from authentiq import webhooks
 from authentiq.blobs import Blobs
 from authentiq.deadline import Deadline
-from authentiq.errors import AuthentiqError, DeadlineExceeded
+from authentiq.errors import DeadlineExceeded, JobCrashed, JobNotFound
 from authentiq.report import Report
 from authentiq.tenants import Visible
 
 log = logging.getLogger(__name__)
 Photo = tuple[str, bytes]  # (view, the photo as uploaded)
 MAX_TIMEOUT_S = 24 * 3600  # a job's deadline is at most this far from its request's arrival
-
-
-class JobNotFound(AuthentiqError):
-    slug, status, title = "job-not-found", 404, "No such job"
-
-
-class JobCrashed(AuthentiqError):
-    slug, status, title = "job-crashed", 500, "Job crashed repeatedly"
 
 
 class JobRow(SQLModel, table=True):

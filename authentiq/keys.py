@@ -28,25 +28,13 @@ from sqlalchemy import JSON, Column, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from authentiq.errors import AuthentiqError
+from authentiq.errors import AuthentiqError, Unauthorized
 from authentiq.tenants import DEFAULT_TENANT, Visible, require_tenant
 from authentiq.text import check_text
 
 Scope = Literal["submit", "review", "admin", "auditor"]
 SCOPES: tuple[Scope, ...] = ("submit", "review", "admin", "auditor")
 PREFIX = "aq_"
-
-
-class Unauthorized(AuthentiqError):
-    slug, status, title = "unauthorized", 401, "API key missing or invalid"
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer realm="authentiq"'}
-
-
-class Forbidden(AuthentiqError):
-    slug, status, title = "forbidden", 403, "API key lacks the scope"
 
 
 class ApiKeyRow(SQLModel, table=True):

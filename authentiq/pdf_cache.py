@@ -22,15 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from authentiq.blobs import Blobs
-from authentiq.errors import AuthentiqError, ReportNotFound
+from authentiq.errors import PdfBusy, ReportNotFound
 from authentiq.report_pdf import ReferencePhoto, render_pdf
 from authentiq.settings import PdfSettings
 
 log = logging.getLogger(__name__)
-
-
-class PdfBusy(AuthentiqError):
-    slug, status, title = "pdf-busy", 503, "Too many PDFs being rendered"
 
 
 class PdfCache:

@@ -17,11 +17,7 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from authentiq.errors import AuthentiqError
-
-
-class RateLimited(AuthentiqError):
-    slug, status, title = "rate-limited", 429, "Too many requests"
+from authentiq.errors import RateLimited
 
 
 class RateLimiter:

@@ -20,14 +20,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from authentiq.errors import AuthentiqError
+from authentiq.errors import ShareLinkNotFound
 from authentiq.tenants import Visible
 
 MAC_HEX = 32  # 128 bits of HMAC-SHA256: unguessable, and a QR code stays small
-
-
-class ShareLinkNotFound(AuthentiqError):
-    slug, status, title = "share-link-not-found", 404, "No such share link"
 
 
 class ShareLinkRow(SQLModel, table=True):

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from authentiq.errors import AuthentiqError, InvalidField
+from authentiq.errors import AuthentiqError, InvalidField, UnknownTenant
 from authentiq.text import check_text
 
 DEFAULT_TENANT = "default"
@@ -38,10 +38,6 @@ class TenantRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=128)
     created_at: datetime
-
-
-class UnknownTenant(AuthentiqError):
-    slug, status, title = "unknown-tenant", 422, "No such tenant"
 
 
 def check_tenant_id(tenant_id: str) -> str:

@@ -31,17 +31,13 @@ from typing import Any, Literal
 from authentiq.backends.tensorrt_lib import version_tuple
 from authentiq.engine_build import sidecar_path
 from authentiq.engine_compat import describe, version_admits
-from authentiq.errors import AuthentiqError
+from authentiq.errors import ExportFailed
 from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, read_spec
 from authentiq.settings import BatcherSettings, ModelSettings, Settings
 from authentiq.triton_contract import TRITON_HINT, spec_parameters
 
 Runtime = Literal["onnxruntime", "tensorrt", "python"]
 RUNTIMES: tuple[Runtime, ...] = ("onnxruntime", "tensorrt", "python")
-
-
-class ExportFailed(AuthentiqError):
-    slug, status, title = "export-failed", 500, "Export failed"
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from authentiq.errors import AuthentiqError, InvalidField
+from authentiq.errors import DeliveryNotFound, InvalidField
 from authentiq.tenants import Visible
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,6 @@ class DeliveryRow(SQLModel, table=True):
     log: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime
     delivered_at: datetime | None = None
-
-
-class DeliveryNotFound(AuthentiqError):
-    slug, status, title = "delivery-not-found", 404, "No such webhook delivery"
 
 
 # --- signing ---------------------------------------------------------------------------------

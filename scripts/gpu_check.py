@@ -342,9 +342,9 @@ def stand_in_spec() -> ModelSpec:
 
 def sticky_child() -> None:
     """In a child process (its CUDA context is lost for good): fault a kernel mid-batch."""
-    from authentiq.backends.base import BackendFailed
     from authentiq.backends.tensorrt import TensorRTBackend
     from authentiq.backends.tensorrt_lib import TensorRT
+    from authentiq.errors import BackendFailed
 
     module = StandInTensorRT()
     trt = TensorRT(module, "tensorrt", "10.8.0.43")

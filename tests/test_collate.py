@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from authentiq.backends.base import BackendFailed, Outputs
+from authentiq.backends.base import Outputs
 from authentiq.collate import collate, run_batch, split
-from authentiq.errors import AuthentiqError, BackendUnavailable, DeadlineExceeded, InferenceFailed
+from authentiq.errors import (
+    AuthentiqError,
+    BackendFailed,
+    BackendUnavailable,
+    DeadlineExceeded,
+    InferenceFailed,
+)
 
 
 def rows(n: int, shape: tuple[int, int, int] = (3, 4, 6)) -> list[np.ndarray]:

@@ -19,17 +19,9 @@ import pytest
 from authentiq.backends.cuda import Gpu
 from authentiq.backends.tensorrt import deserialize
 from authentiq.backends.tensorrt_lib import TensorRT, process_logger
-from authentiq.engine_build import (
-    BuildOptions,
-    EngineBuildFailed,
-    EngineMismatch,
-    digest,
-    key_fields,
-    load_or_build,
-    sidecar_path,
-)
+from authentiq.engine_build import BuildOptions, digest, key_fields, load_or_build, sidecar_path
 from authentiq.engine_compat import runs_on
-from authentiq.errors import BackendUnavailable
+from authentiq.errors import BackendUnavailable, EngineBuildFailed, EngineMismatch
 from tests.conftest import ENGINES, FP32_MODEL, REPO
 
 pytestmark = pytest.mark.tensorrt

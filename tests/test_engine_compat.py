@@ -13,13 +13,13 @@ from authentiq.backends.cuda import Gpu
 from authentiq.backends.tensorrt_lib import TensorRT, version_tuple
 from authentiq.engine_build import (
     BuildOptions,
-    EngineBuildFailed,
     attach_timing_cache,
     check_buildable,
     load_or_build,
     plan_path,
 )
 from authentiq.engine_compat import admits, runs_on, target_tag, version_admits
+from authentiq.errors import EngineBuildFailed
 from tests.conftest import ENGINES
 
 TRT = TensorRT(module=None, flavour="tensorrt", version="10.8.0.43")

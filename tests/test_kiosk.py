@@ -330,8 +330,8 @@ def test_without_a_camera_the_file_picker_is_the_way(browser: Any, server: LiveS
 def test_saving_the_key_loads_the_products_at_once(browser: Any, tmp_path: Path) -> None:
     """Before a key: the list says it waits for one (not "Loading…" for ever); after Save it
     fills at once, without a reload or a retry delay."""
-    from authentiq.keys import create_key
     from authentiq.db import make_engine
+    from authentiq.keys import create_key
 
     settings = make_settings(tmp_path, auth="required")
     with live_server(settings) as server:

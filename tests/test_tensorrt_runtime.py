@@ -18,11 +18,10 @@ from fastapi.testclient import TestClient
 
 from authentiq.api.app import create_app
 from authentiq.backends import cuda
-from authentiq.backends.base import BackendFailed
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.backends.tensorrt import TensorRTBackend
 from authentiq.backends.tensorrt_lib import TensorRT
-from authentiq.errors import BackendUnavailable, InferenceFailed
+from authentiq.errors import BackendFailed, BackendUnavailable, CudaError, InferenceFailed
 from authentiq.model_spec import read_spec
 from authentiq.settings import DEFAULT_TRT_MODEL
 from authentiq.synthetic import make_item
@@ -107,7 +106,7 @@ def test_sticky_cuda_error_fails_fast_and_is_reported(cudart: StandInCudaRuntime
 def test_a_cuda_error_that_is_not_sticky_fails_the_batch_only(cudart: StandInCudaRuntime) -> None:
     b = backend()
     cudart.fail_next_sync = CudaErr.cudaErrorInvalidValue
-    with pytest.raises(cuda.CudaError) as failed:
+    with pytest.raises(CudaError) as failed:
         b.run(views(2))
     assert not isinstance(failed.value, BackendFailed) and not failed.value.sticky
     cudart.sticky = None  # stand-in: a non-sticky error is returned once, not forever

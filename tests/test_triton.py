@@ -17,11 +17,11 @@ from authentiq.api.app import create_app
 from authentiq.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.backends.triton import TritonBackend
 from authentiq.cli import main
-from authentiq.errors import BackendUnavailable, DeadlineExceeded
+from authentiq.errors import BackendUnavailable, DeadlineExceeded, ExportFailed
 from authentiq.model_spec import read_spec
 from authentiq.settings import DEFAULT_MODEL, DEFAULT_TRT_MODEL
 from authentiq.synthetic import make_item
-from authentiq.triton_export import ExportFailed, export_triton
+from authentiq.triton_export import export_triton
 from tests.conftest import TritonServer, allow_classifier_only, files_of, make_settings, start_triton
 
 BATCHING = {"max_batch_size": 16, "preferred_batch_sizes": (4, 8), "max_queue_delay_ms": 1.5,

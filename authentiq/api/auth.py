@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from authentiq.keys import Forbidden, Principal, Scope, Unauthorized
+from authentiq.errors import Forbidden, Unauthorized
+from authentiq.keys import Principal, Scope
 from authentiq.services import Services
 from authentiq.sessions import COOKIE
 from authentiq.tenants import DEFAULT_TENANT, Visible

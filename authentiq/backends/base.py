@@ -7,15 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from authentiq.errors import BackendUnavailable
 from authentiq.model_spec import ModelSpec
-
-
-class BackendFailed(BackendUnavailable):
-    """The backend can run nothing more in this process (a sticky CUDA error): every batch is
-    refused at once and ``/readyz`` answers 503 until the process is restarted."""
-
-    slug, status, title = "backend-failed", 503, "Inference backend failed; restart required"
 
 
 @dataclass(frozen=True)

@@ -23,32 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from authentiq.errors import BackendUnavailable
+from authentiq.errors import CUDA_STICKY_ERRORS, BackendUnavailable, CudaError
 
 INSTALL_HINT = ('pip install "authentiq[tensorrt]" (or "authentiq[tensorrt-rtx]"), which brings '
                 'cuda-bindings')
 # CUDA's documentation says of each of these that the process is left in an inconsistent state
 # (every later CUDA call returns the same error until the process is terminated and relaunched)
 # or that the context must be destroyed, which for the runtime API means the same.
-STICKY_ERRORS = frozenset({
-    "cudaErrorIllegalAddress", "cudaErrorLaunchTimeout", "cudaErrorHardwareStackError",
-    "cudaErrorIllegalInstruction", "cudaErrorMisalignedAddress", "cudaErrorInvalidAddressSpace",
-    "cudaErrorInvalidPc", "cudaErrorLaunchFailure", "cudaErrorECCUncorrectable", "cudaErrorAssert",
-    "cudaErrorTensorMemoryLeak", "cudaErrorContained",
-})
-
-
-class CudaError(BackendUnavailable):
-    slug, status, title = "cuda-error", 503, "CUDA error"
-
-    @property
-    def sticky(self) -> bool:
-        """True when the process's CUDA context is lost: nothing but a restart helps."""
-        return is_sticky(self.extra.get("cuda_error"))
 
 
 def is_sticky(cuda_error: str | None) -> bool:
-    return cuda_error in STICKY_ERRORS
+    return cuda_error in CUDA_STICKY_ERRORS
 
 
 @functools.cache  # every CUDA call goes through here; a failed import is not cached

@@ -17,7 +17,7 @@ from authentiq.backends.onnxruntime import OnnxRuntimeBackend, cuda_provider_ava
 from authentiq.backends.tensorrt_lib import INSTALL_HINT, TensorRT, import_tensorrt
 from authentiq.engine_build import BuildOptions, load_or_build
 from authentiq.engine_compat import admits, runs_on, slug
-from authentiq.errors import BackendUnavailable
+from authentiq.errors import BackendUnavailable, CudaError
 from authentiq.model_spec import ModelSpec, read_spec
 from authentiq.settings import BatcherSettings, ModelSettings
 
@@ -70,7 +70,7 @@ def build_options(model: ModelSettings, batcher: BatcherSettings) -> BuildOption
 def usable_gpu(index: int) -> cuda.Gpu:
     try:
         found = cuda.gpus()
-    except cuda.CudaError as exc:
+    except CudaError as exc:
         raise BackendUnavailable(f"no usable GPU: {exc.detail}") from exc
     if index >= len(found):
         raise BackendUnavailable(f"no usable GPU: GPU {index} requested, {len(found)} present")

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from authentiq.backends import cuda
-from authentiq.backends.base import BackendFailed, BackendInfo, Outputs
+from authentiq.backends.base import BackendInfo, Outputs
 from authentiq.backends.tensorrt_lib import TensorRT, numpy_dtype, process_logger
-from authentiq.errors import BackendUnavailable, InferenceFailed
+from authentiq.errors import BackendFailed, BackendUnavailable, CudaError, InferenceFailed
 from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, check_io
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class TensorRTBackend:
         try:
             cuda.use_device(self.gpu.index)  # worker threads start on device 0
             return self._run(instance, views)
-        except cuda.CudaError as exc:
+        except CudaError as exc:
             if exc.sticky:
                 self._fail(exc)
                 raise BackendFailed(self._failure or exc.detail, retry_after=1) from exc
@@ -169,7 +169,7 @@ class TensorRTBackend:
         scores = results.get(VIEW_SCORES)
         return Outputs(logits, embedding, cam, None if scores is None else np.array(scores, np.float32))
 
-    def _fail(self, exc: cuda.CudaError) -> None:
+    def _fail(self, exc: CudaError) -> None:
         if self._failure is None:
             self._failure = (f"{exc.detail}: this process's CUDA context is lost; every batch is "
                              f"refused until the process is restarted")
@@ -180,12 +180,12 @@ class TensorRTBackend:
             self._cache.save()
         try:
             cuda.use_device(self.gpu.index)  # frees go to this GPU, whichever thread closes
-        except cuda.CudaError as exc:
+        except CudaError as exc:
             log.warning("closing the TensorRT backend: %s", exc.detail)
         for instance in self._all:
             try:
                 instance.close()
-            except cuda.CudaError as exc:  # after a sticky error every free fails the same way
+            except CudaError as exc:  # after a sticky error every free fails the same way
                 log.warning("closing a TensorRT instance: %s", exc.detail)
         self._all = []
         self._cache = None

@@ -21,9 +21,8 @@ from authentiq import __version__
 from authentiq.api.auth import authenticate, presented_key, visible
 from authentiq.api.deps import PdfsDep, ServicesDep
 from authentiq.api.resources import report_out, summary_out
-from authentiq.errors import AuthentiqError
-from authentiq.keys import Forbidden, Principal, Unauthorized
-from authentiq.ratelimit import RateLimited
+from authentiq.errors import AuthentiqError, CrossSiteRequest, Forbidden, RateLimited, Unauthorized
+from authentiq.keys import Principal
 from authentiq.reference_photos import compared, views_of
 from authentiq.report_view import AGAINST, headline, retakes, when
 from authentiq.reports import ReportFilter
@@ -44,10 +43,6 @@ KIOSK_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' 
                                             "media-src 'self' blob: mediastream:; frame-ancestors 'none'",
                  "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
                  "Permissions-Policy": "camera=(self)"}
-
-
-class CrossSiteRequest(AuthentiqError):
-    slug, status, title = "cross-site-request", 403, "Form posted from another origin"
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -26,10 +26,11 @@ from authentiq.api.resources import report_out
 from authentiq.api.routes.pages import HEADERS, templates
 from authentiq.api.routes.reports import MEDIA
 from authentiq.api.uploads import PROBLEMS
+from authentiq.errors import ShareLinkNotFound
 from authentiq.report import Report
 from authentiq.report_view import headline, retakes
 from authentiq.services import Services
-from authentiq.share_links import ShareLinkNotFound, ShareLinkRow, live
+from authentiq.share_links import ShareLinkRow, live
 from authentiq.times import iso_utc
 
 api = APIRouter(prefix="/v1/reports/{report_id}", tags=["share links"])
