@@ -63,6 +63,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev $(TRT_DIR)/.installed $(TRITON_DIR)/.installed browser
 	$(BIN)/ruff check authentiq tests benchmarks scripts
 	$(BIN)/mypy authentiq
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 	@rm -rf $(RESULTS); status=0; \
 	echo "== pass 1 of 3: SQLite"; \
@@ -71,7 +72,7 @@ test: $(VENV)/.installed-dev $(TRT_DIR)/.installed $(TRITON_DIR)/.installed brow
 	AUTHENTIQ_TEST_DATABASE=postgres $(BIN)/pytest --junitxml=$(RESULTS)/2-postgres.xml || status=1; \
 	echo "== pass 3 of 3: TensorRT-RTX (engine build, backend selection)"; \
 	PYTHONPATH=$(TRT_DIR) AUTHENTIQ_TEST_TENSORRT=required $(BIN)/pytest \
-		--junitxml=$(RESULTS)/3-tensorrt.xml tests/test_engine_build.py tests/test_backend_select.py \
+		--junitxml=$(RESULTS)/3-tensorrt.xml tests/inference/test_engine_build.py tests/inference/test_backend_select.py \
 		|| status=1; \
 	$(BIN)/python scripts/test_summary.py $(RESULTS); exit $$status
 

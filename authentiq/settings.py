@@ -43,7 +43,7 @@ def _none_if_empty(v: object) -> object:
 
 
 class _ModelFields(Section):
-    """Which model runs where (authentiq.backends.select, authentiq.engine_build)."""
+    """Which model runs where (authentiq.inference.backends.select, authentiq.inference.engine_build)."""
 
     backend: Literal["auto", "tensorrt", "onnxruntime", "triton"] = Field(
         "auto", description="auto: TensorRT if it imports and a GPU is usable, else ONNX Runtime "
@@ -68,7 +68,7 @@ class _ModelFields(Section):
 
 
 class _BatcherFields(Section):
-    """The dynamic batcher (authentiq.batcher; the Triton export writes the same numbers)."""
+    """The dynamic batcher (authentiq.inference.batcher; the Triton export writes the same numbers)."""
 
     max_batch_size: int = Field(8, ge=1, le=256)
     preferred_batch_sizes: tuple[int, ...] = Field(
@@ -90,7 +90,7 @@ class _BatcherFields(Section):
 
 class _InspectionFields(Section):
     """One inspection's pipeline: its deadline, its worker pool and its decoding budgets
-    (authentiq.inspection; the routes take the deadline from here)."""
+    (authentiq.pipeline.inspection; the routes take the deadline from here)."""
 
     request_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="default and longest deadline of one inspection")
@@ -122,7 +122,7 @@ class _InspectionFields(Section):
 
 
 class _QualityFields(Section):
-    """The per-view quality check (authentiq.quality)."""
+    """The per-view quality check (authentiq.pipeline.quality)."""
 
     min_side: int = Field(256, ge=16, description="shortest side in pixels below which a view is too small")
     blur_threshold: float = Field(
@@ -134,7 +134,7 @@ class _QualityFields(Section):
 
 class _UploadFields(Section):
     """What one request, and one client, may send (the upload routes, authentiq.api.limits,
-    authentiq.admission.InFlight)."""
+    authentiq.pipeline.admission.InFlight)."""
 
     max_file_bytes: int = Field(25 * 1024 * 1024, ge=1024)
     max_request_bytes: int = Field(150 * 1024 * 1024, ge=1024)
@@ -145,7 +145,7 @@ class _UploadFields(Section):
 
 
 class _JobFields(Section):
-    """Async jobs and the webhooks that report them (authentiq.jobs, authentiq.webhooks)."""
+    """Async jobs and the webhooks that report them (authentiq.storage.jobs, authentiq.storage.webhooks)."""
 
     job_workers: int = Field(4, ge=0, le=256, description="async jobs this process runs at once; "
                                                           "0: accept jobs, leave them to other workers")
@@ -164,7 +164,7 @@ class _JobFields(Section):
 
 class _AccessFields(Section):
     """Who may call, from where, how often, and the public address links point at
-    (authentiq.keys, authentiq.ratelimit, authentiq.share_links, the pages)."""
+    (authentiq.storage.keys, authentiq.services.ratelimit, authentiq.storage.share_links, the pages)."""
 
     auth: Literal["auto", "required", "off"] = Field(
         "auto", description="auto: API keys required once one exists; required: always; off: never")
@@ -229,7 +229,7 @@ class _ConnectionFields(Section):
 
 
 class _PdfFields(Section):
-    """Report PDFs (authentiq.pdf_cache)."""
+    """Report PDFs (authentiq.web.pdf_cache)."""
 
     pdf_workers: int = Field(1, ge=1, le=16, description="threads rendering report PDFs (each "
                                                          "PDF is rendered once, then cached)")
@@ -238,7 +238,7 @@ class _PdfFields(Section):
 
 
 class _StorageFields(Section):
-    """The database and the blob store (authentiq.reports, authentiq.schema, authentiq.blobs)."""
+    """The database and the blob store (authentiq.storage.db, authentiq.storage.blobs)."""
 
     database_url: str = "sqlite:///var/authentiq.db"
     migrate: bool = Field(True, description="upgrade the database schema at start-up (false: "
@@ -273,7 +273,7 @@ class _StorageFields(Section):
 
 
 class _ReferenceFields(Section):
-    """The reference database's search (authentiq.reference_index) and its seed set."""
+    """The reference database's search (authentiq.pipeline.reference_index) and its seed set."""
 
     reference_index: Literal["flat", "faiss"] = Field(
         "flat", description="flat: exact brute force; faiss: HNSW for very large sets ([faiss] extra)")
@@ -305,11 +305,11 @@ class BatcherSettings(_BatcherFields):
 
 
 class InspectionSettings(_InspectionFields):
-    """What the :class:`~authentiq.inspection.Inspector` and the request deadline need."""
+    """What the :class:`~authentiq.pipeline.inspection.Inspector` and the request deadline need."""
 
 
 class QualitySettings(_QualityFields):
-    """The thresholds :func:`authentiq.quality.check` applies."""
+    """The thresholds :func:`authentiq.pipeline.quality.check` applies."""
 
 
 class UploadSettings(_UploadFields):

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from authentiq.backends.onnxruntime import OnnxRuntimeBackend
-from authentiq.batcher import Batcher
-from authentiq.model_spec import INPUT_NAME, OUTPUT_NAMES
+from authentiq.contract.model_spec import INPUT_NAME, OUTPUT_NAMES
+from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
+from authentiq.inference.batcher import Batcher
 from authentiq.settings import BatcherSettings
 from benchmarks._common import machine
 

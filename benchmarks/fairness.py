@@ -30,8 +30,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from authentiq.modelling.synthetic import make_item
 from authentiq.settings import Settings
-from authentiq.synthetic import make_item
 from benchmarks._common import machine
 
 PHOTO = (1600, 1200)

@@ -19,12 +19,12 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from authentiq import heatmap  # noqa: E402
-from authentiq.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
-from authentiq.preprocess import decode_view  # noqa: E402
+from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
+from authentiq.modelling.synthetic import make_item  # noqa: E402
+from authentiq.pipeline import heatmap  # noqa: E402
+from authentiq.pipeline.preprocess import decode_view  # noqa: E402
+from authentiq.pipeline.stitch import build_input  # noqa: E402
 from authentiq.settings import DEFAULT_MODEL  # noqa: E402
-from authentiq.stitch import build_input  # noqa: E402
-from authentiq.synthetic import make_item  # noqa: E402
 from benchmarks._common import machine, ms, timed  # noqa: E402
 
 REPEAT = 200

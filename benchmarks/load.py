@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from authentiq.synthetic import make_item
+from authentiq.modelling.synthetic import make_item
 from benchmarks._common import machine, serve
 
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8)

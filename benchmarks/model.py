@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from authentiq.backends.onnxruntime import OnnxRuntimeBackend
-from authentiq.model_eval import evaluate_models
+from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
+from authentiq.modelling.model_eval import evaluate_models
 from benchmarks._common import machine, timed
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"

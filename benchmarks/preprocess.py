@@ -10,8 +10,8 @@ import os
 
 from PIL import Image, ImageOps
 
-from authentiq.preprocess import decode_view
-from authentiq.quality import check
+from authentiq.pipeline.preprocess import decode_view
+from authentiq.pipeline.quality import check
 from authentiq.settings import Settings
 from benchmarks._common import machine, ms, photo, timed
 

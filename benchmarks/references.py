@@ -46,7 +46,7 @@ def bench_index(kind: str, data: np.ndarray, queries: np.ndarray, exact: list[se
                 ) -> tuple[dict[str, str], list[set[str]]]:
     import faiss
 
-    from authentiq.similarity import new_index
+    from authentiq.pipeline.similarity import new_index
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # building may use every core ...
     ids = [f"r{i}" for i in range(len(data))]
@@ -73,11 +73,11 @@ def startup_rebuild(n: int, rng: np.random.Generator, centres: np.ndarray) -> di
     """Rows in SQLite (as enrolment leaves them) → a ReferenceIndex ready to search."""
     from sqlmodel import Session
 
-    from authentiq.blobs import BlobStore
-    from authentiq.db import open_database
-    from authentiq.reference_index import ReferenceIndex
-    from authentiq.references import EmbeddingRow, ReferenceRow, ReferenceStore, product_key
+    from authentiq.pipeline.reference_index import ReferenceIndex
     from authentiq.settings import ReferenceSettings
+    from authentiq.storage.blobs import BlobStore
+    from authentiq.storage.db import open_database
+    from authentiq.storage.references import EmbeddingRow, ReferenceRow, ReferenceStore, product_key
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = open_database(f"sqlite:///{tmp}/refs.db")

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from authentiq.modelling.triton_export import export_triton
 from authentiq.settings import Settings
-from authentiq.triton_export import export_triton
 from benchmarks._common import launch_triton, machine, serve
 from benchmarks.load import Run, bodies, drive
 

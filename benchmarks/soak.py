@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from authentiq.synthetic import make_item
+from authentiq.modelling.synthetic import make_item
 from benchmarks._common import free_port, machine
 from benchmarks.faults import TcpProxy, WebhookReceiver
 

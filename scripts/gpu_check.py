@@ -4,7 +4,7 @@ It first checks that the cuda-bindings it runs is inside the pin of the ``[tenso
 (pyproject.toml) and stops otherwise (``--any-cuda-bindings`` to run anyway): a check run on
 another version says nothing about what users install.
 
-Part 1 exercises ``authentiq.backends.cuda`` alone: device query, pinned and device allocation,
+Part 1 exercises ``authentiq.inference.backends.cuda`` alone: device query, pinned and device allocation,
 pinned copies both ways, stream ordering (H2D → D2D → D2H queued without syncs), buffer reuse
 across batches of changing size, worker threads with their own streams, error paths and copy
 bandwidth. Part 2 runs ``TensorRTBackend`` — our real class — with a STAND-IN for TensorRT's
@@ -39,8 +39,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from authentiq.backends import cuda
-from authentiq.model_spec import ModelSpec, ViewSpec
+from authentiq.contract.model_spec import ModelSpec, ViewSpec
+from authentiq.inference.backends import cuda
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -285,8 +285,8 @@ def expected(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def part2() -> None:
-    from authentiq.backends.tensorrt import TensorRTBackend
-    from authentiq.backends.tensorrt_lib import TensorRT
+    from authentiq.inference.backends.tensorrt import TensorRTBackend
+    from authentiq.inference.backends.tensorrt_lib import TensorRT
 
     trt = TensorRT(StandInTensorRT(), "tensorrt", "10.8.0.43")
     spec = stand_in_spec()
@@ -342,9 +342,9 @@ def stand_in_spec() -> ModelSpec:
 
 def sticky_child() -> None:
     """In a child process (its CUDA context is lost for good): fault a kernel mid-batch."""
-    from authentiq.backends.tensorrt import TensorRTBackend
-    from authentiq.backends.tensorrt_lib import TensorRT
     from authentiq.errors import BackendFailed
+    from authentiq.inference.backends.tensorrt import TensorRTBackend
+    from authentiq.inference.backends.tensorrt_lib import TensorRT
 
     module = StandInTensorRT()
     trt = TensorRT(module, "tensorrt", "10.8.0.43")

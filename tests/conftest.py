@@ -27,9 +27,9 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from authentiq.api.app import create_app
-from authentiq.model_spec import ModelSpec, ViewSpec
+from authentiq.contract.model_spec import ModelSpec, ViewSpec
+from authentiq.modelling.synthetic import CATALOG, SyntheticItem, find_spec, make_item, passes_quality
 from authentiq.settings import DEFAULT_MODEL, Settings
-from authentiq.synthetic import CATALOG, SyntheticItem, find_spec, make_item, passes_quality
 from benchmarks._common import TritonServer, free_port, launch_triton
 
 REPO = Path(__file__).resolve().parents[1]
@@ -185,7 +185,7 @@ def settings(tmp_path: Path) -> Settings:
 def allow_classifier_only(client: TestClient) -> None:
     """Let every catalogue product be called authentic without references (a per-product setting,
     ``PUT /v1/products``): tests of storage, listing and review need all three verdicts without
-    enrolling references. tests/test_trust.py tests the default, which refuses that."""
+    enrolling references. tests/system/test_trust.py tests the default, which refuses that."""
     for spec in CATALOG:
         r = client.put(f"/v1/products/{spec.brand}/{spec.model}",
                        json={"thresholds": {"allow_classifier_only": True}})
@@ -300,7 +300,7 @@ def start_triton(repository: Path, log: Path, *args: str, grpc_port: int = 0) ->
 @pytest.fixture(scope="session")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     """One Triton server for the session, serving `authentiq export-triton --runtime python`."""
-    from authentiq.triton_export import export_triton
+    from authentiq.modelling.triton_export import export_triton
 
     folder = tmp_path_factory.mktemp("triton")
     export_triton(folder / "models", make_settings(folder), runtime="python")
@@ -456,7 +456,7 @@ def has_tensorrt() -> bool:
 def tensorrt() -> object:
     """The installed TensorRT flavour. ``make test`` runs these tests a second time with
     tensorrt-rtx on the path and AUTHENTIQ_TEST_TENSORRT=required, so CI cannot skip them."""
-    from authentiq.backends.tensorrt_lib import import_tensorrt
+    from authentiq.inference.backends.tensorrt_lib import import_tensorrt
 
     if not has_tensorrt():
         if os.environ.get("AUTHENTIQ_TEST_TENSORRT") == "required":

@@ -1,7 +1,7 @@
 """STAND-INS for CUDA's runtime and TensorRT's runtime, for testing TensorRTBackend where neither can
 run (no GPU here; TensorRT proper cannot even be installed).
 
-They are stand-ins, not mocks of our code: ``TensorRTBackend`` and ``authentiq.backends.cuda`` run
+They are stand-ins, not mocks of our code: ``TensorRTBackend`` and ``authentiq.inference.backends.cuda`` run
 unchanged on top of them. ``StandInCudaRuntime`` has the calls of ``cuda.bindings.runtime`` we
 use, with host memory playing device memory (copies are real ``memmove``s) and CUDA's error model,
 sticky errors included. ``StandInTensorRT`` has the runtime calls we use; its "engine" runs the

@@ -30,11 +30,11 @@ from authentiq.api.routes import (
     share,
 )
 from authentiq.api.routes.inspections import create_router
-from authentiq.backends.select import model_contract
-from authentiq.pdf_cache import PdfCache
-from authentiq.reference_photos import photo_or_none
-from authentiq.services import open_services
+from authentiq.inference.backends.select import model_contract
+from authentiq.services.container import open_services
 from authentiq.settings import Settings
+from authentiq.web.pdf_cache import PdfCache
+from authentiq.web.reference_photos import photo_or_none
 
 log = logging.getLogger(__name__)
 

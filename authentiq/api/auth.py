@@ -17,10 +17,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from authentiq.errors import Forbidden, Unauthorized
-from authentiq.keys import Principal, Scope
-from authentiq.services import Services
-from authentiq.sessions import COOKIE
-from authentiq.tenants import DEFAULT_TENANT, Visible
+from authentiq.services.container import Services
+from authentiq.storage.keys import Principal, Scope
+from authentiq.storage.sessions import COOKIE
+from authentiq.storage.tenants import DEFAULT_TENANT, Visible
 
 log = logging.getLogger("authentiq.access")
 READS = frozenset({"GET", "HEAD"})

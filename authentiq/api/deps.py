@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from authentiq.api.metrics import Metrics
-from authentiq.pdf_cache import PdfCache
-from authentiq.services import Services
+from authentiq.services.container import Services
+from authentiq.web.pdf_cache import PdfCache
 
 
 def get_services(request: Request) -> Services:

@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` for every POST that creates something (see :mod:`authentiq.idempotency`)."""
+"""``Idempotency-Key`` for every POST that creates something (see :mod:`authentiq.storage.idempotency`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import Header, Response
 
 from authentiq.api.auth import home
-from authentiq.idempotency import check_key
-from authentiq.keys import Principal
-from authentiq.services import Services
+from authentiq.services.container import Services
+from authentiq.storage.idempotency import check_key
+from authentiq.storage.keys import Principal
 
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key",

@@ -2,7 +2,7 @@
 
 The schema is generated from the response model (:class:`authentiq.api.schemas.Report`).
 ``api_schemas/report-schema-versions.json`` records the SHA-256 of each published version; a
-changed schema under an unchanged :data:`~authentiq.report.REPORT_SCHEMA_VERSION` is refused
+changed schema under an unchanged :data:`~authentiq.contract.report.REPORT_SCHEMA_VERSION` is refused
 (by ``authentiq report-schema`` and by a test), so every schema change bumps the version.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from authentiq.api.schemas import Report
+from authentiq.contract.report import REPORT_SCHEMA_VERSION
 from authentiq.errors import AuthentiqError
-from authentiq.report import REPORT_SCHEMA_VERSION
 
 BASE_URI = "https://authentiq.dev/schemas/"
 
@@ -48,7 +48,7 @@ def write(out_dir: Path) -> Path:
     if known is not None and known != digest(schema):
         raise AuthentiqError(
             f"the report schema changed but its version is still {version()}: bump "
-            "REPORT_SCHEMA_VERSION in authentiq/report.py (and the SchemaVersion "
+            "REPORT_SCHEMA_VERSION in authentiq/contract/report.py (and the SchemaVersion "
             "Literal beside it), then run this again")
     registry[version()] = digest(schema)
     registry_path.write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")

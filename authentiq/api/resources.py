@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from authentiq.jobs import JobRow
-from authentiq.references import ReferenceRow
-from authentiq.report import Report
-from authentiq.reports import ReportRow, ReviewRow, review_record
-from authentiq.times import iso_utc as iso
-from authentiq.webhooks import DeliveryRow
+from authentiq.contract.report import Report
+from authentiq.contract.times import iso_utc as iso
+from authentiq.storage.jobs import JobRow
+from authentiq.storage.references import ReferenceRow
+from authentiq.storage.reports import ReportRow, ReviewRow, review_record
+from authentiq.storage.webhooks import DeliveryRow
 
 
 def report_links(report_id: str) -> dict[str, Any]:

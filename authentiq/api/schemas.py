@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from authentiq import report
-from authentiq.report import Reason, Review, ViewQuality
+from authentiq.contract import report
+from authentiq.contract.report import Reason, Review, ViewQuality
 
 
 class Links(BaseModel):

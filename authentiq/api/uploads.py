@@ -13,11 +13,11 @@ from starlette.exceptions import HTTPException
 
 from authentiq.api.auth import key_id_of
 from authentiq.api.schemas import Problem
+from authentiq.contract.text import check_text
 from authentiq.errors import EmptyFile, FileTooLarge, InvalidField, TooManyFiles, UnsupportedMediaType
-from authentiq.inspection import Upload
-from authentiq.services import Services
+from authentiq.pipeline.inspection import Upload
+from authentiq.services.container import Services
 from authentiq.settings import UploadSettings
-from authentiq.text import check_text
 
 TEXT_FIELDS = {"brand": 128, "model": 128, "client_ref": 128}
 MULTILINE_FIELDS = frozenset({"notes"})  # a reference's notes may have several lines

@@ -13,7 +13,7 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
-    from authentiq.db import make_engine, upgrade
+    from authentiq.storage.db import make_engine, upgrade
 
     engine = make_engine(_url(args))
     try:
@@ -29,7 +29,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
 def db_current(args: argparse.Namespace) -> int:
     """Exit 0 when the database is at this release's head, 1 when it needs `db upgrade`."""
-    from authentiq.db import current, head, make_engine
+    from authentiq.storage.db import current, head, make_engine
 
     engine = make_engine(_url(args))
     try:
@@ -44,8 +44,8 @@ def db_current(args: argparse.Namespace) -> int:
 
 
 def export_triton(args: argparse.Namespace) -> int:
+    from authentiq.modelling.triton_export import export_triton
     from authentiq.settings import Settings
-    from authentiq.triton_export import export_triton
 
     settings = Settings()
     done = export_triton(args.out_dir, settings, runtime=args.runtime, name=args.name,

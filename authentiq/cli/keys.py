@@ -12,12 +12,12 @@ from sqlalchemy.engine import Engine
 from authentiq.errors import AuthentiqError
 
 if TYPE_CHECKING:
-    from authentiq.webhooks import WebhookRow
+    from authentiq.storage.webhooks import WebhookRow
 
 
 @contextmanager
 def database(args: argparse.Namespace) -> Iterator[Engine]:
-    from authentiq.db import open_configured
+    from authentiq.storage.db import open_configured
 
     engine = open_configured(args.database_url)
     try:
@@ -27,8 +27,8 @@ def database(args: argparse.Namespace) -> Iterator[Engine]:
 
 
 def create(args: argparse.Namespace) -> int:
-    from authentiq.keys import create_key
-    from authentiq.webhooks import check_url, set_webhook
+    from authentiq.storage.keys import create_key
+    from authentiq.storage.webhooks import check_url, set_webhook
 
     if args.webhook:
         check_url(args.webhook)
@@ -46,8 +46,8 @@ def create(args: argparse.Namespace) -> int:
 
 
 def webhook(args: argparse.Namespace) -> int:
-    from authentiq.keys import principal_of
-    from authentiq.webhooks import remove_webhook, set_webhook, webhook_of
+    from authentiq.storage.keys import principal_of
+    from authentiq.storage.webhooks import remove_webhook, set_webhook, webhook_of
 
     with database(args) as engine:
         if principal_of(engine, args.key_id) is None:
@@ -77,8 +77,8 @@ def _print_hook(hook: WebhookRow) -> None:
 
 
 def list_(args: argparse.Namespace) -> int:
-    from authentiq.keys import list_keys
-    from authentiq.webhooks import webhook_urls
+    from authentiq.storage.keys import list_keys
+    from authentiq.storage.webhooks import webhook_urls
 
     with database(args) as engine:
         rows = list_keys(engine)
@@ -94,7 +94,7 @@ def list_(args: argparse.Namespace) -> int:
 
 
 def revoke(args: argparse.Namespace) -> int:
-    from authentiq.keys import revoke_key
+    from authentiq.storage.keys import revoke_key
 
     with database(args) as engine:
         row = revoke_key(engine, args.key_id)

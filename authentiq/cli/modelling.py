@@ -9,7 +9,7 @@ from typing import Any
 
 
 def synth(args: argparse.Namespace) -> int:
-    from authentiq.synthetic import write_dataset
+    from authentiq.modelling.synthetic import write_dataset
 
     seeds = range(args.first_seed, args.first_seed + args.items)
     csv_path = write_dataset(Path(args.out), seeds, short_side=args.short_side,
@@ -19,7 +19,7 @@ def synth(args: argparse.Namespace) -> int:
     return 0
 
 def train(args: argparse.Namespace) -> int:
-    from authentiq.training.train import TrainConfig, train
+    from authentiq.modelling.training.train import TrainConfig, train
 
     cfg = TrainConfig(data=args.data, train_items=args.train_items, val_items=args.val_items,
                       epochs=args.epochs, batch_size=args.batch_size, width=args.width,
@@ -29,7 +29,7 @@ def train(args: argparse.Namespace) -> int:
     summary = train(cfg, out)
     print(json.dumps(summary["validation"], indent=2))
     if not args.no_export:
-        from authentiq.training.export import export_onnx, load_checkpoint
+        from authentiq.modelling.training.export import export_onnx, load_checkpoint
 
         model, spec, _ = load_checkpoint(out / "checkpoint.pt")
         path = export_onnx(model, spec, out / "model.onnx")
@@ -37,14 +37,14 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 def export(args: argparse.Namespace) -> int:
-    from authentiq.training.export import export_onnx, load_checkpoint
+    from authentiq.modelling.training.export import export_onnx, load_checkpoint
 
     model, spec, _ = load_checkpoint(Path(args.checkpoint))
     print(f"exported {export_onnx(model, spec, Path(args.out))}")
     return 0
 
 def calibrate(args: argparse.Namespace) -> int:
-    from authentiq.calibrate import calibrate
+    from authentiq.modelling.calibrate import calibrate
 
     outputs = calibrate(Path(args.model), Path(args.data), Path(args.out_dir),
                         max_items=args.max_items)
@@ -53,14 +53,14 @@ def calibrate(args: argparse.Namespace) -> int:
     return 0
 
 def evaluate(args: argparse.Namespace) -> int:
-    from authentiq.model_eval import evaluate_models
+    from authentiq.modelling.model_eval import evaluate_models
 
     table = evaluate_models([Path(m) for m in args.models], items=args.items, data=args.data)
     print(table)
     if args.references or args.no_references or args.ood:
-        from authentiq.model_eval import held_out
-        from authentiq.model_spec import read_spec
-        from authentiq.verdict_eval import trust_report
+        from authentiq.contract.model_spec import read_spec
+        from authentiq.modelling.model_eval import held_out
+        from authentiq.modelling.verdict_eval import trust_report
 
         first = Path(args.models[0])
         spec = read_spec(first)
@@ -74,7 +74,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def fit_gate(args: argparse.Namespace) -> int:
-    from authentiq.training.gate import fit_gate as fit
+    from authentiq.modelling.training.gate import fit_gate as fit
 
     params = fit([Path(m) for m in args.models], items=args.items, quantile=args.quantile,
                  data=args.data, cache=Path(args.cache) if args.cache else None,
@@ -85,7 +85,7 @@ def fit_gate(args: argparse.Namespace) -> int:
 
 
 def fit_temperature(args: argparse.Namespace) -> int:
-    from authentiq.training.temperature import fit
+    from authentiq.modelling.training.temperature import fit
 
     for name, (t, before, after) in fit([Path(m) for m in args.models], items=args.items,
                                         cache=Path(args.cache) if args.cache else None,
@@ -95,7 +95,7 @@ def fit_temperature(args: argparse.Namespace) -> int:
 
 
 def fit_embedding(args: argparse.Namespace) -> int:
-    from authentiq.training.embedding_head import fit_embedding as fit
+    from authentiq.modelling.training.embedding_head import fit_embedding as fit
 
     counts = fit([Path(m) for m in args.models], items=args.items, version=args.version,
                  cache=Path(args.cache) if args.cache else None)
@@ -108,9 +108,9 @@ def _scored_references(backend: Any, folder: str) -> Any:
     """Score a reference folder, grouped like synthetic items (catalogue order)."""
     import numpy as np
 
-    from authentiq.synthetic import CATALOG, find_spec
-    from authentiq.training import data as datasets
-    from authentiq.training.fusion import score
+    from authentiq.modelling.synthetic import CATALOG, find_spec
+    from authentiq.modelling.training import data as datasets
+    from authentiq.modelling.training.fusion import score
 
     spec = backend.spec
     refs = datasets.folder_tiles(datasets.folder_items(Path(folder)), spec.view_names,
@@ -120,9 +120,9 @@ def _scored_references(backend: Any, folder: str) -> Any:
 
 
 def fit_fusion(args: argparse.Namespace) -> int:
-    from authentiq.backends.onnxruntime import OnnxRuntimeBackend
-    from authentiq.training import data as datasets
-    from authentiq.training.fusion import fit, score, write_fusion
+    from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
+    from authentiq.modelling.training import data as datasets
+    from authentiq.modelling.training.fusion import fit, score, write_fusion
 
     models = [Path(m) for m in args.models]
     backend = OnnxRuntimeBackend(models[0])
@@ -140,10 +140,10 @@ def fit_fusion(args: argparse.Namespace) -> int:
 
 
 def evaluate_fusion(args: argparse.Namespace) -> int:
-    from authentiq.backends.onnxruntime import OnnxRuntimeBackend
-    from authentiq.model_eval import held_out
-    from authentiq.training.fusion import evaluate_fusion as evaluate
-    from authentiq.training.fusion import score
+    from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
+    from authentiq.modelling.model_eval import held_out
+    from authentiq.modelling.training.fusion import evaluate_fusion as evaluate
+    from authentiq.modelling.training.fusion import score
 
     backend = OnnxRuntimeBackend(Path(args.model))
     spec = backend.spec

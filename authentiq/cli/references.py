@@ -11,8 +11,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from authentiq.enrolment import enrol_folder, read_folder
-from authentiq.services import open_services
+from authentiq.pipeline.enrolment import enrol_folder, read_folder
+from authentiq.services.container import open_services
 from authentiq.settings import Settings
 
 

@@ -60,7 +60,7 @@ def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[
     import uvicorn
 
     from authentiq.api.server import browsable
-    from authentiq.db import open_database
+    from authentiq.storage.db import open_database
 
     if settings.storage.migrate:
         open_database(settings.storage.database_url).dispose()
@@ -72,8 +72,8 @@ def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[
     return 0
 
 def inspect(args: argparse.Namespace) -> int:
-    from authentiq.client import inspect_photos
-    from authentiq.report_view import AGAINST, against, headline, retakes
+    from authentiq.cli.client import inspect_photos
+    from authentiq.web.report_view import AGAINST, against, headline, retakes
 
     report = inspect_photos(args.url, args.photos, brand=args.brand, model=args.model,
                             client_ref=args.client_ref, timeout=args.timeout,
@@ -129,11 +129,11 @@ def openapi(args: argparse.Namespace) -> int:
 def build_engine(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from authentiq.backends.select import build_options, usable_gpu
-    from authentiq.backends.tensorrt_lib import import_tensorrt
-    from authentiq.engine_build import load_or_build
-    from authentiq.engine_compat import describe
     from authentiq.errors import BackendUnavailable
+    from authentiq.inference.backends.select import build_options, usable_gpu
+    from authentiq.inference.backends.tensorrt_lib import import_tensorrt
+    from authentiq.inference.engine_build import load_or_build
+    from authentiq.inference.engine_compat import describe
     from authentiq.settings import Settings
 
     given = {"tensorrt_model_path": args.model, "engine_dir": args.engine_dir,
@@ -176,8 +176,8 @@ def report_schema(args: argparse.Namespace) -> int:
 
 
 def audit_verify(args: argparse.Namespace) -> int:
-    from authentiq.db import open_configured
-    from authentiq.reviews import verify_chain
+    from authentiq.storage.db import open_configured
+    from authentiq.storage.reviews import verify_chain
 
     engine = open_configured(args.database_url)
     try:

@@ -8,7 +8,7 @@ from authentiq.cli.keys import database
 
 
 def create(args: argparse.Namespace) -> int:
-    from authentiq.tenants import create_tenant
+    from authentiq.storage.tenants import create_tenant
 
     with database(args) as engine:
         row = create_tenant(engine, args.tenant_id, args.name)
@@ -18,8 +18,8 @@ def create(args: argparse.Namespace) -> int:
 
 
 def list_(args: argparse.Namespace) -> int:
-    from authentiq.keys import list_keys
-    from authentiq.tenants import list_tenants
+    from authentiq.storage.keys import list_keys
+    from authentiq.storage.tenants import list_tenants
 
     with database(args) as engine:
         tenants = list_tenants(engine)

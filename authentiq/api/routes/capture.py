@@ -16,11 +16,11 @@ from starlette.datastructures import UploadFile
 from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
 from authentiq.api.uploads import PROBLEMS, client_of, in_flight, parse_form, read_photo
-from authentiq.batcher import Priority
-from authentiq.deadline import Deadline
+from authentiq.contract.deadline import Deadline
+from authentiq.contract.report import ViewQuality
 from authentiq.errors import InvalidField, UnknownView, UnsupportedMediaType
-from authentiq.inspection import Upload, view_result, with_gate
-from authentiq.report import ViewQuality
+from authentiq.inference.batcher import Priority
+from authentiq.pipeline.inspection import Upload, view_result, with_gate
 
 router = APIRouter(prefix="/v1", tags=["capture"], dependencies=[require("submit")])
 HINTS = {

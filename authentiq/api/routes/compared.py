@@ -15,7 +15,7 @@ from authentiq.api.auth import Reader, visible
 from authentiq.api.deps import ServicesDep
 from authentiq.api.routes.reports import MEDIA, NOT_FOUND
 from authentiq.errors import ReferenceNotFound
-from authentiq.reference_photos import reference_photo, was_compared
+from authentiq.web.reference_photos import reference_photo, was_compared
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 

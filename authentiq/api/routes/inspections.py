@@ -15,17 +15,17 @@ from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.resources import job_out, report_out
 from authentiq.api.schemas import Job, Report
 from authentiq.api.uploads import PROBLEMS, client_of, in_flight, read_uploads, request_body_schema
-from authentiq.batcher import Priority
-from authentiq.deadline import Deadline
+from authentiq.contract.deadline import Deadline
 from authentiq.errors import (
     ClientClosedRequest,
 )
-from authentiq.idempotency import fingerprint
-from authentiq.inspection import Upload
-from authentiq.jobs import MAX_TIMEOUT_S
-from authentiq.keys import Principal
-from authentiq.preprocess import supported_formats
-from authentiq.services import Services
+from authentiq.inference.batcher import Priority
+from authentiq.pipeline.inspection import Upload
+from authentiq.pipeline.preprocess import supported_formats
+from authentiq.services.container import Services
+from authentiq.storage.idempotency import fingerprint
+from authentiq.storage.jobs import MAX_TIMEOUT_S
+from authentiq.storage.keys import Principal
 
 T = TypeVar("T")
 TIMEOUT_MS = (

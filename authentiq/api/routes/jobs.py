@@ -17,7 +17,7 @@ from authentiq.api.deps import ServicesDep
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.resources import delivery_out, job_out
 from authentiq.api.schemas import Delivery, DeliveryList, JobWithDeliveries, Problem
-from authentiq.idempotency import fingerprint
+from authentiq.storage.idempotency import fingerprint
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {

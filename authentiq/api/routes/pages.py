@@ -22,12 +22,12 @@ from authentiq.api.auth import authenticate, presented_key, visible
 from authentiq.api.deps import PdfsDep, ServicesDep
 from authentiq.api.resources import report_out, summary_out
 from authentiq.errors import AuthentiqError, CrossSiteRequest, Forbidden, RateLimited, Unauthorized
-from authentiq.keys import Principal
-from authentiq.reference_photos import compared, views_of
-from authentiq.report_view import AGAINST, headline, retakes, when
-from authentiq.reports import ReportFilter
-from authentiq.services import Services
-from authentiq.sessions import COOKIE, LIFETIME, csrf_ok, csrf_token
+from authentiq.services.container import Services
+from authentiq.storage.keys import Principal
+from authentiq.storage.reports import ReportFilter
+from authentiq.storage.sessions import COOKIE, LIFETIME, csrf_ok, csrf_token
+from authentiq.web.reference_photos import compared, views_of
+from authentiq.web.report_view import AGAINST, headline, retakes, when
 
 router = APIRouter(include_in_schema=False)
 WEB = Path(__file__).resolve().parents[2] / "web"

@@ -15,9 +15,9 @@ from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
 from authentiq.api.schemas import Product, ProductList
 from authentiq.api.uploads import PROBLEMS
-from authentiq.references import ProductRow
-from authentiq.services import Services
-from authentiq.verdict import ProductThresholds, effective_thresholds
+from authentiq.pipeline.verdict import ProductThresholds, effective_thresholds
+from authentiq.services.container import Services
+from authentiq.storage.references import ProductRow
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
 Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$",

@@ -19,11 +19,11 @@ from authentiq.api.resources import reference_out
 from authentiq.api.routes.reports import MEDIA
 from authentiq.api.schemas import Problem, Reference, ReferenceList
 from authentiq.api.uploads import PROBLEMS, read_uploads, request_body_schema
-from authentiq.deadline import Deadline
-from authentiq.idempotency import fingerprint
-from authentiq.keys import Principal
-from authentiq.reference_photos import reference_photo
-from authentiq.references import ReferenceStore
+from authentiq.contract.deadline import Deadline
+from authentiq.storage.idempotency import fingerprint
+from authentiq.storage.keys import Principal
+from authentiq.storage.references import ReferenceStore
+from authentiq.web.reference_photos import reference_photo
 
 ADMIN = require("admin")  # one dependency: a route's own use of it is served from the cache
 Admin = Annotated[Principal | None, ADMIN]

@@ -24,13 +24,13 @@ from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.resources import report_out, review_out, summary_out
 from authentiq.api.schemas import Report, ReportList, ReviewIn
 from authentiq.api.uploads import PROBLEMS
+from authentiq.contract.report import ReviewRecord
+from authentiq.contract.text import check_text
 from authentiq.errors import ReportNotFound
-from authentiq.idempotency import fingerprint
-from authentiq.report import ReviewRecord
-from authentiq.reports import ReportFilter
-from authentiq.services import Services
-from authentiq.tenants import Visible
-from authentiq.text import check_text
+from authentiq.services.container import Services
+from authentiq.storage.idempotency import fingerprint
+from authentiq.storage.reports import ReportFilter
+from authentiq.storage.tenants import Visible
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 MEDIA = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": "image/heic"}

@@ -26,12 +26,12 @@ from authentiq.api.resources import report_out
 from authentiq.api.routes.pages import HEADERS, templates
 from authentiq.api.routes.reports import MEDIA
 from authentiq.api.uploads import PROBLEMS
+from authentiq.contract.report import Report
+from authentiq.contract.times import iso_utc
 from authentiq.errors import ShareLinkNotFound
-from authentiq.report import Report
-from authentiq.report_view import headline, retakes
-from authentiq.services import Services
-from authentiq.share_links import ShareLinkRow, live
-from authentiq.times import iso_utc
+from authentiq.services.container import Services
+from authentiq.storage.share_links import ShareLinkRow, live
+from authentiq.web.report_view import headline, retakes
 
 api = APIRouter(prefix="/v1/reports/{report_id}", tags=["share links"])
 public = APIRouter(include_in_schema=False)

@@ -1,0 +1,1 @@
+"""Running the model: backends (ONNX Runtime, TensorRT, Triton), the dynamic batcher, engine builds."""

@@ -1,0 +1,1 @@
+"""Making and checking models: training, synthetic data, evaluation, calibration, Triton export."""

@@ -1,0 +1,235 @@
+"""What the service would answer, measured offline (``authentiq evaluate --verdicts/--ood``).
+
+Items go through the service's own steps — decode and quality check (photos), stitching, the
+backend, the view gate, the reference comparison and :func:`authentiq.pipeline.verdict.decide` — so the
+figures are those of the verdicts clients get, not of the classifier alone. The reference
+comparison is exact (numpy) against a folder of genuine references, as the flat index does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from authentiq.contract.model_spec import ModelSpec
+from authentiq.errors import AuthentiqError
+from authentiq.inference.backends.base import Outputs
+from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
+from authentiq.modelling.training import data as datasets
+from authentiq.pipeline.preprocess import decode_view
+from authentiq.pipeline.quality import check
+from authentiq.pipeline.reference_index import Evidence, Match
+from authentiq.pipeline.stitch import build_input
+from authentiq.pipeline.verdict import Verdict, decide
+from authentiq.pipeline.view_gate import assess
+from authentiq.settings import InspectionSettings, QualitySettings, Settings
+
+
+@dataclass(frozen=True)
+class References:
+    """Genuine reference embeddings [N, D] and their products (``brand/model``)."""
+
+    embedding: np.ndarray
+    products: list[str]
+
+    @classmethod
+    def load(cls, backend: OnnxRuntimeBackend, folder: Path) -> References:
+        spec = backend.spec
+        ts = datasets.folder_tiles(datasets.folder_items(folder), spec.view_names, spec.tile_size,
+                                   required=())
+        out = [backend.run(build_input(spec, ts.tiles_of(i))[None]).embedding[0] for i in range(len(ts))]
+        return cls(np.asarray(out, np.float32), list(ts.notes))
+
+    def evidence(self, embedding: np.ndarray, product: str, version: str, k: int) -> Evidence:
+        sims = self.embedding @ embedding
+        brand, model = product.split("/", 1)
+        mine = [i for i, p in enumerate(self.products) if p == product]
+        claimed = sorted(mine, key=lambda i: -sims[i])[:k]
+        best_other: dict[str, int] = {}
+        for i, p in enumerate(self.products):
+            if p != product and (p not in best_other or sims[i] > sims[best_other[p]]):
+                best_other[p] = i
+        others = sorted(best_other.values(), key=lambda i: -sims[i])[:3]
+
+        def match(i: int) -> Match:
+            b, m = self.products[i].split("/", 1)
+            return Match(str(i), b, m, round(float(sims[i]), 4))
+
+        return Evidence(version, brand, model, k, len(mine), [match(i) for i in claimed],
+                        [match(i) for i in others])
+
+
+def verdict_for(backend: OnnxRuntimeBackend, tiles: Mapping[str, np.ndarray | None],
+                unusable: dict[str, str], product: str, refs: References | None) -> Verdict:
+    """One item's verdict from its usable tiles, as the service reaches it."""
+    out = backend.run(build_input(backend.spec, tiles)[None])
+    return decide_outputs(backend.spec, out, tiles, unusable, product, refs)
+
+
+def decide_outputs(spec: ModelSpec, out: Outputs, tiles: Mapping[str, np.ndarray | None],
+                   unusable: dict[str, str], product: str, refs: References | None,
+                   *, gate_on: bool = True) -> Verdict:
+    """The verdict from one item's model outputs (``gate_on=False``: as before the view gate)."""
+    present = {v for v, t in tiles.items() if t is not None}
+    usable = {v: t for v, t in tiles.items() if t is not None}
+    scores = out.view_scores[0] if out.view_scores is not None and gate_on else None
+    gate = assess(spec, scores, usable)
+    k = spec.fusion.k if spec.fusion else 5
+    brand, model = product.split("/", 1)
+    evidence = refs.evidence(out.embedding[0], product, spec.version_key, k) if refs else \
+        Evidence(spec.version_key, brand, model, k, 0, [], [])
+    return decide(spec, out.logits[0], out.cam[0], unusable, present, evidence, gate)
+
+
+def photo_verdict(backend: OnnxRuntimeBackend, photos: Mapping[str, bytes], product: str,
+                  refs: References | None, inspection: InspectionSettings,
+                  quality: QualitySettings) -> Verdict | str:
+    """A submission of photos; a string when the service would refuse it with an error."""
+    spec = backend.spec
+    tiles: dict[str, np.ndarray | None] = {}
+    unusable: dict[str, str] = {}
+    for view, data in photos.items():
+        try:
+            decoded = decode_view(data, tile_size=spec.tile_size, max_pixels=inspection.max_pixels,
+                                  view=view)
+        except AuthentiqError as exc:
+            return f"rejected ({exc.slug})"
+        q = check(decoded, quality)
+        tiles[view] = decoded.tile if q.usable else None
+        if not q.usable:
+            unusable[view] = q.reason or ""
+    return verdict_for(backend, tiles, unusable, product, refs)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # the distractor kind, or "genuine" / "counterfeit"
+    verdict: str  # authentic | counterfeit | inconclusive | rejected (...)
+    confident: bool  # a decided verdict (authentic or counterfeit)
+    retake: tuple[str, ...]  # reason codes of the retake requests
+    flagged: bool
+
+
+def outcome(kind: str, v: Verdict | str) -> Outcome:
+    if isinstance(v, str):
+        return Outcome(kind, v, False, (), False)
+    return Outcome(kind, v.verdict, v.verdict != "inconclusive",
+                   tuple(sorted({r["reason"] for r in v.retake})), bool(v.review))
+
+
+def ood_table(outcomes: Iterable[Outcome]) -> str:
+    """Per kind: how often the service answered confidently, and what it said otherwise."""
+    by_kind: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_kind.setdefault(o.kind, []).append(o)
+    lines = ["| submission | n | authentic | counterfeit | inconclusive or refused | "
+             "with a retake request | to review | retake reasons |",
+             "|---|---|---|---|---|---|---|---|"]
+    total: list[Outcome] = []
+    for kind, rows in [*sorted(by_kind.items()), ("all", [])]:
+        rows = rows or total
+        if kind != "all":
+            total += rows
+        n = len(rows)
+        auth = sum(o.verdict == "authentic" for o in rows)
+        fake = sum(o.verdict == "counterfeit" for o in rows)
+        retake = sum(bool(o.retake) for o in rows)
+        reasons = Counter(r for o in rows for r in o.retake)
+        lines.append(f"| {kind} | {n} | {auth} | {fake} | {n - auth - fake} ({(n - auth - fake) / n:.1%}) "
+                     f"| {retake} | {sum(o.flagged for o in rows)} | "
+                     + ", ".join(f"{r} {c}" for r, c in reasons.most_common()) + " |")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Verdicts on held-out genuine and counterfeit items, each claimed as its own product."""
+
+    labels: np.ndarray  # 1 = counterfeit
+    verdicts: list[Verdict]
+
+    def row(self, name: str) -> str:
+        decided = [(v.verdict == "counterfeit", y) for v, y in zip(self.verdicts, self.labels, strict=True)
+                   if v.verdict != "inconclusive"]
+        n = len(self.verdicts)
+        right = sum(p == bool(y) for p, y in decided)
+        acc = right / len(decided) if decided else float("nan")
+        retake = sum(bool(v.retake) for v in self.verdicts)
+        genuine_auth = sum(v.verdict == "authentic" for v, y in zip(self.verdicts, self.labels, strict=True)
+                           if y == 0)
+        return (f"| {name} | {n} | {acc:.2%} | {1 - len(decided) / n:.2%} | {retake / n:.2%} | "
+                f"{genuine_auth / max(int((self.labels == 0).sum()), 1):.2%} |")
+
+    @staticmethod
+    def header() -> str:
+        return ("| verdicts | items | accuracy on decided | inconclusive | with a retake request | "
+                "genuine items called authentic |\n|---|---|---|---|---|---|")
+
+
+def held_out_verdicts(backend: OnnxRuntimeBackend, ts: datasets.TileSet, refs: References | None,
+                      batch: int = 64) -> tuple[HeldOut, HeldOut]:
+    """(with the view gate, without it) from one run of the model."""
+    from authentiq.modelling.synthetic import CATALOG
+
+    spec = backend.spec
+    gated, plain = [], []
+    for start in range(0, len(ts), batch):
+        items = range(start, min(start + batch, len(ts)))
+        out = backend.run(np.stack([build_input(spec, ts.tiles_of(i)) for i in items]))
+        for j, i in enumerate(items):
+            product = f"{CATALOG[ts.groups[i]].brand}/{CATALOG[ts.groups[i]].model}"
+            row = out.row(j)
+            tiles = ts.tiles_of(i)
+            gated.append(decide_outputs(spec, row, tiles, {}, product, refs))
+            plain.append(decide_outputs(spec, row, tiles, {}, product, refs, gate_on=False))
+    return HeldOut(ts.labels, gated), HeldOut(ts.labels, plain)
+
+
+def trust_report(model: Path, ts: datasets.TileSet, references: Path | None, *, ood: int = 0,
+                 plots: Path | None = None, first_seed: int = 0) -> str:
+    """Verdict-level figures for one model: held-out verdicts with and without the view gate,
+    calibration of the stated confidence (ECE, reliability diagram, risk–coverage) and, with
+    ``ood``, what the service answers to that many out-of-distribution submissions."""
+    from authentiq.modelling.reliability import (
+        expected_calibration_error,
+        reliability_diagram,
+        risk_coverage,
+        risk_coverage_table,
+    )
+
+    backend = OnnxRuntimeBackend(model)
+    refs = References.load(backend, references) if references else None
+    gated, plain = held_out_verdicts(backend, ts, refs)
+    where = f"against {len(refs.products)} references ({references})" if refs else "without references"
+    lines = [f"### Verdicts on {len(ts)} held-out items, {where} ({model.name})", "",
+             HeldOut.header(), plain.row("without the view gate"), gated.row("with the view gate")]
+    p = np.asarray([v.p_counterfeit for v in gated.verdicts])
+    decided = np.asarray([v.verdict != "inconclusive" for v in gated.verdicts])
+    ece_all = expected_calibration_error(ts.labels, p)
+    ece_decided = expected_calibration_error(ts.labels[decided], p[decided]) if decided.any() else 0.0
+    lines += ["", f"Calibration of the probability verdicts rest on: ECE {ece_all:.4f} on all items, "
+                  f"{ece_decided:.4f} on decided items.", "",
+              "Risk–coverage (the most confident items decided first; the service decides "
+              f"{decided.mean():.1%}):", "",
+              risk_coverage_table(risk_coverage(ts.labels, p))]
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+        path = reliability_diagram(ts.labels, p, plots / f"reliability-{model.stem}.png",
+                                   title=f"{model.name}: verdict probability, "
+                                         + (f"{len(refs.products)} references" if refs else "no references"))
+        lines += ["", f"Reliability diagram: {path}"]
+    if ood:
+        from authentiq.modelling.synthetic.distractors import distractors
+
+        settings = Settings()
+        outcomes = [outcome(d.kind, photo_verdict(backend, d.views, f"{d.brand}/{d.model}", refs,
+                                                  settings.inspection, settings.quality))
+                    for d in distractors(ood, first_seed)]
+        lines += ["", f"### {ood} out-of-distribution submissions (seeds {first_seed:,}+), {where}",
+                  "", ood_table(outcomes)]
+    backend.close()
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""Per-view quality check: is this photo usable, and if not, what should the user retake?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from authentiq.pipeline.preprocess import DecodedView
+from authentiq.settings import QualitySettings
+
+RETAKE_HINTS = {
+    "too_small": "Move closer or use the camera's full resolution.",
+    "blurred": "Hold the camera still and tap to focus on the detail.",
+    "underexposed": "Add light or move out of shadow.",
+    "overexposed": "Reduce light or move away from direct light.",
+    "glare": "Tilt the item or the camera to avoid reflections.",
+}
+
+
+@dataclass(frozen=True)
+class Quality:
+    usable: bool
+    reason: str | None  # one of RETAKE_HINTS, or None
+    message: str | None
+    sharpness: float  # variance of the Laplacian on the analysis image
+    brightness: float  # mean grey level, 0..255
+    glare: float  # share of near-white pixels
+
+
+def laplacian_variance(grey: np.ndarray) -> float:
+    g = grey.astype(np.float32)
+    lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4 * g[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def check(view: DecodedView, thresholds: QualitySettings) -> Quality:
+    sharp = laplacian_variance(view.analysis)
+    bright = float(view.analysis.mean())
+    glare = float((view.analysis >= 250).mean())
+    reason, message = None, None
+    if min(view.width, view.height) < thresholds.min_side:
+        reason = "too_small"
+        message = (f"{view.width}×{view.height} px; at least {thresholds.min_side} px on the "
+                   "short side is needed.")
+    elif bright < thresholds.dark_threshold:
+        reason, message = "underexposed", f"too dark (mean level {bright:.0f} of 255)."
+    elif bright > thresholds.bright_threshold:
+        reason, message = "overexposed", f"too bright (mean level {bright:.0f} of 255)."
+    elif glare > thresholds.glare_share:
+        reason, message = "glare", f"{glare:.0%} of the photo is blown-out highlights."
+    elif sharp < thresholds.blur_threshold:
+        reason = "blurred"
+        message = f"not sharp enough (sharpness {sharp:.1f}, needs {thresholds.blur_threshold:g})."
+    if reason is not None:
+        message = f"{message} {RETAKE_HINTS[reason]}"
+    return Quality(reason is None, reason, message, sharp, bright, glare)

@@ -1,0 +1,1 @@
+"""What a running AuthentiQ owns (opened and closed together) and its background work: jobs, webhooks."""

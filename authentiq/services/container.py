@@ -1,0 +1,201 @@
+"""Everything a running AuthentiQ owns, opened and closed in one place.
+
+``open_services(settings)`` is used by the app's lifespan and by the CLI commands that need the
+model and the database without HTTP (``enroll``, ``re-embed``): backend, batcher, worker pool,
+report and reference stores on one database engine, the reference index, the inspector and the
+enroller. Closing drains the batcher first, so every accepted request finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, col, select
+
+from authentiq.contract.report import Report
+from authentiq.inference.backends.base import Backend
+from authentiq.inference.backends.select import open_backend
+from authentiq.inference.batcher import Batcher, BatchObserver
+from authentiq.pipeline.admission import InFlight
+from authentiq.pipeline.enrolment import Enroller, enrol_folder, folder_references
+from authentiq.pipeline.heatmap import lookup_table
+from authentiq.pipeline.inspection import Inspector
+from authentiq.pipeline.reference_index import ReferenceIndex
+from authentiq.services.dispatcher import Dispatcher
+from authentiq.services.job_runner import JobRunner
+from authentiq.services.ratelimit import RateLimiter
+from authentiq.settings import Settings
+from authentiq.storage.blobs import Blobs, open_blobs
+from authentiq.storage.db import open_database
+from authentiq.storage.idempotency import Idempotency
+from authentiq.storage.jobs import EventBody, JobRow, JobStore
+from authentiq.storage.keys import KeyRing, server_secret
+from authentiq.storage.references import ReferenceRow, ReferenceStore
+from authentiq.storage.reports import ReportRow, ReportStore
+from authentiq.storage.reviews import Reviews
+from authentiq.storage.sessions import Sessions
+from authentiq.storage.share_links import ShareLinks
+from authentiq.storage.webhooks import Deliveries
+
+log = logging.getLogger(__name__)
+SHIPPED_SOURCE = "shipped synthetic reference set"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    backend: Backend
+    batcher: Batcher
+    store: ReportStore
+    references: ReferenceStore
+    index: ReferenceIndex
+    inspector: Inspector
+    enroller: Enroller
+    idempotency: Idempotency
+    keys: KeyRing
+    session_secret: bytes
+    rate_limiter: RateLimiter
+    jobs: JobStore
+    runner: JobRunner
+    dispatcher: Dispatcher
+    in_flight: InFlight
+    share_links: ShareLinks
+    reviews: Reviews
+    deliveries: Deliveries
+    sessions: Sessions
+
+
+class ServiceObserver(BatchObserver, Protocol):
+    """What the service reports beyond the batcher (Prometheus in the app)."""
+
+    def job_finished(self, status: str) -> None: ...
+    def webhook_attempt(self, outcome: str) -> None: ...
+
+
+def no_events(job: JobRow, report: Report | None) -> dict[str, Any]:
+    """The CLI's services finish no jobs (``background=False``), so make no webhook bodies."""
+    raise RuntimeError(f"job {job.id} finished in a process opened without event bodies")
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, observer: ServiceObserver | None = None,
+                        *, seed: bool = True, background: bool = True,
+                        event_body: EventBody = no_events) -> AsyncIterator[Services]:
+    """``background``: run async jobs and send webhooks (the server); the CLI's one-off commands
+    leave both to the server. Each part receives its section of ``settings``;
+    ``event_body``: a finished job's webhook data (the API's)."""
+    inspection, access, storage = settings.inspection, settings.access, settings.storage
+    backend = open_backend(settings.model, settings.batcher, timeout_s=inspection.request_timeout_s)
+    spec = backend.spec
+    blobs = open_blobs(storage)
+    engine = open_database(storage.database_url, migrate=storage.migrate)
+    store = ReportStore(engine, blobs)
+    pool = ThreadPoolExecutor(inspection.preprocess_workers, thread_name_prefix="authentiq-cpu")
+    batcher = Batcher(backend, settings.batcher, observer=observer)
+    services: Services | None = None
+    try:
+        lookup_table()  # imports matplotlib's colormaps now, not in the first request
+        references = ReferenceStore(engine, blobs.child("references"))
+        references.ensure_products(spec.products)
+        index = ReferenceIndex(references, settings.references, model_version=spec.version_key,
+                               dim=spec.embedding_size, k=spec.fusion.k if spec.fusion else 5)
+        index.sync(force=True)
+        await batcher.start()
+        inspector = Inspector(inspection, settings.quality, spec, backend.info, batcher, store, pool,
+                              index)
+        enroller = Enroller(inspector, references, index)
+        keys = KeyRing(engine, access.auth)
+        jobs = JobStore(engine, blobs.child("jobs"), event_body)
+        dispatcher = Dispatcher(engine, settings.jobs,
+                                on_outcome=observer.webhook_attempt if observer else None)
+
+        def job_finished(job: JobRow) -> None:
+            dispatcher.wake()  # its webhook, if any, goes out now rather than at the next poll
+            if observer is not None:
+                observer.job_finished(job.status)
+
+        runner = JobRunner(jobs, inspector, store, settings.jobs if background else
+                           settings.jobs.model_copy(update={"job_workers": 0}), on_finish=job_finished)
+        services = Services(settings, backend, batcher, store, references, index, inspector, enroller,
+                            Idempotency(engine, stale_s=inspection.request_timeout_s + 60),
+                            keys, server_secret(engine),
+                            RateLimiter(access.rate_limit, access.rate_limit_storage),
+                            jobs, runner, dispatcher,
+                            InFlight(settings.uploads.max_in_flight_per_client),
+                            ShareLinks(engine, server_secret(engine, "share"),
+                                       timedelta(days=access.share_link_days)),
+                            Reviews(engine), Deliveries(engine), Sessions(engine))
+        if not keys.enforced and access.auth != "off":
+            log.warning("no API key exists yet: the API is open to anyone who can reach it "
+                        "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
+                        "--scopes submit,review,admin`; from then on every call needs a key.")
+        if seed and settings.references.reference_seed_dir is not None:
+            await seed_references(services)
+        swept = sweep_orphans(engine, [(store.blobs, ReportRow), (references.blobs, ReferenceRow),
+                                       (jobs.blobs, JobRow)], storage.orphan_grace_s)
+        if swept:
+            log.warning("removed %d blob folders with no row (a crash between the files and the "
+                        "database write): %s", len(swept), ", ".join(swept[:10]))
+        stale = len(references.missing_embeddings(spec.version_key))
+        if stale:
+            log.warning("%d references have no embedding from %s and are not searched; run "
+                        "`authentiq re-embed`", stale, spec.version_key)
+        log.info("reference index: %d references of %d products (%s)", index.size,
+                 len(references.products()), spec.version_key)
+        await runner.start()
+        if background:
+            await dispatcher.start()
+        yield services
+    finally:
+        if services is not None:
+            await services.runner.close()  # running jobs finish; queued ones wait in the database
+            await services.dispatcher.close()
+        await batcher.close()  # finishes every accepted request first
+        pool.shutdown(wait=True)
+        if services is not None:
+            services.inspector.close()
+        backend.close()
+        engine.dispose()
+
+
+def sweep_orphans(engine: Engine, stores: list[tuple[Blobs, type[SQLModel]]],
+                  grace_s: float) -> list[str]:
+    """Blob folders whose row (report, reference, job) never got written: the process died
+    between the files and the transaction. Only folders older than ``grace_s`` go, so another
+    worker's write in progress is left alone."""
+    cutoff = time.time() - grace_s
+    removed: list[str] = []
+    for blobs, row_type in stores:
+        old = [folder for folder, mtime in blobs.folders() if mtime <= cutoff]
+        for start in range(0, len(old), 500):  # one query per 500 folders, not one per folder
+            batch = old[start:start + 500]
+            id_column = col(row_type.id)  # type: ignore[attr-defined]
+            with Session(engine) as session:
+                known = set(session.exec(select(id_column).where(id_column.in_(batch))))
+            for folder in batch:
+                if folder not in known:
+                    blobs.delete(folder)
+                    removed.append(folder)
+    return removed
+
+
+async def seed_references(services: Services) -> None:
+    """Enrol the shipped reference set once; items ever enrolled (deleted ones too) are skipped."""
+    folder = services.settings.references.reference_seed_dir
+    if folder is None:
+        return
+    if not folder.is_dir():
+        log.warning("AUTHENTIQ_REFERENCE_SEED_DIR %s is not a folder; no references seeded", folder)
+        return
+    summary = await enrol_folder(services.enroller, folder_references(folder), source=SHIPPED_SOURCE)
+    if summary.enrolled or summary.failed:
+        log.info("shipped references: %d enrolled, %d already there, %d failed %s",
+                 summary.enrolled, summary.skipped, len(summary.failed), summary.failed or "")

@@ -1,0 +1,1 @@
+"""The database and the blob store: engines and migrations, and one store per table family."""

@@ -1,0 +1,1 @@
+"""The HTTP API through the real app."""

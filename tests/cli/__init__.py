@@ -1,0 +1,1 @@
+"""The authentiq command and the make scripts."""

@@ -1,0 +1,1 @@
+"""The model contract, deadlines, client text."""

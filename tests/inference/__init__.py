@@ -1,0 +1,1 @@
+"""Backends, the batcher, engine builds."""

@@ -1,0 +1,81 @@
+"""Backend selection: auto, explicit choices that cannot be honoured, actionable messages.
+
+These run in the default install (no TensorRT, no GPU, CPU-only ONNX Runtime) and again in the
+TensorRT pass, where TensorRT imports but no GPU is usable.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from authentiq.api.app import create_app
+from authentiq.cli import main
+from authentiq.errors import BackendUnavailable
+from authentiq.inference.backends.base import Backend
+from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend, cuda_provider_available
+from authentiq.inference.backends.select import open_backend
+from authentiq.inference.backends.tensorrt_lib import import_tensorrt
+from tests.conftest import has_tensorrt, make_settings
+
+no_tensorrt = pytest.mark.skipif(has_tensorrt(), reason="TensorRT is installed in this pass")
+
+
+def backend_for(tmp_path: Path, **overrides: object) -> Backend:
+    """What ``open_services`` opens for these settings: the model and batcher sections."""
+    settings = make_settings(tmp_path, **overrides)
+    return open_backend(settings.model, settings.batcher, timeout_s=settings.request_timeout_s)
+
+
+@no_tensorrt
+def test_missing_tensorrt_says_how_to_install_it() -> None:
+    with pytest.raises(BackendUnavailable, match=r'pip install "authentiq\[tensorrt\]"'):
+        import_tensorrt()
+
+
+def test_auto_on_a_cpu_machine_serves_onnxruntime_cpu_and_logs_why(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        backend = backend_for(tmp_path, backend="auto", engine_dir=tmp_path)
+    assert (backend.info.name, backend.info.device, backend.info.precision) == \
+        ("onnxruntime", "cpu", "int8-cpu")
+    assert "TensorRT not used" in caplog.text
+    backend.close()
+
+
+def test_explicit_tensorrt_that_cannot_run_fails_at_startup(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, backend="tensorrt", engine_dir=tmp_path)
+    with pytest.raises(BackendUnavailable) as failed, TestClient(create_app(settings)):
+        pass
+    assert "pip install" in failed.value.detail or "no usable GPU" in failed.value.detail
+
+
+@pytest.mark.skipif(cuda_provider_available(), reason="onnxruntime-gpu is installed")
+def test_explicit_ort_cuda_without_onnxruntime_gpu_says_what_to_install(tmp_path: Path) -> None:
+    with pytest.raises(BackendUnavailable, match="pip install onnxruntime-gpu"):
+        backend_for(tmp_path, backend="onnxruntime", ort_device="cuda")
+
+
+def test_explicit_onnxruntime_cpu(tmp_path: Path, tiny_model: Path) -> None:
+    backend = backend_for(tmp_path, backend="onnxruntime", ort_device="cpu", model_path=tiny_model)
+    assert isinstance(backend, OnnxRuntimeBackend) and backend.info.device == "cpu"
+    assert backend.info.engine_id.startswith("tiny.onnx@sha256:")
+
+
+def test_readyz_names_backend_device_precision_and_engine(tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings(tmp_path))) as client:
+        ready = client.get("/readyz").json()
+    assert ready["backend"] == "onnxruntime" and ready["device"] == "cpu"
+    assert ready["precision"] == "int8-cpu"
+    assert ready["engine_id"].startswith("authentiq-default.int8-cpu.onnx@sha256:")
+
+
+@no_tensorrt
+def test_build_engine_without_tensorrt_is_a_readable_cli_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build-engine"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: TensorRT is not installed") and "authentiq[tensorrt]" in err

@@ -1,0 +1,1 @@
+"""Training, synthetic data, evaluation."""

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from authentiq.modelling.synthetic import CATALOG, DEFECTS, VIEWS, make_item, write_dataset
+
+
+def test_deterministic_from_seed() -> None:
+    a, b = make_item(123), make_item(123)
+    assert a.views == b.views and a.defects == b.defects
+    assert make_item(124).views != a.views
+
+
+def test_catalogue_breadth() -> None:
+    assert len({s.brand for s in CATALOG}) >= 3
+    assert all(sum(s.brand == b for s in CATALOG) >= 2 for b in {s.brand for s in CATALOG})
+    assert len(DEFECTS) >= 6 and set(VIEWS) >= {d.view for d in DEFECTS}
+
+
+@pytest.mark.parametrize("defect", [d.name for d in DEFECTS])
+def test_each_defect_changes_only_its_view(defect: str) -> None:
+    genuine = make_item(55, counterfeit=False)
+    fake = make_item(55, defects=[defect])
+    assert fake.label == "counterfeit" and fake.defect_views == {next(d.view for d in DEFECTS if d.name == defect)}
+    assert genuine.brand == fake.brand
+    assert any(genuine.views[v] != fake.views[v] for v in VIEWS)
+
+
+def test_unknown_defect() -> None:
+    with pytest.raises(ValueError, match="unknown defect"):
+        make_item(1, defects=["wrong_smell"])
+
+
+def test_write_dataset_layout(tmp_path: Path) -> None:
+    csv_path = write_dataset(tmp_path, range(3), short_side=256)
+    with csv_path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 and {r["label"] for r in rows} <= {"authentic", "counterfeit"}
+    assert sorted(p.name for p in (tmp_path / rows[0]["item"]).iterdir()) == sorted(f"{v}.jpg" for v in VIEWS)

@@ -1,0 +1,85 @@
+"""Training for real on a tiny configuration: data → network → ONNX that the service serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="needs the [train] extra")
+
+from authentiq.contract.model_spec import read_spec  # noqa: E402
+from authentiq.errors import DatasetError  # noqa: E402
+from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
+from authentiq.modelling.synthetic import write_dataset  # noqa: E402
+from authentiq.modelling.training import data as datasets  # noqa: E402
+from authentiq.modelling.training.export import export_onnx, load_checkpoint  # noqa: E402
+from authentiq.modelling.training.train import Mosaic, Recombiner, TrainConfig, train  # noqa: E402
+from authentiq.pipeline.stitch import build_input  # noqa: E402
+from tests.conftest import tiny_spec  # noqa: E402
+
+pytestmark = pytest.mark.train
+
+
+def test_torch_mosaic_matches_the_server_stitching() -> None:
+    spec = tiny_spec(grid=(2, 2), views=[{"name": n} for n in ("a", "b", "c")])
+    rng = np.random.default_rng(0)
+    tiles = rng.integers(0, 255, (2, 3, 32, 32, 3), dtype=np.uint8)
+    present = np.array([[True, False, True], [True, True, True]])
+    got = Mosaic(spec, "cpu")(torch.from_numpy(tiles), torch.from_numpy(present)).numpy()
+    for i in range(2):
+        want = build_input(spec, {v: tiles[i, k] if present[i, k] else None
+                                  for k, v in enumerate(("a", "b", "c"))})
+        np.testing.assert_allclose(got[i], want, atol=1e-5)
+
+
+def test_recombiner_only_swaps_clean_views_within_a_product() -> None:
+    n, v = 6, 2
+    tiles = np.arange(n * v, dtype=np.uint8).reshape(n, v, 1, 1, 1).repeat(4, 2).repeat(4, 3).repeat(3, 4)
+    ts = datasets.TileSet(tiles, np.ones((n, v), bool), np.array([0, 0, 0, 1, 1, 1]),
+                          [str(i) for i in range(n)], ("a", "b"), [""] * n,
+                          np.array([0, 0, 1, 0, 1, 1]), np.array([[1, 1]] * 3 + [[0, 1]] * 3, bool))
+    rec = Recombiner(ts, "cpu")
+    out = rec(torch.from_numpy(tiles), torch.arange(n), rate=1.0).numpy()[:, :, 0, 0, 0]
+    donors = {0: {0, 1}, 1: {2}}  # genuine items per product
+    for i in range(n):
+        for k in range(v):
+            src = int(out[i, k]) // v
+            if not ts.clean[i, k]:
+                assert src == i, "a defective view was replaced"
+            else:
+                assert src in donors[int(ts.groups[i])] | {i}
+
+
+def test_folder_dataset_and_errors(tmp_path: Path) -> None:
+    write_dataset(tmp_path / "d", range(4), short_side=256)
+    items = datasets.folder_items(tmp_path / "d")
+    ts = datasets.folder_tiles(items, ("overall", "logo"), 32, required=("overall",), workers=1)
+    assert ts.tiles.shape == (4, 2, 32, 32, 3) and ts.present.all()
+    with pytest.raises(DatasetError, match="no items found"):
+        datasets.folder_items(tmp_path)
+    with pytest.raises(DatasetError, match="required view 'sole'"):
+        datasets.folder_tiles(items, ("overall", "sole"), 32, required=("sole",), workers=1)
+    assert {datasets.split_of(f"item-{i}", 0.15, 0.15) for i in range(200)} == {"train", "val", "test"}
+    assert datasets.split_of("item-1", 0.15, 0.15) == datasets.split_of("item-1", 0.15, 0.15)
+
+
+@pytest.mark.slow
+def test_tiny_training_run_exports_a_servable_model(tmp_path: Path) -> None:
+    cfg = TrainConfig(train_items=24, val_items=8, epochs=1, batch_size=8, width=8, workers=2)
+    summary = train(cfg, tmp_path / "run")
+    assert len(summary["history"]) == 1 and summary["validation"]["items"] == 8
+    model, spec, _ = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    path = export_onnx(model, spec, tmp_path / "run" / "model.onnx")
+    assert read_spec(path).view_names == cfg.views
+    backend = OnnxRuntimeBackend(path)
+    h, w = backend.spec.input_hw
+    out = backend.run(np.zeros((3, 3, h, w), np.float32))
+    assert out.logits.shape == (3, 2) and out.cam.shape == (3, 2, h // 16, w // 16)
+    np.testing.assert_allclose(np.linalg.norm(out.embedding, axis=1), 1.0, atol=1e-5)
+    # the exported graph computes the same logits as PyTorch
+    x = np.random.default_rng(0).normal(0, 1, (2, 3, h, w)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x))[0].numpy()
+    np.testing.assert_allclose(backend.run(x).logits, ref, atol=1e-4)

@@ -1,0 +1,1 @@
+"""One item from photos to a report."""

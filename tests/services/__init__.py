@@ -1,0 +1,1 @@
+"""Async jobs and webhooks."""

@@ -1,0 +1,1 @@
+"""The database, migrations and the blob store."""

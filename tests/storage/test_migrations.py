@@ -1,0 +1,189 @@
+"""Schema migrations (Alembic) on the run's database: from empty, from release 0.1.0, refusals.
+
+The suite runs on SQLite, then on PostgreSQL (``AUTHENTIQ_TEST_DATABASE=postgres``); the
+release 0.1.0 databases are real dumps of what that release made (tests/data/release-0.1.0).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, text
+
+from authentiq.api.app import create_app
+from authentiq.cli import main
+from authentiq.errors import DatabaseSchemaError
+from authentiq.modelling.synthetic import SyntheticItem
+from authentiq.storage.db import BASELINE, current, head, make_engine, open_database, upgrade
+from authentiq.storage.keys import create_key
+from authentiq.storage.tables import metadata
+from authentiq.storage.tenants import create_tenant
+from tests.conftest import files_of, make_settings
+
+RELEASE_0_1_0 = Path(__file__).parents[1] / "data" / "release-0.1.0"
+
+
+def load_release_0_1_0(url: str) -> None:
+    """Restore the dump of a database made by release 0.1.0 into the empty database at ``url``."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.executescript((RELEASE_0_1_0 / "sqlite.sql").read_text())
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((RELEASE_0_1_0 / "postgres.sql").read_text().encode())
+
+
+def test_migrations_from_empty_build_exactly_the_models(database_url: str) -> None:
+    """Upgrading an empty database gives the schema the code declares: no drift either way."""
+    engine = open_database(database_url)
+    try:
+        assert current(engine) == head()
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata())
+        assert diff == []
+        assert upgrade(engine) == (head(), head())  # a second run changes nothing
+    finally:
+        engine.dispose()
+
+
+def test_release_0_1_0_database_upgrades_and_keeps_serving(
+        tmp_path: Path, database_url: str, genuine_item: SyntheticItem,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "db").mkdir(exist_ok=True)
+    load_release_0_1_0(database_url)
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        report_id = conn.execute(text("SELECT id FROM reports WHERE client_ref = 'rel-0.1.0-sync'")
+                                 ).scalar_one()
+        job_id = conn.execute(text("SELECT id FROM jobs")).scalar_one()
+    assert current(engine) is None  # 0.1.0 kept no migration history
+
+    assert main(["db", "current", "--database-url", database_url]) == 1
+    assert main(["db", "upgrade", "--database-url", database_url]) == 0
+    assert f"database schema upgraded: {BASELINE} → {head()}" in capsys.readouterr().out
+    assert current(engine) == head()
+    indexes = {i["name"] for i in inspect(engine).get_indexes("jobs")}
+    assert "ix_jobs_status_created_at" in indexes  # revision 0002 ran
+    with engine.connect() as conn:  # revision 0003: everything stored so far is the default tenant's
+        assert conn.execute(text("SELECT id FROM tenants")).scalars().all() == ["default"]
+        for table in ("api_keys", "reports", "jobs", "webhook_deliveries"):
+            owners = conn.execute(text(f"SELECT DISTINCT tenant_id FROM {table}")).scalars().all()
+            assert owners == ["default"], table
+    engine.dispose()
+
+    # Everything 0.1.0 stored is served as before: keys, reports with their reviews, jobs,
+    # webhook deliveries, the review chain; and new work is stored next to it.
+    assert main(["keys", "list", "--database-url", database_url]) == 0
+    assert "ops" in capsys.readouterr().out
+    assert main(["keys", "create", "auditor", "--scopes", "submit,review,admin",
+                 "--database-url", database_url]) == 0
+    key = capsys.readouterr().out.splitlines()[1]
+    assert main(["audit", "verify", "--database-url", database_url]) == 0
+    headers = {"X-API-Key": key}
+    settings = make_settings(tmp_path, database_url=database_url)
+    with TestClient(create_app(settings)) as client:
+        report = client.get(f"/v1/reports/{report_id}", headers=headers).json()
+        assert report["verdict"] == "authentic"
+        assert report["review"]["final_verdict"] == "counterfeit"
+        assert report["review"]["reviews"][0]["reason"] == "release 0.1.0 review"
+        # Revision 0004: the stored body keeps ids; the API makes the same links from them.
+        assert report["links"]["self"] == f"/v1/reports/{report_id}"
+        assert report["links"]["pdf"] == f"/v1/reports/{report_id}.pdf"
+        assert set(report["links"]["views"]) == {v["view"] for v in report["views"]}
+        for cls, images in report["heatmaps"]["images"].items():
+            assert images == {v: f"/v1/reports/{report_id}/heatmaps/{cls}/{v}"
+                              for v in report["heatmaps"]["views"]}
+        with client.app.state.services.store.engine.connect() as conn:  # type: ignore[attr-defined]
+            stored = conn.execute(text("SELECT body FROM reports WHERE id = :id"),
+                                  {"id": report_id}).scalar_one()
+        stored = json.loads(stored) if isinstance(stored, str) else stored
+        assert "links" not in stored and "images" not in stored["heatmaps"]
+        assert "/v1/" not in json.dumps(stored)
+        job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        assert job["status"] == "succeeded" and job["deliveries"][0]["status"] == "failed"
+        listed = client.get("/v1/reports", headers=headers).json()
+        assert len(listed["items"]) == 2
+        new = client.post("/v1/inspections", files=files_of(genuine_item), headers=headers,
+                          data={"brand": genuine_item.brand, "model": genuine_item.model})
+        assert new.status_code == 201, new.text
+        assert len(client.get("/v1/reports", headers=headers).json()["items"]) == 3
+        # A key of another tenant sees none of it.
+        engine = client.app.state.services.store.engine  # type: ignore[attr-defined]
+        create_tenant(engine, "elsewhere")
+        _, other = create_key(engine, "elsewhere", ["submit", "review"], tenant="elsewhere")
+        assert client.get(f"/v1/reports/{report_id}", headers={"X-API-Key": other}).status_code == 404
+        assert client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": other}).status_code == 404
+        assert client.get("/v1/reports", headers={"X-API-Key": other}).json()["total"] == 0
+
+
+def test_a_database_older_than_0_1_0_is_refused_untouched(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE reports (id VARCHAR(32) PRIMARY KEY, verdict VARCHAR(16))"))
+        with pytest.raises(DatabaseSchemaError, match=r"older than 0\.1\.0.*'reports' lacks body, brand, .*Point AUTHENTIQ_DATABASE_URL"):
+            upgrade(engine)
+        assert inspect(engine).get_table_names() == ["reports"]  # nothing created, nothing stamped
+    finally:
+        engine.dispose()
+
+
+def test_a_database_from_a_newer_release_is_refused(database_url: str) -> None:
+    engine = open_database(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+        for migrate in (True, False):
+            with pytest.raises(DatabaseSchemaError, match="revision 0999, which this release"):
+                open_database(database_url, migrate=migrate)
+    finally:
+        engine.dispose()
+
+
+def test_migrate_false_refuses_to_start_until_db_upgrade_ran(
+        tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(tmp_path, database_url=database_url, migrate=False)
+    with pytest.raises(DatabaseSchemaError, match="run `authentiq db upgrade`"), \
+            TestClient(create_app(settings)):
+        pass
+    assert main(["db", "upgrade", "--database-url", database_url]) == 0
+    assert main(["db", "current", "--database-url", database_url]) == 0
+    assert f"schema revision {head()} (this release's head)" in capsys.readouterr().out
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").status_code == 200
+
+
+def test_workers_starting_at_once_migrate_once(database_url: str) -> None:
+    """Eight processes' worth of engines upgrade the same empty database at once: a lock (an
+    advisory lock on PostgreSQL, a file lock beside a SQLite file) lets one migrate; the others
+    wait, then find the schema at head."""
+    engines = [make_engine(database_url) for _ in range(8)]
+    results: list[tuple[str | None, str | None]] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(engines))
+
+    def start(engine: object) -> None:
+        barrier.wait()
+        try:
+            results.append(upgrade(engine))  # type: ignore[arg-type]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "concurrent upgrades deadlocked"
+    for e in engines:
+        e.dispose()
+    assert errors == []
+    assert sorted(results, key=lambda r: r[0] or "") == [(None, head())] + [(head(), head())] * 7

@@ -1,0 +1,1 @@
+"""Pages, the kiosk and the PDF (a real browser)."""
