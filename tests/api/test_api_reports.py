@@ -92,6 +92,9 @@ def test_filters_pages_count_and_csv(client: TestClient, genuine_item: Synthetic
     assert listing["count"] == 2 and listing["total"] == 4 and listing["next_cursor"]
     rest = client.get("/v1/reports", params={"limit": 2, "cursor": listing["next_cursor"]}).json()
     assert [i["client_ref"] for i in listing["items"] + rest["items"]] == ["f0", "g2", "g1", "g0"]
+    first = listing["items"][0]
+    assert first["links"] == client.get(first["links"]["self"]).json()["links"] | {"views": {}}
+    assert client.get(first["links"]["pdf"]).headers["content-type"] == "application/pdf"
     assert client.get("/v1/reports", params={"verdict": "counterfeit"}).json()["total"] == 1
     brand = genuine_item.brand.upper()
     same = 3 + (fake_item.brand == genuine_item.brand)
