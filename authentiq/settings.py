@@ -43,7 +43,7 @@ def _none_if_empty(v: object) -> object:
 
 
 class _ModelFields(Section):
-    """Which model runs where (authentiq.inference.backends.select, authentiq.inference.engine_build)."""
+    """Which model runs where (authentiq.inference.select, authentiq.inference.engine_build)."""
 
     backend: Literal["auto", "tensorrt", "onnxruntime", "triton"] = Field(
         "auto", description="auto: TensorRT if it imports and a GPU is usable, else ONNX Runtime "

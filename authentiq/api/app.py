@@ -30,7 +30,7 @@ from authentiq.api.routes import (
     share,
 )
 from authentiq.api.routes.inspections import create_router
-from authentiq.inference.backends.select import model_contract
+from authentiq.inference.select import model_contract
 from authentiq.services.container import open_services
 from authentiq.settings import Settings
 from authentiq.web.pdf_cache import PdfCache

@@ -108,8 +108,8 @@ def _scored_references(backend: Any, folder: str) -> Any:
     """Score a reference folder, grouped like synthetic items (catalogue order)."""
     import numpy as np
 
+    from authentiq.modelling import datasets
     from authentiq.modelling.synthetic import CATALOG, find_spec
-    from authentiq.modelling.training import data as datasets
     from authentiq.modelling.training.fusion import score
 
     spec = backend.spec
@@ -121,7 +121,7 @@ def _scored_references(backend: Any, folder: str) -> Any:
 
 def fit_fusion(args: argparse.Namespace) -> int:
     from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
-    from authentiq.modelling.training import data as datasets
+    from authentiq.modelling import datasets
     from authentiq.modelling.training.fusion import fit, score, write_fusion
 
     models = [Path(m) for m in args.models]

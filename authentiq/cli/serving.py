@@ -130,10 +130,10 @@ def build_engine(args: argparse.Namespace) -> int:
     import dataclasses
 
     from authentiq.errors import BackendUnavailable
-    from authentiq.inference.backends.select import build_options, usable_gpu
     from authentiq.inference.backends.tensorrt_lib import import_tensorrt
     from authentiq.inference.engine_build import load_or_build
     from authentiq.inference.engine_compat import describe
+    from authentiq.inference.select import build_options, usable_gpu
     from authentiq.settings import Settings
 
     given = {"tensorrt_model_path": args.model, "engine_dir": args.engine_dir,

@@ -1,7 +1,7 @@
 """Accuracy of served models on held-out items (``authentiq evaluate``; the model benchmark).
 
 Held-out synthetic items come from a seed range that training and calibration never use
-(:data:`authentiq.modelling.training.data.HELD_OUT_SEED_BASE`). Models run through the service's own
+(:data:`authentiq.modelling.datasets.HELD_OUT_SEED_BASE`). Models run through the service's own
 backend, on mosaics built by the service's own preprocessing and stitching.
 """
 
@@ -14,9 +14,9 @@ import numpy as np
 
 from authentiq.contract.model_spec import softmax_fake
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
+from authentiq.modelling import datasets
 from authentiq.modelling.evaluation import Metrics, evaluate
 from authentiq.modelling.reliability import expected_calibration_error, temperature_p
-from authentiq.modelling.training import data as datasets
 from authentiq.pipeline.stitch import build_input
 
 

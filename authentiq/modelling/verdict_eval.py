@@ -19,7 +19,7 @@ from authentiq.contract.model_spec import ModelSpec
 from authentiq.errors import AuthentiqError
 from authentiq.inference.backends.base import Outputs
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
-from authentiq.modelling.training import data as datasets
+from authentiq.modelling import datasets
 from authentiq.pipeline.preprocess import decode_view
 from authentiq.pipeline.quality import check
 from authentiq.pipeline.reference_index import Evidence, Match

@@ -22,8 +22,8 @@ from sqlmodel import Session, SQLModel, col, select
 
 from authentiq.contract.report import Report
 from authentiq.inference.backends.base import Backend
-from authentiq.inference.backends.select import open_backend
 from authentiq.inference.batcher import Batcher, BatchObserver
+from authentiq.inference.select import open_backend
 from authentiq.pipeline.admission import InFlight
 from authentiq.pipeline.enrolment import Enroller, enrol_folder, folder_references
 from authentiq.pipeline.heatmap import lookup_table

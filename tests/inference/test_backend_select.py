@@ -17,8 +17,8 @@ from authentiq.cli import main
 from authentiq.errors import BackendUnavailable
 from authentiq.inference.backends.base import Backend
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend, cuda_provider_available
-from authentiq.inference.backends.select import open_backend
 from authentiq.inference.backends.tensorrt_lib import import_tensorrt
+from authentiq.inference.select import open_backend
 from tests.conftest import has_tensorrt, make_settings
 
 no_tensorrt = pytest.mark.skipif(has_tensorrt(), reason="TensorRT is installed in this pass")

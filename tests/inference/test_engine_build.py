@@ -186,7 +186,7 @@ def test_tensorrt_rtx_is_refused_on_a_gpu_it_does_not_run_on(tensorrt: TensorRT,
     """On an H200 (a STAND-IN CUDA runtime reports one) TensorRT-RTX is refused before any build,
     naming TensorRT as the stack for data-centre GPUs."""
     from authentiq.inference.backends import cuda
-    from authentiq.inference.backends.select import open_backend
+    from authentiq.inference.select import open_backend
     from tests.conftest import make_settings
     from tests.standin_gpu import StandInCudaRuntime, StandInCudaUtils
 
@@ -201,7 +201,7 @@ def test_tensorrt_rtx_is_refused_on_a_gpu_it_does_not_run_on(tensorrt: TensorRT,
 
 def test_auto_falls_back_to_onnxruntime_and_says_why(tensorrt: TensorRT, tmp_path: Path,
                                                      caplog: pytest.LogCaptureFixture) -> None:
-    from authentiq.inference.backends.select import open_backend
+    from authentiq.inference.select import open_backend
     from tests.conftest import make_settings
 
     with caplog.at_level(logging.INFO):

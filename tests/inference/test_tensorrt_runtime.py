@@ -219,7 +219,7 @@ def test_sticky_error_makes_readyz_fail_and_requests_fail_fast(
 
 
 def test_the_runtime_cache_file_is_per_rtx_version_and_gpu_model() -> None:
-    from authentiq.inference.backends.select import runtime_cache_path
+    from authentiq.inference.select import runtime_cache_path
 
     plan = Path("engines/m.int8-trt.tensorrt_rtx.portable.plan")
     l4, rtx4090 = cuda.Gpu(0, "NVIDIA L4", (8, 9), 1), cuda.Gpu(0, "NVIDIA GeForce RTX 4090", (8, 9), 1)

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch", reason="needs the [train] extra")
 from authentiq.contract.model_spec import read_spec  # noqa: E402
 from authentiq.errors import DatasetError  # noqa: E402
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
+from authentiq.modelling import datasets  # noqa: E402
 from authentiq.modelling.synthetic import write_dataset  # noqa: E402
-from authentiq.modelling.training import data as datasets  # noqa: E402
 from authentiq.modelling.training.export import export_onnx, load_checkpoint  # noqa: E402
 from authentiq.modelling.training.train import Mosaic, Recombiner, TrainConfig, train  # noqa: E402
 from authentiq.pipeline.stitch import build_input  # noqa: E402

@@ -12,8 +12,8 @@ import pytest
 
 from authentiq.contract.model_spec import VIEW_FEATURES, VIEW_SCORES, GateParams, read_spec
 from authentiq.errors import ModelContractError
+from authentiq.modelling import datasets
 from authentiq.modelling.synthetic import VIEWS, make_item
-from authentiq.modelling.training import data as datasets
 from authentiq.modelling.training.gate import ViewStats, fit_gate, fit_stats, layer_shapes, with_features
 from authentiq.pipeline.stitch import build_input
 from authentiq.pipeline.view_gate import assess, check_views, duplicates

@@ -7,8 +7,8 @@ import pytest
 
 from authentiq.contract.model_spec import softmax_fake
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
+from authentiq.modelling.datasets import HELD_OUT_SEED_BASE
 from authentiq.modelling.synthetic import make_item
-from authentiq.modelling.training.data import HELD_OUT_SEED_BASE
 from authentiq.pipeline.preprocess import decode_view
 from authentiq.pipeline.stitch import build_input, cell_of
 from tests.conftest import ENGINES

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from authentiq.contract.model_spec import ModelSpec
-from authentiq.modelling.training import data as datasets
+from authentiq.modelling import datasets
 from authentiq.modelling.training.graph import PREFIX, strip_gate
 from authentiq.pipeline.stitch import build_input, cell_of
 

@@ -7,7 +7,7 @@ counterfeits sit away from the genuine items they imitate. This fits only the fl
 softmax (NormFace) over (brand/model × genuine/counterfeit) classes, and writes ``W, b`` into
 every flavour of the model (the head is float in all of them, so the classifier's logits and the
 INT8 calibration are unchanged). Items come from a seed range the backbone never saw
-(:data:`authentiq.modelling.training.data.EMBEDDING_SEED_BASE`).
+(:data:`authentiq.modelling.datasets.EMBEDDING_SEED_BASE`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from authentiq.errors import ModelContractError
-from authentiq.modelling.training import data as datasets
+from authentiq.modelling import datasets
 from authentiq.modelling.training import require_torch
 from authentiq.pipeline.stitch import build_input
 

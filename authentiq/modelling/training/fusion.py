@@ -4,7 +4,7 @@ Numpy only. Items and references run through the service's own preprocessing and
 
 * References: genuine items, the same number per product — by default the set the service ships
   (``reference_data/``), so the fitted parameters match what the default deployment compares with.
-* Fit items: :data:`~authentiq.modelling.training.data.FUSION_SEED_BASE`, never used in training,
+* Fit items: :data:`~authentiq.modelling.datasets.FUSION_SEED_BASE`, never used in training,
   calibration or evaluation. A two-feature logistic regression (classifier logit, mean top-k
   similarity) gives the fused probability; the band is chosen as the classifier's was (narrowest
   band reaching the target decided accuracy within the inconclusive cap); ``min_similarity`` and
@@ -21,9 +21,9 @@ import numpy as np
 
 from authentiq.contract.model_spec import FusionParams, ModelSpec, softmax_fake
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
+from authentiq.modelling import datasets
 from authentiq.modelling.evaluation import Metrics, choose_band, evaluate
 from authentiq.modelling.model_eval import run_model
-from authentiq.modelling.training import data as datasets
 from authentiq.modelling.training.metadata import write_prop
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ import numpy as np
 
 from authentiq.contract.model_spec import VIEW_FEATURES, VIEW_SCORES, GateParams, ModelSpec, read_spec
 from authentiq.errors import ModelContractError
+from authentiq.modelling import datasets
 from authentiq.modelling.training import alterations
-from authentiq.modelling.training import data as datasets
 from authentiq.modelling.training.alterations import HeadWeights, add_head
 from authentiq.modelling.training.graph import PREFIX, strip_gate
 from authentiq.modelling.training.metadata import save_atomic, set_prop

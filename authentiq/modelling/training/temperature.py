@@ -4,7 +4,7 @@ Temperature scaling (Guo et al., 2017): one number ``T`` such that ``softmax(log
 calibrated on held-out items — the share of items called counterfeit with probability 0.9 that
 are counterfeit is 0.9. It changes no decision (the classifier's band is set on the raw
 probability, and the order of items is kept), only the confidence a report states. Items come
-from :data:`~authentiq.modelling.training.data.TRUST_SEED_BASE`, never used in training or thresholds.
+from :data:`~authentiq.modelling.datasets.TRUST_SEED_BASE`, never used in training or thresholds.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from authentiq.contract.model_spec import Calibration
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
+from authentiq.modelling import datasets
 from authentiq.modelling.model_eval import run_model
 from authentiq.modelling.reliability import expected_calibration_error, fit_temperature, temperature_p
-from authentiq.modelling.training import data as datasets
 from authentiq.modelling.training.metadata import write_prop
 
 log = logging.getLogger(__name__)

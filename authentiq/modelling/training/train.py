@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from authentiq.contract.model_spec import ModelSpec, Thresholds, ViewSpec, softmax_fake
+from authentiq.modelling import datasets
 from authentiq.modelling.evaluation import choose_band, evaluate
 from authentiq.modelling.synthetic.catalog import CATALOG, VIEWS
-from authentiq.modelling.training import data as datasets
 from authentiq.modelling.training import require_torch
 
 log = logging.getLogger(__name__)
