@@ -194,8 +194,9 @@ def test_tensorrt_rtx_is_refused_on_a_gpu_it_does_not_run_on(tensorrt: TensorRT,
     monkeypatch.setattr(cuda, "runtime", lambda: runtime)
     monkeypatch.setattr(cuda, "utils", lambda: StandInCudaUtils)
     with pytest.raises(BackendUnavailable, match=r"does not run on NVIDIA H200 \(sm_90\).*authentiq\[tensorrt\]"):
-        open_backend(make_settings(tmp_path, backend="tensorrt", tensorrt_flavour="tensorrt_rtx",
-                                   engine_dir=tmp_path))
+        settings = make_settings(tmp_path, backend="tensorrt", tensorrt_flavour="tensorrt_rtx",
+                                 engine_dir=tmp_path)
+        open_backend(settings.model, settings.batcher, timeout_s=30)
     assert not list(tmp_path.glob("*.plan"))
 
 
