@@ -35,6 +35,7 @@ from authentiq.services.container import open_services
 from authentiq.settings import Settings
 from authentiq.web.pdf_cache import PdfCache
 from authentiq.web.reference_photos import photo_or_none
+from authentiq.web.templating import STATIC
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(docs.router)
     app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")  # before /static: it is inside
-    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.uploads.max_request_bytes,
                        timeout_s=settings.connections.body_timeout_s)

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from authentiq.api.auth import Reader, visible
 from authentiq.api.deps import ServicesDep
-from authentiq.api.routes.reports import MEDIA, NOT_FOUND
+from authentiq.api.files import NOT_FOUND, media_type
 from authentiq.errors import ReferenceNotFound
 from authentiq.web.reference_photos import reference_photo, was_compared
 
@@ -29,5 +29,5 @@ async def compared_photo(report_id: str, reference_id: str, view: str, services:
     if not was_compared(report, reference_id):
         raise ReferenceNotFound(f"report {report_id} was not compared with reference {reference_id}")
     name, data = await asyncio.to_thread(reference_photo, services.references, reference_id, view)
-    return Response(data, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "application/octet-stream"),
+    return Response(data, media_type=media_type(name),
                     headers={"Cache-Control": "private, max-age=86400, immutable"})

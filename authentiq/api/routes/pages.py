@@ -9,13 +9,11 @@ its CSRF token; sign-in attempts are rate limited per client address.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from authentiq import __version__
 from authentiq.api.auth import authenticate, presented_key, visible
@@ -27,16 +25,10 @@ from authentiq.storage.keys import Principal
 from authentiq.storage.reports import ReportFilter
 from authentiq.storage.sessions import COOKIE, LIFETIME, csrf_ok, csrf_token
 from authentiq.web.reference_photos import compared, views_of
-from authentiq.web.report_view import AGAINST, headline, retakes, when
+from authentiq.web.report_view import AGAINST, headline, retakes
+from authentiq.web.templating import HEADERS, STATIC, templates
 
 router = APIRouter(include_in_schema=False)
-WEB = Path(__file__).resolve().parents[2] / "web"
-STATIC = WEB / "static"
-templates = Jinja2Templates(directory=WEB / "templates")
-templates.env.filters["when"] = when
-HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                                      "img-src 'self'; form-action 'self'; frame-ancestors 'none'",
-           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 
 KIOSK_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "

@@ -14,9 +14,9 @@ from fastapi.responses import Response
 
 from authentiq.api.auth import require
 from authentiq.api.deps import ServicesDep
+from authentiq.api.files import media_type
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.resources import reference_out
-from authentiq.api.routes.reports import MEDIA
 from authentiq.api.schemas import Problem, Reference, ReferenceList
 from authentiq.api.uploads import PROBLEMS, read_uploads, request_body_schema
 from authentiq.contract.deadline import Deadline
@@ -116,7 +116,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                 response_class=Response, summary="Download a reference photo")
     async def get_reference_photo(reference_id: str, view: str, services: ServicesDep) -> Response:
         name, data = await asyncio.to_thread(reference_photo, services.references, reference_id, view)
-        return Response(data, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "application/octet-stream"))
+        return Response(data, media_type=media_type(name))
 
     return router
 

@@ -20,6 +20,7 @@ from pydantic import BeforeValidator
 
 from authentiq.api.auth import Reader, Reviewer, visible
 from authentiq.api.deps import PdfsDep, ServicesDep
+from authentiq.api.files import NOT_FOUND, media_type
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.resources import report_out, review_out, summary_out
 from authentiq.api.schemas import Report, ReportList, ReviewIn
@@ -33,8 +34,6 @@ from authentiq.storage.reports import ReportFilter
 from authentiq.storage.tenants import Visible
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
-MEDIA = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": "image/heic"}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: PROBLEMS[422]}
 Verdict = Literal["authentic", "counterfeit", "inconclusive"]
 CSV_MAX_ROWS = 100_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
@@ -204,6 +203,6 @@ async def _review(services: Services, seq: int, tenant: Visible) -> dict[str, An
 
 async def _file(services: Services, report_id: str, name: str) -> Response:
     data = await asyncio.to_thread(services.store.blobs.get, report_id, name)
-    return Response(data, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "application/octet-stream"),
+    return Response(data, media_type=media_type(name),
                     headers={"Cache-Control": "private, max-age=86400, immutable"})
 

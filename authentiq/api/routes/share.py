@@ -22,9 +22,8 @@ from pydantic import BaseModel
 
 from authentiq.api.auth import Reader, Reviewer, key_id_of, visible
 from authentiq.api.deps import ServicesDep
+from authentiq.api.files import media_type
 from authentiq.api.resources import report_out
-from authentiq.api.routes.pages import HEADERS, templates
-from authentiq.api.routes.reports import MEDIA
 from authentiq.api.uploads import PROBLEMS
 from authentiq.contract.report import Report
 from authentiq.contract.times import iso_utc
@@ -32,6 +31,7 @@ from authentiq.errors import ShareLinkNotFound
 from authentiq.services.container import Services
 from authentiq.storage.share_links import ShareLinkRow, live
 from authentiq.web.report_view import headline, retakes
+from authentiq.web.templating import HEADERS, templates
 
 api = APIRouter(prefix="/v1/reports/{report_id}", tags=["share links"])
 public = APIRouter(include_in_schema=False)
@@ -159,5 +159,5 @@ async def _file(services: Services, report_id: str, name: str | None) -> Respons
     if name is None:
         raise ShareLinkNotFound("no such image in this report")
     data = await asyncio.to_thread(services.store.blobs.get, report_id, name)
-    return Response(data, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "application/octet-stream"),
+    return Response(data, media_type=media_type(name),
                     headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
