@@ -206,12 +206,11 @@ class Report(BaseModel):
     """One inspection's report as stored; the API adds ``links`` and heatmap URLs."""
 
     schema_version: SchemaVersion = Field(
-        description="5 for new reports (as 4, with heatmaps.views and reason codes as an enum); "
-                    "4 for those "
-                    "stored before it; 3 for those stored before the gate's misoriented_view "
-                    "and degraded_view findings (otherwise the same); 2 for those stored before "
-                    "the view gate (they lack retake, review_advised and gate, and their "
-                    "confidence is always a number)")
+        description="5 for new reports; 4, 3 or 2 for reports stored by earlier releases. 5 "
+                    "added heatmaps.views (the database upgrade gave older reports theirs) and "
+                    "lists the reason codes; 3 lacks the gate's misoriented_view and "
+                    "degraded_view findings; 2 was stored before the view gate (it lacks retake, "
+                    "review_advised and gate, and its confidence is always a number)")
     id: str
     created_at: str
     client_ref: str | None
