@@ -2,8 +2,9 @@
 
 ``open_services(settings)`` is used by the app's lifespan and by the CLI commands that need the
 model and the database without HTTP (``enroll``, ``re-embed``): backend, batcher, worker pool,
-report and reference stores on one database engine, the reference index, the inspector and the
-enroller. Closing drains the batcher first, so every accepted request finishes.
+the stores on one database engine (``storage.db``), the reference index, the inspector, the
+enroller, the job runner and the webhook dispatcher. Closing drains the batcher first, so every
+accepted request finishes.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Async inspections: accepted now (202), run by whichever worker claims them, never lost.
 
 ``POST /v1/inspections?mode=async`` stores the photos and a ``queued`` job row *before* it
-answers 202. A :class:`JobRunner` in every worker process claims queued jobs with a conditional
-update (safe with several workers on one database) and runs them through the same
-:class:`~authentiq.pipeline.inspection.Inspector` as synchronous calls, at bulk priority.
+answers 202. A :class:`~authentiq.services.job_runner.JobRunner` in every worker process claims
+queued jobs with a conditional update (safe with several workers on one database) and runs them
+through the same :class:`~authentiq.pipeline.inspection.Inspector` as synchronous calls, at bulk
+priority. This module is the store: the rows, claims, leases and the job's end with its webhook.
 
 Crash safety: a claim holds a lease (``job_lease_s``). If the worker dies, the lease runs out
 and another (or the restarted) worker claims the job again. The report's id is the job's id,
