@@ -247,7 +247,12 @@ class Report(BaseModel):
 
     def photo(self, view: str) -> str | None:
         """The stored file name of a view's uploaded photo (None: not uploaded)."""
-        return next((f for f in self.stored_files if f.split(".")[0] == view), None)
+        return photo_of(self.stored_files, view)
+
+
+def photo_of(stored_files: list[str], view: str) -> str | None:
+    """Among a report's stored files, the name of a view's uploaded photo (None: not uploaded)."""
+    return next((f for f in stored_files if f.split(".")[0] == view), None)
 
 
 def statement(report_id: str) -> Statement:

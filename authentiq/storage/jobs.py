@@ -207,7 +207,7 @@ class JobStore:
         assert job is not None
         event: webhooks.Event = "inspection.completed" if error is None else "inspection.failed"
         webhooks.enqueue(session, job.key_id, job.tenant_id, job.id, event,
-                         self.event_body(job, report))
+                         lambda: self.event_body(job, report))
         return True
 
 

@@ -157,6 +157,11 @@ class ReportStore:
                                     version=row.version, reviews=self.reviews(report_id))
         return report
 
+    def stored_files(self, report_id: str, *, tenant: Visible) -> list[str]:
+        """The report's file names (photos, heatmaps), if ``tenant`` may see it: one row read,
+        for the image routes (a page asks for a dozen), not the whole report with its reviews."""
+        return list(self.row(report_id, tenant=tenant).body.get("stored_files", []))
+
     def reviews(self, report_id: str) -> list[ReviewRecord]:
         """The report's reviews, oldest first."""
         with Session(self.engine) as session:

@@ -26,6 +26,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -149,15 +150,16 @@ def webhook_urls(engine: Engine) -> dict[str, str]:
 
 
 def enqueue(session: Session, key_id: str | None, tenant_id: str, job_id: str, event: Event,
-            data: dict[str, Any]) -> DeliveryRow | None:
-    """Add a delivery to ``session`` (the caller's transaction) if the key has an endpoint."""
+            data: Callable[[], dict[str, Any]]) -> DeliveryRow | None:
+    """Add a delivery to ``session`` (the caller's transaction) if the key has an endpoint;
+    ``data`` makes the event's body, only then."""
     hook = session.get(WebhookRow, key_id) if key_id else None
     if hook is None:
         return None
     now = datetime.now(UTC)
     delivery_id = uuid.uuid4().hex
     payload = json.dumps({"id": delivery_id, "type": event, "created_at": now.isoformat(),
-                          "data": data}, separators=(",", ":"), sort_keys=True)
+                          "data": data()}, separators=(",", ":"), sort_keys=True)
     row = DeliveryRow(id=delivery_id, key_id=hook.key_id, tenant_id=tenant_id, job_id=job_id,
                       event=event, url=hook.url, payload=payload, next_attempt_at=now, created_at=now)
     session.add(row)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from authentiq.contract.report import Report
+from authentiq.contract.report import Report, photo_of
 from authentiq.errors import ReferenceNotFound, ReportNotFound
 from authentiq.storage.references import ReferenceStore
 
@@ -43,7 +43,7 @@ def views_of(store: ReferenceStore, reference_ids: list[str]) -> dict[str, set[s
 def reference_photo(store: ReferenceStore, reference_id: str, view: str) -> tuple[str, bytes]:
     """The file name and bytes of one reference's photo of ``view``."""
     row = store.get(reference_id)
-    name = next((f for f in row.body.get("stored_files", []) if f.split(".")[0] == view), None)
+    name = photo_of(row.body.get("stored_files", []), view)
     if name is None:
         raise ReferenceNotFound(f"reference {reference_id} has no {view!r} photo")
     return name, store.blobs.get(reference_id, name)

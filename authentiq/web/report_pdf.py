@@ -23,6 +23,7 @@ from typing import Any
 
 from PIL import Image
 
+from authentiq.contract.report import photo_of
 from authentiq.errors import ReportNotFound
 from authentiq.pipeline.heatmap import NOTICE
 from authentiq.storage.blobs import Blobs
@@ -275,7 +276,7 @@ def _fmt(value: Any) -> str:
 
 
 def _photo(report: dict[str, Any], blobs: Blobs, view: str, files: set[str]) -> Any:
-    name = next((f for f in files if f.split(".")[0] == view), None)
+    name = photo_of(sorted(files), view)
     return _image(blobs, report["id"], name) if name else None
 
 

@@ -25,7 +25,7 @@ from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.resources import report_out, review_out, summary_out
 from authentiq.api.schemas import Report, ReportList, ReviewIn
 from authentiq.api.uploads import PROBLEMS
-from authentiq.contract.report import ReviewRecord
+from authentiq.contract.report import ReviewRecord, photo_of
 from authentiq.contract.text import check_text
 from authentiq.errors import ReportNotFound
 from authentiq.services.container import Services
@@ -179,8 +179,8 @@ async def post_review(report_id: str, review: ReviewIn, response: Response, serv
             response_class=Response, summary="Download a stored photo")
 async def get_view_photo(report_id: str, view: str, services: ServicesDep, caller: Reader
                          ) -> Response:
-    report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
-    name = report.photo(view)
+    stored = await asyncio.to_thread(services.store.stored_files, report_id, tenant=visible(caller))
+    name = photo_of(stored, view)
     if name is None:
         raise ReportNotFound(f"report {report_id} has no {view!r} photo")
     return await _file(services, report_id, name)
@@ -190,9 +190,9 @@ async def get_view_photo(report_id: str, view: str, services: ServicesDep, calle
             summary="A heatmap image (WebP): a view, or 'overview' for the whole mosaic")
 async def get_heatmap(report_id: str, cls: str, view: str, services: ServicesDep,
                       caller: Reader) -> Response:
-    report = await asyncio.to_thread(services.store.get, report_id, tenant=visible(caller))
+    stored = await asyncio.to_thread(services.store.stored_files, report_id, tenant=visible(caller))
     name = f"heatmap-{cls}-{view}.webp"
-    if name not in report.stored_files:
+    if name not in stored:
         raise ReportNotFound(f"report {report_id} has no {cls} heatmap of {view!r}")
     return await _file(services, report_id, name)
 

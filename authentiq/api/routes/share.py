@@ -25,7 +25,7 @@ from authentiq.api.deps import ServicesDep
 from authentiq.api.files import media_type
 from authentiq.api.resources import report_out
 from authentiq.api.uploads import PROBLEMS
-from authentiq.contract.report import Report
+from authentiq.contract.report import Report, photo_of
 from authentiq.contract.times import iso_utc
 from authentiq.errors import ShareLinkNotFound
 from authentiq.services.container import Services
@@ -130,6 +130,14 @@ async def _shared(services: Services, token: str) -> Report:
     return await asyncio.to_thread(services.store.get, link.report_id, tenant=link.tenant_id)
 
 
+async def _shared_files(services: Services, token: str) -> tuple[str, list[str]]:
+    """The shared report's id and file names (one row read: the page asks for a dozen images)."""
+    link = await asyncio.to_thread(services.share_links.resolve, token)
+    stored = await asyncio.to_thread(services.store.stored_files, link.report_id,
+                                     tenant=link.tenant_id)
+    return link.report_id, stored
+
+
 @public.get("/r/{token}", response_class=HTMLResponse)
 async def shared_page(request: Request, token: str, services: ServicesDep) -> Response:
     try:
@@ -144,15 +152,15 @@ async def shared_page(request: Request, token: str, services: ServicesDep) -> Re
 
 @public.get("/r/{token}/views/{view}")
 async def shared_photo(token: str, view: str, services: ServicesDep) -> Response:
-    report = await _shared(services, token)
-    return await _file(services, report.id, report.photo(view))
+    report_id, stored = await _shared_files(services, token)
+    return await _file(services, report_id, photo_of(stored, view))
 
 
 @public.get("/r/{token}/heatmaps/{cls}/{view}")
 async def shared_heatmap(token: str, cls: str, view: str, services: ServicesDep) -> Response:
-    report = await _shared(services, token)
+    report_id, stored = await _shared_files(services, token)
     name = f"heatmap-{cls}-{view}.webp"
-    return await _file(services, report.id, name if name in report.stored_files else None)
+    return await _file(services, report_id, name if name in stored else None)
 
 
 async def _file(services: Services, report_id: str, name: str | None) -> Response:
