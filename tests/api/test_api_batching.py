@@ -73,13 +73,15 @@ def test_deadline_answers_504_while_queued_and_nothing_runs(tmp_path: Path,
     settings = make_settings(tmp_path, **HOLD)
     with live_server(settings) as server:
         t0 = time.monotonic()
-        r = post(server, genuine_item, timeout_ms="400")
+        # 700 ms: room for decoding the six photos on a busy 2-core machine (a deadline passing
+        # there is a 504 too, but not the queue's), well before the held batch would run (1 s).
+        r = post(server, genuine_item, timeout_ms="700")
         elapsed = time.monotonic() - t0
         assert r.status_code == 504, r.text
         assert r.json()["type"].endswith("/deadline-exceeded")
         assert elapsed < 0.95  # answered at its deadline, not when the 1 s batch would have run
         time.sleep(1.2)  # past the moment the held batch would have run
-        assert server.metric("authentiq_batcher_rejections_total", reason="deadline") == 1
+        assert server.metric("authentiq_batcher_rejections_total", reason="deadline") == 1, r.text
         assert server.metric("authentiq_batch_size_count") == 0  # never executed
     assert stored(settings) == 0
 
