@@ -22,7 +22,7 @@ from benchmarks._common import machine, photo, serve
 
 VIEWS = ("overall", "logo", "stitching", "hardware", "label", "interior")
 STAGES = ("decode_ms", "quality_ms", "stitch_ms", "queue_ms", "inference_ms", "reference_search_ms",
-          "heatmap_ms", "persist_ms", "total_ms")
+          "persist_ms", "total_ms")
 
 
 async def inspect(client: httpx.AsyncClient, files: list, i: int) -> tuple[float, dict]:  # type: ignore[type-arg]

@@ -33,6 +33,7 @@ from authentiq.api.routes.inspections import create_router
 from authentiq.inference.select import model_contract
 from authentiq.services.container import open_services
 from authentiq.settings import Settings
+from authentiq.web.heatmap_images import HeatmapImages
 from authentiq.web.pdf_cache import PdfCache
 from authentiq.web.reference_photos import photo_or_none
 from authentiq.web.templating import STATIC
@@ -50,9 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, observer=metrics, event_body=webhook_body) as services:
             blobs = services.store.blobs
-            pdfs = PdfCache(blobs.child("pdf"), blobs, settings.pdf,
+            heatmaps = HeatmapImages(blobs.child("heatmaps"), blobs)
+            pdfs = PdfCache(blobs.child("pdf"), blobs, settings.pdf, heatmaps,
                             reference_photo=functools.partial(photo_or_none, services.references))
-            app.state.services, app.state.metrics, app.state.pdfs = services, metrics, pdfs
+            app.state.services, app.state.metrics = services, metrics
+            app.state.pdfs, app.state.heatmaps = pdfs, heatmaps
             if _loopback(settings.access.public_base_url):
                 log.warning("share links and QR codes point at %s, which only this machine can "
                             "open: set AUTHENTIQ_PUBLIC_BASE_URL to where customers reach the "
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 pdfs.close()
+                heatmaps.close()
 
     app = FastAPI(
         title="AuthentiQ",

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from authentiq.api.metrics import Metrics
 from authentiq.services.container import Services
+from authentiq.web.heatmap_images import HeatmapImages
 from authentiq.web.pdf_cache import PdfCache
 
 
@@ -26,6 +27,12 @@ def get_pdfs(request: Request) -> PdfCache:
     return pdfs
 
 
+def get_heatmaps(request: Request) -> HeatmapImages:
+    heatmaps: HeatmapImages = request.app.state.heatmaps
+    return heatmaps
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 PdfsDep = Annotated[PdfCache, Depends(get_pdfs)]
+HeatmapsDep = Annotated[HeatmapImages, Depends(get_heatmaps)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

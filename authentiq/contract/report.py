@@ -165,6 +165,10 @@ class Heatmaps(BaseModel):
     views: list[str] = Field(description="the views (and 'overview', the whole mosaic) with a "
                                          "heatmap of each class")
 
+    def files(self) -> list[str]:
+        """The file names of every heatmap image the report offers."""
+        return [heatmap_file(cls, view) for cls in self.classes for view in self.views]
+
 
 class Statement(BaseModel):
     automated: bool
@@ -252,7 +256,15 @@ class Report(BaseModel):
 
 def photo_of(stored_files: list[str], view: str) -> str | None:
     """Among a report's stored files, the name of a view's uploaded photo (None: not uploaded)."""
-    return next((f for f in stored_files if f.split(".")[0] == view), None)
+    return next((f for f in stored_files if f != ATTENTION_FILE and f.split(".")[0] == view), None)
+
+
+ATTENTION_FILE = "attention.npz"  # a report's stored attention map, from which heatmaps are drawn
+
+
+def heatmap_file(cls: str, view: str) -> str:
+    """A heatmap image's file name: a view, or ``overview`` for the whole mosaic."""
+    return f"heatmap-{cls}-{view}.webp"
 
 
 def statement(report_id: str) -> Statement:

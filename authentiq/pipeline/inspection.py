@@ -26,6 +26,7 @@ import numpy as np
 from authentiq.contract.deadline import Deadline, time_left
 from authentiq.contract.model_spec import ModelSpec, softmax_fake
 from authentiq.contract.report import (
+    ATTENTION_FILE,
     REPORT_SCHEMA_VERSION,
     Classifier,
     Fusion,
@@ -54,7 +55,7 @@ from authentiq.inference.backends.base import BackendInfo
 from authentiq.inference.batcher import Batcher, Priority, Result
 from authentiq.pipeline import heatmap
 from authentiq.pipeline.admission import DecodeGate
-from authentiq.pipeline.heatmap import classes_to_render
+from authentiq.pipeline.heatmap import Attention, classes_to_render
 from authentiq.pipeline.preprocess import DecodedView, Probe, decode_probed, probe, release_memory
 from authentiq.pipeline.quality import Quality, check
 from authentiq.pipeline.reference_index import Evidence, ReferenceIndex
@@ -191,17 +192,17 @@ class Inspector:
         classes = classes_to_render(verdict.verdict)
         report = self._report(report_id, datetime.now(UTC), brand, model, client_ref, run, verdict,
                               gate, evidence, key_id, classes, present)
-        t = time.perf_counter()
-        files = await asyncio.shield(loop.run_in_executor(
-            self.pool, self._heatmaps, outputs.cam[0], prepared, present, classes))
-        files.update(run.photo_files())
+        # The heatmaps are drawn when first asked for (authentiq.web.heatmap_images): the report
+        # keeps the model's attention map, a few KB, beside the photos.
+        files = run.photo_files()
+        files[ATTENTION_FILE] = Attention.of(self.spec, outputs.cam[0]).to_bytes()
         report.stored_files = sorted(files)
         report.timings.update({
             "decode_ms": _ms(sum(p.decode_s for p in prepared.values())),
             "quality_ms": _ms(sum(p.quality_s for p in prepared.values())),
             "stitch_ms": _ms(run.stitch_s), "queue_ms": _ms(result.queued_s),
             "inference_ms": _ms(result.inference_s), "batch_size": result.batch_size,
-            "reference_search_ms": _ms(search_s), "heatmap_ms": _ms(time.perf_counter() - t),
+            "reference_search_ms": _ms(search_s),
         })
         # The stored report carries every timing except its own persistence and the total,
         # which only the response can know.
@@ -292,10 +293,6 @@ class Inspector:
         t1 = time.perf_counter()
         quality = check(decoded, self.quality)
         return _Prepared(upload.view, upload.data, decoded, quality, t1 - t0, time.perf_counter() - t1)
-
-    def _heatmaps(self, cam: np.ndarray, prepared: dict[str, _Prepared], present: set[str],
-                  classes: list[str]) -> dict[str, bytes]:
-        return heatmap.render(self.spec, cam, {v: prepared[v].decoded.display for v in present}, classes)
 
     @staticmethod
     def view_result(p: _Prepared) -> ViewQuality:

@@ -1,6 +1,6 @@
 """Stored reports: one row per inspection (SQLModel on SQLite or PostgreSQL) + its files as blobs.
 
-A report is written atomically: blobs (photos, heatmaps) first, then the row in one transaction;
+A report is written atomically: blobs (photos, the attention map) first, then the row in one transaction;
 if the row cannot be written the blobs are removed, so a failure leaves neither a half report nor
 an orphan file. The body — what the service decided and why — is immutable once written. Human
 reviews live in their own append-only, hash-chained table (:mod:`authentiq.storage.reviews`); the row
@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, Column, func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from authentiq.contract.report import Report, ReviewRecord, ReviewState
+from authentiq.contract.report import Heatmaps, Report, ReviewRecord, ReviewState
 from authentiq.contract.times import iso_utc
 from authentiq.errors import ReportNotFound
 from authentiq.storage.blobs import Blobs
@@ -106,6 +106,14 @@ class ReportFilter:
         return query
 
 
+class ReportFiles(NamedTuple):
+    """What a report's image routes need: its id, stored file names and heatmaps."""
+
+    report_id: str
+    stored: list[str]
+    heatmaps: Heatmaps
+
+
 class ReportStore:
     def __init__(self, engine: Engine, blobs: Blobs) -> None:
         self.engine, self.blobs = engine, blobs
@@ -157,10 +165,12 @@ class ReportStore:
                                     version=row.version, reviews=self.reviews(report_id))
         return report
 
-    def stored_files(self, report_id: str, *, tenant: Visible) -> list[str]:
-        """The report's file names (photos, heatmaps), if ``tenant`` may see it: one row read,
-        for the image routes (a page asks for a dozen), not the whole report with its reviews."""
-        return list(self.row(report_id, tenant=tenant).body.get("stored_files", []))
+    def files(self, report_id: str, *, tenant: Visible) -> ReportFiles:
+        """The report's stored files and heatmaps, if ``tenant`` may see it: one row read, for
+        the image routes (a page asks for a dozen), not the whole report with its reviews."""
+        body = self.row(report_id, tenant=tenant).body
+        return ReportFiles(report_id, list(body.get("stored_files", [])),
+                           Heatmaps.model_validate(body["heatmaps"]))
 
     def reviews(self, report_id: str) -> list[ReviewRecord]:
         """The report's reviews, oldest first."""

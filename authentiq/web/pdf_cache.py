@@ -21,18 +21,21 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from authentiq.contract.report import Heatmaps
 from authentiq.errors import PdfBusy, ReportNotFound
 from authentiq.settings import PdfSettings
 from authentiq.storage.blobs import Blobs
+from authentiq.storage.reports import ReportFiles
+from authentiq.web.heatmap_images import HeatmapImages
 from authentiq.web.report_pdf import ReferencePhoto, render_pdf
 
 log = logging.getLogger(__name__)
 
 
 class PdfCache:
-    def __init__(self, cache: Blobs, report_blobs: Blobs, config: PdfSettings, *,
-                 reference_photo: ReferencePhoto | None = None) -> None:
-        self.cache, self.report_blobs = cache, report_blobs
+    def __init__(self, cache: Blobs, report_blobs: Blobs, config: PdfSettings,
+                 heatmaps: HeatmapImages, *, reference_photo: ReferencePhoto | None = None) -> None:
+        self.cache, self.report_blobs, self.heatmaps = cache, report_blobs, heatmaps
         self.reference_photo = reference_photo  # the compared references' photos page, if set
         self.max_pending = config.pdf_queue
         self._executor = ThreadPoolExecutor(config.pdf_workers, thread_name_prefix="authentiq-pdf")
@@ -71,11 +74,16 @@ class PdfCache:
 
     async def _render(self, key: tuple[str, int], report: dict[str, Any]) -> bytes:
         loop = asyncio.get_running_loop()
-        pdf = await loop.run_in_executor(self._executor, render_pdf, report, self.report_blobs,
-                                         self.reference_photo)
+        pdf = await loop.run_in_executor(self._executor, self._pdf, report)
         self.renders += 1
         await asyncio.to_thread(self._store, key, pdf)
         return pdf
+
+    def _pdf(self, report: dict[str, Any]) -> bytes:
+        files = ReportFiles(report["id"], report["stored_files"],
+                            Heatmaps.model_validate(report["heatmaps"]))
+        return render_pdf(report, self.report_blobs, self.reference_photo,
+                          heatmaps=self.heatmaps.all(files))
 
     def _store(self, key: tuple[str, int], pdf: bytes) -> None:
         report_id, version = key
@@ -91,7 +99,7 @@ class PdfCache:
                 log.info("PDF of report %s v%d cached meanwhile by another worker", *key)
 
 
-LAYOUT = 2  # bumped when the PDF's pages change: files cached for an older layout are not served
+LAYOUT = 3  # bumped when the PDF's pages change: files cached for an older layout are not served
 
 
 def _name(version: int) -> str:

@@ -18,14 +18,14 @@ import functools
 import io
 import textwrap
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from PIL import Image
 
-from authentiq.contract.report import photo_of
+from authentiq.contract.report import heatmap_file, photo_of
 from authentiq.errors import ReportNotFound
-from authentiq.pipeline.heatmap import NOTICE
+from authentiq.pipeline.heatmap import CAPTION, NOTICE
 from authentiq.storage.blobs import Blobs
 from authentiq.web.reference_photos import compared
 from authentiq.web.report_view import AGAINST, against, headline, retakes, when
@@ -38,17 +38,20 @@ REPLACEMENT = "\ufffd"
 
 
 ReferencePhoto = Callable[[str, str], bytes | None]  # (reference id, view) → its photo, if any
+Page = Callable[[dict[str, Any], Blobs, Any], list[Any]]  # (report, blobs, Figure) → figures
 
 
 def render_pdf(report: dict[str, Any], blobs: Blobs,
-               reference_photo: ReferencePhoto | None = None) -> bytes:
+               reference_photo: ReferencePhoto | None = None,
+               heatmaps: Mapping[str, bytes] | None = None) -> bytes:
     """``reference_photo`` adds a page with the closest genuine references' photos beside the
-    item's own (without it, the references are listed by id and similarity only)."""
+    item's own (without it, the references are listed by id and similarity only); ``heatmaps``
+    are the report's heatmap images by file name (:mod:`authentiq.web.heatmap_images`)."""
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
 
     buf = io.BytesIO()
-    pages = [_summary, _views, _references]
+    pages: list[Page] = [_summary, functools.partial(_views, heatmaps=heatmaps or {}), _references]
     if reference_photo is not None and compared(report):
         pages.insert(2, functools.partial(_comparison, reference_photo=reference_photo))
     with PdfPages(buf, metadata={"Title": f"AuthentiQ report {report['id']}",
@@ -166,11 +169,12 @@ def _view_state(view: dict[str, Any]) -> str:
     return f"retake ({finding.replace('_', ' ')})" if finding else "usable"
 
 
-def _views(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
+def _views(report: dict[str, Any], blobs: Blobs, Figure: Any, *,
+           heatmaps: Mapping[str, bytes]) -> list[Any]:
     files = set(report.get("stored_files", []))
     pages = []
     for cls in report["heatmaps"]["classes"]:
-        views = [v for v in report["views"] if f"heatmap-{cls}-{v['view']}.webp" in files]
+        views = [v for v in report["views"] if heatmap_file(cls, v["view"]) in heatmaps]
         for start in range(0, len(views), 3):
             fig = Figure(figsize=A4)
             fig.suptitle(f"Views and heatmaps ({cls} class)", fontsize=13, x=0.07, ha="left", y=0.97,
@@ -179,9 +183,10 @@ def _views(report: dict[str, Any], blobs: Blobs, Figure: Any) -> list[Any]:
                      va="top", parse_math=False)
             for row, v in enumerate(views[start:start + 3]):
                 photo = _photo(report, blobs, v["view"], files)
-                heat = _image(blobs, report["id"], f"heatmap-{cls}-{v['view']}.webp")
-                for col, (img, title) in enumerate(((photo, f"{v['view']}: photo as submitted"),
-                                                    (heat, f"{v['view']}: model attention"))):
+                heat = _decode(heatmaps[heatmap_file(cls, v["view"])])
+                for col, (img, title) in enumerate((
+                        (photo, f"{v['view']}: photo as submitted"),
+                        (heat, f"{v['view']}: {CAPTION.format(cls=cls)}"))):
                     ax = fig.add_axes((0.07 + col * 0.45, 0.63 - row * 0.29, 0.4, 0.25))
                     ax.set_axis_off()
                     ax.set_anchor("NW")  # a 4:3 photo and a square heatmap share a top edge

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import jsonschema
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -19,7 +20,10 @@ from authentiq.api import report_schema
 from authentiq.cli import main
 from authentiq.modelling.synthetic import SyntheticItem, make_item
 from authentiq.pipeline import heatmap
+from authentiq.pipeline.preprocess import decode_view
+from authentiq.pipeline.stitch import build_input
 from authentiq.settings import Settings
+from authentiq.web.pdf_cache import LAYOUT
 from tests.conftest import REPO, files_of
 
 SCHEMA = json.loads((REPO / "api_schemas" / f"report.v{report_schema.version()}.schema.json").read_text())
@@ -61,10 +65,46 @@ def test_every_report_has_heatmaps_and_validates(client: TestClient, genuine_ite
             assert set(images) == {v["view"] for v in report["views"] if v["usable"]} | {"overview"}
             r = client.get(images["overview"])
             assert r.status_code == 200 and r.headers["content-type"] == "image/webp"
-            assert Image.open(io.BytesIO(r.content)).size == (3 * 256, 2 * 256 + heatmap.BAND)
-        assert report["timings"]["heatmap_ms"] > 0
+            assert Image.open(io.BytesIO(r.content)).size == (3 * 256, 2 * 256)
     missing = client.get(f"/v1/reports/{report['id']}/heatmaps/authentic/logo")
     assert report["verdict"] == "counterfeit" and missing.status_code == 404
+
+
+def test_heatmaps_are_drawn_when_first_asked_for(client: TestClient, settings: Settings,
+                                                 fake_item: SyntheticItem) -> None:
+    """Issue 20: the answer path stores the attention map, not images. The first request draws
+    every heatmap of the report once (shared by concurrent requests), later ones read the cache,
+    and the pixels are those of the model's own CAM over the photos as the inspection decoded
+    them."""
+    heatmaps = client.app.state.heatmaps  # type: ignore[attr-defined]
+    services = client.app.state.services  # type: ignore[attr-defined]
+    report = inspect(client, fake_item)
+    assert "attention.npz" in report["stored_files"]
+    assert not any(name.startswith("heatmap-") for name in report["stored_files"])
+    cache = settings.blob_dir / "heatmaps" / report["id"]
+    assert not cache.exists() and heatmaps.draws == 0  # nothing drawn on the answer path
+
+    urls = [u for images in report["heatmaps"]["images"].values() for u in images.values()]
+    with ThreadPoolExecutor(len(urls)) as pool:
+        got = list(pool.map(client.get, urls))
+    assert all(r.status_code == 200 and r.headers["content-type"] == "image/webp" for r in got)
+    assert heatmaps.draws == 1  # a page's dozen requests share one draw
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        f"heatmap-{cls}-{view}.webp" for cls, images in report["heatmaps"]["images"].items()
+        for view in images)
+    assert client.get(urls[0]).content == got[0].content and heatmaps.draws == 1
+
+    spec = services.backend.spec
+    decoded = {v: decode_view(b, tile_size=spec.tile_size) for v, b in fake_item.views.items()}
+    cam = services.backend.run(build_input(spec, {v: d.tile for v, d in decoded.items()})[None]).cam[0]
+    cls = report["heatmaps"]["classes"][0]
+    heat = heatmap.Attention.of(spec, cam).heat_by_view(cls, set(decoded))
+    view = max(heat, key=lambda v: float(heat[v].max()))  # the hottest view: colour to compare
+    expected = heatmap.blend(decoded[view].display, heat[view])
+    served = np.asarray(Image.open(io.BytesIO(client.get(
+        report["heatmaps"]["images"][cls][view]).content)).convert("RGB"), dtype=float)
+    assert np.abs(served - expected).mean() < 3.0  # WebP at quality 80 of the same pixels
+    assert np.abs(served - decoded[view].display).max() > 60  # and not the bare photo
 
 
 def test_html_page_and_pdf(client: TestClient, fake_item: SyntheticItem) -> None:
@@ -254,14 +294,14 @@ def test_pdf_is_rendered_once_per_review_version(client: TestClient, settings: S
     assert first.status_code == second.status_code == 200 and pdfs.renders == 1
     assert first.content == second.content
     cached = settings.blob_dir / "pdf" / report["id"]
-    assert [p.name for p in cached.iterdir()] == ["v0.l2.pdf"]
+    assert [p.name for p in cached.iterdir()] == [f"v0.l{LAYOUT}.pdf"]
     r = client.post(f"/v1/reports/{report['id']}/reviews", json={
         "decision": "override", "verdict": "authentic", "reviewer": "ana", "expected_version": 0,
         "reason": "re-measured"})
     assert r.status_code == 201 and not cached.exists()  # the review dropped the stale PDF
     reviewed = client.get(report["links"]["pdf"])
     assert reviewed.status_code == 200 and pdfs.renders == 2 and reviewed.content != first.content
-    assert [p.name for p in cached.iterdir()] == ["v1.l2.pdf"]
+    assert [p.name for p in cached.iterdir()] == [f"v1.l{LAYOUT}.pdf"]
     assert client.get(report["links"]["pdf"]).content == reviewed.content and pdfs.renders == 2
 
 

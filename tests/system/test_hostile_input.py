@@ -134,7 +134,7 @@ def test_hostile_multipart_through_the_app(client: TestClient, genuine_item: Syn
     files = [(v, ("../../../../etc/passwd", data, "image/jpeg")) for v, data in genuine_item.views.items()]
     r = client.post("/v1/inspections", files=files, data=form)
     assert r.status_code == 201
-    assert sorted(r.json()["stored_files"])[0] in ("heatmap-authentic-hardware.webp", "hardware.jpg")
+    assert "hardware.jpg" in r.json()["stored_files"]  # our name for the photo, not the client's
     assert all("/" not in name and ".." not in name for name in r.json()["stored_files"])
     # Thousands of parts: refused, not parsed to the end.
     many = [(f"f{i}", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(2000)]

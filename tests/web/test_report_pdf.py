@@ -94,7 +94,9 @@ def test_photo_and_heatmap_share_a_top_edge(tmp_path: Path) -> None:
     from authentiq.web.report_pdf import _views
 
     body, blobs = stored(tmp_path)
-    (fig,) = _views(body, blobs, Figure)
+    heatmaps = {name: blobs.get(body["id"], name) for name in body["stored_files"]
+                if name.startswith("heatmap-")}
+    (fig,) = _views(body, blobs, Figure, heatmaps=heatmaps)
     fig.canvas.draw()  # applies each axes' aspect: the image's box inside its slot
     tops = [round(ax.get_position().y1, 4) for ax in fig.axes]
     lefts = [round(ax.get_position().x0, 4) for ax in fig.axes]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -87,10 +88,11 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
             return report_out(await asyncio.to_thread(services.store.get, report_id,
                                                       tenant=visible(caller)))
 
+        request_print = functools.partial(fingerprint, fields, [(u.view, u.data) for u in uploads])
         with in_flight(services, client):
-            body, replayed = await idempotent(
-                services, response, caller, "inspections", idempotency_key,
-                fingerprint(fields, [(u.view, u.data) for u in uploads]), work, replay, reserve=True)
+            body, replayed = await idempotent(services, response, caller, "inspections",
+                                              idempotency_key, request_print, work, replay,
+                                              reserve=True)
         if not replayed:
             metrics.verdicts.labels(body["verdict"]).inc()
         return body
@@ -127,10 +129,10 @@ async def submit_job(services: Services, caller: Principal | None, uploads: list
     async def replay(job_id: str) -> dict[str, Any]:
         return job_out(await asyncio.to_thread(services.jobs.get, job_id, tenant=visible(caller)))
 
-    body, replayed = await idempotent(
-        services, Response(), caller, "inspections", idempotency_key,
-        fingerprint({**fields, "mode": "async"}, [(u.view, u.data) for u in uploads]), work, replay,
-        reserve=True)
+    request_print = functools.partial(fingerprint, {**fields, "mode": "async"},
+                                      [(u.view, u.data) for u in uploads])
+    body, replayed = await idempotent(services, Response(), caller, "inspections", idempotency_key,
+                                      request_print, work, replay, reserve=True)
     headers = {"Location": body["links"]["self"]}
     if replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -8,6 +8,7 @@ tenant's id answers 404, exactly like an unknown one.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
@@ -67,5 +68,5 @@ async def redeliver_one(delivery_id: Annotated[str, Path(pattern=HEX_ID)], servi
                                                     tenant=tenant))
 
     body, _ = await idempotent(services, response, caller, "redeliver", idempotency_key,
-                               fingerprint({"delivery": delivery_id}, []), work, replay)
+                               functools.partial(fingerprint, {"delivery": delivery_id}, []), work, replay)
     return body

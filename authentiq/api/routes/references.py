@@ -7,6 +7,7 @@ they describe genuine goods, not a client's submissions (docs/architecture.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -68,7 +69,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
 
         body, _ = await idempotent(
             services, response, caller, "references", idempotency_key,
-            fingerprint(form, [(u.view, u.data) for u in uploads]), work,
+            functools.partial(fingerprint, form, [(u.view, u.data) for u in uploads]), work,
             lambda ref_id: asyncio.to_thread(_one, services.references, ref_id))
         return body
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 from collections.abc import Iterator
 from datetime import datetime
@@ -19,13 +20,13 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BeforeValidator
 
 from authentiq.api.auth import Reader, Reviewer, visible
-from authentiq.api.deps import PdfsDep, ServicesDep
+from authentiq.api.deps import HeatmapsDep, PdfsDep, ServicesDep
 from authentiq.api.files import NOT_FOUND, media_type
 from authentiq.api.idempotent import IdempotencyKey, idempotent
 from authentiq.api.resources import report_out, review_out, summary_out
 from authentiq.api.schemas import Report, ReportList, ReviewIn
 from authentiq.api.uploads import PROBLEMS
-from authentiq.contract.report import ReviewRecord, photo_of
+from authentiq.contract.report import ReviewRecord, heatmap_file, photo_of
 from authentiq.contract.text import check_text
 from authentiq.errors import ReportNotFound
 from authentiq.services.container import Services
@@ -169,7 +170,7 @@ async def post_review(report_id: str, review: ReviewIn, response: Response, serv
 
     body, _ = await idempotent(
         services, response, caller, f"reviews:{report_id}", idempotency_key,
-        fingerprint({k: str(v) for k, v in review.model_dump().items()}, []), work,
+        functools.partial(fingerprint, {k: str(v) for k, v in review.model_dump().items()}, []), work,
         lambda seq: _review(services, int(seq), tenant),
         result_id=lambda r: str(r["seq"]))
     return body
@@ -179,8 +180,8 @@ async def post_review(report_id: str, review: ReviewIn, response: Response, serv
             response_class=Response, summary="Download a stored photo")
 async def get_view_photo(report_id: str, view: str, services: ServicesDep, caller: Reader
                          ) -> Response:
-    stored = await asyncio.to_thread(services.store.stored_files, report_id, tenant=visible(caller))
-    name = photo_of(stored, view)
+    files = await asyncio.to_thread(services.store.files, report_id, tenant=visible(caller))
+    name = photo_of(files.stored, view)
     if name is None:
         raise ReportNotFound(f"report {report_id} has no {view!r} photo")
     return await _file(services, report_id, name)
@@ -189,12 +190,9 @@ async def get_view_photo(report_id: str, view: str, services: ServicesDep, calle
 @router.get("/{report_id}/heatmaps/{cls}/{view}", responses=NOT_FOUND, response_class=Response,
             summary="A heatmap image (WebP): a view, or 'overview' for the whole mosaic")
 async def get_heatmap(report_id: str, cls: str, view: str, services: ServicesDep,
-                      caller: Reader) -> Response:
-    stored = await asyncio.to_thread(services.store.stored_files, report_id, tenant=visible(caller))
-    name = f"heatmap-{cls}-{view}.webp"
-    if name not in stored:
-        raise ReportNotFound(f"report {report_id} has no {cls} heatmap of {view!r}")
-    return await _file(services, report_id, name)
+                      heatmaps: HeatmapsDep, caller: Reader) -> Response:
+    files = await asyncio.to_thread(services.store.files, report_id, tenant=visible(caller))
+    return _image(await heatmaps.get(files, cls, view), heatmap_file(cls, view))
 
 
 async def _review(services: Services, seq: int, tenant: Visible) -> dict[str, Any]:
@@ -202,7 +200,10 @@ async def _review(services: Services, seq: int, tenant: Visible) -> dict[str, An
 
 
 async def _file(services: Services, report_id: str, name: str) -> Response:
-    data = await asyncio.to_thread(services.store.blobs.get, report_id, name)
+    return _image(await asyncio.to_thread(services.store.blobs.get, report_id, name), name)
+
+
+def _image(data: bytes, name: str) -> Response:
     return Response(data, media_type=media_type(name),
                     headers={"Cache-Control": "private, max-age=86400, immutable"})
 

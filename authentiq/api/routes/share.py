@@ -21,14 +21,15 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from authentiq.api.auth import Reader, Reviewer, key_id_of, visible
-from authentiq.api.deps import ServicesDep
+from authentiq.api.deps import HeatmapsDep, ServicesDep
 from authentiq.api.files import media_type
 from authentiq.api.resources import report_out
 from authentiq.api.uploads import PROBLEMS
-from authentiq.contract.report import Report, photo_of
+from authentiq.contract.report import Report, heatmap_file, photo_of
 from authentiq.contract.times import iso_utc
-from authentiq.errors import ShareLinkNotFound
+from authentiq.errors import ReportNotFound, ShareLinkNotFound
 from authentiq.services.container import Services
+from authentiq.storage.reports import ReportFiles
 from authentiq.storage.share_links import ShareLinkRow, live
 from authentiq.web.report_view import headline, retakes
 from authentiq.web.templating import HEADERS, templates
@@ -130,12 +131,10 @@ async def _shared(services: Services, token: str) -> Report:
     return await asyncio.to_thread(services.store.get, link.report_id, tenant=link.tenant_id)
 
 
-async def _shared_files(services: Services, token: str) -> tuple[str, list[str]]:
-    """The shared report's id and file names (one row read: the page asks for a dozen images)."""
+async def _shared_files(services: Services, token: str) -> ReportFiles:
+    """The shared report's files (one row read: the page asks for a dozen images)."""
     link = await asyncio.to_thread(services.share_links.resolve, token)
-    stored = await asyncio.to_thread(services.store.stored_files, link.report_id,
-                                     tenant=link.tenant_id)
-    return link.report_id, stored
+    return await asyncio.to_thread(services.store.files, link.report_id, tenant=link.tenant_id)
 
 
 @public.get("/r/{token}", response_class=HTMLResponse)
@@ -152,20 +151,25 @@ async def shared_page(request: Request, token: str, services: ServicesDep) -> Re
 
 @public.get("/r/{token}/views/{view}")
 async def shared_photo(token: str, view: str, services: ServicesDep) -> Response:
-    report_id, stored = await _shared_files(services, token)
-    return await _file(services, report_id, photo_of(stored, view))
+    files = await _shared_files(services, token)
+    name = photo_of(files.stored, view)
+    if name is None:
+        raise ShareLinkNotFound("no such image in this report")
+    data = await asyncio.to_thread(services.store.blobs.get, files.report_id, name)
+    return _image(data, name)
 
 
 @public.get("/r/{token}/heatmaps/{cls}/{view}")
-async def shared_heatmap(token: str, cls: str, view: str, services: ServicesDep) -> Response:
-    report_id, stored = await _shared_files(services, token)
-    name = f"heatmap-{cls}-{view}.webp"
-    return await _file(services, report_id, name if name in stored else None)
+async def shared_heatmap(token: str, cls: str, view: str, services: ServicesDep,
+                         heatmaps: HeatmapsDep) -> Response:
+    files = await _shared_files(services, token)
+    try:
+        data = await heatmaps.get(files, cls, view)
+    except ReportNotFound:
+        raise ShareLinkNotFound("no such image in this report") from None
+    return _image(data, heatmap_file(cls, view))
 
 
-async def _file(services: Services, report_id: str, name: str | None) -> Response:
-    if name is None:
-        raise ShareLinkNotFound("no such image in this report")
-    data = await asyncio.to_thread(services.store.blobs.get, report_id, name)
+def _image(data: bytes, name: str) -> Response:
     return Response(data, media_type=media_type(name),
                     headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})

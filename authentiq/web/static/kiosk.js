@@ -395,7 +395,7 @@ function showResult(report) {
       const img = document.createElement("img");
       authedImage(img, url); img.alt = `Model attention (${cls}) over the ${view} photo`;
       const caption = document.createElement("figcaption");
-      caption.textContent = report.heatmaps.classes.length > 1 ? `${view} · ${cls}` : view;
+      caption.textContent = `${view} · model attention (${cls}), not proof of a defect`;
       figure.append(img, caption); heat.append(figure);
     }
   }
