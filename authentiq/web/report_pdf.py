@@ -175,22 +175,24 @@ def _views(report: dict[str, Any], blobs: Blobs, Figure: Any, *,
     pages = []
     for cls in report["heatmaps"]["classes"]:
         views = [v for v in report["views"] if heatmap_file(cls, v["view"]) in heatmaps]
+        caption = CAPTION.format(cls=cls).replace("; ", ";\n")  # two lines: fits the column
         for start in range(0, len(views), 3):
             fig = Figure(figsize=A4)
-            fig.suptitle(f"Views and heatmaps ({cls} class)", fontsize=13, x=0.07, ha="left", y=0.97,
+            fig.suptitle(f"Views and heatmaps ({cls} class)", fontsize=13, x=0.07, ha="left", y=0.975,
                          parse_math=False)
-            fig.text(0.07, 0.935, "\n".join(textwrap.wrap(NOTICE, 110)), fontsize=8, color="#555",
+            fig.text(0.07, 0.948, "\n".join(textwrap.wrap(NOTICE, 110)), fontsize=8, color="#555",
                      va="top", parse_math=False)
             for row, v in enumerate(views[start:start + 3]):
                 photo = _photo(report, blobs, v["view"], files)
                 heat = _decode(heatmaps[heatmap_file(cls, v["view"])])
                 for col, (img, title) in enumerate((
                         (photo, f"{v['view']}: photo as submitted"),
-                        (heat, f"{v['view']}: {CAPTION.format(cls=cls)}"))):
+                        (heat, f"{v['view']}: {caption}"))):
                     ax = fig.add_axes((0.07 + col * 0.45, 0.63 - row * 0.29, 0.4, 0.25))
                     ax.set_axis_off()
                     ax.set_anchor("NW")  # a 4:3 photo and a square heatmap share a top edge
-                    ax.set_title(printable(title), fontsize=9, loc="left", parse_math=False)
+                    ax.set_title("\n".join(printable(t) for t in title.split("\n")), fontsize=9,
+                                 loc="left", parse_math=False)
                     if img is not None:
                         ax.imshow(img)
             pages.append(fig)
