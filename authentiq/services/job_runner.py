@@ -91,6 +91,7 @@ class JobRunner:
         self._bell.ring()  # a slot is free
 
     async def _run(self, job: JobRow) -> None:
+        heartbeat = asyncio.create_task(self._keep_lease(job.id))
         try:
             report, error = await self._inspect(job)
             if report is None and error is None:
@@ -103,10 +104,23 @@ class JobRunner:
             # lease, the lease runs out and the job runs again anyway. Its report, if stored,
             # is then found by id and not made twice.
             log.exception("job %s: interrupted by a database error; it will run again", job.id)
+            heartbeat.cancel()
             await self._give_back(job.id)
             return
+        finally:
+            heartbeat.cancel()
         log.info("job %s %s (%s)", job.id, done.status, done.verdict or (error or {}).get("type"))
         self.on_finish(done)
+
+    async def _keep_lease(self, job_id: str) -> None:
+        """Extend the job's lease every third of it while it runs: a job slower than its lease
+        (a long queue, a slow machine) is not claimed and run a second time by another worker."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await asyncio.to_thread(self.jobs.extend, job_id, self.lease_s)
+            except Exception:  # the database is away: the lease may run out, the job then reruns
+                log.warning("job %s: could not extend its lease", job_id, exc_info=True)
 
     async def _give_back(self, job_id: str) -> None:
         end = asyncio.get_running_loop().time() + self.lease_s

@@ -161,7 +161,8 @@ class JobStore:
 
     def extend(self, job_id: str, lease_s: float) -> None:
         with Session(self.engine) as session:
-            session.execute(update(JobRow).where(col(JobRow.id) == job_id).values(
+            session.execute(update(JobRow).where(col(JobRow.id) == job_id,
+                                                 col(JobRow.status) == "running").values(
                 lease_until=datetime.now(UTC) + timedelta(seconds=lease_s)))
             session.commit()
 

@@ -4,6 +4,7 @@ deaths, every webhook signed, retried with backoff and logged."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -273,6 +274,32 @@ def test_a_dead_workers_job_runs_again_once_its_lease_ends(
     with TestClient(create_app(settings)) as client:
         done = finished(client, job.id)
     assert done["status"] == "succeeded" and done["attempts"] == 2
+
+
+def test_a_job_slower_than_its_lease_keeps_it_and_runs_once(
+        tmp_path: Path, genuine_item: SyntheticItem) -> None:
+    """A running job's worker extends its lease (every third of it): no other worker claims it
+    meanwhile. The slow inspection is a stand-in: the real one, delayed by 1.2 s (4 leases)."""
+    settings = make_settings(tmp_path, job_workers=1, job_lease_s=0.3, **FAST)
+    with TestClient(create_app(settings)) as client:
+        services = client.app.state.services  # type: ignore[attr-defined]
+        real = services.inspector.inspect
+
+        async def slow_inspect(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(1.2)
+            return await real(*args, **kwargs)
+
+        services.inspector.inspect = slow_inspect
+        job = client.post("/v1/inspections?mode=async", files=files_of(genuine_item),
+                          data=form(genuine_item)).json()
+        wait(lambda: client.get(f"/v1/jobs/{job['id']}").json()["status"] == "running")
+        other_worker = []
+        for _ in range(8):  # another worker polling all along: the job is never claimable
+            other_worker += services.jobs.claim(1, lease_s=0.3, max_attempts=3)
+            time.sleep(0.1)
+        done = finished(client, job["id"])
+    assert other_worker == []
+    assert done["status"] == "succeeded" and done["attempts"] == 1
 
 
 def test_a_job_whose_report_was_stored_before_the_crash_is_not_run_twice(
