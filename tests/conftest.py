@@ -463,3 +463,20 @@ def tensorrt() -> object:
             pytest.fail("AUTHENTIQ_TEST_TENSORRT=required but no TensorRT flavour imports")
         pytest.skip("no TensorRT flavour installed (the second `make test` pass installs one)")
     return import_tensorrt()
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid training folder as `authentiq synth` writes it: 12 items (7 authentic, 5
+    counterfeit) over the 6 catalogue products, every photo 256 px on the short side and passing
+    the quality check. Read-only: copy it (`copy_dataset`) before changing anything."""
+    from authentiq.modelling.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("dataset") / "photos"
+    write_dataset(root, range(12), short_side=256, clean=True, balanced=True)
+    return root
+
+
+def copy_dataset(source: Path, to: Path) -> Path:
+    shutil.copytree(source, to)
+    return to

@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     t.add_argument("--width", type=int, default=32, help="channels of the network's first stage")
     t.add_argument("--seed", type=int, default=0, help="random seed (splits, initialisation)")
+    modelling.add_split_options(t)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--workers", type=int, help="data-loading processes (default: from the CPU count)")
     t.add_argument("--model-version", default="0.1.0", help="version written into the model")

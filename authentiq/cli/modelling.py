@@ -7,6 +7,32 @@ import json
 from pathlib import Path
 from typing import Any
 
+from authentiq.modelling.training.train import TrainConfig
+
+DEFAULTS = TrainConfig()
+
+
+def share(text: str) -> float:
+    """A share of the items for --val-share / --test-share: 0 < x < 0.5."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number such as 0.15") from None
+    if not 0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"{text} must lie between 0 and 0.5 (e.g. 0.15)")
+    return value
+
+
+def add_split_options(p: argparse.ArgumentParser) -> None:
+    """The split's options, shared by `dataset check` and `train` (one split, one meaning)."""
+    p.add_argument("--val-share", type=share, default=DEFAULTS.val_share,
+                   help="share of the items held out for validation (folder only)")
+    p.add_argument("--test-share", type=share, default=DEFAULTS.test_share,
+                   help="share of the items held out for the final test (folder only)")
+    p.add_argument("--by-product", action="store_true",
+                   help="split whole products, not items: the test then scores products the "
+                        "model never saw (folder only)")
+
 
 def synth(args: argparse.Namespace) -> int:
     from authentiq.modelling.synthetic import write_dataset
@@ -24,7 +50,9 @@ def train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, train_items=args.train_items, val_items=args.val_items,
                       epochs=args.epochs, batch_size=args.batch_size, width=args.width,
                       seed=args.seed, device=args.device, workers=args.workers, lr=args.lr,
-                      model_version=args.model_version, cache=args.cache)
+                      model_version=args.model_version, cache=args.cache,
+                      val_share=args.val_share, test_share=args.test_share,
+                      by_product=args.by_product)
     out = Path(args.out)
     summary = train(cfg, out)
     print(json.dumps(summary["validation"], indent=2))

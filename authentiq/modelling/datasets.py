@@ -1,6 +1,6 @@
 """Items as tiles, from the synthetic generator or from a folder of real photos.
 
-Folder layout for real photos (documented in README, "Train on your own photos")::
+Folder layout for real photos (documented in docs/your-own-model.md)::
 
     root/labels.csv                 item,label[,brand,model]   label: authentic | counterfeit
     root/<item>/<view>.jpg          one file per view (jpg, jpeg, png, webp); missing optional
@@ -10,13 +10,14 @@ or, without a CSV, the label taken from the path::
     root/authentic/<item>/<view>.jpg
     root/counterfeit/<item>/<view>.jpg
 
-Every photo goes through :func:`authentiq.pipeline.preprocess.decode_view`, the server's own path.
+``labels.csv`` is read by :func:`authentiq.contract.layout.read_labels` (spreadsheet exports,
+header aliases); :func:`scan_items` is the one reader that ``authentiq dataset check`` and
+training share. Every photo goes through :func:`authentiq.pipeline.preprocess.decode_view`, the
+server's own path.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -26,13 +27,14 @@ from typing import TypeVar
 
 import numpy as np
 
-from authentiq.contract.layout import view_files
+from authentiq.contract.layout import LABELS_FILE, LabelsFile, read_labels, view_files
 from authentiq.errors import AuthentiqError, DatasetError
 from authentiq.pipeline.preprocess import decode_view
 
 J = TypeVar("J")
 R = TypeVar("R")
 LABELS = ("authentic", "counterfeit")
+SHOWN_ERRORS = 5  # a failing loader quotes this many problems, then points at `dataset check`
 # Synthetic seed ranges. Held-out evaluation items come from a range training never touches.
 TRAIN_SEED_BASE = 10_000_000
 VAL_SEED_BASE = 20_000_000
@@ -143,58 +145,113 @@ def _folder_item(args: tuple[Path, tuple[str, ...], int]) -> tuple[np.ndarray, n
     return tiles, present
 
 
-def folder_items(root: Path) -> list[tuple[Path, int, str]]:
-    """(item folder, label, note) for every item under ``root``; see the module docstring."""
+@dataclass(frozen=True)
+class LabelledItem:
+    """One item of a folder dataset: its folder, label (1 = counterfeit) and product."""
+
+    folder: Path
+    name: str  # as labels.csv names it (a folder path relative to the root), else the folder's name
+    label: int
+    brand: str = ""
+    model: str = ""
+    where: str = ""  # "labels.csv:7", or the label folder it was found in
+
+    @property
+    def note(self) -> str:
+        return "/".join(x for x in (self.brand, self.model) if x)
+
+
+@dataclass
+class FolderScan:
+    """What :func:`scan_items` found: the items, how labels.csv was read, and every problem."""
+
+    root: Path
+    items: list[LabelledItem]
+    labels: LabelsFile | None  # None: the authentic/ and counterfeit/ layout
+    errors: list[str]
+    warnings: list[str]
+
+
+def scan_items(root: Path) -> FolderScan:
+    """Every item under ``root`` (see the module's doc) and every problem, none raised except a
+    folder or labels.csv that cannot be read at all."""
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}")
-    csv_path = root / "labels.csv"
-    found: list[tuple[Path, int, str]] = []
+    csv_path = root / LABELS_FILE
     if csv_path.is_file():
-        with csv_path.open(newline="") as fh:
-            for n, row in enumerate(csv.DictReader(fh), start=2):
-                label = (row.get("label") or "").strip().lower()
-                if label not in LABELS:
-                    raise DatasetError(f"{csv_path}:{n}: label {label!r} is not one of {LABELS}")
-                folder = root / (row.get("item") or "").strip()
-                if not folder.is_dir():
-                    raise DatasetError(f"{csv_path}:{n}: no folder {folder}")
-                note = "/".join(x for x in (row.get("brand"), row.get("model")) if x)
-                found.append((folder, LABELS.index(label), note))
+        labels = read_labels(csv_path, required=("item", "label"))
+        scan = FolderScan(root, [], labels, list(labels.errors), list(labels.warnings))
+        for row in labels.rows:
+            folder = root / row.item
+            if not folder.is_dir():
+                scan.errors.append(f"{csv_path.name}:{row.line}: no folder {row.item}/ for item "
+                                   f"{row.item!r}" + (" (a file of that name)" if folder.exists() else ""))
+                continue
+            scan.items.append(LabelledItem(folder, row.item, LABELS.index(row.label or ""),
+                                           row.brand, row.model, f"{csv_path.name}:{row.line}"))
     else:
+        scan = FolderScan(root, [], None, [], [])
+        seen: dict[str, str] = {}
         for index, label in enumerate(LABELS):
             base = root / label
-            if base.is_dir():
-                found += [(p, index, "") for p in sorted(base.iterdir()) if p.is_dir()]
-    if not found:
-        raise DatasetError(
-            f"{root}: no items found; expected labels.csv or authentic/ and counterfeit/ folders"
-        )
-    return found
+            for p in sorted(base.iterdir()) if base.is_dir() else []:
+                if not p.is_dir() or p.name.startswith("."):
+                    continue
+                if p.name in seen:
+                    scan.errors.append(f"{label}/{p.name}: item {p.name!r} is also in {seen[p.name]}/")
+                    continue
+                seen[p.name] = label
+                scan.items.append(LabelledItem(p, p.name, index, where=f"{label}/"))
+    if not scan.items and not scan.errors:
+        scan.errors.append(f"{root}: no items found; expected {LABELS_FILE} or authentic/ and "
+                           f"counterfeit/ folders")
+    return scan
 
 
-def folder_tiles(items: list[tuple[Path, int, str]], views: tuple[str, ...], tile_size: int,
+def refuse(problems: Sequence[str], root: Path, what: str = "the dataset") -> None:
+    """Raise one readable :class:`DatasetError` quoting the first problems, if there are any."""
+    if not problems:
+        return
+    more = len(problems) - SHOWN_ERRORS
+    raise DatasetError(
+        f"{root}: {what} has {len(problems)} problem(s):\n  " + "\n  ".join(problems[:SHOWN_ERRORS])
+        + (f"\n  ... and {more} more" if more > 0 else "")
+        + f"\nrun `authentiq dataset check {root}` for the full report")
+
+
+def folder_items(root: Path) -> list[LabelledItem]:
+    """Every item under ``root``; any problem with labels.csv or the item folders is refused."""
+    scan = scan_items(root)
+    refuse(scan.errors, root)
+    return scan.items
+
+
+def folder_products(items: Iterable[LabelledItem]) -> tuple[tuple[str, str], ...]:
+    """The (brand, model) pairs the items name, each once (case-insensitively), sorted."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for item in items:
+        if item.brand and item.model:
+            found.setdefault((item.brand.casefold(), item.model.casefold()), (item.brand, item.model))
+    return tuple(found[k] for k in sorted(found))
+
+
+def folder_tiles(items: list[LabelledItem], views: tuple[str, ...], tile_size: int,
                  required: Iterable[str], workers: int | None = None) -> TileSet:
-    results = _map(_folder_item, [(p, views, tile_size) for p, _, _ in items], workers)
+    results = _map(_folder_item, [(it.folder, views, tile_size) for it in items], workers)
     present = np.stack([r[1] for r in results])
     for view in required:
         i = views.index(view)
-        lacking = [str(items[k][0]) for k in np.flatnonzero(~present[:, i])[:3]]
+        lacking = [str(items[k].folder) for k in np.flatnonzero(~present[:, i])[:3]]
         if lacking:
             raise DatasetError(f"required view {view!r} missing in {', '.join(lacking)}")
-    labels = np.asarray([lab for _, lab, _ in items], dtype=np.int64)
-    notes = [n for _, _, n in items]
+    labels = np.asarray([it.label for it in items], dtype=np.int64)
+    notes = [it.note for it in items]
     products = sorted(set(notes))
     # Without per-view defect labels only an authentic item's views are known to be genuine.
     clean = present & (labels == 0)[:, None]
     return TileSet(np.stack([r[0] for r in results]), present, labels,
-                   [p.name for p, _, _ in items], views, notes,
+                   [it.name for it in items], views, notes,
                    np.asarray([products.index(n) for n in notes], dtype=np.int64), clean)
-
-
-def split_of(item: str, val_share: float, test_share: float) -> str:
-    """Item-level split, stable across runs and machines (hash of the item name)."""
-    h = int.from_bytes(hashlib.sha256(item.encode()).digest()[:8], "big") / 2**64
-    return "test" if h < test_share else "val" if h < test_share + val_share else "train"
 
 
 def _map(fn: Callable[[J], R], jobs: list[J], workers: int | None) -> list[R]:

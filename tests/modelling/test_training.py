@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from authentiq.modelling.synthetic import write_dataset  # noqa: E402
 from authentiq.modelling.training.export import export_onnx, load_checkpoint  # noqa: E402
 from authentiq.modelling.training.train import Mosaic, Recombiner, TrainConfig, train  # noqa: E402
 from authentiq.pipeline.stitch import build_input  # noqa: E402
-from tests.conftest import tiny_spec  # noqa: E402
+from tests.conftest import copy_dataset, tiny_spec  # noqa: E402
 
 pytestmark = pytest.mark.train
 
@@ -61,8 +63,50 @@ def test_folder_dataset_and_errors(tmp_path: Path) -> None:
         datasets.folder_items(tmp_path)
     with pytest.raises(DatasetError, match="required view 'sole'"):
         datasets.folder_tiles(items, ("overall", "sole"), 32, required=("sole",), workers=1)
-    assert {datasets.split_of(f"item-{i}", 0.15, 0.15) for i in range(200)} == {"train", "val", "test"}
-    assert datasets.split_of("item-1", 0.15, 0.15) == datasets.split_of("item-1", 0.15, 0.15)
+    (tmp_path / "d" / "labels.csv").write_text("item;class\nitem-0000000;genuine\nitem-0000001;fake\n"
+                                               "nowhere;fake\n")
+    assert [(it.name, it.label) for it in datasets.scan_items(tmp_path / "d").items] == \
+        [("item-0000000", 0), ("item-0000001", 1)]
+    with pytest.raises(DatasetError, match=r"the dataset has 1 problem\(s\):\n  labels.csv:4: no "
+                                           r"folder nowhere/.*\nrun `authentiq dataset check "):
+        datasets.folder_items(tmp_path / "d")
+
+
+def test_a_folder_too_small_for_its_split_is_refused_before_training(small_dataset: Path,
+                                                                    tmp_path: Path) -> None:
+    folder = copy_dataset(small_dataset, tmp_path / "photos")
+    with (folder / "labels.csv").open() as fh:
+        lines = fh.read().splitlines()
+    keep = [line for line in lines if ",counterfeit," not in line] + \
+        [line for line in lines if ",counterfeit," in line][:2]
+    (folder / "labels.csv").write_text("\n".join(keep) + "\n")
+    cfg = TrainConfig(data=str(folder), epochs=1, batch_size=8, width=8, workers=1)
+    with pytest.raises(DatasetError, match=r"its split has 1 problem\(s\):\n  the validation and "
+                                           r"test splits have no counterfeit item"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_a_small_folder_trains_records_its_split_and_declares_its_products(
+        small_dataset: Path, tmp_path: Path) -> None:
+    """12 items: the hash alone left validation empty (training crashed after epoch 1); the split
+    now holds both classes everywhere, is written beside the model, and the model names the
+    dataset's products (so `enroll` accepts them)."""
+    cfg = TrainConfig(data=str(small_dataset), epochs=1, batch_size=8, width=8, workers=1)
+    summary = train(cfg, tmp_path / "run")
+    recorded = json.loads((tmp_path / "run" / "splits.json").read_text())
+    counts = recorded["counts"]
+    assert all(counts[s]["authentic"] and counts[s]["counterfeit"] for s in ("train", "val", "test"))
+    assert summary["validation"]["items"] == sum(counts["val"].values())
+    assert summary["splits"]["counts"] == counts and recorded["plan"]["seed"] == 0
+    assert len(recorded["items"]) == 12
+    model, spec, _ = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    with (small_dataset / "labels.csv").open() as fh:
+        products = {(r["brand"], r["model"]) for r in csv.DictReader(fh)}
+    assert set(spec.products) == products and len(products) == 6
+    path = export_onnx(model, spec, tmp_path / "run" / "model.onnx")
+    assert set(read_spec(path).products) == products
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from authentiq.contract.model_spec import ModelSpec, Thresholds, ViewSpec, softmax_fake
-from authentiq.modelling import datasets
+from authentiq.errors import DatasetError
+from authentiq.modelling import datasets, splits
 from authentiq.modelling.evaluation import choose_band, evaluate
 from authentiq.modelling.synthetic.catalog import CATALOG, VIEWS
 from authentiq.modelling.training import require_torch
@@ -28,6 +29,7 @@ class TrainConfig:
     val_items: int = 1500  # synthetic only
     val_share: float = 0.15  # folder only
     test_share: float = 0.15  # folder only
+    by_product: bool = False  # folder only: split whole products (authentiq.modelling.splits)
     views: tuple[str, ...] = VIEWS
     optional_views: tuple[str, ...] = ("interior",)
     grid: tuple[int, int] = (2, 3)
@@ -51,7 +53,8 @@ class TrainConfig:
     cache: str | None = None  # folder keeping decoded tiles between runs (synthetic only)
 
 
-def _spec(cfg: TrainConfig, mean: np.ndarray, std: np.ndarray, thresholds: Thresholds) -> ModelSpec:
+def _spec(cfg: TrainConfig, mean: np.ndarray, std: np.ndarray, thresholds: Thresholds,
+          products: tuple[tuple[str, str], ...]) -> ModelSpec:
     synthetic = cfg.data == "synthetic"
     card = cfg.data_card or (
         "Procedurally generated photos of fictional brands (authentiq.modelling.synthetic); a demonstration "
@@ -63,26 +66,40 @@ def _spec(cfg: TrainConfig, mean: np.ndarray, std: np.ndarray, thresholds: Thres
         classes=("authentic", "counterfeit"), embedding_size=cfg.embedding_size,
         model_name=cfg.model_name, model_version=cfg.model_version, precision="fp32",
         thresholds=thresholds,
-        products=tuple((s.brand, s.model) for s in CATALOG) if synthetic else (),
+        products=products,
         data_card=card,
     )
 
 
-def load_data(cfg: TrainConfig) -> tuple[datasets.TileSet, datasets.TileSet]:
+@dataclass
+class TrainingData:
+    train: datasets.TileSet
+    val: datasets.TileSet
+    products: tuple[tuple[str, str], ...]  # what the model will declare
+    splits: dict[str, Any] | None  # the folder's split as recorded (splits.json); None: synthetic
+
+
+def load_data(cfg: TrainConfig) -> TrainingData:
+    """Training and validation items; a folder's test items are split off and left undecoded."""
     if cfg.data == "synthetic":
         base = cfg.seed * 100_000
         train = _cached(cfg, "train", range(datasets.TRAIN_SEED_BASE + base,
                                             datasets.TRAIN_SEED_BASE + base + cfg.train_items))
         val = _cached(cfg, "val", range(datasets.VAL_SEED_BASE + base,
                                         datasets.VAL_SEED_BASE + base + cfg.val_items))
-        return train, val
-    items = datasets.folder_items(Path(cfg.data))
+        return TrainingData(train, val, tuple((s.brand, s.model) for s in CATALOG), None)
+    root = Path(cfg.data)
+    items = datasets.folder_items(root)
+    plan = splits.SplitPlan(cfg.val_share, cfg.test_share, cfg.seed, cfg.by_product)
+    split, errors, _ = splits.splits_for(root, items, plan)
+    datasets.refuse(errors or splits.problems(items, split), root, "its split")
+    kept = [it for it in items if split.assignment[it.name] != "test"]
     required = [v for v in cfg.views if v not in cfg.optional_views]
-    everything = datasets.folder_tiles(items, cfg.views, cfg.tile_size, required, cfg.workers)
-    splits = np.asarray([datasets.split_of(i, cfg.val_share, cfg.test_share)
-                         for i in everything.items])
-    return (everything.subset(np.flatnonzero(splits == "train")),
-            everything.subset(np.flatnonzero(splits == "val")))
+    tiles = datasets.folder_tiles(kept, cfg.views, cfg.tile_size, required, cfg.workers)
+    names = split.of(kept)
+    return TrainingData(tiles.subset(np.flatnonzero(names == "train")),
+                        tiles.subset(np.flatnonzero(names == "val")),
+                        datasets.folder_products(items), split.as_dict(items))
 
 
 def _cached(cfg: TrainConfig, part: str, seeds: range) -> datasets.TileSet:
@@ -206,12 +223,19 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                           if cfg.device == "auto" else cfg.device)
     t0 = time.perf_counter()
-    train_set, val_set = load_data(cfg)
+    data = load_data(cfg)
+    train_set, val_set = data.train, data.val
     t_data = time.perf_counter() - t0
     log.info("data: %d train / %d val items in %.1f s", len(train_set), len(val_set), t_data)
+    if not len(train_set) or not len(val_set):  # refused here, not after the first epoch
+        raise DatasetError(f"nothing to {'train' if not len(train_set) else 'validate'} on: "
+                           f"{len(train_set)} training and {len(val_set)} validation items")
+    if data.splits is not None:
+        (out_dir / splits.SPLITS_FILE).write_text(json.dumps(data.splits, indent=1,
+                                                             ensure_ascii=False) + "\n")
     pixels = train_set.tiles[train_set.present].reshape(-1, 3)[:: 97].astype(np.float64) / 255
     mean, std = pixels.mean(axis=0), pixels.std(axis=0)
-    spec = _spec(cfg, mean, std, Thresholds())
+    spec = _spec(cfg, mean, std, Thresholds(), data.products)
     mosaic = Mosaic(spec, device)
     model = AuthentiqNet(cfg.width, cfg.embedding_size).to(device)
     # channels_last speeds up GPU convolutions; on some CPUs (AMD EPYC, torch 2.13 CPU build) its
@@ -259,12 +283,16 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
         log.info("epoch %d/%d loss %.4f val acc %.4f", epoch + 1, cfg.epochs, total / n, acc)
     p_val = predict(model, mosaic, val_set, device, cfg.batch_size)
     lo, hi = choose_band(val_set.labels, p_val)
-    spec = _spec(cfg, mean, std, Thresholds(authentic_below=lo, counterfeit_above=hi))
+    spec = _spec(cfg, mean, std, Thresholds(authentic_below=lo, counterfeit_above=hi),
+                 data.products)
     val_metrics = evaluate(val_set.labels, p_val, lo, hi)
     summary = {"config": _jsonable(asdict(cfg)), "history": history,
                "validation": val_metrics.as_dict(), "data_seconds": t_data,
                "validation_per_defect": per_defect(val_set, p_val),
                "train_seconds": time.perf_counter() - t0 - t_data, "device": str(device),
+               "products": [list(p) for p in data.products],
+               "splits": None if data.splits is None else
+               {k: data.splits[k] for k in ("source", "plan", "counts")},
                "torch": torch.__version__}
     model_cpu = model.to("cpu").float()
     torch.save({"state_dict": model_cpu.state_dict(), "spec": spec.to_props(),
