@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from authentiq import __version__
-from authentiq.cli import datasets, deploy, keys, modelling, references, serving, tenants
+from authentiq.cli import datasets, deploy, keys, modelling, products, references, serving, tenants
 from authentiq.cli.parsing import Parser, describe_subcommands
 from authentiq.errors import AuthentiqError
 
@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=modelling.evaluate_fusion)
 
     references.add_parsers(sub)
+    products.add_parsers(sub)
     datasets.add_parsers(sub)
     keys.add_parsers(sub)
     tenants.add_parsers(sub)
