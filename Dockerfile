@@ -34,7 +34,7 @@ ENV PATH=/opt/authentiq/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     AUTHENTIQ_MODEL_PATH=/app/engines/authentiq-default.int8-cpu.onnx \
     AUTHENTIQ_TENSORRT_MODEL_PATH=/app/engines/authentiq-default.int8-trt.onnx \
     AUTHENTIQ_ENGINE_DIR=/data/engines \
-    AUTHENTIQ_DATABASE_URL=sqlite:////data/authentiq.db AUTHENTIQ_BLOB_DIR=/data/blobs \
+    AUTHENTIQ_DATA_DIR=/data \
     AUTHENTIQ_REFERENCE_SEED_DIR=/app/reference_data/items
 COPY --from=gpu-build /opt/authentiq /opt/authentiq
 COPY engines/*.onnx /app/engines/
@@ -59,7 +59,7 @@ RUN python -m venv /opt/authentiq \
 FROM ${PYTHON_IMAGE} AS cpu
 ENV PATH=/opt/authentiq/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     AUTHENTIQ_MODEL_PATH=/app/engines/authentiq-default.int8-cpu.onnx \
-    AUTHENTIQ_DATABASE_URL=sqlite:////data/authentiq.db AUTHENTIQ_BLOB_DIR=/data/blobs \
+    AUTHENTIQ_DATA_DIR=/data \
     AUTHENTIQ_REFERENCE_SEED_DIR=/app/reference_data/items
 COPY --from=cpu-build /opt/authentiq /opt/authentiq
 COPY engines/*.onnx /app/engines/

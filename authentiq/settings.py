@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +25,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO_ROOT / "engines" / "authentiq-default.int8-cpu.onnx"
 DEFAULT_TRT_MODEL = REPO_ROOT / "engines" / "authentiq-default.int8-trt.onnx"
 DEFAULT_REFERENCES = REPO_ROOT / "reference_data" / "items"
+
+
+def _default_data_dir() -> Path:
+    """A source checkout (the documented install, ``make run``) keeps its data in the checkout's
+    ``var/`` whichever folder a command starts in; an installed package has no checkout, so its
+    default stays ``./var`` (the folder the process starts in), as before."""
+    return REPO_ROOT / "var" if (REPO_ROOT / "pyproject.toml").is_file() else Path("var")
+
+
+DEFAULT_DATA_DIR = _default_data_dir()
 
 
 class Section(BaseModel):
@@ -240,10 +250,17 @@ class _PdfFields(Section):
 class _StorageFields(Section):
     """The database and the blob store (authentiq.storage.db, authentiq.storage.blobs)."""
 
-    database_url: str = "sqlite:///var/authentiq.db"
+    data_dir: Path = Field(
+        DEFAULT_DATA_DIR, description="the one folder the database and photos live in unless "
+        "AUTHENTIQ_DATABASE_URL / AUTHENTIQ_BLOB_DIR say otherwise, so that the CLI and the server "
+        "agree wherever each starts: a source checkout's var/ (else ./var); a relative path is "
+        "taken from the folder the process starts in")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; default: the SQLite file authentiq.db in the data folder")
     migrate: bool = Field(True, description="upgrade the database schema at start-up (false: "
                                             "refuse to start unless `authentiq db upgrade` ran)")
-    blob_dir: Path = Path("var/blobs")
+    blob_dir: Path = Field(Path(), description="photos and heatmaps; default: blobs/ in the data "
+                                               "folder")
     blob_url: str | None = Field(
         None, description="s3://bucket/prefix: photos and heatmaps in an S3-compatible store shared "
                           "by several hosts ([s3] extra; endpoint and credentials from the AWS_* "
@@ -251,6 +268,21 @@ class _StorageFields(Section):
     orphan_grace_s: float = Field(
         600, ge=0, description="at start-up, blob folders without a row and older than this are "
                                "removed (left by a crash mid-write)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_data_dir(cls, data: Any) -> Any:
+        """The data folder made absolute once; an unset (or empty) database URL or blob folder
+        derived from it. Values given explicitly are used as they are."""
+        if not isinstance(data, dict):
+            return data
+        data_dir = Path(data.get("data_dir") or DEFAULT_DATA_DIR).expanduser().absolute()
+        data = {**data, "data_dir": data_dir}
+        if not str(data.get("database_url") or "").strip():
+            data["database_url"] = f"sqlite:///{data_dir / 'authentiq.db'}"
+        if not str(data.get("blob_dir") or "").strip():
+            data["blob_dir"] = data_dir / "blobs"
+        return data
 
     @field_validator("blob_url", mode="before")
     @classmethod

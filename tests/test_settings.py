@@ -8,6 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from authentiq.settings import (
+    DEFAULT_DATA_DIR,
+    REPO_ROOT,
     SECTIONS,
     BatcherSettings,
     InspectionSettings,
@@ -55,6 +57,7 @@ def test_sections_carry_the_settings_values_and_are_frozen() -> None:
     ("AUTHENTIQ_KEEP_ALIVE_S", "7", "connections", "keep_alive_s", 7.0),
     ("AUTHENTIQ_PDF_QUEUE", "3", "pdf", "pdf_queue", 3),
     ("AUTHENTIQ_BLOB_URL", "s3://bucket/prefix", "storage", "blob_url", "s3://bucket/prefix"),
+    ("AUTHENTIQ_DATA_DIR", "/srv/authentiq", "storage", "data_dir", Path("/srv/authentiq")),
     ("AUTHENTIQ_REFERENCE_SEED_DIR", "", "references", "reference_seed_dir", None),
 ])
 def test_flat_variables_reach_their_section(monkeypatch: pytest.MonkeyPatch, variable: str,
@@ -102,3 +105,32 @@ def test_the_architecture_doc_lists_every_variable_in_its_section() -> None:
         listed = rows[name].split("|")[2]
         for field in section.model_fields:
             assert f"`{field.upper()}`" in listed, f"AUTHENTIQ_{field.upper()} is not in the {name} row"
+
+
+def test_the_database_and_photos_follow_one_data_folder_not_the_working_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AUTHENTIQ_DATA_DIR", "AUTHENTIQ_DATABASE_URL", "AUTHENTIQ_BLOB_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    seen = []
+    for cwd in (tmp_path / "a", tmp_path / "b"):
+        cwd.mkdir()
+        monkeypatch.chdir(cwd)
+        s = Settings()
+        seen.append((s.data_dir, s.database_url, s.blob_dir, s.storage.blob_dir))
+    assert seen[0] == seen[1]
+    # A source checkout keeps its data in the checkout's var/, as `make run` always did.
+    assert DEFAULT_DATA_DIR == REPO_ROOT / "var"
+    assert seen[0] == (DEFAULT_DATA_DIR, f"sqlite:///{DEFAULT_DATA_DIR / 'authentiq.db'}",
+                       DEFAULT_DATA_DIR / "blobs", DEFAULT_DATA_DIR / "blobs")
+
+    monkeypatch.setenv("AUTHENTIQ_DATA_DIR", "data")  # relative: from the starting folder, once
+    s = Settings()
+    assert s.data_dir == tmp_path / "b" / "data" and s.data_dir.is_absolute()
+    assert (s.database_url, s.blob_dir) == (f"sqlite:///{tmp_path / 'b' / 'data' / 'authentiq.db'}",
+                                            tmp_path / "b" / "data" / "blobs")
+    # The older variables still win where they are set (empty: unset).
+    monkeypatch.setenv("AUTHENTIQ_BLOB_DIR", "/mnt/photos")
+    monkeypatch.setenv("AUTHENTIQ_DATABASE_URL", "")
+    s = Settings()
+    assert s.blob_dir == Path("/mnt/photos") and s.database_url.endswith("/b/data/authentiq.db")
+    assert Settings(database_url="sqlite:///elsewhere.db").database_url == "sqlite:///elsewhere.db"

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to listen on (0.0.0.0: every interface)")
     s.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     s.add_argument("--model", help="ONNX model (default: AUTHENTIQ_MODEL_PATH or the shipped one)")
-    s.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under ./var)")
+    s.add_argument("--database-url", help="SQLAlchemy URL (default: AUTHENTIQ_DATABASE_URL, else "
+                                          "SQLite in the data folder, AUTHENTIQ_DATA_DIR)")
     s.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug", "trace"],
                    help="uvicorn's and AuthentiQ's log level")
