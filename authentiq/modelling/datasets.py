@@ -138,10 +138,17 @@ def _folder_item(args: tuple[Path, tuple[str, ...], int]) -> tuple[np.ndarray, n
         if path is None:
             continue
         try:
-            tiles[i] = decode_view(path.read_bytes(), tile_size=tile_size, view=view).tile
+            decoded = decode_view(path.read_bytes(), tile_size=tile_size, view=view)
         except AuthentiqError as exc:
-            raise DatasetError(f"{path}: {exc.detail}") from exc
-        present[i] = True
+            raise DatasetError(f"{path}: {exc.detail}; `authentiq dataset check` lists every "
+                               f"problem of the folder") from exc
+        except OSError as exc:
+            raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+        if min(decoded.width, decoded.height) < tile_size:  # the same rule as `dataset check`
+            raise DatasetError(f"{path}: {decoded.width}×{decoded.height} px, smaller than the "
+                               f"model's {tile_size} px tiles; `authentiq dataset check` lists "
+                               f"every problem of the folder")
+        tiles[i], present[i] = decoded.tile, True
     return tiles, present
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 torch = pytest.importorskip("torch", reason="needs the [train] extra")
 
@@ -63,6 +64,10 @@ def test_folder_dataset_and_errors(tmp_path: Path) -> None:
         datasets.folder_items(tmp_path)
     with pytest.raises(DatasetError, match="required view 'sole'"):
         datasets.folder_tiles(items, ("overall", "sole"), 32, required=("sole",), workers=1)
+    Image.new("RGB", (40, 30)).save(tmp_path / "d" / "item-0000001" / "logo.jpg")
+    with pytest.raises(DatasetError, match=r"item-0000001/logo.jpg: 40×30 px, smaller than the "
+                                           r"model's 32 px tiles"):
+        datasets.folder_tiles(items, ("overall", "logo"), 32, required=(), workers=1)
     (tmp_path / "d" / "labels.csv").write_text("item;class\nitem-0000000;genuine\nitem-0000001;fake\n"
                                                "nowhere;fake\n")
     assert [(it.name, it.label) for it in datasets.scan_items(tmp_path / "d").items] == \
