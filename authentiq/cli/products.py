@@ -32,8 +32,8 @@ HELP = {
     "counterfeit_above": "fused probability from which an item is counterfeit (0..1)",
     "classifier_authentic_below": "classifier-alone band, lower edge (no references) (0..1)",
     "classifier_counterfeit_above": "classifier-alone band, upper edge (no references) (0..1)",
-    "mismatch_margin": "how much closer another product's references may be before the item is "
-                       "flagged as that product (0..2)",
+    "mismatch_margin": "how much better another product's references must match than the "
+                       "claimed product's for a model mismatch (0..2)",
     "allow_classifier_only": "may an item be called authentic on the classifier alone while the "
                              "product has no genuine references",
 }
@@ -165,14 +165,14 @@ def list_(args: argparse.Namespace) -> int:
               "declares its products")
         return 0
     width = min(40, max(len(f"{i['brand']} / {i['model']}") for i in items) + 2)
-    print(f"{'product':<{width}}{'references':>11}  {'model':<6} overrides")
+    print(f"{'product':<{width}}{'references':>11}  {'declared':<9} overrides")
     for i in items:
         name = f"{i['brand']} / {i['model']}"
         print(f"{name[:width - 1]:<{width}}{i['references']:>11}  "
-              f"{('yes' if i['trained_on'] else 'no') if spec else '?':<6} "
+              f"{('yes' if i['trained_on'] else 'no') if spec else '?':<9} "
               f"{_format(i['overrides']) or '-'}")
     if spec:
-        print(f"(model: whether {spec.version_key} declares the product)")
+        print(f"(declared: whether the model {spec.version_key} names the product)")
     return 0
 
 

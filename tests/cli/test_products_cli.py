@@ -46,7 +46,7 @@ def test_add_set_and_list_are_what_the_api_serves(tmp_path: Path, db: str,
     code, out, _ = cli(capsys, db, "list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["product", "references", "model", "overrides"]
+    assert lines[0].split() == ["product", "references", "declared", "overrides"]
     assert any(line.startswith("Acme / Rocket") and line.split()[-2:] == ["no", "-"] for line in lines)
     [atlas_line] = [line for line in lines if line.startswith("Noor & Kessler / Atlas")]
     assert atlas_line.split()[-6:] == ["0", "yes", "authentic_below", "0.05,", "min_similarity", "0.8"]
