@@ -13,11 +13,15 @@ from authentiq.modelling.splits import NAMES, SPLITS_FILE, SplitPlan
 from authentiq.settings import Settings
 
 
+def view_names(text: str) -> tuple[str, ...]:
+    """Comma-separated view names (none: an empty string)."""
+    return tuple(v.strip().lower() for v in text.split(",") if v.strip())
+
+
 def view_list(text: str) -> tuple[str, ...]:
-    names = tuple(v.strip().lower() for v in text.split(",") if v.strip())
-    if not names:
+    if not view_names(text):
         raise argparse.ArgumentTypeError("name at least one view, e.g. overall,logo")
-    return names
+    return view_names(text)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,10 +33,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                "--strict), 2 the folder or its labels.csv cannot be read at all")
     c.add_argument("folder", help="labels.csv + one folder per item, or authentic/ and "
                                   "counterfeit/ folders of items (docs/your-own-model.md)")
-    c.add_argument("--views", type=view_list, default=DEFAULTS.views,
+    c.add_argument("--views", type=view_list, default=",".join(DEFAULTS.views),
                    help="the model's views, comma-separated; each item needs a photo per view")
-    c.add_argument("--optional-views", type=view_list, default=DEFAULTS.optional_views,
-                   help="views an item may lack, comma-separated")
+    c.add_argument("--optional-views", type=view_names, default=",".join(DEFAULTS.optional_views),
+                   help="views an item may lack, comma-separated ('': none)")
     c.add_argument("--seed", type=int, default=DEFAULTS.seed,
                    help="seed of the split (the same as `authentiq train --seed`)")
     add_split_options(c)
@@ -92,7 +96,8 @@ def render(report: DatasetReport, *, show: int = 10, strict: bool = False) -> st
     counts = report.class_counts()
     lines.append(f"  items   {len(report.items)} ({', '.join(f'{n} {k}' for k, n in counts.items())})"
                  f", {len(report.product_counts())} product(s), {len(report.photos)} photos")
-    lines += ["", *_class_table(report), "", *_product_table(report), "", *_view_table(report)]
+    if report.items:
+        lines += ["", *_class_table(report), "", *_product_table(report), "", *_view_table(report)]
     for level, findings in (("errors", report.errors), ("warnings", report.warnings)):
         if findings:
             lines += ["", f"{level} ({len(findings)}):", *_listed(findings, show)]

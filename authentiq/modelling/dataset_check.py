@@ -273,6 +273,8 @@ def _check_balance(report: DatasetReport) -> None:
 
 def _check_products(report: DatasetReport) -> None:
     labels = report.scan.labels
+    if not report.items:
+        return
     if labels is None or not {"brand", "model"} <= set(labels.columns):
         report.add("warning", "products", LABELS_FILE if labels else "",
                    "no brand and model columns: the trained model will declare no products; "

@@ -86,3 +86,22 @@ def test_bad_option_values_are_refused_by_name(capsys: pytest.CaptureFixture[str
         main(["dataset", "check", str(small_dataset), "--val-share", "0.7"])
     assert exit_.value.code == 2
     assert "argument --val-share: 0.7 must lie between 0 and 0.5" in capsys.readouterr().err
+
+
+def test_a_folder_without_items_says_so_without_empty_tables(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, str(tmp_path), "--quiet")
+    assert code == 1
+    assert out.splitlines()[4:7] == ["errors (1):", "  labels and item folders (1):",
+                                     f"    {tmp_path}: no items found; expected labels.csv or "
+                                     f"authentic/ and counterfeit/ folders"]
+    assert "view " not in out and "warnings" not in out
+
+
+def test_other_views_and_none_optional(small_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, str(small_dataset), "--quiet", "--views", "Overall, logo",
+                       "--optional-views", "", "--show", "1")
+    assert code == 0
+    assert "    item-0000000/hardware.jpg: 'hardware' is not a view" in out
+    assert "    ... and 47 more (--show 0 lists all)" in out  # 4 other views x 12 items
+    assert "(optional)" not in out
