@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,8 +108,8 @@ class DatasetReport:
             "splits": ({"source": self.splits.source,
                         "plan": self.splits.plan.describe() if self.splits.plan else None,
                         "counts": self.splits.counts(self.items)} if self.splits else None),
-            "errors": [f.__dict__ for f in self.errors],
-            "warnings": [f.__dict__ for f in self.warnings],
+            "errors": [asdict(f) for f in self.errors],
+            "warnings": [asdict(f) for f in self.warnings],
         }
 
 
