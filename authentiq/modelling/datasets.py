@@ -196,6 +196,7 @@ def scan_items(root: Path) -> FolderScan:
                 continue
             scan.items.append(LabelledItem(folder, row.item, LABELS.index(row.label or ""),
                                            row.brand, row.model, f"{csv_path.name}:{row.line}"))
+        scan.errors.sort(key=_line_of)  # the reader's and the folders' problems, in file order
     else:
         scan = FolderScan(root, [], None, [], [])
         seen: dict[str, str] = {}
@@ -213,6 +214,12 @@ def scan_items(root: Path) -> FolderScan:
         scan.errors.append(f"{root}: no items found; expected {LABELS_FILE} or authentic/ and "
                            f"counterfeit/ folders")
     return scan
+
+
+def _line_of(message: str) -> int:
+    """The line a "labels.csv:<line>: ..." message names (0 for any other message)."""
+    head = message.split(":", 2)
+    return int(head[1]) if len(head) > 2 and head[0] == LABELS_FILE and head[1].isdigit() else 0
 
 
 def refuse(problems: Sequence[str], root: Path, what: str = "the dataset") -> None:

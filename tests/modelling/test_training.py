@@ -69,11 +69,12 @@ def test_folder_dataset_and_errors(tmp_path: Path) -> None:
                                            r"model's 32 px tiles"):
         datasets.folder_tiles(items, ("overall", "logo"), 32, required=(), workers=1)
     (tmp_path / "d" / "labels.csv").write_text("item;class\nitem-0000000;genuine\nitem-0000001;fake\n"
-                                               "nowhere;fake\n")
+                                               "nowhere;fake\nitem-0000002;unsure\n")
     assert [(it.name, it.label) for it in datasets.scan_items(tmp_path / "d").items] == \
         [("item-0000000", 0), ("item-0000001", 1)]
-    with pytest.raises(DatasetError, match=r"the dataset has 1 problem\(s\):\n  labels.csv:4: no "
-                                           r"folder nowhere/.*\nrun `authentiq dataset check "):
+    with pytest.raises(DatasetError, match=r"the dataset has 2 problem\(s\):\n  labels.csv:4: no "
+                                           r"folder nowhere/.*\n  labels.csv:5: label 'unsure'.*"
+                                           r"\nrun `authentiq dataset check "):
         datasets.folder_items(tmp_path / "d")
 
 
