@@ -22,9 +22,10 @@ def version(args: argparse.Namespace) -> int:
 
 def default_workers(cpus: int) -> int:
     """``authentiq serve``'s worker processes when ``--workers`` is not given: one per CPU.
-    One process tops out well below what its cores can do (the Python-side work of a request
-    holds the GIL), so a second process on 2 cores serves more; a third only adds memory and
-    contention (docs/performance.md, "Ceiling": 1, 2 and 3 workers side by side)."""
+    One process keeps well under its CPUs busy (the Python-side work of a request holds the
+    GIL), and single-threaded workers did ~30 % more work per CPU-second than one process with
+    two threads; a third worker on 2 CPUs added memory, not work (docs/performance.md,
+    "Ceiling": 1, 2 and 3 workers side by side)."""
     return max(1, cpus)
 
 
@@ -37,8 +38,17 @@ def worker_count(text: str) -> int:
 
 
 def thread_share(cpus: int, workers: int) -> int:
-    """Each worker's threads (decoding pool, ONNX Runtime): its share of the CPUs, at least one."""
+    """Each worker's share of the CPUs, at least one: its ONNX Runtime threads (more than one
+    spin-wait between batches and burn CPU the other workers could use)."""
     return max(1, cpus // workers)
+
+
+def decode_threads(cpus: int, workers: int) -> int:
+    """Each worker's decoding pool: its share of the CPUs, but two where there are two, so that
+    a lone request's photos decode two at a time (a worker per CPU with one thread each would
+    decode a request's six photos one after another). Under load the extra threads only wait
+    their turn: measured as much work per CPU-second as one thread (docs/performance.md)."""
+    return max(thread_share(cpus, workers), min(2, cpus))
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -58,9 +68,11 @@ def serve(args: argparse.Namespace) -> int:
         # Share links and QR codes point at this server, not at a port nobody listens on; a
         # deployment sets AUTHENTIQ_PUBLIC_BASE_URL (start-up warns while it is unset).
         overrides["public_base_url"] = url.rstrip("/")
-    for name in ("preprocess_workers", "ort_threads"):  # unless set: this worker's share
+    shares = {"preprocess_workers": decode_threads(cpus, workers),
+              "ort_threads": thread_share(cpus, workers)}
+    for name, threads in shares.items():  # unless set: this worker's share
         if f"AUTHENTIQ_{name.upper()}" not in os.environ:
-            overrides[name] = thread_share(cpus, workers)
+            overrides[name] = threads
     settings = Settings(**overrides)
     options = {"host": args.host, "port": args.port, "log_level": args.log_level,
                "log_config": log_config(args.log_level), **uvicorn_options(settings.connections)}
@@ -96,6 +108,11 @@ def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
     threads, ort = settings.inspection.preprocess_workers, settings.model.ort_threads or "all"
     print(f"AuthentiQ starting {workers} worker processes on {url} ({cpus} CPUs; each with "
           f"{threads} decoding and {ort} model threads)", file=sys.stderr, flush=True)
+    if settings.access.rate_limit_storage.startswith("memory://"):
+        print(f"  rate limits are counted by each worker alone (AUTHENTIQ_RATE_LIMIT_STORAGE="
+              f"memory://): a key may get up to {workers}× AUTHENTIQ_RATE_LIMIT, an address "
+              f"{workers}× AUTHENTIQ_LOGIN_RATE_LIMIT; redis://... shares them (docs/deployment.md)",
+              file=sys.stderr, flush=True)
     with ReadyWatch(url, workers) as watch:
         uvicorn.run("authentiq.api.app:create_app", factory=True, workers=workers, **options)
     return 0 if watch.announced else 3

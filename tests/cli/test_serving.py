@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from authentiq.cli import build_parser
-from authentiq.cli.serving import default_workers, thread_share
+from authentiq.cli.serving import decode_threads, default_workers, thread_share
 from authentiq.settings import available_cpus, cgroup_cpu_quota
 from tests.conftest import database_url_for
 
@@ -24,10 +24,15 @@ def test_one_worker_per_cpu_by_default(cpus: int, workers: int) -> None:
     assert default_workers(cpus) == workers
 
 
-@pytest.mark.parametrize(("cpus", "workers", "threads"),
-                         [(1, 1, 1), (2, 1, 2), (2, 2, 1), (2, 3, 1), (16, 16, 1), (16, 4, 4), (16, 6, 2)])
-def test_each_worker_gets_its_share_of_the_threads(cpus: int, workers: int, threads: int) -> None:
-    assert thread_share(cpus, workers) == threads
+@pytest.mark.parametrize(("cpus", "workers", "model", "decoding"),
+                         [(1, 1, 1, 1), (2, 1, 2, 2), (2, 2, 1, 2), (2, 3, 1, 2), (16, 16, 1, 2),
+                          (16, 4, 4, 4), (16, 6, 2, 2), (16, 1, 16, 16)])
+def test_each_worker_gets_its_share_of_the_threads(cpus: int, workers: int, model: int,
+                                                   decoding: int) -> None:
+    """ONNX Runtime gets the worker's share; decoding at least two threads where there are two
+    CPUs (a lone request's photos decode two at a time)."""
+    assert thread_share(cpus, workers) == model
+    assert decode_threads(cpus, workers) == decoding
 
 
 def test_workers_must_be_one_or_more(capsys: pytest.CaptureFixture[str]) -> None:
@@ -131,9 +136,10 @@ def test_serve_says_where_once_it_answers(tmp_path: Path, workers: int | None) -
     assert f"share links and QR codes point at http://127.0.0.1:{port}, which only" in err
     assert "readyz" not in out  # serve's own readiness checks stay out of the access log
     if expected > 1:
-        share = thread_share(available_cpus(), expected)
+        decoding = decode_threads(available_cpus(), expected)
         assert f"starting {expected} worker processes on http://127.0.0.1:{port}/" in err
-        assert f"each with {share} decoding and 1 model threads" in err  # ORT_THREADS was set
+        assert f"each with {decoding} decoding and 1 model threads" in err  # ORT_THREADS was set
+        assert f"a key may get up to {expected}× AUTHENTIQ_RATE_LIMIT" in err  # memory://
         end = time.monotonic() + 15
         while any(Path(f"/proc/{w}").exists() for w in workers_seen) and time.monotonic() < end:
             time.sleep(0.1)
