@@ -19,11 +19,15 @@ grain, so that their JPEG size and decoding cost are a phone photo's; a plain up
 0``, what benchmarks.load sends) is half the size and decodes faster than any camera's output.
 
     .venv/bin/python -m benchmarks.ceiling [--seconds 10] [--photo 1600x1200] [--grain 4]
-        [--concurrency 1,4,8,16] [--workers 1,2,3]
+        [--concurrency 1,4,8,16] [--workers 1,2,3,2x2] [--rounds 3]
 
-``--workers`` runs the service once per count (``serve --workers N``, each worker with its share
-of the threads) instead of once with serve's default; ``--threads`` sets
-AUTHENTIQ_PREPROCESS_WORKERS and AUTHENTIQ_ORT_THREADS for every worker.
+``--workers`` compares several services instead of serve's default: ``N`` is ``serve --workers
+N`` (each worker with its share of the threads), ``NxT`` the same with T decoding threads each
+(AUTHENTIQ_PREPROCESS_WORKERS; ONNX Runtime keeps its share). Their servers run side by side and
+``--rounds`` interleaves the measurements; the tables give medians. Besides rates, every part
+is also given per CPU-second it used: on a machine shared with other work that figure moves far
+less than the rate, and the ratio service / L per CPU-second says how much of its CPU the
+service spends on what the limit counts.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -45,7 +50,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from authentiq.cli.serving import default_workers, thread_share
+from authentiq.cli.serving import decode_threads, default_workers
 from authentiq.modelling.synthetic import make_item
 from authentiq.settings import DEFAULT_MODEL, available_cpus
 from benchmarks._common import jpeg_views, machine, memory_mib, process_tree, serve
@@ -74,33 +79,43 @@ def model(path: Path, threads: int, batch: int) -> Step:
     return (lambda: backend.run(x)), batch
 
 
+@dataclass
+class Rate:
+    """Items per second of wall time, and per CPU-second the processes used: on a shared
+    machine the first drops when other work takes CPUs, the second much less."""
+
+    per_s: float
+    per_cpu_s: float
+
+
 def _timed(prepare: Callable[..., Step], args: tuple[Any, ...], seconds: float,
            barrier: Barrier, results: Any) -> None:
     step, units = prepare(*args)
     for _ in range(3):
         step()  # warm-up: caches, ONNX Runtime's first runs
     barrier.wait()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()  # every thread of this process
     done = 0
     while time.perf_counter() - start < seconds:
         step()
         done += units
-    results.put(done / (time.perf_counter() - start))
+    results.put((done, time.perf_counter() - start, time.process_time() - cpu))
 
 
-def in_processes(n: int, prepare: Callable[..., Step], args: tuple[Any, ...], seconds: float) -> float:
-    """Items per second of ``n`` processes doing ``prepare``'s step at the same time (a barrier
-    starts them together once each has warmed up), summed."""
+def in_processes(n: int, prepare: Callable[..., Step], args: tuple[Any, ...], seconds: float) -> Rate:
+    """``n`` processes doing ``prepare``'s step at the same time (a barrier starts them together
+    once each has warmed up): their summed rate, and items per CPU-second."""
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(n), ctx.Queue()
     procs = [ctx.Process(target=_timed, args=(prepare, args, seconds, barrier, results))
              for _ in range(n)]
     for p in procs:
         p.start()
-    rates = [results.get(timeout=seconds + 300) for _ in procs]
+    done = [results.get(timeout=seconds + 300) for _ in procs]
     for p in procs:
         p.join()
-    return float(sum(rates))
+    return Rate(sum(items / wall for items, wall, _ in done),
+                sum(items for items, _, _ in done) / sum(cpu for _, _, cpu in done))
 
 
 # --- the service: closed-loop clients on keep-alive connections -----------------------------
@@ -144,9 +159,6 @@ class Level:
     @property
     def rate(self) -> float:
         return self.statuses[201] / self.seconds
-
-    def ms(self, q: float) -> float:
-        return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
 
 
 Files = list[tuple[str, tuple[str, bytes, str]]]
@@ -211,12 +223,84 @@ async def closed_loop(url: str, raw: list[bytes], concurrency: int, seconds: flo
     return level
 
 
-def sweep(url: str, server_pid: int, raw: list[bytes], levels: list[int], seconds: float) -> list[Level]:
-    out = []
-    for c in levels:
-        asyncio.run(closed_loop(url, raw, c, min(3.0, seconds / 3), server_pid))  # warm-up
-        out.append(asyncio.run(closed_loop(url, raw, c, seconds, server_pid)))
-    return out
+@dataclass(frozen=True)
+class Config:
+    """One way to run the service: ``serve --workers`` (None: serve's default) and decoding
+    threads per worker (None: serve's share; ONNX Runtime keeps serve's share either way)."""
+
+    workers: int | None = None
+    threads: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Config:
+        workers, _, threads = text.partition("x")
+        return cls(int(workers), int(threads) if threads else None)
+
+    def label(self, cpus: int) -> str:
+        workers = self.workers or default_workers(cpus)
+        return f"{workers} × {self.threads or decode_threads(cpus, workers)}"
+
+    def serve_args(self) -> tuple[str, ...]:
+        return ("--workers", str(self.workers)) if self.workers else ()
+
+    def settings(self) -> dict[str, str]:
+        return {"PREPROCESS_WORKERS": str(self.threads)} if self.threads else {}
+
+
+@dataclass
+class Cell:
+    """One configuration at one concurrency, over every round."""
+
+    rounds: list[Level] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return float(np.median([lv.rate for lv in self.rounds]))
+
+    def ms(self, q: float) -> float:
+        latencies = [t for lv in self.rounds for t in lv.latencies]
+        return float(np.percentile(latencies, q) * 1000) if latencies else float("nan")
+
+    @property
+    def server_busy(self) -> float:
+        """CPUs the server's processes kept busy, on average."""
+        return sum(lv.server_cpu for lv in self.rounds) / sum(lv.seconds for lv in self.rounds)
+
+    @property
+    def client_busy(self) -> float:
+        return sum(lv.client_cpu for lv in self.rounds) / sum(lv.seconds for lv in self.rounds)
+
+    @property
+    def per_cpu_s(self) -> float:
+        """Inspections per CPU-second of the server's processes."""
+        return sum(lv.statuses[201] for lv in self.rounds) / sum(lv.server_cpu for lv in self.rounds)
+
+    @property
+    def failed(self) -> int:
+        return sum(n for lv in self.rounds for s, n in lv.statuses.items() if s != 201)
+
+
+def measure(configs: list[Config], items: list[tuple[Files, dict[str, str]]], levels: list[int],
+            seconds: float, rounds: int, base: dict[str, str]) -> tuple[dict[tuple[int, int], Cell],
+                                                                         list[float]]:
+    """Every configuration's server runs at once (idle while another is measured); each round
+    measures every concurrency on each in turn, the order of the configurations rotating, so
+    that other work on the machine falls on all of them alike."""
+    cells: dict[tuple[int, int], Cell] = {}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        servers = [stack.enter_context(serve(f"{tmp}/{i}", base | c.settings(), c.serve_args()))
+                   for i, c in enumerate(configs)]
+        raws = [[encoded(s.url, files, form) for files, form in items] for s in servers]
+        for r in range(rounds):
+            for c in levels:
+                for k in range(len(configs)):
+                    i = (k + r) % len(configs)
+                    url, pid = servers[i].url, servers[i].proc.pid
+                    asyncio.run(closed_loop(url, raws[i], c, min(2.0, seconds / 4), pid))  # warm
+                    level = asyncio.run(closed_loop(url, raws[i], c, seconds, pid))
+                    cells.setdefault((i, c), Cell()).rounds.append(level)
+        memory = [sum(memory_mib(p) for p in process_tree(s.proc.pid)) for s in servers]
+    return cells, memory
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -230,15 +314,15 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=8, help="distinct items the clients cycle through")
     parser.add_argument("--concurrency", help="clients, comma-separated (default: 1, 2, 4 and 8 "
                                               "per CPU)")
-    parser.add_argument("--workers", help="serve --workers, comma-separated: one service run "
-                                          "each (default: one run with serve's default)")
-    parser.add_argument("--threads", type=int, help="AUTHENTIQ_PREPROCESS_WORKERS and "
-                                                    "AUTHENTIQ_ORT_THREADS of every worker")
+    parser.add_argument("--workers", help="services to compare, comma-separated: serve --workers "
+                                          "N, or NxT for T threads each (default: serve's default)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every cell this often, interleaved; medians are reported")
     args = parser.parse_args()
     cpus = available_cpus()
     levels = [int(c) for c in args.concurrency.split(",")] if args.concurrency else \
         [1, 2 * cpus, 4 * cpus, 8 * cpus]
-    counts = [int(n) for n in args.workers.split(",")] if args.workers else [None]
+    configs = [Config.parse(c) for c in args.workers.split(",")] if args.workers else [Config()]
     width, _, height = args.photo.partition("x")
     if not (width.isdigit() and height.isdigit()):
         parser.error(f"--photo must look like 1600x1200, not {args.photo!r}")
@@ -250,64 +334,60 @@ def main() -> None:
     spec = read_spec(DEFAULT_MODEL)
     items = photographed(args.items, size, args.grain)
     views = [data for files, _ in items for _, (_, data, _) in files]
-    d_views = in_processes(cpus, decoding, (views, spec.tile_size), args.seconds)
-    d = d_views / VIEWS_PER_INSPECTION
+    decode = in_processes(cpus, decoding, (views, spec.tile_size), args.seconds)
+    d = Rate(decode.per_s / VIEWS_PER_INSPECTION, decode.per_cpu_s / VIEWS_PER_INSPECTION)
     m_session = in_processes(1, model, (DEFAULT_MODEL, cpus, BATCH), args.seconds)
     m_per_cpu = in_processes(cpus, model, (DEFAULT_MODEL, 1, BATCH), args.seconds)
-    m = max(m_session, m_per_cpu)
-    limit = 1 / (1 / d + 1 / m)
-
-    runs: list[tuple[int, int, list[Level], float]] = []
-    settings = {"MAX_IN_FLIGHT_PER_CLIENT": str(2 * max(levels))}
-    if args.threads:
-        settings |= {"PREPROCESS_WORKERS": str(args.threads), "ORT_THREADS": str(args.threads)}
-    with tempfile.TemporaryDirectory() as tmp:
-        for n in counts:
-            workers = n or default_workers(cpus)
-            serve_args = ("--workers", str(n)) if n else ()
-            with serve(f"{tmp}/{workers}", settings, serve_args) as server:
-                raw = [encoded(server.url, files, form) for files, form in items]
-                result = sweep(server.url, server.proc.pid, raw, levels, args.seconds)
-                memory = sum(memory_mib(p) for p in process_tree(server.proc.pid))
-            runs.append((workers, args.threads or thread_share(cpus, workers), result, memory))
+    m = max(m_session, m_per_cpu, key=lambda r: r.per_s)
+    limit = Rate(1 / (1 / d.per_s + 1 / m.per_s), 1 / (1 / d.per_cpu_s + 1 / m.per_cpu_s))
+    in_flight = 2 * max(levels)
+    cells, memory = measure(configs, items, levels, args.seconds, args.rounds,
+                            {"MAX_IN_FLIGHT_PER_CLIENT": str(in_flight)})
 
     print(f"# Ceiling: the pipeline's limit and the service ({machine()}; {cpus} CPUs available)\n")
     view_kb = np.mean([len(v) for v in views]) / 1e3
     print(f"Photos: {args.items} synthetic items × {VIEWS_PER_INSPECTION} views, {size[0]}×{size[1]} "
           f"JPEG q90, upscaled with sensor grain σ={args.grain:g} (mean {view_kb:.0f} kB a view, "
           f"{VIEWS_PER_INSPECTION * view_kb / 1e3:.1f} MB a request); {args.seconds:g} s per "
-          f"measurement; load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after "
-          f"(other work on the machine shows here).\n")
-    print("| part | how | rate | inspections/s |\n|---|---|---:|---:|")
+          f"measurement, {args.rounds} round(s); load average {load_before[0]:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after (other work on the machine shows here). \"per CPU-s\": "
+          f"per CPU-second the measured processes used, which other work on the machine "
+          f"disturbs far less than the rate.\n")
+    print("| part | how | rate | inspections/s | per CPU-s |\n|---|---|---:|---:|---:|")
     print(f"| D | decode only (probe + decode_probed, DCT-scaled to 256 px), {cpus} processes | "
-          f"{d_views:.0f} views/s | {d:.1f} |")
-    print(f"| M | INT8 CPU model, batch {BATCH}, one session × {cpus} threads | "
-          f"{m_session:.0f} mosaics/s | {m_session:.1f} |")
-    print(f"| M | INT8 CPU model, batch {BATCH}, {cpus} single-threaded sessions | "
-          f"{m_per_cpu:.0f} mosaics/s | {m_per_cpu:.1f} |")
-    print(f"| L | 1 / (1/D + 1/M), M = {m:.0f} | | **{limit:.1f}** |")
-    print(f"\nThe service: `authentiq serve` with default settings (serve's default on "
-          f"{cpus} CPUs: {default_workers(cpus)} workers × {thread_share(cpus, default_workers(cpus))} "
-          f"threads), SQLite and blobs in a temporary folder, the shipped references; "
-          f"AUTHENTIQ_MAX_IN_FLIGHT_PER_CLIENT raised to {2 * max(levels)} (one client address "
-          f"sends everything). The client is one asyncio process on the same CPUs (its CPU time "
-          f"is in the table): the service had that much less CPU than D and M.\n")
-    print("| workers × threads | concurrency | inspections/s | p50 ms | p95 ms | non-201 | "
-          "server CPUs busy | client CPUs busy |\n|---|---:|---:|---:|---:|---:|---:|---:|")
-    for workers, threads, result, _ in runs:
-        for lv in result:
-            bad = sum(v for s, v in lv.statuses.items() if s != 201)
-            print(f"| {workers} × {threads} | {lv.concurrency} | {lv.rate:.1f} | {lv.ms(50):.0f} | "
-                  f"{lv.ms(95):.0f} | {bad} | {lv.server_cpu / lv.seconds:.2f} | "
-                  f"{lv.client_cpu / lv.seconds:.2f} |")
-    print("\n| workers × threads | best inspections/s | at concurrency | p50 ms | p95 ms | "
-          "service / L | p50 ms at concurrency 1 | server memory (PSS) MiB |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|")
-    for workers, threads, result, memory in runs:
-        best = max(result, key=lambda lv: lv.rate)
-        one = next((f"{lv.ms(50):.0f}" for lv in result if lv.concurrency == 1), "-")
-        print(f"| {workers} × {threads} | {best.rate:.1f} | {best.concurrency} | {best.ms(50):.0f} | "
-              f"{best.ms(95):.0f} | **{best.rate / limit:.2f}** | {one} | {memory:.0f} |")
+          f"{decode.per_s:.0f} views/s | {d.per_s:.1f} | {d.per_cpu_s:.1f} |")
+    for label, r in ((f"one session × {cpus} threads", m_session),
+                     (f"{cpus} single-threaded sessions", m_per_cpu)):
+        print(f"| M | INT8 CPU model, batch {BATCH}, {label} | {r.per_s:.0f} mosaics/s | "
+              f"{r.per_s:.1f} | {r.per_cpu_s:.1f} |")
+    print(f"| L | 1 / (1/D + 1/M), M = the faster | | **{limit.per_s:.1f}** | {limit.per_cpu_s:.1f} |")
+    workers = default_workers(cpus)
+    print(f"\nThe service: `authentiq serve` with default settings (on {cpus} CPUs serve runs "
+          f"{workers} workers × {decode_threads(cpus, workers)} decoding threads), SQLite and "
+          f"blobs in a temporary folder, the shipped references; AUTHENTIQ_MAX_IN_FLIGHT_PER_CLIENT raised "
+          f"to {in_flight} (one client address sends everything). The client is one asyncio "
+          f"process on the same CPUs (its CPU in the table): the service had that much less CPU "
+          f"than D and M. Every configuration's server was up during the whole run (idle while "
+          f"not measured).\n")
+    print("| workers × decoding threads | concurrency | inspections/s | p50 ms | p95 ms | non-201 | "
+          "server CPUs busy | per server CPU-s | client CPUs busy |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for i, config in enumerate(configs):
+        for c in levels:
+            cell = cells[(i, c)]
+            print(f"| {config.label(cpus)} | {c} | {cell.rate:.1f} | {cell.ms(50):.0f} | "
+                  f"{cell.ms(95):.0f} | {cell.failed} | {cell.server_busy:.2f} | "
+                  f"{cell.per_cpu_s:.2f} | {cell.client_busy:.2f} |")
+    print("\n| workers × decoding threads | best inspections/s | at concurrency | p50 ms | p95 ms | "
+          "service / L | the same per CPU-s | p50 ms at concurrency 1 | server memory (PSS) MiB |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for i, config in enumerate(configs):
+        best_c = max(levels, key=lambda c: cells[(i, c)].rate)
+        best = cells[(i, best_c)]
+        one = f"{cells[(i, 1)].ms(50):.0f}" if 1 in levels else "-"
+        print(f"| {config.label(cpus)} | {best.rate:.1f} | {best_c} | {best.ms(50):.0f} | "
+              f"{best.ms(95):.0f} | **{best.rate / limit.per_s:.2f}** | "
+              f"{best.per_cpu_s / limit.per_cpu_s:.2f} | {one} | {memory[i]:.0f} |")
 
 
 if __name__ == "__main__":

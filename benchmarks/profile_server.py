@@ -28,7 +28,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from authentiq.cli.serving import default_workers, thread_share
+from authentiq.cli.serving import decode_threads, default_workers
 from authentiq.settings import available_cpus
 from benchmarks._common import machine, serve
 from benchmarks.ceiling import closed_loop, encoded, photographed
@@ -137,11 +137,11 @@ def main() -> None:
     per_stage, waiting = shares(out.read_text())
     total = sum(per_stage.values())
     print(f"# Profile at saturation ({machine()})\n\n`authentiq serve` with default settings, "
-          f"{workers} workers × {thread_share(cpus, workers)} threads, {args.concurrency} closed-loop "
-          f"clients, six {args.photo} photos per inspection (grain σ={args.grain:g}); py-spy at "
-          f"{args.rate} Hz for {args.seconds:g} s ({summary}): {total} busy samples, {waiting} of "
-          f"waiting threads left out; {rate:.1f} inspections/s while profiled. Collapsed "
-          f"stacks: {out}\n")
+          f"{workers} workers × {decode_threads(cpus, workers)} decoding threads, "
+          f"{args.concurrency} closed-loop clients, six {args.photo} photos per inspection (grain "
+          f"σ={args.grain:g}); py-spy at {args.rate} Hz for {args.seconds:g} s ({summary}): "
+          f"{total} busy samples, {waiting} of waiting threads left out; {rate:.1f} inspections/s "
+          f"while profiled. Collapsed stacks: {out}\n")
     print("| stage | share of busy samples |\n|---|---:|")
     groups: Counter[str] = Counter()
     for stage, n in per_stage.items():
