@@ -14,6 +14,7 @@ types themselves: a part typed to take :class:`QualitySettings` cannot be handed
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -35,6 +36,62 @@ def _default_data_dir() -> Path:
 
 
 DEFAULT_DATA_DIR = _default_data_dir()
+
+
+def available_cpus() -> int:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (rounded
+    up), so that a container started with ``--cpus 2`` on a 64-core host counts 2, where
+    ``os.cpu_count()`` says 64. Worker processes and thread pools are sized from it."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup"),
+                     membership: Path = Path("/proc/self/cgroup")) -> float | None:
+    """CPUs' worth of time this process's cgroup may use (None: no quota, or no cgroup file
+    system): the tightest of ``cpu.max`` (cgroup v2) or ``cpu.cfs_quota_us`` /
+    ``cpu.cfs_period_us`` (v1) from the process's cgroup up to the root of the mount (inside a
+    container, the root is usually the container's own cgroup)."""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            base, read = root, _cgroup2_quota
+        elif "cpu" in controllers.split(","):
+            base = root / "cpu" if (root / "cpu").is_dir() else root / controllers
+            read = _cgroup1_quota
+        else:
+            continue
+        folder = base / path.strip("/")
+        for step in (folder, *folder.parents):
+            if step == base.parent:
+                break
+            quota = read(step)
+            if quota is not None:
+                quotas.append(quota)
+    return min(quotas) if quotas else None
+
+
+def _cgroup2_quota(folder: Path) -> float | None:
+    try:
+        limit, period = (folder / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else int(limit) / int(period)
+
+
+def _cgroup1_quota(folder: Path) -> float | None:
+    try:
+        limit = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if limit <= 0 or period <= 0 else limit / period
 
 
 class Section(BaseModel):
@@ -104,7 +161,11 @@ class _InspectionFields(Section):
 
     request_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="default and longest deadline of one inspection")
-    preprocess_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    preprocess_workers: int = Field(
+        default_factory=available_cpus, ge=1,
+        description="threads decoding photos (and running the rest of the CPU work) in each "
+                    "process; default: the CPUs available (`authentiq serve` with several "
+                    "workers gives each its share)")
     restrict_products: bool = Field(
         True, description="refuse brand/model pairs the model does not declare (when it declares any)"
     )

@@ -10,14 +10,18 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from authentiq.modelling.synthetic import SyntheticItem
 
 
 def photo(width: int, height: int, seed: int = 0, quality: int = 92, grain: float = 12.0) -> bytes:
@@ -30,6 +34,25 @@ def photo(width: int, height: int, seed: int = 0, quality: int = 92, grain: floa
     buf = io.BytesIO()
     Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+def jpeg_views(item: SyntheticItem, size: tuple[int, int], *, quality: int = 90,
+               grain: float = 0.0, seed: int = 0) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """A synthetic item's views as multipart files of phone-photo size: each rendered view
+    upscaled to ``size`` (bicubic) and saved as JPEG. ``grain``: Gaussian sensor noise (σ in
+    8-bit levels) added before encoding — a plain upscale is smoother than any camera's output,
+    so its JPEG is smaller and faster to decode than a real photo of that size."""
+    rng = np.random.default_rng(seed)
+    files = []
+    for view, data in item.views.items():
+        img = Image.open(io.BytesIO(data)).convert("RGB").resize(size, Image.Resampling.BICUBIC)
+        if grain:
+            noisy = np.asarray(img, np.float32) + rng.normal(0, grain, (size[1], size[0], 3))
+            img = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=quality)
+        files.append((view, (f"{view}.jpg", buf.getvalue(), "image/jpeg")))
+    return files
 
 
 def timed(fn: Callable[[], object], repeat: int, warmup: int = 2) -> list[float]:
@@ -52,22 +75,37 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
 
 
+def serve_env(folder: str, settings: dict[str, str]) -> dict[str, str]:
+    """The environment of a benchmark's server (and of CLI commands meant for the same
+    database): SQLite and blobs under ``folder``; ``settings`` are AUTHENTIQ_* variables without
+    the prefix."""
+    return {**os.environ, "AUTHENTIQ_DATABASE_URL": f"sqlite:///{folder}/bench.db",
+            "AUTHENTIQ_BLOB_DIR": f"{folder}/blobs",
+            **{f"AUTHENTIQ_{k}": v for k, v in settings.items()}}
+
+
+@dataclass
+class Served:
+    """A running ``authentiq serve``: its base URL and process (the parent of its workers when
+    it runs several)."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
 @contextmanager
-def serve(folder: str, settings: dict[str, str]) -> Iterator[str]:
-    """``authentiq serve`` in a subprocess with its own SQLite and blobs under ``folder``;
-    ``settings`` are AUTHENTIQ_* variables without the prefix. Yields the base URL."""
+def serve(folder: str, settings: dict[str, str], args: Sequence[str] = ()) -> Iterator[Served]:
+    """``authentiq serve`` in a subprocess with its own SQLite and blobs under ``folder``
+    (:func:`serve_env`); ``args``: more ``serve`` arguments (``--workers 2``). Ready once
+    /readyz answers 200; stopped with SIGTERM on leaving."""
     Path(folder).mkdir(parents=True, exist_ok=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "AUTHENTIQ_DATABASE_URL": f"sqlite:///{folder}/bench.db",
-           "AUTHENTIQ_BLOB_DIR": f"{folder}/blobs",
-           **{f"AUTHENTIQ_{k}": v for k, v in settings.items()}}
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "authentiq", "serve", "--port", str(port),
-                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
+                             "--log-level", "warning", *args], env=serve_env(folder, settings),
+                            stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
+        for _ in range(1200):
             try:
                 if httpx.get(url + "/readyz").status_code == 200:
                     break
@@ -78,10 +116,39 @@ def serve(folder: str, settings: dict[str, str]) -> Iterator[str]:
             time.sleep(0.1)
         else:
             raise RuntimeError("server did not become ready")
-        yield url
+        yield Served(url, proc)
     finally:
         proc.terminate()
         proc.wait(60)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a server's worker processes), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    return tree
+
+
+def memory_mib(pid: int, field: str = "Pss") -> float:
+    """``field`` of /proc/PID/smaps_rollup (Pss: resident memory with shared pages split
+    between the processes that share them, so a tree's sum counts each page once), in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 def free_port() -> int:

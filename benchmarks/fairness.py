@@ -17,8 +17,6 @@ import argparse
 import asyncio
 import io
 import math
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,25 +30,19 @@ from PIL import Image
 
 from authentiq.modelling.synthetic import make_item
 from authentiq.settings import Settings
-from benchmarks._common import machine
+from benchmarks._common import jpeg_views, machine, serve, serve_env
 
 PHOTO = (1600, 1200)
 
 
-def jpeg_views(seed: int) -> tuple[list[tuple[str, tuple[str, bytes, str]]], dict[str, str]]:
+def item_views(seed: int) -> tuple[list[tuple[str, tuple[str, bytes, str]]], dict[str, str]]:
     item = make_item(700_000 + seed)
-    files = []
-    for view, data in item.views.items():
-        img = Image.open(io.BytesIO(data)).convert("RGB").resize(PHOTO, Image.Resampling.BICUBIC)
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=90)
-        files.append((view, (f"{view}.jpg", buf.getvalue(), "image/jpeg")))
-    return files, {"brand": item.brand, "model": item.model}
+    return jpeg_views(item, PHOTO), {"brand": item.brand, "model": item.model}
 
 
 def heavy_views(settings: Settings) -> tuple[list[tuple[str, tuple[str, bytes, str]]], dict[str, str], int]:
     """Two PNGs as large as the budgets allow (RGBA: 4 bytes a pixel), small JPEGs elsewhere."""
-    files, form = jpeg_views(99)
+    files, form = item_views(99)
     per_view = min(settings.max_decoded_bytes_per_view,
                    (settings.max_decoded_bytes_per_request - 8 * 2**20) // 2)
     side = min(math.isqrt(per_view // 4), math.isqrt(settings.max_pixels))
@@ -125,7 +117,7 @@ def pct(xs: list[float], q: float) -> float:
 
 
 async def run(args: argparse.Namespace, url: str, pid: int, keys: list[str], settings: Settings) -> None:
-    normal = [encoded(*jpeg_views(s)) for s in range(4)]
+    normal = [encoded(*item_views(s)) for s in range(4)]
     heavy_files, heavy_form, side = heavy_views(settings)
     heavy = encoded(heavy_files, heavy_form)
     await normal_client(url, keys[0], normal, 3)  # warm-up
@@ -161,27 +153,11 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "AUTHENTIQ_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
-               "AUTHENTIQ_BLOB_DIR": f"{tmp}/blobs"}
+        env = serve_env(tmp, {})
         keys = [create_key(env, "normal"), create_key(env, "heavy")]
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen([sys.executable, "-m", "authentiq", "serve", "--port", str(port),
-                                 "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(600):
-                try:
-                    if httpx.get(url + "/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            asyncio.run(run(args, url, proc.pid, keys, settings))
-        finally:
-            proc.terminate()
-            proc.wait(60)
-
+        # one process: the admission gate, the rate limit (in memory) and the RSS are per process
+        with serve(tmp, {}, ("--workers", "1")) as server:
+            asyncio.run(run(args, server.url, server.proc.pid, keys, settings))
 
 if __name__ == "__main__":
     main()

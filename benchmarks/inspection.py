@@ -89,8 +89,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
     print(f"# Inspection through HTTP, CPU default ({machine()})\n")
-    with tempfile.TemporaryDirectory() as tmp, serve(tmp, {}) as url:
-        asyncio.run(run(url, args.requests, args.concurrency))
+    with tempfile.TemporaryDirectory() as tmp, serve(tmp, {}) as server:
+        asyncio.run(run(server.url, args.requests, args.concurrency))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import tempfile
 import time
 from collections import Counter
@@ -23,10 +22,9 @@ from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
-from PIL import Image
 
 from authentiq.modelling.synthetic import make_item
-from benchmarks._common import machine, serve
+from benchmarks._common import jpeg_views, machine, serve
 
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8)
 
@@ -46,17 +44,13 @@ class Run:
         return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
 
 
-def bodies(n_items: int, photo: tuple[int, int]) -> list[tuple[bytes, str]]:
-    """Encoded multipart bodies (built once, so the client spends no CPU on encoding)."""
+def bodies(n_items: int, photo: tuple[int, int], grain: float = 0.0) -> list[tuple[bytes, str]]:
+    """Encoded multipart bodies (built once, so the client spends no CPU on encoding);
+    ``grain``: sensor noise in the photos (:func:`benchmarks._common.jpeg_views`)."""
     out = []
     for seed in range(n_items):
         item = make_item(500_000 + seed, counterfeit=seed % 2 == 1)
-        files = []
-        for view, data in item.views.items():
-            img = Image.open(io.BytesIO(data)).convert("RGB").resize(photo, Image.Resampling.BICUBIC)
-            buf = io.BytesIO()
-            img.save(buf, "JPEG", quality=90)
-            files.append((view, (f"{view}.jpg", buf.getvalue(), "image/jpeg")))
+        files = jpeg_views(item, photo, grain=grain, seed=seed)
         request = httpx.Request("POST", "http://x/v1/inspections", files=files,
                                 data={"brand": item.brand, "model": item.model})
         out.append((request.read(), request.headers["content-type"]))
@@ -185,11 +179,15 @@ def main() -> None:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         # one client address drives all the load here: let it have every request in flight
         one = {"MAX_IN_FLIGHT_PER_CLIENT": str(max(levels) * 2)}
-        urls = {"off": stack.enter_context(serve(f"{tmp}/off", {"MAX_BATCH_SIZE": "1", **one})),
-                "on": stack.enter_context(serve(f"{tmp}/on", one))}
+
+        def server(name: str, settings: dict[str, str]) -> str:
+            # one process: the batch sizes and overload counts come from its /metrics
+            return stack.enter_context(serve(f"{tmp}/{name}", settings, ("--workers", "1"))).url
+
+        urls = {"off": server("off", {"MAX_BATCH_SIZE": "1", **one}), "on": server("on", one)}
         asyncio.run(side_by_side(urls, payloads, levels, args.seconds))
-        full = stack.enter_context(serve(f"{tmp}/full", {"MAX_QUEUE_SIZE": "2", **one}))
-        late = stack.enter_context(serve(f"{tmp}/late", one))
+        full = server("full", {"MAX_QUEUE_SIZE": "2", **one})
+        late = server("late", one)
         print("\n## Overload paths: client-side counts vs the server's metrics\n")
         print("| scenario | concurrency | 201 | 503 seen | queue_full metric | 503 metric | "
               "504 seen | deadline metric | 504 metric | other |")

@@ -106,7 +106,8 @@ def main() -> None:
                 assert triton is not None
                 settings |= {"BACKEND": "triton", "TRITON_URL": triton.grpc_url}
             with ExitStack() as servers:
-                urls = [servers.enter_context(serve(f"{tmp}/{label}/{i}", settings))
+                one = ("--workers", "1")  # a process per worker; the load is split by us
+                urls = [servers.enter_context(serve(f"{tmp}/{label}/{i}", settings, one)).url
                         for i in range(workers)]
                 asyncio.run(load(urls, payloads[:2], 2, 3))  # warm up
                 run = asyncio.run(load(urls, payloads, args.concurrency, args.seconds))

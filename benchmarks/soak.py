@@ -63,7 +63,8 @@ class Server:
         with (self.folder / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "authentiq", "serve", "--port", str(self.port),
-                 "--log-level", "warning"], env=self.env, stdout=subprocess.DEVNULL, stderr=log)
+                 "--log-level", "warning", "--workers", "1"],  # RSS of one process
+                env=self.env, stdout=subprocess.DEVNULL, stderr=log)
         self.generation += 1
         self.started = time.monotonic()
         url = f"http://127.0.0.1:{self.port}/readyz"

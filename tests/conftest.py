@@ -263,14 +263,17 @@ def _drop_test_schemas() -> Iterator[None]:
 
 def start_server(tmp: Path, port: int, *args: str, log_name: str = "server.log",
                  **env: str) -> subprocess.Popen[bytes]:
-    """``authentiq serve`` in a process of its own (the run's database, blobs in ``tmp``)."""
+    """``authentiq serve`` in a process of its own (the run's database, blobs in ``tmp``); one
+    worker process unless ``args`` ask for more (tests kill and inspect that process)."""
     environ = {**os.environ, "AUTHENTIQ_DATABASE_URL": database_url_for(tmp),
                "AUTHENTIQ_BLOB_DIR": str(tmp / "blobs"), "AUTHENTIQ_REFERENCE_SEED_DIR": "",
                "AUTHENTIQ_PREPROCESS_WORKERS": "2", **env}
     log = tmp / log_name
     with log.open("ab") as err:  # the child keeps its own descriptor
         proc = subprocess.Popen([sys.executable, "-m", "authentiq", "serve", "--port", str(port),
-                                 "--log-level", "warning", *args], env=environ,
+                                 "--log-level", "warning",
+                                 *(args if "--workers" in args else ("--workers", "1", *args))],
+                                env=environ,
                                 stdout=subprocess.DEVNULL, stderr=err)
     end = time.monotonic() + 60
     while time.monotonic() < end and proc.poll() is None:

@@ -21,10 +21,12 @@ import copy
 import functools
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import h11
+import httpx
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -33,6 +35,7 @@ from authentiq.settings import ConnectionSettings
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 16 * 1024
+READY_CHECK = "/readyz?from=authentiq-serve"  # the path ReadyWatch asks, not access-logged
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -102,7 +105,60 @@ def log_config(level: str) -> dict[str, Any]:
                                       "propagate": False}
     config["loggers"]["authentiq.access"] = {
         "level": numeric if numeric == "DEBUG" else "WARNING"}
+    config["filters"] = {"own_ready_checks": {"()": "authentiq.api.server.OwnReadyChecks"}}
+    config["handlers"]["access"]["filters"] = ["own_ready_checks"]
     return config
+
+
+class OwnReadyChecks(logging.Filter):
+    """Leaves ``serve``'s own readiness checks (:class:`ReadyWatch`) out of the access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and len(args) > 2 and args[2] == READY_CHECK)
+
+
+def ready_message(url: str, model: str, precision: str, backend: str, device: str,
+                  references: int, workers: int = 1) -> str:
+    """What `authentiq serve` (and so `make run`) prints once its URL answers."""
+    processes = f", {workers} worker processes" if workers > 1 else ""
+    return (f"AuthentiQ ready on {url}  ({model}, {precision} on {backend}/{device}, "
+            f"{references} references{processes})\n"
+            f"  kiosk {url}kiosk · review queue {url}review · API docs {url}docs")
+
+
+class ReadyWatch:
+    """With several worker processes, the parent serves nothing itself: this thread asks the
+    URL's ``/readyz`` until a worker answers 200, then prints :func:`ready_message` from its
+    answer (the URL answers from then on; later workers join as they finish starting)."""
+
+    def __init__(self, url: str, workers: int, interval_s: float = 0.2) -> None:
+        self.url, self.workers, self.interval_s = url, workers, interval_s
+        self.announced = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="authentiq-ready", daemon=True)
+
+    def __enter__(self) -> ReadyWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self._stop.wait(self.interval_s):
+                try:
+                    answer = client.get(self.url.rstrip("/") + READY_CHECK)
+                except httpx.HTTPError:
+                    continue  # not listening yet, or a worker is still starting
+                if answer.status_code == 200:
+                    r = answer.json()
+                    print(ready_message(self.url, r["model"], r["precision"], r["backend"],
+                                        r["device"], r["references"], self.workers), flush=True)
+                    self.announced = True
+                    return
 
 
 class AnnouncingServer(uvicorn.Server):

@@ -48,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug", "trace"],
                    help="uvicorn's and AuthentiQ's log level")
-    s.add_argument("--workers", type=int, default=1,
-                   help="worker processes on this port (share a PostgreSQL database for more "
-                        "than one; see docs/deployment.md)")
+    s.add_argument("--workers", type=serving.worker_count, metavar="N",
+                   help="worker processes on this port (default: one per available CPU, each "
+                        "with its share of the threads; 1: a single process; several hosts "
+                        "share a PostgreSQL database: docs/deployment.md)")
     s.set_defaults(func=serving.serve)
 
     o = sub.add_parser("openapi", help="print (or --out write) the OpenAPI document")

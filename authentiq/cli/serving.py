@@ -19,57 +19,103 @@ def version(args: argparse.Namespace) -> int:
     print(f"authentiq {__version__}")
     return 0
 
+
+def default_workers(cpus: int) -> int:
+    """``authentiq serve``'s worker processes when ``--workers`` is not given: one per CPU.
+    One process keeps well under its CPUs busy (the Python-side work of a request holds the
+    GIL), and single-threaded workers did ~30 % more work per CPU-second than one process with
+    two threads; a third worker on 2 CPUs added memory, not work (docs/performance.md,
+    "Ceiling": 1, 2 and 3 workers side by side)."""
+    return max(1, cpus)
+
+
+def worker_count(text: str) -> int:
+    """``--workers``: a whole number, 1 or more."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def thread_share(cpus: int, workers: int) -> int:
+    """Each worker's share of the CPUs, at least one: its ONNX Runtime threads (more than one
+    spin-wait between batches and burn CPU the other workers could use)."""
+    return max(1, cpus // workers)
+
+
+def decode_threads(cpus: int, workers: int) -> int:
+    """Each worker's decoding pool: its share of the CPUs, but two where there are two, so that
+    a lone request's photos decode two at a time (a worker per CPU with one thread each would
+    decode a request's six photos one after another). Under load the extra threads only wait
+    their turn: measured as much work per CPU-second as one thread (docs/performance.md)."""
+    return max(thread_share(cpus, workers), min(2, cpus))
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from authentiq.api.app import create_app
-    from authentiq.api.server import AnnouncingServer, browsable, log_config, uvicorn_options
-    from authentiq.settings import Settings
+    from authentiq.api.server import AnnouncingServer, browsable, log_config, ready_message, uvicorn_options
+    from authentiq.settings import Settings, available_cpus
 
-    overrides = {k: v for k, v in (("model_path", args.model), ("database_url", args.database_url))
-                 if v is not None}
+    cpus = available_cpus()
+    workers = args.workers or default_workers(cpus)
+    overrides: dict[str, Any] = {
+        k: v for k, v in (("model_path", args.model), ("database_url", args.database_url))
+        if v is not None}
     url = browsable(args.host, args.port)
     if "AUTHENTIQ_PUBLIC_BASE_URL" not in os.environ:
         # Share links and QR codes point at this server, not at a port nobody listens on; a
         # deployment sets AUTHENTIQ_PUBLIC_BASE_URL (start-up warns while it is unset).
         overrides["public_base_url"] = url.rstrip("/")
+    shares = {"preprocess_workers": decode_threads(cpus, workers),
+              "ort_threads": thread_share(cpus, workers)}
+    for name, threads in shares.items():  # unless set: this worker's share
+        if f"AUTHENTIQ_{name.upper()}" not in os.environ:
+            overrides[name] = threads
     settings = Settings(**overrides)
     options = {"host": args.host, "port": args.port, "log_level": args.log_level,
                "log_config": log_config(args.log_level), **uvicorn_options(settings.connections)}
-    if args.workers > 1:
-        return serve_workers(args, settings, overrides, options)
+    if workers > 1:
+        return serve_workers(workers, cpus, url, settings, overrides, options)
     app = create_app(settings)
 
     def announce() -> None:
         services = app.state.services
         info = services.backend.info
-        print(f"AuthentiQ ready on {url}  ({services.backend.spec.version_key}, {info.precision} "
-              f"on {info.name}/{info.device}, {services.index.size} references)\n"
-              f"  kiosk {url}kiosk · review queue {url}review · API docs {url}docs", flush=True)
+        print(ready_message(url, services.backend.spec.version_key, info.precision, info.name,
+                            info.device, services.index.size), flush=True)
 
     server = AnnouncingServer(uvicorn.Config(app, **options), announce)
     server.run()
     return 0 if server.started else 3
 
 
-def serve_workers(args: argparse.Namespace, settings: Settings, overrides: dict[str, str],
-                  options: dict[str, Any]) -> int:
+def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
+                  overrides: dict[str, Any], options: dict[str, Any]) -> int:
     """Several worker processes on one port (uvicorn's process manager restarts any that dies).
     They share everything through the database, the blob store and Redis; the schema is
-    migrated once here, before they start."""
+    migrated once here, before they start. This process says "ready" once the URL answers."""
     import uvicorn
 
-    from authentiq.api.server import browsable
+    from authentiq.api.server import ReadyWatch
     from authentiq.storage.db import open_database
 
     if settings.storage.migrate:
         open_database(settings.storage.database_url).dispose()
     for key, value in overrides.items():  # the workers read their settings from the environment
         os.environ[f"AUTHENTIQ_{key.upper()}"] = str(value)
-    print(f"AuthentiQ starting {args.workers} workers on {browsable(args.host, args.port)} "
-          f"(each logs \"ready\" when it serves; API docs: /docs)", flush=True)
-    uvicorn.run("authentiq.api.app:create_app", factory=True, workers=args.workers, **options)
-    return 0
+    threads, ort = settings.inspection.preprocess_workers, settings.model.ort_threads or "all"
+    print(f"AuthentiQ starting {workers} worker processes on {url} ({cpus} CPUs; each with "
+          f"{threads} decoding and {ort} model threads)", file=sys.stderr, flush=True)
+    if settings.access.rate_limit_storage.startswith("memory://"):
+        print(f"  rate limits are counted by each worker alone (AUTHENTIQ_RATE_LIMIT_STORAGE="
+              f"memory://): a key may get up to {workers}× AUTHENTIQ_RATE_LIMIT, an address "
+              f"{workers}× AUTHENTIQ_LOGIN_RATE_LIMIT; redis://... shares them (docs/deployment.md)",
+              file=sys.stderr, flush=True)
+    with ReadyWatch(url, workers) as watch:
+        uvicorn.run("authentiq.api.app:create_app", factory=True, workers=workers, **options)
+    return 0 if watch.announced else 3
 
 def inspect(args: argparse.Namespace) -> int:
     from authentiq.cli.client import inspect_photos

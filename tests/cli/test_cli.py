@@ -240,41 +240,6 @@ def test_a_running_server_counts_references_enrolled_from_the_cli(
         assert 'href="/kiosk"' in home.text and 'href="/docs"' in home.text
 
 
-def test_serve_says_where_once_it_answers(tmp_path: Path) -> None:
-    """`authentiq serve` (what `make run` runs) prints the URL after start-up, not before, with
-    the backend it chose; that URL answers; share links point at this port by default."""
-    import os
-    import subprocess
-    import sys
-
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "AUTHENTIQ_BLOB_DIR": str(tmp_path / "blobs"),
-           "AUTHENTIQ_REFERENCE_SEED_DIR": "", "AUTHENTIQ_ORT_THREADS": "1"}
-    env.pop("AUTHENTIQ_PUBLIC_BASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "authentiq", "serve", "--port", str(port),
-         "--database-url", database_url_for(tmp_path)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        # printed once it serves: the URL answers at once, with the landing page
-        assert line.startswith(f"AuthentiQ ready on http://127.0.0.1:{port}/  (authentiq-default@")
-        assert "int8-cpu on onnxruntime/cpu, 0 references" in line
-        home = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
-        assert home.status_code == 200 and "Kiosk" in home.text
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=60)
-    # the backend choice is logged without -v, and the base URL warning names this port
-    assert "authentiq.api.app: ready: authentiq-default" in err and "on onnxruntime" in err
-    assert f"share links and QR codes point at http://127.0.0.1:{port}, which only" in err
-
-
 def test_inspect_without_a_server_says_what_to_check(tmp_path: Path, genuine_item: SyntheticItem,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
