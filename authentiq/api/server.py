@@ -21,6 +21,7 @@ import copy
 import functools
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -28,9 +29,12 @@ from typing import Any
 import h11
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from authentiq.api.app import create_app
+from authentiq.errors import AuthentiqError
 from authentiq.settings import ConnectionSettings
 
 log = logging.getLogger(__name__)
@@ -159,6 +163,23 @@ class ReadyWatch:
                                         r["device"], r["references"], self.workers), flush=True)
                     self.announced = True
                     return
+
+
+STARTUP_FAILURE = 3  # uvicorn's exit status for a worker that cannot start
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (``serve`` with several): ``create_app`` with the
+    settings the parent put in the environment. A worker that cannot build its app exits with
+    uvicorn's start-up failure status, on which the parent stops every worker and exits (on any
+    other status it would restart the worker, forever, each failing the same way)."""
+    try:
+        return create_app()
+    except AuthentiqError as exc:
+        log.error("cannot start: %s; stopping the server", exc.detail)
+    except Exception:  # a process boundary: whatever stops the app stops the server
+        log.exception("this worker cannot start; stopping the server")
+    sys.exit(STARTUP_FAILURE)
 
 
 class AnnouncingServer(uvicorn.Server):

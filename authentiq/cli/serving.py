@@ -94,13 +94,16 @@ def serve(args: argparse.Namespace) -> int:
 def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
                   overrides: dict[str, Any], options: dict[str, Any]) -> int:
     """Several worker processes on one port (uvicorn's process manager restarts any that dies).
-    They share everything through the database, the blob store and Redis; the schema is
-    migrated once here, before they start. This process says "ready" once the URL answers."""
+    They share everything through the database, the blob store and Redis; the model's contract
+    is checked and the schema migrated once here, before they start. This process says "ready"
+    once the URL answers."""
     import uvicorn
 
     from authentiq.api.server import ReadyWatch
+    from authentiq.inference.select import model_contract
     from authentiq.storage.db import open_database
 
+    model_contract(settings.model)  # what create_app reads first: refused here, said once
     if settings.storage.migrate:
         open_database(settings.storage.database_url).dispose()
     for key, value in overrides.items():  # the workers read their settings from the environment
@@ -114,7 +117,7 @@ def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
               f"{workers}× AUTHENTIQ_LOGIN_RATE_LIMIT; redis://... shares them (docs/deployment.md)",
               file=sys.stderr, flush=True)
     with ReadyWatch(url, workers) as watch:
-        uvicorn.run("authentiq.api.app:create_app", factory=True, workers=workers, **options)
+        uvicorn.run("authentiq.api.server:worker_app", factory=True, workers=workers, **options)
     return 0 if watch.announced else 3
 
 def inspect(args: argparse.Namespace) -> int:

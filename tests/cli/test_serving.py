@@ -144,3 +144,23 @@ def test_serve_says_where_once_it_answers(tmp_path: Path, workers: int | None) -
         while any(Path(f"/proc/{w}").exists() for w in workers_seen) and time.monotonic() < end:
             time.sleep(0.1)
         assert not [w for w in workers_seen if Path(f"/proc/{w}").exists()]
+
+
+@pytest.mark.parametrize("workers", [None, 1], ids=["default", "one"])
+def test_serve_that_cannot_start_stops(tmp_path: Path, workers: int | None) -> None:
+    """A worker whose start-up fails (here: a database without this release's schema, and
+    migrations switched off) stops the whole server with status 3 — no worker restarted
+    forever, no ready line."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AUTHENTIQ_BLOB_DIR": str(tmp_path / "blobs"), "AUTHENTIQ_MIGRATE": "false",
+           "AUTHENTIQ_REFERENCE_SEED_DIR": "", "AUTHENTIQ_ORT_THREADS": "1"}
+    args = ["--workers", str(workers)] if workers else []
+    done = subprocess.run(
+        [sys.executable, "-m", "authentiq", "serve", "--port", str(port),
+         "--database-url", database_url_for(tmp_path), *args],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3
+    assert "AuthentiQ ready" not in done.stdout
+    assert "authentiq db upgrade" in done.stderr  # the reason, naming the command to run
