@@ -137,7 +137,7 @@ def main() -> None:
     per_stage, waiting = shares(out.read_text())
     total = sum(per_stage.values())
     print(f"# Profile at saturation ({machine()})\n\n`authentiq serve` with default settings, "
-          f"{workers} workers × {decode_threads(cpus, workers)} decoding threads, "
+          f"{workers} worker(s) × {decode_threads(cpus, workers)} decoding threads, "
           f"{args.concurrency} closed-loop clients, six {args.photo} photos per inspection (grain "
           f"σ={args.grain:g}); py-spy at {args.rate} Hz for {args.seconds:g} s ({summary}): "
           f"{total} busy samples, {waiting} of waiting threads left out; {rate:.1f} inspections/s "
@@ -148,7 +148,8 @@ def main() -> None:
         prefix = stage.split(":")[0]
         if prefix in GROUPS:
             groups[GROUPS[prefix]] += n
-    for stage, n in sorted((per_stage + groups).items(), key=lambda kv: -kv[1]):
+    every = Counter({stage: 0 for stage, _ in STAGES}) | per_stage | groups  # 0 % rows too
+    for stage, n in sorted(every.items(), key=lambda kv: -kv[1]):
         print(f"| {stage} | {100 * n / total:.1f}% |")
 
 
