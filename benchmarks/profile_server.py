@@ -134,7 +134,7 @@ def main() -> None:
             serve(tmp, settings, ("--workers", str(workers))) as server:
         raw = [encoded(server.url, files, form) for files, form in items]
         rate, summary = asyncio.run(profile(server.url, server.proc.pid, raw, args, out))
-    per_stage, waiting = shares(out.read_text())
+    per_stage, waiting = shares(out.read_text(errors="replace"))
     total = sum(per_stage.values())
     print(f"# Profile at saturation ({machine()})\n\n`authentiq serve` with default settings, "
           f"{workers} worker(s) × {decode_threads(cpus, workers)} decoding threads, "
@@ -148,8 +148,8 @@ def main() -> None:
         prefix = stage.split(":")[0]
         if prefix in GROUPS:
             groups[GROUPS[prefix]] += n
-    every = Counter({stage: 0 for stage, _ in STAGES}) | per_stage | groups  # 0 % rows too
-    for stage, n in sorted(every.items(), key=lambda kv: -kv[1]):
+    rows = {stage: 0 for stage, _ in STAGES} | dict(per_stage) | dict(groups)  # 0 % rows too
+    for stage, n in sorted(rows.items(), key=lambda kv: -kv[1]):
         print(f"| {stage} | {100 * n / total:.1f}% |")
 
 
