@@ -88,8 +88,14 @@ class BlobStore:
         return path.read_bytes()
 
     def folders(self) -> list[tuple[str, float]]:
-        return [(p.name, p.stat().st_mtime) for p in self.root.iterdir()
-                if p.is_dir() and is_item(p.name)]
+        out = []
+        for p in self.root.iterdir():
+            try:
+                if p.is_dir() and is_item(p.name):
+                    out.append((p.name, p.stat().st_mtime))
+            except FileNotFoundError:  # removed meanwhile (another worker's start-up sweep)
+                continue
+        return out
 
     def delete(self, item_id: str) -> None:
         shutil.rmtree(self.root / item_id, ignore_errors=True)
