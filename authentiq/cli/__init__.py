@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also N out-of-distribution submissions (noise, blank frames, documents, "
                         "textures, objects, scene crops, swapped and duplicated views)")
     v.add_argument("--ood-seed", type=int, default=0, help="first distractor seed")
+    v.add_argument("--ood-kinds", metavar="K1,K2",
+                   help="only these distractor kinds, cycled (e.g. the alterations: mirrored_view,"
+                        "turned_view,upside_down,degraded_view,foreign_view)")
     v.add_argument("--plots", metavar="DIR", help="write the reliability diagram (PNG) here")
     v.set_defaults(func=modelling.evaluate)
 
@@ -160,6 +163,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quantile of untouched photos' alteration logits a view's thresholds are "
                         "set at")
     g.set_defaults(func=modelling.fit_gate)
+
+    x = sub.add_parser("fit-view-check", help="fit the per-view reference check (each photo "
+                                              "against the same view of the claimed product's "
+                                              "references) and write it into the models; after "
+                                              "fit-gate")
+    x.add_argument("models", nargs="+", help="every flavour of one model (each fitted on its own)")
+    x.add_argument("--items", type=int, default=1200, help="genuine synthetic items")
+    x.add_argument("--data", help="a folder of labelled items (with brand and model) instead of "
+                                  "synthetic ones; its genuine items are used")
+    x.add_argument("--cache", help="file keeping the generated items between runs (.npz)")
+    x.add_argument("--quantile", type=float, default=0.0005,
+                   help="quantile of genuine photos' similarity a view's floor is set at")
+    x.add_argument("--loose-quantile", type=float, default=0.1,
+                   help="below this quantile a photo is also compared with other products")
+    x.add_argument("--margin-quantile", type=float, default=0.999,
+                   help="quantile of genuine photos' (other product − own) similarity margin")
+    x.add_argument("--draws", type=int, default=10,
+                   help="random reference sets per reference count")
+    x.add_argument("--components", type=int, default=32,
+                   help="within-product directions whitened one by one (the rest as one)")
+    x.add_argument("--shrinkage", type=float, default=0.1,
+                   help="share of the within-product scatter shrunk towards isotropic")
+    x.set_defaults(func=modelling.fit_view_check)
 
     r = sub.add_parser("fit-temperature", help="fit the confidence calibration (temperature) "
                                                "and write it into the models")

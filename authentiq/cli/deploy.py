@@ -1,4 +1,4 @@
-"""Deployment commands: ``authentiq db upgrade|current`` and ``authentiq export-triton``."""
+"""Deployment commands: ``authentiq db upgrade|downgrade|current`` and ``authentiq export-triton``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ def db_upgrade(args: argparse.Namespace) -> int:
         print(f"database already at schema revision {after} (this release's head)")
     else:
         print(f"database schema upgraded: {before or 'empty'} → {after}")
+    return 0
+
+
+def db_downgrade(args: argparse.Namespace) -> int:
+    from authentiq.storage.db import downgrade, make_engine
+
+    engine = make_engine(_url(args))
+    try:
+        before, after = downgrade(engine, args.revision)
+    finally:
+        engine.dispose()
+    print(f"database schema downgraded: {before or 'empty'} → {after or 'empty'}")
     return 0
 
 
@@ -64,14 +76,19 @@ def export_triton(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    d = sub.add_parser("db", help="the database schema: upgrade (Alembic migrations), current")
+    d = sub.add_parser("db", help="the database schema: upgrade (Alembic migrations), "
+                                  "downgrade, current")
     d_sub = d.add_subparsers(dest="db_command", required=True)
     u = d_sub.add_parser("upgrade", help="apply the migrations this release brings (idempotent; "
                                          "safe while other workers start)")
     u.set_defaults(func=db_upgrade)
+    w = d_sub.add_parser("downgrade", help="undo migrations down to REVISION (before rolling "
+                                           "back to an older release; stop the service first)")
+    w.add_argument("revision", help="the older release's head revision, e.g. 0005")
+    w.set_defaults(func=db_downgrade)
     c = d_sub.add_parser("current", help="print the schema revision; exit 1 if an upgrade is due")
     c.set_defaults(func=db_current)
-    for p in (u, c):
+    for p in (u, w, c):
         p.add_argument("--database-url", help="default: AUTHENTIQ_DATABASE_URL")
 
     t = sub.add_parser("export-triton", help="write a Triton Inference Server model repository "

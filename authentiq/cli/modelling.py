@@ -1,4 +1,5 @@
-"""Making and checking models: synth, train, export, calibrate, evaluate, fit-embedding, fit-fusion."""
+"""Making and checking models: synth, train, export, calibrate, evaluate, fit-* (gate, view
+check, temperature, embedding, fusion)."""
 
 from __future__ import annotations
 
@@ -97,7 +98,8 @@ def evaluate(args: argparse.Namespace) -> int:
         print()
         print(trust_report(first, ts, Path(args.references) if args.references else None,
                            ood=args.ood, plots=Path(args.plots) if args.plots else None,
-                           first_seed=args.ood_seed))
+                           first_seed=args.ood_seed,
+                           kinds=tuple(args.ood_kinds.split(",")) if args.ood_kinds else None))
     return 0
 
 
@@ -108,6 +110,17 @@ def fit_gate(args: argparse.Namespace) -> int:
                  data=args.data, cache=Path(args.cache) if args.cache else None,
                  alteration_items=args.alteration_items, epochs=args.epochs,
                  alteration_quantile=args.alteration_quantile)
+    print(json.dumps(params.model_dump(), indent=2))
+    return 0
+
+
+def fit_view_check(args: argparse.Namespace) -> int:
+    from authentiq.modelling.training.view_check import fit_view_check as fit
+
+    params = fit([Path(m) for m in args.models], items=args.items, data=args.data,
+                 cache=Path(args.cache) if args.cache else None, quantile=args.quantile,
+                 loose_quantile=args.loose_quantile, margin_quantile=args.margin_quantile,
+                 draws=args.draws, components=args.components, shrinkage=args.shrinkage)
     print(json.dumps(params.model_dump(), indent=2))
     return 0
 

@@ -25,9 +25,17 @@ OUTPUT_NAMES = ("logits", "embedding", "cam")
 # distribution [B, cells, views]. A model without ``view_scores`` is served with the gate off,
 # and its reports say so. A model with the gate's alteration head
 # (GateParams.alteration_thresholds) has two more columns in ``view_scores``: the cell's own
-# view's orientation and degradation logits [B, cells, views + 2].
+# view's orientation and degradation logits [B, cells, views + 2]. The per-view reference check
+# (authentiq.modelling.training.view_check adds it; authentiq.pipeline.view_references reads it)
+# adds ``view_descriptors [B, cells, D]``: each cell's square-rooted ``view_features`` in a frame
+# where genuine photos of one product vary as little as possible (whitened by the within-product
+# scatter fitted on genuine items), compared by cosine similarity with the same view of the
+# claimed product's references (ModelSpec.view_check holds the floors).
 VIEW_FEATURES = "view_features"
 VIEW_SCORES = "view_scores"
+VIEW_DESCRIPTORS = "view_descriptors"
+# in the order :class:`~authentiq.inference.backends.base.Outputs` holds them
+OPTIONAL_OUTPUTS = (VIEW_SCORES, VIEW_FEATURES, VIEW_DESCRIPTORS)
 PREFIX = "authentiq."
 REQUIRED_KEYS = ("views", "grid", "tile_size", "mean", "std", "classes", "embedding_size",
                  "model_name", "model_version")
@@ -109,6 +117,52 @@ class GateParams(BaseModel):
     fitted_on: str = ""
 
 
+class ViewCheckParams(BaseModel):
+    """The per-view reference check (``authentiq fit-view-check``).
+
+    Each usable photo's ``view_descriptors`` row (the model computes it: square-rooted
+    ``view_features`` whitened by the within-product scatter of genuine photos) is compared, by
+    cosine similarity, with the same view of the claimed product's enrolled references; the
+    closest counts. A view is *unlike the references* when that similarity is below
+    ``floors[view]``, or below ``loose[view]`` while another product's references of that view
+    are closer by more than ``margins[view]`` (at least 0). Every table holds one value per entry
+    of ``counts`` (references of the claimed product with that view): the closest of n
+    references is more similar the larger n, so each count has its own floor; a count between
+    two entries takes the lower entry's (fewer false alarms), one beyond the last the last's.
+    ``features_id`` names the whitening in the graph: references keep it with their
+    descriptors, and descriptors made by another whitening are not compared (``re-embed``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+    features_id: str = Field(min_length=1, max_length=64)
+    components: int = Field(ge=0, description="within-product directions whitened one by one")
+    counts: tuple[int, ...] = Field(min_length=1)
+    floors: dict[str, tuple[float, ...]]
+    loose: dict[str, tuple[float, ...]]
+    margins: dict[str, tuple[float, ...]]
+    quantile: float = Field(gt=0, lt=0.5, description="floors: this quantile of genuine photos")
+    loose_quantile: float = Field(gt=0, lt=1)
+    margin_quantile: float = Field(gt=0.5, lt=1)
+    fitted_on: str = ""
+
+    @model_validator(mode="after")
+    def _tables(self) -> ViewCheckParams:
+        if list(self.counts) != sorted(set(self.counts)) or self.counts[0] < 1:
+            raise ValueError("counts must be ascending, distinct and at least 1")
+        for name in ("floors", "loose", "margins"):
+            table: dict[str, tuple[float, ...]] = getattr(self, name)
+            if any(len(row) != len(self.counts) for row in table.values()):
+                raise ValueError(f"{name} needs one value per count {list(self.counts)}")
+        if not (set(self.floors) == set(self.loose) == set(self.margins)):
+            raise ValueError("floors, loose and margins must name the same views")
+        return self
+
+    def at(self, view: str, count: int) -> tuple[float, float, float]:
+        """(floor, loose floor, margin) for a view of a product with ``count`` references."""
+        i = max(sum(c <= count for c in self.counts) - 1, 0)
+        return self.floors[view][i], self.loose[view][i], self.margins[view][i]
+
+
 class Calibration(BaseModel):
     """Temperature scaling of the classifier's logits (``authentiq fit-temperature``):
     ``p = softmax(logits / temperature)[counterfeit]``, fitted on held-out items."""
@@ -135,6 +189,8 @@ class ModelSpec(BaseModel):
     fusion: FusionParams | None = None  # absent: verdicts rest on the classifier alone
     gate: GateParams | None = None  # absent: no out-of-distribution gate (reports say so)
     calibration: Calibration | None = None  # absent: the classifier's softmax is taken as is
+    # absent: photos are not compared view by view with the references (reports say so)
+    view_check: ViewCheckParams | None = None
     data_card: str = ""
 
     @model_validator(mode="after")
@@ -158,6 +214,8 @@ class ModelSpec(BaseModel):
                     t is not None and set(t) != set(names) for t in altered):
                 raise ValueError(f"alteration thresholds must come in both tables, one pair per "
                                  f"view {names}")
+        if self.view_check is not None and set(self.view_check.floors) != set(names):
+            raise ValueError(f"view check floors must name every view {names}")
         return self
 
     @property

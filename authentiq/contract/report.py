@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_SCHEMA_VERSION = "5"
-SchemaVersion = Literal["2", "3", "4", "5"]
+REPORT_SCHEMA_VERSION = "6"
+SchemaVersion = Literal["2", "3", "4", "5", "6"]
 VerdictName = Literal["authentic", "counterfeit", "inconclusive"]
 GateFinding = Literal["not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
                       "degraded_view"]
@@ -47,6 +47,10 @@ class ReasonCode(StrEnum):
     DUPLICATE_VIEW = "duplicate_view"
     MISORIENTED_VIEW = "misoriented_view"
     DEGRADED_VIEW = "degraded_view"
+    # the per-view reference check (authentiq.pipeline.view_references): a photo unlike the same
+    # view of the claimed product's references; the check could not run for these references
+    UNLIKE_REFERENCES = "unlike_references"
+    VIEW_CHECK_SKIPPED = "view_check_skipped"
     OPTIONAL_VIEW_SKIPPED = "optional_view_skipped"
     REVIEW_ADVISED = "review_advised"
     AUTOMATED_DECISION = "automated_decision"
@@ -80,9 +84,11 @@ class Retake(BaseModel):
     """A photo to take again, and why."""
 
     view: str
-    reason: str = Field(description="a quality reason (blurred, glare, ...) or a gate finding "
+    reason: str = Field(description="a quality reason (blurred, glare, ...), a gate finding "
                                     "(not_a_product, wrong_view, duplicate_view, "
-                                    "misoriented_view, degraded_view)")
+                                    "misoriented_view, degraded_view) or unlike_references "
+                                    "(unlike the same view of the claimed product's genuine "
+                                    "references)")
     message: str
 
 
@@ -125,6 +131,33 @@ class ClaimedMatches(BaseModel):
     matches: list[ReferenceMatch]
 
 
+class ViewReferenceMatch(BaseModel):
+    """One photo against the same view of the claimed product's references."""
+
+    view: str
+    similarity: float = Field(description="cosine similarity of the photo's descriptor to the "
+                                          "closest claimed reference's same view (the model's "
+                                          "view_descriptors)")
+    reference_id: str
+    floor: float = Field(description="the view's floor for this many references")
+    finding: Literal["unlike_references"] | None
+    other_product: str | None = Field(description="brand/model whose references' same view is "
+                                                  "closer, when that made the finding")
+    other_similarity: float | None
+
+
+class ViewReferenceCheck(BaseModel):
+    """The per-view comparison with the claimed product's references."""
+
+    status: Literal["checked", "no_references", "not_filled", "unavailable"] = Field(
+        description="checked; no_references: the claimed product has none; not_filled: some of "
+                    "its references have no per-view descriptors of this model's check yet "
+                    "(`authentiq re-embed` adds them), so the check was skipped; unavailable: "
+                    "the model carries no per-view check")
+    lacking: int = Field(description="claimed references without per-view descriptors")
+    matches: list[ViewReferenceMatch]
+
+
 class ReferenceEvidence(BaseModel):
     """A copy of the reference comparison, kept by the report (valid after references go)."""
 
@@ -132,6 +165,7 @@ class ReferenceEvidence(BaseModel):
     k: int
     claimed: ClaimedMatches
     other_products: list[ReferenceMatch]
+    views: ViewReferenceCheck | None = None  # absent before schema 6
 
 
 class Fusion(BaseModel):
@@ -210,11 +244,14 @@ class Report(BaseModel):
     """One inspection's report as stored; the API adds ``links`` and heatmap URLs."""
 
     schema_version: SchemaVersion = Field(
-        description="5 for new reports; 4, 3 or 2 for reports stored by earlier releases. 5 "
-                    "added heatmaps.views (the database upgrade gave older reports theirs) and "
-                    "lists the reason codes; 3 lacks the gate's misoriented_view and "
-                    "degraded_view findings; 2 was stored before the view gate (it lacks retake, "
-                    "review_advised and gate, and its confidence is always a number)")
+        description="6 for new reports; 5, 4, 3 or 2 for reports stored by earlier releases. 6 "
+                    "added references.views (each photo against the same view of the claimed "
+                    "product's references) and the reason codes unlike_references and "
+                    "view_check_skipped; 5 added heatmaps.views (the database upgrade gave "
+                    "older reports theirs) and lists the reason codes; 3 lacks the gate's "
+                    "misoriented_view and degraded_view findings; 2 was stored before the view "
+                    "gate (it lacks retake, review_advised and gate, and its confidence is always "
+                    "a number)")
     id: str
     created_at: str
     client_ref: str | None

@@ -39,9 +39,10 @@ def collate(rows: Sequence[np.ndarray], staging: np.ndarray | None = None) -> np
 
 def split(outputs: Outputs, n: int) -> list[Outputs]:
     """One batch of outputs → one ``Outputs`` per request, in order."""
-    scores = outputs.view_scores
-    if len(outputs) != n or len(outputs.embedding) != n or len(outputs.cam) != n or (
-            scores is not None and len(scores) != n):
+    optional = [a for a in (outputs.view_scores, outputs.view_features, outputs.view_descriptors)
+                if a is not None]
+    if len(outputs) != n or len(outputs.embedding) != n or len(outputs.cam) != n or any(
+            len(a) != n for a in optional):
         raise InferenceFailed(
             f"backend returned {len(outputs)}/{len(outputs.embedding)}/{len(outputs.cam)} rows "
             f"(logits/embedding/cam) for a batch of {n}")

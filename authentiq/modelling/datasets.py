@@ -43,6 +43,7 @@ REFERENCE_SEED_BASE = 40_000_000  # genuine reference items (shipped set, fusion
 EMBEDDING_SEED_BASE = 50_000_000  # fitting the embedding head (backbone never saw these)
 FUSION_SEED_BASE = 60_000_000  # choosing the fused verdict's thresholds
 TRUST_SEED_BASE = 70_000_000  # fitting the view gate and the confidence temperature
+VIEW_CHECK_SEED_BASE = 90_000_000  # genuine items fitting the per-view reference check's floors
 HELD_OUT_SEED_BASE = 900_000_000
 
 
@@ -114,13 +115,16 @@ def synthetic_tiles(seeds: Sequence[int], views: tuple[str, ...], tile_size: int
 
 
 def synthetic_cached(first_seed: int, items: int, views: tuple[str, ...], tile_size: int,
-                     cache: Path | None) -> TileSet:
-    """``items`` synthetic items from ``first_seed``, kept in ``cache`` (an .npz) when given."""
+                     cache: Path | None, counterfeit: bool | None = None) -> TileSet:
+    """``items`` synthetic items from ``first_seed``, kept in ``cache`` (an .npz) when given;
+    ``counterfeit=False``: genuine items only."""
     if cache is not None and cache.is_file():
         ts = TileSet.load(cache)
-        if len(ts) >= items and ts.views == views and ts.tiles.shape[2] == tile_size:
+        if len(ts) >= items and ts.views == views and ts.tiles.shape[2] == tile_size and (
+                counterfeit is None or bool(ts.labels.any()) == counterfeit):
             return ts.subset(np.arange(items))
-    ts = synthetic_tiles(range(first_seed, first_seed + items), views, tile_size)
+    ts = synthetic_tiles(range(first_seed, first_seed + items), views, tile_size,
+                         counterfeit=counterfeit)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         ts.save(cache)

@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from authentiq.contract.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, read_spec
+from authentiq.contract.model_spec import (
+    INPUT_NAME,
+    OPTIONAL_OUTPUTS,
+    OUTPUT_NAMES,
+    ModelSpec,
+    read_spec,
+)
 from authentiq.contract.triton import TRITON_HINT, spec_parameters
 from authentiq.errors import ExportFailed
 from authentiq.inference.backends.tensorrt_lib import version_tuple
@@ -82,7 +88,7 @@ def build_config(name: str, runtime: Runtime, spec: ModelSpec, dims: dict[str, l
     else:
         config.backend = runtime
     config.input.add(name=INPUT_NAME, data_type=mc.TYPE_FP32, dims=dims[INPUT_NAME])
-    for output in [*OUTPUT_NAMES, *([VIEW_SCORES] if VIEW_SCORES in dims else [])]:
+    for output in [*OUTPUT_NAMES, *(o for o in OPTIONAL_OUTPUTS if o in dims)]:
         config.output.add(name=output, data_type=mc.TYPE_FP32, dims=dims[output])
     batching = config.dynamic_batching
     batching.preferred_batch_size.extend(batcher.preferred_batch_sizes)

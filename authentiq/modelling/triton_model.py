@@ -34,7 +34,9 @@ import triton_python_backend_utils as pb_utils  # noqa: E402
 
 INPUT = "views"
 OUTPUTS = ("logits", "embedding", "cam")
-OPTIONAL_OUTPUTS = ("view_scores",)  # the view gate's distances, when the model has them
+# the view gate's distances and per-cell features, and the view check's descriptors, when the
+# model has them
+OPTIONAL_OUTPUTS = ("view_scores", "view_features", "view_descriptors")
 
 
 class TritonPythonModel:

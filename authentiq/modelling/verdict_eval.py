@@ -22,29 +22,53 @@ from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.modelling import datasets
 from authentiq.pipeline.preprocess import decode_view
 from authentiq.pipeline.quality import check
-from authentiq.pipeline.reference_index import Evidence, Match
+from authentiq.pipeline.reference_index import Evidence, Match, ViewEvidence, by_view
 from authentiq.pipeline.stitch import build_input
 from authentiq.pipeline.verdict import Verdict, decide
 from authentiq.pipeline.view_gate import assess
+from authentiq.pipeline.view_references import ViewReferences
+from authentiq.pipeline.view_references import check as check_views
 from authentiq.settings import InspectionSettings, QualitySettings, Settings
 
 
 @dataclass(frozen=True)
 class References:
-    """Genuine reference embeddings [N, D] and their products (``brand/model``)."""
+    """Genuine reference embeddings [N, D] and their products (``brand/model``); with the
+    model's per-view check, the references' per-view descriptors as the service keeps them."""
 
     embedding: np.ndarray
     products: list[str]
+    views: ViewReferences | None = None
+    spec: ModelSpec | None = None
 
     @classmethod
     def load(cls, backend: OnnxRuntimeBackend, folder: Path) -> References:
         spec = backend.spec
         ts = datasets.folder_tiles(datasets.folder_items(folder), spec.view_names, spec.tile_size,
                                    required=())
-        out = [backend.run(build_input(spec, ts.tiles_of(i))[None]).embedding[0] for i in range(len(ts))]
-        return cls(np.asarray(out, np.float32), list(ts.notes))
+        views = ViewReferences() if spec.view_check is not None else None
+        embeddings = []
+        for i in range(len(ts)):
+            out = backend.run(build_input(spec, ts.tiles_of(i))[None])
+            embeddings.append(out.embedding[0])
+            present = [v for v, t in ts.tiles_of(i).items() if t is not None]
+            found = by_view(spec, out.view_descriptors, present)
+            if views is not None and found is not None:
+                views.put(str(i), ts.notes[i], found)
+        return cls(np.asarray(embeddings, np.float32), list(ts.notes), views, spec)
 
-    def evidence(self, embedding: np.ndarray, product: str, version: str, k: int) -> Evidence:
+    def view_evidence(self, product: str, count: int,
+                      features: Mapping[str, np.ndarray] | None) -> ViewEvidence:
+        """What :meth:`ReferenceIndex.search` reports for the per-view check."""
+        params = self.spec.view_check if self.spec else None
+        if params is None or self.views is None or features is None:
+            return ViewEvidence("unavailable")
+        if count == 0:
+            return ViewEvidence("no_references")
+        return ViewEvidence("checked", check_views(params, self.views, product, features))
+
+    def evidence(self, embedding: np.ndarray, product: str, version: str, k: int,
+                 view_features: Mapping[str, np.ndarray] | None = None) -> Evidence:
         sims = self.embedding @ embedding
         brand, model = product.split("/", 1)
         mine = [i for i, p in enumerate(self.products) if p == product]
@@ -60,7 +84,8 @@ class References:
             return Match(str(i), b, m, round(float(sims[i]), 4))
 
         return Evidence(version, brand, model, k, len(mine), [match(i) for i in claimed],
-                        [match(i) for i in others])
+                        [match(i) for i in others],
+                        views=self.view_evidence(product, len(mine), view_features))
 
 
 def verdict_for(backend: OnnxRuntimeBackend, tiles: Mapping[str, np.ndarray | None],
@@ -72,16 +97,19 @@ def verdict_for(backend: OnnxRuntimeBackend, tiles: Mapping[str, np.ndarray | No
 
 def decide_outputs(spec: ModelSpec, out: Outputs, tiles: Mapping[str, np.ndarray | None],
                    unusable: dict[str, str], product: str, refs: References | None,
-                   *, gate_on: bool = True) -> Verdict:
-    """The verdict from one item's model outputs (``gate_on=False``: as before the view gate)."""
+                   *, gate_on: bool = True, view_check_on: bool = True) -> Verdict:
+    """The verdict from one item's model outputs (``gate_on=False``: as before the view gate;
+    ``view_check_on=False``: as before the per-view reference check)."""
     present = {v for v, t in tiles.items() if t is not None}
     usable = {v: t for v, t in tiles.items() if t is not None}
     scores = out.view_scores[0] if out.view_scores is not None and gate_on else None
     gate = assess(spec, scores, usable)
     k = spec.fusion.k if spec.fusion else 5
     brand, model = product.split("/", 1)
-    evidence = refs.evidence(out.embedding[0], product, spec.version_key, k) if refs else \
-        Evidence(spec.version_key, brand, model, k, 0, [], [])
+    features = by_view(spec, out.view_descriptors, present) if view_check_on else None
+    evidence = refs.evidence(out.embedding[0], product, spec.version_key, k, features) if refs \
+        else Evidence(spec.version_key, brand, model, k, 0, [], [], views=ViewEvidence(
+            "no_references" if spec.view_check and features is not None else "unavailable"))
     return decide(spec, out.logits[0], out.cam[0], unusable, present, evidence, gate)
 
 
@@ -170,13 +198,20 @@ class HeldOut:
                 "genuine items called authentic |\n|---|---|---|---|---|---|")
 
 
+HELD_OUT_ROWS = {  # verdicts as the service reaches them, and as it did before each check
+    "without the view gate": {"gate_on": False, "view_check_on": False},
+    "with the view gate": {"view_check_on": False},
+    "with the view gate and the per-view reference check": {},
+}
+
+
 def held_out_verdicts(backend: OnnxRuntimeBackend, ts: datasets.TileSet, refs: References | None,
-                      batch: int = 64) -> tuple[HeldOut, HeldOut]:
-    """(with the view gate, without it) from one run of the model."""
+                      batch: int = 64) -> dict[str, HeldOut]:
+    """Each of :data:`HELD_OUT_ROWS` from one run of the model (the service's own: the last)."""
     from authentiq.modelling.synthetic import CATALOG
 
     spec = backend.spec
-    gated, plain = [], []
+    verdicts: dict[str, list[Verdict]] = {name: [] for name in HELD_OUT_ROWS}
     for start in range(0, len(ts), batch):
         items = range(start, min(start + batch, len(ts)))
         out = backend.run(np.stack([build_input(spec, ts.tiles_of(i)) for i in items]))
@@ -184,16 +219,19 @@ def held_out_verdicts(backend: OnnxRuntimeBackend, ts: datasets.TileSet, refs: R
             product = f"{CATALOG[ts.groups[i]].brand}/{CATALOG[ts.groups[i]].model}"
             row = out.row(j)
             tiles = ts.tiles_of(i)
-            gated.append(decide_outputs(spec, row, tiles, {}, product, refs))
-            plain.append(decide_outputs(spec, row, tiles, {}, product, refs, gate_on=False))
-    return HeldOut(ts.labels, gated), HeldOut(ts.labels, plain)
+            for name, switches in HELD_OUT_ROWS.items():
+                verdicts[name].append(decide_outputs(spec, row, tiles, {}, product, refs,
+                                                     **switches))
+    return {name: HeldOut(ts.labels, v) for name, v in verdicts.items()}
 
 
 def trust_report(model: Path, ts: datasets.TileSet, references: Path | None, *, ood: int = 0,
-                 plots: Path | None = None, first_seed: int = 0) -> str:
+                 plots: Path | None = None, first_seed: int = 0,
+                 kinds: tuple[str, ...] | None = None) -> str:
     """Verdict-level figures for one model: held-out verdicts with and without the view gate,
     calibration of the stated confidence (ECE, reliability diagram, risk–coverage) and, with
-    ``ood``, what the service answers to that many out-of-distribution submissions."""
+    ``ood``, what the service answers to that many out-of-distribution submissions (cycling
+    through ``kinds``, default every distractor kind)."""
     from authentiq.modelling.reliability import (
         expected_calibration_error,
         reliability_diagram,
@@ -203,10 +241,11 @@ def trust_report(model: Path, ts: datasets.TileSet, references: Path | None, *, 
 
     backend = OnnxRuntimeBackend(model)
     refs = References.load(backend, references) if references else None
-    gated, plain = held_out_verdicts(backend, ts, refs)
+    rows = held_out_verdicts(backend, ts, refs)
+    gated = rows[list(HELD_OUT_ROWS)[-1]]
     where = f"against {len(refs.products)} references ({references})" if refs else "without references"
     lines = [f"### Verdicts on {len(ts)} held-out items, {where} ({model.name})", "",
-             HeldOut.header(), plain.row("without the view gate"), gated.row("with the view gate")]
+             HeldOut.header(), *(held.row(name) for name, held in rows.items())]
     p = np.asarray([v.p_counterfeit for v in gated.verdicts])
     decided = np.asarray([v.verdict != "inconclusive" for v in gated.verdicts])
     ece_all = expected_calibration_error(ts.labels, p)
@@ -223,12 +262,12 @@ def trust_report(model: Path, ts: datasets.TileSet, references: Path | None, *, 
                                          + (f"{len(refs.products)} references" if refs else "no references"))
         lines += ["", f"Reliability diagram: {path}"]
     if ood:
-        from authentiq.modelling.synthetic.distractors import distractors
+        from authentiq.modelling.synthetic.distractors import DISTRACTOR_KINDS, distractors
 
         settings = Settings()
         outcomes = [outcome(d.kind, photo_verdict(backend, d.views, f"{d.brand}/{d.model}", refs,
                                                   settings.inspection, settings.quality))
-                    for d in distractors(ood, first_seed)]
+                    for d in distractors(ood, first_seed, kinds or DISTRACTOR_KINDS)]
         lines += ["", f"### {ood} out-of-distribution submissions (seeds {first_seed:,}+), {where}",
                   "", ood_table(outcomes)]
     backend.close()

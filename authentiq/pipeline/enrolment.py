@@ -11,21 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from authentiq.contract.deadline import Deadline
 from authentiq.contract.layout import view_files
+from authentiq.contract.model_spec import ModelSpec
 from authentiq.contract.report import ReasonCode
 from authentiq.errors import AuthentiqError, DatasetError, DuplicateReference, ReferenceRejected
+from authentiq.inference.backends.base import Outputs
 from authentiq.inference.batcher import Priority
 from authentiq.pipeline.inspection import Inspector, Upload
-from authentiq.pipeline.reference_index import ReferenceIndex
-from authentiq.storage.references import ReferenceRow, ReferenceStore, content_hash
+from authentiq.pipeline.reference_index import ReferenceIndex, by_view
+from authentiq.storage.references import ReferenceRow, ReferenceStore, ViewFeatures, content_hash
 
 log = logging.getLogger(__name__)
 
@@ -92,29 +95,50 @@ class Enroller:
         row = ReferenceRow(id=ref_id, product_key=product.key, brand=product.brand,
                            model=product.model, created_at=datetime.now(UTC), source=source,
                            notes=notes, content_hash=digest, body=body, seq=0)
+        views = descriptors(spec, outputs, run.prepared)  # every photo passed the checks
         saved = await asyncio.shield(loop.run_in_executor(
-            self.inspector.pool, self.store.add, row, spec.version_key, outputs.embedding[0], photos))
+            self.inspector.pool, self.store.add, row, spec.version_key, outputs.embedding[0], photos,
+            views))
         self.index.sync(force=True)  # this worker sees its own enrolment at once
         for w in warnings:
             log.info("reference %s (%s/%s): %s", ref_id, product.brand, product.model, w["detail"])
         return saved
 
     async def re_embed(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Embed every live reference lacking an embedding from the current model; returns how many."""
+        """Embed every live reference lacking an embedding from the current model — or, when the
+        model compares photos view by view (``ModelSpec.view_check``), lacking that check's
+        per-view descriptors (enrolled before they were kept, or by another fit of the check);
+        returns how many."""
         spec = self.inspector.spec
         loop = asyncio.get_running_loop()
-        todo = await loop.run_in_executor(self.inspector.pool, self.store.missing_embeddings,
-                                          spec.version_key)
+        todo = await loop.run_in_executor(
+            self.inspector.pool, functools.partial(
+                self.store.missing_embeddings, spec.version_key,
+                features_id=spec.view_check.features_id if spec.view_check else None))
         for n, row in enumerate(todo, start=1):
             uploads = [Upload(name.split(".")[0], self.store.blobs.get(row.id, name))
                        for name in row.body.get("stored_files", [])]
             run = await self.inspector.run(uploads, priority=Priority.BULK)
+            outputs = run.result.outputs
+            views = descriptors(spec, outputs, [v for v, p in run.prepared.items() if p.quality.usable])
+            if views is None and spec.view_check is not None:
+                log.warning("the model declares a per-view check but returns no view_descriptors; "
+                            "references keep no per-view descriptors")
             await loop.run_in_executor(self.inspector.pool, self.store.add_embedding, row.id,
-                                       spec.version_key, run.result.outputs.embedding[0])
+                                       spec.version_key, outputs.embedding[0], views)
             if progress:
                 progress(n, len(todo))
         self.index.sync(force=True)
         return len(todo)
+
+
+def descriptors(spec: ModelSpec, outputs: Outputs, views: Iterable[str]) -> ViewFeatures | None:
+    """What a reference keeps for the per-view check: its views' descriptors and the check's
+    fit (None: the model has no check)."""
+    found = by_view(spec, outputs.view_descriptors, views)
+    if found is None or spec.view_check is None:
+        return None
+    return ViewFeatures(spec.view_check.features_id, found)
 
 
 @dataclass

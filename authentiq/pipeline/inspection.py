@@ -58,7 +58,7 @@ from authentiq.pipeline.admission import DecodeGate
 from authentiq.pipeline.heatmap import Attention, classes_to_render
 from authentiq.pipeline.preprocess import DecodedView, Probe, decode_probed, probe, release_memory
 from authentiq.pipeline.quality import Quality, check
-from authentiq.pipeline.reference_index import Evidence, ReferenceIndex
+from authentiq.pipeline.reference_index import Evidence, ReferenceIndex, by_view
 from authentiq.pipeline.stitch import build_input
 from authentiq.pipeline.verdict import Verdict, decide
 from authentiq.pipeline.view_gate import ViewCheck, assess
@@ -179,8 +179,10 @@ class Inspector:
         outputs = result.outputs
         loop = asyncio.get_running_loop()
         t = time.perf_counter()
-        evidence = await loop.run_in_executor(self.pool, self.references.search,
-                                              outputs.embedding[0], brand, model)
+        usable = [v for v, p in prepared.items() if p.quality.usable]
+        evidence = await loop.run_in_executor(self.pool, functools.partial(
+            self.references.search, outputs.embedding[0], brand, model,
+            view_descriptors=by_view(self.spec, outputs.view_descriptors, usable)))
         search_s = time.perf_counter() - t
         unusable = {v: p.quality.reason or "" for v, p in prepared.items() if not p.quality.usable}
         present = {v for v, p in prepared.items() if p.quality.usable}

@@ -6,20 +6,31 @@ since the last change counter value it saw (``ReferenceStore.changes``): at star
 everything, afterwards a cheap query at most every ``sync_interval_s`` — so an enrolment or a
 delete in one worker is seen by every other worker within that interval, and at once by the
 worker that made it.
+
+Beside each product's embeddings it keeps the references' per-view descriptors
+(:class:`~authentiq.pipeline.view_references.ViewReferences`) for the per-view check, and which
+references lack them (enrolled before they were kept, or made by another fit of the check): for
+such a product the check is skipped and the evidence says why (``ViewEvidence.status``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 
+from authentiq.contract.model_spec import ModelSpec, ViewCheckParams
 from authentiq.pipeline.similarity import VectorIndex, new_index
+from authentiq.pipeline.stitch import cell_of
+from authentiq.pipeline.view_references import ViewMatch, ViewReferences, check
 from authentiq.settings import ReferenceSettings
 from authentiq.storage.references import ProductRow, ReferenceStore, product_key
+
+ViewCheckStatus = Literal["checked", "no_references", "not_filled", "unavailable"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,27 @@ class Match:
     brand: str
     model: str
     similarity: float
+
+
+@dataclass(frozen=True)
+class ViewEvidence:
+    """The per-view comparison of one item's photos with the claimed product's references.
+
+    ``status``: ``checked``; ``no_references`` (the claimed product has none);
+    ``not_filled`` (``lacking`` of its references have no per-view features yet: run
+    ``authentiq re-embed``); ``unavailable`` (the model has no per-view features or floors)."""
+
+    status: ViewCheckStatus
+    matches: list[ViewMatch] = field(default_factory=list)
+    lacking: int = 0
+
+    @property
+    def unlike(self) -> list[ViewMatch]:
+        return [m for m in self.matches if m.finding is not None]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "lacking": self.lacking,
+                "matches": [asdict(m) for m in self.matches]}
 
 
 @dataclass(frozen=True)
@@ -42,6 +74,7 @@ class Evidence:
     claimed: list[Match]  # its top-k, best first
     others: list[Match]  # the best match of each other product, best first (top 3)
     thresholds: dict[str, float] = field(default_factory=dict)  # product overrides
+    views: ViewEvidence = field(default_factory=lambda: ViewEvidence("unavailable"))
 
     @property
     def best(self) -> float | None:
@@ -63,16 +96,21 @@ class Evidence:
                         "best": _round(self.best), "mean_top_k": _round(self.mean_top_k),
                         "matches": [_match(m) for m in self.claimed]},
             "other_products": [_match(m) for m in self.others],
+            "views": self.views.as_dict(),
         }
 
 
 class ReferenceIndex:
     def __init__(self, store: ReferenceStore, config: ReferenceSettings, *, model_version: str,
-                 dim: int, k: int = 5) -> None:
+                 dim: int, k: int = 5, view_check: ViewCheckParams | None = None) -> None:
+        """``view_check``: the model's floors of the per-view check (None: it does not run)."""
         self.store, self.model_version, self.dim = store, model_version, dim
         self.kind, self.sync_interval_s = config.reference_index, config.reference_sync_s
         self.k = k
+        self.view_check = view_check
         self._indexes: dict[str, VectorIndex] = {}
+        self._views = ViewReferences()
+        self._lacking: dict[str, str] = {}  # reference id → product key: no per-view features
         self._product_of: dict[str, str] = {}  # reference id → product key
         self._products: dict[str, ProductRow] = {}
         self._seq = -1
@@ -90,15 +128,23 @@ class ReferenceIndex:
             if change.seq == self._seq:
                 return self._seq
             self._remove(change.removals)
-            for ref, key, vector in change.upserts:
+            for up in change.upserts:
+                ref, key = up.reference_id, up.product_key
                 old = self._product_of.get(ref)
                 if old is not None and old != key:
                     self._remove([ref])
                 index = self._indexes.get(key)
                 if index is None:
                     index = self._indexes[key] = new_index(self.kind, self.dim)
-                index.add([ref], vector.reshape(1, -1))
+                index.add([ref], up.vector.reshape(1, -1))
                 self._product_of[ref] = key
+                if up.view_features is None or self.view_check is None or \
+                        up.features_id != self.view_check.features_id:
+                    self._views.remove([ref])
+                    self._lacking[ref] = key
+                else:
+                    self._views.put(ref, key, up.view_features)
+                    self._lacking.pop(ref, None)
             if change.products_changed or self._seq < 0:
                 self._products = {p.key: p for p in self.store.products()}
             self._seq = change.seq
@@ -109,6 +155,8 @@ class ReferenceIndex:
             key = self._product_of.pop(ref, None)
             if key is not None:
                 self._indexes[key].remove([ref])
+            self._lacking.pop(ref, None)
+        self._views.remove(refs)
 
     def known_product(self, brand: str, model: str) -> bool:
         """From the last sync (no database round trip: called on the event loop)."""
@@ -123,7 +171,10 @@ class ReferenceIndex:
         index = self._indexes.get(product_key(brand, model))
         return len(index) if index is not None else 0
 
-    def search(self, embedding: np.ndarray, brand: str, model: str, k: int | None = None) -> Evidence:
+    def search(self, embedding: np.ndarray, brand: str, model: str, k: int | None = None, *,
+               view_descriptors: Mapping[str, np.ndarray] | None = None) -> Evidence:
+        """``view_descriptors``: the model's per-view descriptors of the item's usable photos
+        (None: the model has none), each compared with the same view of the claimed references."""
         self.sync()
         k = k or self.k
         key = product_key(brand, model)
@@ -137,9 +188,27 @@ class ReferenceIndex:
                     others += self._matches(index.search(query, 1))
             others.sort(key=lambda m: -m.similarity)
             product = self._products.get(key)
-            return Evidence(self.model_version, brand, model, k,
-                            len(claimed_index) if claimed_index else 0, claimed, others[:3],
-                            dict(product.thresholds) if product else {})
+            count = len(claimed_index) if claimed_index else 0
+            return Evidence(self.model_version, brand, model, k, count, claimed, others[:3],
+                            dict(product.thresholds) if product else {},
+                            self._check_views(key, count, view_descriptors))
+
+    def _check_views(self, key: str, count: int, features: Mapping[str, np.ndarray] | None
+                     ) -> ViewEvidence:
+        if self.view_check is None or features is None:
+            return ViewEvidence("unavailable")
+        if count == 0:
+            return ViewEvidence("no_references")
+        lacking = sum(p == key for p in self._lacking.values())
+        if lacking:
+            return ViewEvidence("not_filled", lacking=lacking)
+        found = check(self.view_check, self._views, key, features)
+        return ViewEvidence("checked", [replace(m, other_product=self._name(m.other_product))
+                                        if m.other_product else m for m in found])
+
+    def _name(self, key: str) -> str:
+        product = self._products.get(key)
+        return f"{product.brand}/{product.model}" if product else key
 
     def _matches(self, hits: list[tuple[str, float]]) -> list[Match]:
         out = []
@@ -156,6 +225,17 @@ class ReferenceIndex:
 
     def nbytes(self) -> int:
         return sum(index.nbytes for index in self._indexes.values())
+
+
+def by_view(spec: ModelSpec, features: np.ndarray | None, views: Iterable[str]
+            ) -> dict[str, np.ndarray] | None:
+    """One item's per-cell output (``view_descriptors [cells, D]``, or ``[1, cells, D]``) →
+    its cells' rows for ``views``; None when the model has no such output."""
+    if features is None:
+        return None
+    rows = np.asarray(features).reshape(-1, np.asarray(features).shape[-1])
+    cols = spec.grid[1]
+    return {v: rows[cell_of(spec, v)[0] * cols + cell_of(spec, v)[1]] for v in views}
 
 
 def _round(x: float | None) -> float | None:

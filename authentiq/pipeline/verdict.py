@@ -17,6 +17,15 @@ Order of the rules, each stated in the reasons with the numbers behind it:
    matches another product's references (at least the floor, and better than the claimed
    product's by ``mismatch_margin``) is reported as a model mismatch and is not called
    authentic; this comparison runs whether or not the claimed product has references.
+4. Each usable photo is also compared with the same view of the claimed product's references
+   (:mod:`authentiq.pipeline.view_references`). A photo unlike them (``unlike_references``) is
+   evidence *against authenticity*, not for a counterfeit: the item is never called authentic
+   then (inconclusive, a retake request naming the view, and the review queue), while a
+   counterfeit verdict stands with the view named among its reasons — a counterfeit's flawed
+   view is unlike the genuine references too (about half of held-out counterfeits have one), so
+   making every such item inconclusive would abstain on most counterfeits. When the check could
+   not run (no references, references enrolled before their per-view features were kept, a model
+   without it), the reasons say so.
 
 ``confidence`` is the calibrated probability of the stated verdict: the fused probability (a
 logistic regression fitted on held-out items) or, without references, the classifier's
@@ -44,6 +53,9 @@ from authentiq.pipeline.quality import RETAKE_HINTS
 from authentiq.pipeline.reference_index import Evidence
 from authentiq.pipeline.stitch import cell_of
 from authentiq.pipeline.view_gate import FINDINGS, ViewCheck
+from authentiq.pipeline.view_references import FINDING as UNLIKE
+from authentiq.pipeline.view_references import MESSAGE as UNLIKE_MESSAGE
+from authentiq.pipeline.view_references import ViewMatch
 
 AUTOMATED_NOTICE = (
     "This verdict was produced by automated means (an image classifier and a comparison with "
@@ -169,6 +181,7 @@ def decide(spec: ModelSpec, logits: np.ndarray, cam: np.ndarray, unusable: dict[
 
     retake = _retakes(spec, unusable, gate)
     blocking = {r["view"] for r in retake}
+    unlike = [m for m in evidence.views.unlike if m.view not in blocking] if evidence else []
     reasons.append({"code": ReasonCode.CLASSIFIER, "value": round(p_clf, 4), "detail": (
         f"The classifier's counterfeit probability is {p_clf:.3f}"
         + (f" ({p_cal:.3f} calibrated)." if spec.calibration is not None else "."))})
@@ -207,6 +220,10 @@ def decide(spec: ModelSpec, logits: np.ndarray, cam: np.ndarray, unusable: dict[
                 "references are enrolled to support it; the service does not call an item "
                 "authentic without them. Enrol genuine references of this product to decide such "
                 "items.")})
+    demoted = bool(unlike) and verdict == "authentic"
+    if demoted:  # the photos do not all look like the genuine references
+        verdict = "inconclusive"
+    _unlike_reasons(unlike, product, verdict, demoted, reasons, retake)
 
     _attention_reason(verdict, attention, p_clf, t, reasons)
     for view, why in unusable.items():
@@ -218,6 +235,9 @@ def decide(spec: ModelSpec, logits: np.ndarray, cam: np.ndarray, unusable: dict[
                     f"The optional {view} photo is unusable ({why}); retake it or leave it out. "
                     f"{RETAKE_HINTS.get(why, '')}").strip()})
     review = _review(verdict, p, hi, bool(blocking), gate is None, reasons)
+    if unlike and verdict != "counterfeit":
+        review.append(f"the {', '.join(m.view for m in unlike)} photo"
+                      f"{'s are' if len(unlike) > 1 else ' is'} unlike the genuine references")
     if review:
         reasons.append({"code": ReasonCode.REVIEW_ADVISED, "detail": "Sent to the review queue: "
                         + "; ".join(review) + "."})
@@ -255,10 +275,13 @@ def _evidence_reasons(evidence: Evidence | None, has_refs: bool, fused: bool, pr
             "detail": (f"Closest genuine {product} reference: similarity {evidence.best:.3f}; mean of "
                        f"the closest {len(evidence.claimed)}: {evidence.mean_top_k:.3f} "
                        f"({evidence.claimed_count} enrolled).")})
+        _view_check_skipped(evidence, product, reasons)
     else:
         reasons.append({"code": ReasonCode.NO_REFERENCES, "detail": (
             f"No genuine references of {product} are enrolled for this model version; the "
-            "classifier alone scores the item, and it is not called authentic on that alone.")})
+            "classifier alone scores the item, and it is not called authentic on that alone"
+            + ("; nor could each photo be compared with the same view of genuine references."
+               if evidence is not None and evidence.views.status == "no_references" else "."))})
         if evidence is not None and evidence.best_other is not None:
             m = evidence.best_other
             reasons.append({"code": ReasonCode.CLOSEST_OTHER_PRODUCT, "value": round(m.similarity, 4),
@@ -268,6 +291,44 @@ def _evidence_reasons(evidence: Evidence | None, has_refs: bool, fused: bool, pr
         reasons.append({"code": ReasonCode.FUSION_UNAVAILABLE, "detail": (
             "This model carries no fusion parameters; the reference similarity is reported but "
             "the classifier's band decides.")})
+
+
+def _view_check_skipped(evidence: Evidence, product: str, reasons: list[dict[str, Any]]) -> None:
+    """Say why the photos were not compared view by view with the references, when they were
+    not: never pass silently as if checked."""
+    views = evidence.views
+    if views.status == "not_filled":
+        reasons.append({"code": ReasonCode.VIEW_CHECK_SKIPPED, "value": views.lacking, "detail": (
+            f"The photos were not compared view by view with the genuine {product} references: "
+            f"{views.lacking} of its {evidence.claimed_count} references have no per-view "
+            "descriptors from this model's check yet (enrolled before they were kept, or by "
+            "another fit of the check); run `authentiq re-embed` to add them.")})
+    elif views.status == "unavailable":
+        reasons.append({"code": ReasonCode.VIEW_CHECK_SKIPPED, "detail": (
+            "This model carries no per-view reference check, so the photos were not compared "
+            f"view by view with the genuine {product} references.")})
+
+
+def _unlike_reasons(unlike: list[ViewMatch], product: str, verdict: str, demoted: bool,
+                    reasons: list[dict[str, Any]], retake: list[dict[str, str]]) -> None:
+    """A reason per photo unlike the references; a retake request unless the item is decided
+    counterfeit (then the photo is part of the evidence, not a photo to replace)."""
+    for m in unlike:
+        if m.other_product is not None and m.other_similarity is not None:
+            why = (f"The {m.view} photo looks more like the {m.view} of genuine "
+                   f"{m.other_product} references (similarity {m.other_similarity:.3f}) than "
+                   f"like any genuine {product} reference ({m.similarity:.3f}).")
+        else:
+            why = (f"The {m.view} photo is unlike the {m.view} of every genuine {product} "
+                   f"reference (closest similarity {m.similarity:.3f}, below the view's floor "
+                   f"{m.floor:.3f}).")
+        if demoted:
+            why += " The item is not called authentic with it."
+        reasons.append({"code": ReasonCode.UNLIKE_REFERENCES, "view": m.view,
+                        "value": m.similarity, "threshold": m.floor, "detail": why})
+        if verdict != "counterfeit":
+            retake.append({"view": m.view, "reason": UNLIKE,
+                           "message": UNLIKE_MESSAGE.format(view=m.view, product=product)})
 
 
 def _attention_reason(verdict: str, attention: dict[str, float], p_clf: float, t: dict[str, Any],

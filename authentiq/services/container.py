@@ -107,7 +107,8 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         references = ReferenceStore(engine, blobs.child("references"))
         references.ensure_products(spec.products)
         index = ReferenceIndex(references, settings.references, model_version=spec.version_key,
-                               dim=spec.embedding_size, k=spec.fusion.k if spec.fusion else 5)
+                               dim=spec.embedding_size, k=spec.fusion.k if spec.fusion else 5,
+                               view_check=spec.view_check)
         index.sync(force=True)
         await batcher.start()
         inspector = Inspector(inspection, settings.quality, spec, backend.info, batcher, store, pool,
@@ -149,6 +150,13 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         if stale:
             log.warning("%d references have no embedding from %s and are not searched; run "
                         "`authentiq re-embed`", stale, spec.version_key)
+        if spec.view_check is not None:
+            unfilled = len(references.missing_embeddings(
+                spec.version_key, features_id=spec.view_check.features_id)) - stale
+            if unfilled:
+                log.warning("%d references have no per-view descriptors of %s's check: it is "
+                            "skipped for their products until `authentiq re-embed` adds them",
+                            unfilled, spec.version_key)
         log.info("reference index: %d references of %d products (%s)", index.size,
                  len(references.products()), spec.version_key)
         await runner.start()

@@ -183,6 +183,21 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     return before, after
 
 
+def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
+    """(revision before, after) — to roll back to an older release, run this release's
+    downgrade to that release's head first (an older release refuses a newer schema)."""
+    with _sqlite_file_lock(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
+        config = _config(conn)
+        before = MigrationContext.configure(conn).get_current_revision()
+        _known(before)
+        command.downgrade(config, revision)
+        after = MigrationContext.configure(conn).get_current_revision()
+    log.info("database schema downgraded: %s → %s", before, after)
+    return before, after
+
+
 def _has_release_tables(conn: Connection) -> bool:
     return inspect(conn).has_table("reports")
 

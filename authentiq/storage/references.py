@@ -3,7 +3,10 @@
 A *reference* is a genuine item of one product (brand/model): its photos (blobs), quality
 results and metadata. Its *embeddings* live in a table of their own, one row per model version,
 so a new model never compares against vectors another model produced (``authentiq re-embed``
-adds the rows for the current one). Deletes are soft: the row stays, marked with when and why.
+adds the rows for the current one). Each row also keeps the model's per-view descriptors of the
+reference (``view_features``, for the per-view check) and which fit of the check made them
+(``features_id``); rows written before they were kept (schema revision 0006), or by another fit,
+are filled by ``authentiq re-embed``. Deletes are soft: the row stays, marked with when and why.
 
 Every change (enrol, delete, new embedding, product thresholds) takes the next value of one
 counter in the same transaction and stamps it on the changed row (``seq``); a search index in any
@@ -14,13 +17,14 @@ row is locked by the writing transaction until commit, so values become visible 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy import JSON, Column, Index, LargeBinary, text, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, func, select
@@ -81,8 +85,33 @@ class EmbeddingRow(SQLModel, table=True):
     reference_id: str = Field(primary_key=True, foreign_key="reference_items.id", max_length=32)
     model_version: str = Field(primary_key=True, max_length=200)  # name@version
     vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32 little-endian
+    # The model's view_descriptors of each view the reference has: float32
+    # [len(feature_views), D]; NULL: not kept yet (enrolled before revision 0006, or by a model
+    # without the per-view check). features_id: the check's fit that made them.
+    view_features: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    feature_views: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    features_id: str | None = Field(default=None, max_length=64)
     created_at: datetime
     seq: int = Field(index=True)
+
+
+@dataclass(frozen=True)
+class ViewFeatures:
+    """A reference's per-view descriptors (view → vector) and the check's fit that made them."""
+
+    features_id: str
+    vectors: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """A live reference's embedding (and per-view descriptors, None when not kept) to index."""
+
+    reference_id: str
+    product_key: str
+    vector: np.ndarray
+    view_features: dict[str, np.ndarray] | None
+    features_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +119,7 @@ class Change:
     """What a search index must apply to catch up to ``seq``."""
 
     seq: int
-    upserts: list[tuple[str, str, np.ndarray]]  # (reference id, product key, vector)
+    upserts: list[Upsert]
     removals: list[str]
     products_changed: bool
 
@@ -170,7 +199,7 @@ class ReferenceStore:
                 col(ReferenceRow.content_hash).in_(list(digests)))))
 
     def add(self, row: ReferenceRow, model_version: str, vector: np.ndarray,
-            photos: dict[str, bytes]) -> ReferenceRow:
+            photos: dict[str, bytes], view_features: ViewFeatures | None = None) -> ReferenceRow:
         """Blobs first, then item + embedding in one transaction; nothing is left on failure."""
         self.blobs.put_many(row.id, photos)
         try:
@@ -180,7 +209,7 @@ class ReferenceStore:
                 session.flush()  # the item before its embedding (foreign key)
                 session.add(EmbeddingRow(reference_id=row.id, model_version=model_version,
                                          vector=_pack(vector), created_at=row.created_at,
-                                         seq=row.seq))
+                                         seq=row.seq, **_pack_views(view_features)))
                 session.commit()
                 session.refresh(row)
                 return row
@@ -196,11 +225,14 @@ class ReferenceStore:
             self.blobs.delete(row.id)
             raise
 
-    def add_embedding(self, reference_id: str, model_version: str, vector: np.ndarray) -> None:
+    def add_embedding(self, reference_id: str, model_version: str, vector: np.ndarray,
+                      view_features: ViewFeatures | None = None) -> None:
+        """Write (or replace) a reference's embedding row for ``model_version``."""
         with Session(self.engine) as session:
             seq = self._next_seq(session)
             session.merge(EmbeddingRow(reference_id=reference_id, model_version=model_version,
-                                       vector=_pack(vector), created_at=datetime.now(UTC), seq=seq))
+                                       vector=_pack(vector), created_at=datetime.now(UTC), seq=seq,
+                                       **_pack_views(view_features)))
             session.commit()
 
     def get(self, reference_id: str) -> ReferenceRow:
@@ -261,9 +293,14 @@ class ReferenceStore:
                 session.refresh(row)
             return row
 
-    def missing_embeddings(self, model_version: str) -> list[ReferenceRow]:
-        """Live references with no embedding from ``model_version`` (what re-embed must do)."""
+    def missing_embeddings(self, model_version: str, *, features_id: str | None = None
+                           ) -> list[ReferenceRow]:
+        """Live references with no embedding from ``model_version`` (what re-embed must do);
+        with ``features_id``, also those whose row lacks per-view descriptors of that fit."""
         done = select(EmbeddingRow.reference_id).where(EmbeddingRow.model_version == model_version)
+        if features_id is not None:
+            done = done.where(col(EmbeddingRow.view_features).is_not(None),
+                              EmbeddingRow.features_id == features_id)
         with Session(self.engine) as session:
             return list(session.exec(select(ReferenceRow).where(
                 col(ReferenceRow.deleted_at).is_(None), col(ReferenceRow.id).not_in(done))
@@ -275,17 +312,20 @@ class ReferenceStore:
             head = counter.value if counter is not None else 0
             if head <= since:
                 return Change(since, [], [], False)
-            live = session.exec(
-                select(EmbeddingRow.reference_id, ReferenceRow.product_key, EmbeddingRow.vector,
-                       ReferenceRow.deleted_at)
+            live = session.execute(  # SQLAlchemy's select: sqlmodel's types up to 4 columns
+                sa_select(col(EmbeddingRow.reference_id), col(ReferenceRow.product_key),
+                          col(EmbeddingRow.vector), col(ReferenceRow.deleted_at),
+                          col(EmbeddingRow.view_features), col(EmbeddingRow.feature_views),
+                          col(EmbeddingRow.features_id))
                 .join(ReferenceRow, col(ReferenceRow.id) == col(EmbeddingRow.reference_id))
-                .where(EmbeddingRow.model_version == model_version,
+                .where(EmbeddingRow.model_version == model_version,  # type: ignore[arg-type]
                        (col(EmbeddingRow.seq) > since) | (col(ReferenceRow.seq) > since),
                        col(EmbeddingRow.seq) <= head, col(ReferenceRow.seq) <= head))
             upserts, removals = [], []
-            for ref, key, vector, deleted in live:
+            for ref, key, vector, deleted, features, views, features_id in live:
                 if deleted is None:
-                    upserts.append((ref, key, _unpack(vector)))
+                    upserts.append(Upsert(ref, key, _unpack(vector), _unpack_views(features, views),
+                                          features_id))
                 else:
                     removals.append(ref)
             products = session.exec(select(ProductRow.key).where(
@@ -293,14 +333,17 @@ class ReferenceStore:
         return Change(head, upserts, removals, products)
 
     def counts(self, model_version: str) -> dict[str, int]:
+        """Live references, those embedded with ``model_version``, and those of them whose
+        per-view descriptors are kept (of any fit)."""
         with Session(self.engine) as session:
             live = session.exec(text(
                 "SELECT COUNT(*) FROM reference_items WHERE deleted_at IS NULL")).one()[0]  # type: ignore[call-overload]
-            embedded = session.exec(text(
-                "SELECT COUNT(*) FROM reference_embeddings e JOIN reference_items r "
-                "ON r.id = e.reference_id WHERE r.deleted_at IS NULL AND e.model_version = :v"
-            ).bindparams(v=model_version)).one()[0]  # type: ignore[call-overload]
-        return {"live": int(live), "embedded": int(embedded)}
+            embedded, with_views = session.exec(text(
+                "SELECT COUNT(*), COUNT(e.view_features) FROM reference_embeddings e "
+                "JOIN reference_items r ON r.id = e.reference_id "
+                "WHERE r.deleted_at IS NULL AND e.model_version = :v"
+            ).bindparams(v=model_version)).one()  # type: ignore[call-overload]
+        return {"live": int(live), "embedded": int(embedded), "view_features": int(with_views)}
 
 
 def _pack(vector: np.ndarray) -> bytes:
@@ -309,3 +352,20 @@ def _pack(vector: np.ndarray) -> bytes:
 
 def _unpack(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+def _pack_views(features: ViewFeatures | None) -> dict[str, Any]:
+    """The columns that keep a reference's per-view descriptors (all None: none kept)."""
+    if features is None or not features.vectors:
+        return {"view_features": None, "feature_views": None, "features_id": None}
+    views = list(features.vectors)
+    rows = np.stack([np.asarray(features.vectors[v], dtype="<f4").reshape(-1) for v in views])
+    return {"view_features": rows.tobytes(), "feature_views": views,
+            "features_id": features.features_id}
+
+
+def _unpack_views(data: bytes | None, views: list[str] | None) -> dict[str, np.ndarray] | None:
+    if data is None or not views:
+        return None
+    rows = np.frombuffer(data, dtype="<f4").astype(np.float32).reshape(len(views), -1)
+    return dict(zip(views, rows, strict=True))

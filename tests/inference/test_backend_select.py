@@ -65,6 +65,25 @@ def test_explicit_onnxruntime_cpu(tmp_path: Path, tiny_model: Path) -> None:
     assert backend.info.engine_id.startswith("tiny.onnx@sha256:")
 
 
+def test_onnxruntime_returns_the_optional_outputs_by_name(tmp_path: Path, tiny_model: Path) -> None:
+    """The shipped model has the view gate's outputs; the tiny one has none (None, not a crash)."""
+    import numpy as np
+
+    from authentiq.settings import DEFAULT_MODEL
+
+    shipped = OnnxRuntimeBackend(DEFAULT_MODEL)
+    h, w = shipped.spec.input_hw
+    out = shipped.run(np.zeros((2, 3, h, w), np.float32))
+    assert out.view_scores is not None and out.view_scores.shape[:2] == (2, 6)
+    assert out.view_features is not None and out.view_features.shape == (2, 6, 256)
+    assert out.view_descriptors is not None and out.view_descriptors.shape == (2, 6, 256)
+    tiny = OnnxRuntimeBackend(tiny_model)
+    th, tw = tiny.spec.input_hw
+    plain = tiny.run(np.zeros((1, 3, th, tw), np.float32))
+    assert plain.view_scores is None and plain.view_features is None and plain.view_descriptors is None
+    assert plain.logits.shape == (1, 2)
+
+
 def test_readyz_names_backend_device_precision_and_engine(tmp_path: Path) -> None:
     with TestClient(create_app(make_settings(tmp_path))) as client:
         ready = client.get("/readyz").json()

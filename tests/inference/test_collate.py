@@ -97,3 +97,21 @@ def test_collate_into_a_staging_buffer_reuses_it() -> None:
     assert np.shares_memory(batch, staging) and batch.shape == (3, 3, 4, 6)
     assert [float(b[0, 0, 0]) for b in batch] == [0, 1, 2]
     assert collate(rows(9), staging).shape == (9, 3, 4, 6)  # too many rows: a fresh array instead
+
+
+def test_the_optional_outputs_travel_with_their_rows() -> None:
+    """The view gate's scores and features are split per request (and checked) like the rest."""
+    batch = collate(rows(3))
+    out = echo(batch)
+    first = batch[:, 0, 0, 0]
+    full = Outputs(out.logits, out.embedding, out.cam,
+                   np.tile(first[:, None, None], (1, 2, 4)), np.tile(first[:, None, None], (1, 2, 5)))
+    parts = split(full, 3)
+    assert [float(p.view_features[0, 0, 0]) for p in parts] == [0.0, 1.0, 2.0]  # type: ignore[index]
+    assert all(p.view_scores is not None and p.view_scores.shape == (1, 2, 4) for p in parts)
+    joined = Outputs.concat(parts)
+    assert joined.view_features is not None and np.array_equal(joined.view_features, full.view_features)
+    assert Outputs.concat([parts[0], split(out, 3)[1]]).view_features is None  # not every part has it
+    short = Outputs(out.logits, out.embedding, out.cam, None, full.view_features[:2])  # type: ignore[index]
+    with pytest.raises(InferenceFailed, match="for a batch of 3"):
+        split(short, 3)

@@ -69,7 +69,8 @@ def test_batches_come_back_as_the_model_computes_them(cudart: StandInCudaRuntime
         assert b.input.max_shape == (8, 3, 256, 384) and b.failure() is None
         for n in (1, 5, 8):
             got, want = b.run(views(n, n)), reference.run(views(n, n))
-            for name in ("logits", "embedding", "cam", "view_scores"):
+            for name in ("logits", "embedding", "cam", "view_scores", "view_features",
+                         "view_descriptors"):
                 np.testing.assert_allclose(getattr(got, name), getattr(want, name), atol=1e-5)
         with pytest.raises(InferenceFailed, match="outside the engine's profile"):
             b.run(views(9))

@@ -52,7 +52,8 @@ def test_export_writes_what_triton_schema_accepts(tmp_path: Path, runtime: str) 
     assert (config.platform or config.backend) == {"tensorrt": "tensorrt_plan"}.get(runtime, runtime)
     assert [i.name for i in config.input] == ["views"] and list(config.input[0].dims) == [3, 256, 384]
     assert {o.name: list(o.dims) for o in config.output} == {
-        "logits": [2], "embedding": [128], "cam": [2, 16, 24], "view_scores": [6, 8]}
+        "logits": [2], "embedding": [128], "cam": [2, 16, 24], "view_scores": [6, 8],
+        "view_features": [6, 256], "view_descriptors": [6, 256]}
     batching = config.dynamic_batching
     assert list(batching.preferred_batch_size) == [4, 8]
     assert batching.max_queue_delay_microseconds == 1500
@@ -146,7 +147,7 @@ def test_triton_serves_the_model_exactly_as_in_process(triton: TritonServer) -> 
         assert remote.info.name == "triton" and remote.info.engine_id == "authentiq@1 (python)"
         views = np.random.default_rng(7).normal(size=(11, 3, 256, 384)).astype(np.float32)
         got, want = remote.run(views), local.run(views)
-        for field in ("logits", "embedding", "cam"):
+        for field in ("logits", "embedding", "cam", "view_scores", "view_features", "view_descriptors"):
             np.testing.assert_allclose(getattr(got, field), getattr(want, field), atol=1e-5)
     finally:
         remote.close()

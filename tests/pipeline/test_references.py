@@ -9,12 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from authentiq.contract.model_spec import ViewCheckParams
 from authentiq.errors import DuplicateReference, InvalidField, ReferenceNotFound, UnknownProduct
 from authentiq.pipeline.reference_index import ReferenceIndex
 from authentiq.settings import ReferenceSettings
 from authentiq.storage.blobs import BlobStore
 from authentiq.storage.db import open_database
-from authentiq.storage.references import ReferenceRow, ReferenceStore, content_hash, product_key
+from authentiq.storage.references import (
+    ReferenceRow,
+    ReferenceStore,
+    ViewFeatures,
+    content_hash,
+    product_key,
+)
 
 V1, V2 = "tiny@1", "tiny@2"
 
@@ -34,13 +41,14 @@ def vec(*xs: float) -> np.ndarray:
 
 
 def enrol(store: ReferenceStore, brand: str, model: str, v: np.ndarray, *, tag: str,
-          version: str = V1, when: datetime | None = None, ref_id: str | None = None) -> ReferenceRow:
+          version: str = V1, when: datetime | None = None, ref_id: str | None = None,
+          views: ViewFeatures | None = None) -> ReferenceRow:
     photos = {"front.jpg": tag.encode()}
     row = ReferenceRow(id=ref_id or f"ref{tag}", product_key=product_key(brand, model), brand=brand,
                        model=model, created_at=when or datetime.now(UTC),
                        content_hash=content_hash([("front", tag.encode())]),
                        body={"stored_files": ["front.jpg"]}, seq=0)
-    return store.add(row, version, v, photos)
+    return store.add(row, version, v, photos, views)
 
 
 def test_products_are_created_once_and_unknown_ones_are_refused(store: ReferenceStore) -> None:
@@ -130,4 +138,57 @@ def test_embeddings_of_another_model_version_are_never_searched(store: Reference
     old = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_version=V1, dim=3)
     assert old.search(vec(1, 0, 0), "Verlaine", "Amande").best == pytest.approx(1.0)
     assert sorted(store.embedded_with(["refa"])["refa"]) == [V1, V2]
-    assert store.counts(V2) == {"live": 1, "embedded": 1}
+    assert store.counts(V2) == {"live": 1, "embedded": 1, "view_features": 0}
+
+
+CHECK = ViewCheckParams(features_id="fit1", components=0, counts=(1,), floors={"front": (0.5,)},
+                        loose={"front": (0.5,)}, margins={"front": (0.0,)}, quantile=0.001,
+                        loose_quantile=0.1, margin_quantile=0.999)
+
+
+def test_per_view_descriptors_are_kept_and_filled_later(store: ReferenceStore) -> None:
+    """References keep their per-view descriptors; one enrolled without them (before revision
+    0006), or with another fit's, skips the per-view check for its product, saying how many lack
+    them, until re-embed fills them — on every worker's index."""
+    index = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_version=V1, dim=3,
+                           view_check=CHECK)
+    other = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_version=V1, dim=3,
+                           view_check=CHECK)
+    front = {"front": np.asarray([4.0, 1.0, 0.0, 9.0], np.float32)}
+    enrol(store, "Verlaine", "Amande", vec(1, 0, 0), tag="a", views=ViewFeatures("fit1", front))
+    enrol(store, "Castellan", "Riva", vec(0, 1, 0), tag="c", views=ViewFeatures(
+        "fit1", {"front": np.asarray([0.0, 1.0, 4.0, 1.0], np.float32)}))
+    ev = index.search(vec(1, 0, 0), "Verlaine", "Amande", view_descriptors=front)
+    assert ev.views.status == "checked"
+    [match] = ev.views.matches
+    assert match.reference_id == "refa" and match.similarity == pytest.approx(1.0, abs=1e-4)
+    assert match.finding is None
+    foreign = index.search(vec(1, 0, 0), "Verlaine", "Amande",
+                           view_descriptors={"front": np.asarray([0.0, 1.0, 4.0, 1.0], np.float32)})
+    assert [m.finding for m in foreign.views.matches] == ["unlike_references"]
+    assert foreign.as_dict()["views"]["matches"][0]["finding"] == "unlike_references"
+    assert index.search(vec(1, 0, 0), "Verlaine", "Amande").views.status == "unavailable"
+
+    enrol(store, "Verlaine", "Amande", vec(1, 0.1, 0), tag="b")  # as enrolled before 0006
+    enrol(store, "Verlaine", "Amande", vec(1, 0.2, 0), tag="d",
+          views=ViewFeatures("an older fit", front))
+    assert store.counts(V1) == {"live": 4, "embedded": 4, "view_features": 3}
+    assert store.missing_embeddings(V1) == []
+    assert [r.id for r in store.missing_embeddings(V1, features_id="fit1")] == ["refb", "refd"]
+    for ix in (index, other):
+        skipped = ix.search(vec(1, 0, 0), "Verlaine", "Amande", view_descriptors=front).views
+        assert (skipped.status, skipped.lacking, skipped.matches) == ("not_filled", 2, [])
+    # the other product's references all have theirs: its check still runs
+    riva = index.search(vec(0, 1, 0), "Castellan", "Riva", view_descriptors=front).views
+    assert riva.status == "checked"
+
+    for ref in ("refb", "refd"):  # what re-embed does
+        store.add_embedding(ref, V1, vec(1, 0.1, 0), ViewFeatures("fit1", front))
+    assert store.missing_embeddings(V1, features_id="fit1") == []
+    for ix in (index, other):
+        ev = ix.search(vec(1, 0, 0), "Verlaine", "Amande", view_descriptors=front)
+        assert ev.views.status == "checked" and ev.claimed_count == 3
+    for ref in ("refa", "refb", "refd"):
+        store.delete(ref, "withdrawn")
+    gone = index.search(vec(1, 0, 0), "Verlaine", "Amande", view_descriptors=front)
+    assert gone.claimed_count == 0 and gone.views.status == "no_references"

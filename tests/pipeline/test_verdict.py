@@ -5,7 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from authentiq.contract.model_spec import FusionParams
-from authentiq.pipeline.reference_index import Evidence, Match
+from authentiq.pipeline.reference_index import Evidence, Match, ViewEvidence
 from authentiq.pipeline.verdict import (
     ProductThresholds,
     attention_by_view,
@@ -14,6 +14,7 @@ from authentiq.pipeline.verdict import (
     fuse,
 )
 from authentiq.pipeline.view_gate import ViewCheck
+from authentiq.pipeline.view_references import ViewMatch
 from tests.conftest import tiny_spec
 
 SPEC = tiny_spec(thresholds={"authentic_below": 0.2, "counterfeit_above": 0.8})
@@ -29,12 +30,12 @@ def logits_for(p: float) -> np.ndarray:
     return np.array([0.0, np.log(p / (1 - p))], np.float32)
 
 
-def evidence(claimed: list[float], others: list[tuple[str, float]] = (), overrides: dict[str, float] | None = None
-             ) -> Evidence:
+def evidence(claimed: list[float], others: list[tuple[str, float]] = (), overrides: dict[str, float] | None = None,
+             views: ViewEvidence | None = None) -> Evidence:
     return Evidence("tiny@0.0.1", "Verlaine", "Amande", 3, len(claimed),
                     [Match(f"r{i}", "Verlaine", "Amande", s) for i, s in enumerate(claimed)],
                     [Match(f"o{i}", "Castellan", m, s) for i, (m, s) in enumerate(others)],
-                    overrides or {})
+                    overrides or {}, views or ViewEvidence("checked"))
 
 
 def codes(v: object) -> list[str]:
@@ -206,3 +207,72 @@ def test_unusable_optional_view_is_asked_for_when_the_item_is_undecided() -> Non
     assert v.retake == [{"view": "back", "reason": "glare", "message": (
         "The optional back photo is unusable (glare); retake it or leave it out. "
         "Tilt the item or the camera to avoid reflections.")}]
+
+
+def view_evidence(*unlike: str, other: str | None = None) -> ViewEvidence:
+    matches = [ViewMatch("front", 0.9, "r0", 0.4), ViewMatch("back", 0.9, "r1", 0.4)]
+    return ViewEvidence("checked", [
+        ViewMatch(m.view, 0.1, m.reference_id, 0.4, "unlike_references", other,
+                  0.8 if other else None) if m.view in unlike else m for m in matches])
+
+
+def test_a_photo_unlike_the_references_is_never_authentic() -> None:
+    """Everything else says authentic; one photo unlike the claimed product's references makes
+    it inconclusive, asks for that photo again and sends the item to a person."""
+    gate = {"front": check("front"), "back": check("back")}
+    clean = decide(FUSED, logits_for(0.001), CAM, {}, BOTH,
+                   evidence([0.99] * 3, views=view_evidence()), gate)
+    assert clean.verdict == "authentic" and "unlike_references" not in codes(clean)
+    v = decide(FUSED, logits_for(0.001), CAM, {}, BOTH,
+               evidence([0.99] * 3, views=view_evidence("back")), gate)
+    assert v.verdict == "inconclusive" and v.confidence is None
+    reason = next(r for r in v.reasons if r["code"] == "unlike_references")
+    assert reason["view"] == "back" and reason["value"] == 0.1 and reason["threshold"] == 0.4
+    assert "below the view's floor 0.400" in reason["detail"]
+    assert "not called authentic" in reason["detail"]
+    assert v.retake == [{"view": "back", "reason": "unlike_references", "message": (
+        "This photo does not look like the back of the genuine Verlaine/Amande references. If it "
+        "is a photo of this item, a reviewer will compare it; if not, photograph this item's back "
+        "and upload it again.")}]
+    assert v.review == ["the back photo is unlike the genuine references"]
+    closer = decide(FUSED, logits_for(0.001), CAM, {}, BOTH,
+                    evidence([0.99] * 3, views=view_evidence("back", other="Castellan/Riva")), gate)
+    detail = next(r for r in closer.reasons if r["code"] == "unlike_references")["detail"]
+    assert detail.startswith("The back photo looks more like the back of genuine Castellan/Riva "
+                             "references (similarity 0.800)")
+
+
+def test_a_counterfeit_stands_with_its_unlike_view_among_the_reasons() -> None:
+    """A counterfeit's flawed view is unlike the genuine references too: the verdict stands, the
+    view is named, and nothing is to be retaken."""
+    gate = {"front": check("front"), "back": check("back")}
+    v = decide(FUSED, logits_for(0.999), CAM, {}, BOTH,
+               evidence([0.1] * 3, views=view_evidence("front")), gate)
+    assert v.verdict == "counterfeit" and not v.retake and not v.review
+    assert next(r for r in v.reasons if r["code"] == "unlike_references")["view"] == "front"
+    # a view the gate already refused is asked for once, for the gate's reason
+    refused = {"front": check("front", "not_a_product"), "back": check("back")}
+    both = decide(FUSED, logits_for(0.001), CAM, {}, BOTH,
+                  evidence([0.99] * 3, views=view_evidence("front")), refused)
+    assert [r["reason"] for r in both.retake] == ["not_a_product"]
+    assert "unlike_references" not in codes(both)
+
+
+@pytest.mark.parametrize(("views", "says"), [
+    (ViewEvidence("not_filled", lacking=2), "2 of its 3 references have no per-view "
+                                            "descriptors from this model's check yet"),
+    (ViewEvidence("unavailable"), "This model carries no per-view reference check"),
+])
+def test_a_skipped_view_check_is_said(views: ViewEvidence, says: str) -> None:
+    v = decide(FUSED, logits_for(0.001), CAM, {}, BOTH, evidence([0.99] * 3, views=views),
+               {"front": check("front"), "back": check("back")})
+    assert v.verdict == "authentic"  # the whole-item evidence still decides
+    skipped = next(r for r in v.reasons if r["code"] == "view_check_skipped")
+    assert says in skipped["detail"]
+    assert "view_check_skipped" not in codes(decide(
+        FUSED, logits_for(0.001), CAM, {}, BOTH, evidence([0.99] * 3)))  # checked: nothing to say
+    none = decide(FUSED, logits_for(0.001), CAM, {}, BOTH,
+                  evidence([], views=ViewEvidence("no_references")))
+    no_refs = next(r for r in none.reasons if r["code"] == "no_references")["detail"]
+    assert no_refs.endswith("nor could each photo be compared with the same view of genuine "
+                            "references.")

@@ -168,6 +168,8 @@ def test_fit_gate_writes_a_working_gate(tmp_path: Path) -> None:
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     outputs = [o.name for o in session.get_outputs()]
     assert outputs.count(VIEW_SCORES) == 1 and outputs.count(VIEW_FEATURES) == 1
+    # the per-view check was built on the old features: removed, to be fitted again
+    assert spec.view_check is None and "view_descriptors" not in outputs
     ts = datasets.TileSet.load(tmp_path / "items.npz")
     noise = np.random.default_rng(1).integers(0, 256, (128, 128, 3), dtype=np.uint8)
     x = np.stack([build_input(spec, {v: ts.tiles[0, k] for k, v in enumerate(VIEWS)}),

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -22,8 +24,10 @@ from authentiq.api.app import create_app
 from authentiq.cli import main
 from authentiq.errors import DatabaseSchemaError
 from authentiq.modelling.synthetic import SyntheticItem
+from authentiq.storage.blobs import BlobStore
 from authentiq.storage.db import BASELINE, current, head, make_engine, open_database, upgrade
 from authentiq.storage.keys import create_key
+from authentiq.storage.references import ReferenceStore, ViewFeatures
 from authentiq.storage.tables import metadata
 from authentiq.storage.tenants import create_tenant
 from tests.conftest import files_of, make_settings
@@ -187,3 +191,52 @@ def test_workers_starting_at_once_migrate_once(database_url: str) -> None:
         e.dispose()
     assert errors == []
     assert sorted(results, key=lambda r: r[0] or "") == [(None, head())] + [(head(), head())] * 7
+
+
+def test_0006_view_features_upgrade_fill_and_downgrade(
+        tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A reference embedded under 0005 keeps its embedding through 0006, with no per-view
+    descriptors until they are written (what re-embed does); the downgrade drops the columns
+    and keeps the embedding; upgrading again works."""
+    engine = make_engine(database_url)
+    try:
+        assert upgrade(engine, "0005") == (None, "0005")
+        now = datetime.now(UTC)
+        vector = np.asarray([0.6, 0.8], "<f4").tobytes()
+        with engine.begin() as conn:  # a reference as 0005 stored it
+            conn.execute(text(
+                "INSERT INTO reference_items (id, product_key, brand, model, created_at, "
+                "content_hash, body, seq) VALUES ('ref1', 'verlaine/amande', 'Verlaine', "
+                "'Amande', :t, 'h1', '{}', 0)"), {"t": now})
+            conn.execute(text(
+                "INSERT INTO reference_embeddings (reference_id, model_version, vector, "
+                "created_at, seq) VALUES ('ref1', 'm@1', :v, :t, 0)"), {"v": vector, "t": now})
+        assert main(["db", "upgrade", "--database-url", database_url]) == 0
+        assert current(engine) == head()
+        columns = {c["name"] for c in inspect(engine).get_columns("reference_embeddings")}
+        assert {"view_features", "feature_views", "features_id"} <= columns
+        store = ReferenceStore(engine, BlobStore(tmp_path / "refs"))
+        assert store.missing_embeddings("m@1") == []
+        assert [r.id for r in store.missing_embeddings("m@1", features_id="f1")] == ["ref1"]
+        [up] = store.changes("m@1", -1).upserts
+        assert up.view_features is None and np.allclose(up.vector, [0.6, 0.8])
+        logo = np.arange(4, dtype=np.float32)
+        store.add_embedding("ref1", "m@1", up.vector, ViewFeatures("f1", {"logo": logo, "label": -logo}))
+        [up] = store.changes("m@1", -1).upserts
+        assert up.view_features is not None and list(up.view_features) == ["logo", "label"]
+        assert up.features_id == "f1" and store.missing_embeddings("m@1", features_id="f1") == []
+        assert np.array_equal(up.view_features["label"], -logo)
+        assert store.counts("m@1") == {"live": 1, "embedded": 1, "view_features": 1}
+
+        assert main(["db", "downgrade", "0005", "--database-url", database_url]) == 0
+        assert f"database schema downgraded: {head()} → 0005" in capsys.readouterr().out
+        columns = {c["name"] for c in inspect(engine).get_columns("reference_embeddings")}
+        assert not {"view_features", "feature_views", "features_id"} & columns
+        with engine.connect() as conn:
+            kept = conn.execute(text("SELECT vector FROM reference_embeddings")).scalar_one()
+        assert bytes(kept) == vector
+        assert upgrade(engine) == ("0005", head())
+        [up] = store.changes("m@1", -1).upserts
+        assert up.view_features is None  # dropped with the column: re-embed fills it again
+    finally:
+        engine.dispose()

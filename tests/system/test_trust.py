@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw, ImageFilter
+from sqlalchemy import text
 
 from authentiq.api.app import create_app
+from authentiq.cli import main
 from authentiq.modelling.synthetic import CATALOG, VIEWS, SyntheticItem, find_spec, make_item, passes_quality
 from authentiq.settings import DEFAULT_REFERENCES
 from tests.conftest import make_settings
@@ -165,6 +167,67 @@ def test_upside_down_or_ruined_label_is_a_retake(with_refs: TestClient) -> None:
         assert not label_view["usable"] and label_view["gate"]["finding"] == label[0]
     untouched = post(with_refs, item.views, item.brand, item.model)
     assert untouched["verdict"] == "authentic" and not untouched["retake"]
+
+
+def test_a_view_from_another_products_item_is_not_authentic(with_refs: TestClient) -> None:
+    """One genuine photo of another product among the claimed product's own genuine photos:
+    every whole-item check passes it, the per-view reference check does not."""
+    item = genuine(910_000_900, CATALOG.index(find_spec("Castellan", "Riva")))
+    other = genuine(910_000_950, CATALOG.index(find_spec("Noor & Kessler", "Atlas")))
+    untouched = post(with_refs, item.views, item.brand, item.model)
+    assert untouched["verdict"] == "authentic"
+    checked = untouched["references"]["views"]
+    assert checked["status"] == "checked" and len(checked["matches"]) == len(VIEWS)
+    assert all(m["finding"] is None and m["similarity"] >= m["floor"] for m in checked["matches"])
+    assert "unlike_references" not in codes(untouched)
+
+    report = post(with_refs, {**item.views, "label": other.views["label"]}, item.brand, item.model)
+    assert report["verdict"] == "inconclusive" and report["confidence"] is None
+    assert report["retake"] == [{"view": "label", "reason": "unlike_references", "message": (
+        "This photo does not look like the label of the genuine Castellan/Riva references. If it "
+        "is a photo of this item, a reviewer will compare it; if not, photograph this item's label "
+        "and upload it again.")}]
+    [reason] = [r for r in report["reasons"] if r["code"] == "unlike_references"]
+    assert reason["view"] == "label" and "not called authentic" in reason["detail"]
+    assert "the label photo is unlike the genuine references" in report["review_advised"]
+    [label] = [m for m in report["references"]["views"]["matches"] if m["view"] == "label"]
+    assert label["finding"] == "unlike_references"
+    listed = with_refs.get("/v1/reports", params={"needs_review": "true"}).json()
+    assert report["id"] in {i["id"] for i in listed["items"]}
+
+
+def test_references_without_view_features_skip_the_check_until_re_embed(
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """References embedded before their per-view descriptors were kept (schema revision 0006):
+    the check is skipped for their product, and every report says so, until `authentiq
+    re-embed` fills them; it never crashes and never passes as if it had checked."""
+    tmp = tmp_path_factory.mktemp("unfilled")
+    settings = make_settings(tmp, reference_seed_dir=DEFAULT_REFERENCES)
+    item = genuine(910_000_900, CATALOG.index(find_spec("Castellan", "Riva")))
+    foreign = {**item.views, "label": genuine(910_000_950, CATALOG.index(
+        find_spec("Noor & Kessler", "Atlas"))).views["label"]}
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.services.references.engine  # type: ignore[attr-defined]
+        with engine.begin() as conn:  # what the 0006 upgrade leaves on existing rows
+            conn.execute(text("UPDATE reference_embeddings SET view_features = NULL, "
+                              "feature_views = NULL, features_id = NULL"))
+    with TestClient(create_app(settings)) as client:
+        report = post(client, foreign, item.brand, item.model)
+        assert report["references"]["views"] == {"status": "not_filled", "lacking": 5,
+                                                 "matches": []}
+        [skipped] = [r for r in report["reasons"] if r["code"] == "view_check_skipped"]
+        assert "5 of its 5 references" in skipped["detail"] and "authentiq re-embed" in skipped["detail"]
+        assert "unlike_references" not in codes(report)
+
+    monkeypatch.setenv("AUTHENTIQ_BLOB_DIR", str(settings.storage.blob_dir))
+    assert main(["re-embed", "--database-url", settings.storage.database_url, "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("re-embedded 30 references with authentiq-default@")
+    with TestClient(create_app(settings)) as client:
+        report = post(client, foreign, item.brand, item.model)
+        assert report["references"]["views"]["status"] == "checked"
+        assert report["verdict"] == "inconclusive"
+        assert [r["reason"] for r in report["retake"]] == ["unlike_references"]
 
 
 def test_one_photo_in_every_slot_is_a_duplicate(no_refs: TestClient) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from authentiq.contract.model_spec import ModelSpec
+from authentiq.contract.model_spec import OPTIONAL_OUTPUTS, OUTPUT_NAMES, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -18,22 +19,39 @@ class Outputs:
     embedding: np.ndarray  # [B, D]
     cam: np.ndarray  # [B, 2, h, w]
     view_scores: np.ndarray | None = None  # [B, cells, views]; None: the model has no view gate
+    view_features: np.ndarray | None = None  # [B, cells, D]: the gate's per-cell features
+    # [B, cells, D]: per-cell descriptors the per-view reference check compares; None: no check
+    view_descriptors: np.ndarray | None = None
+
+    @classmethod
+    def named(cls, outputs: Mapping[str, np.ndarray]) -> Outputs:
+        """From a backend's outputs by name (the optional ones may be absent)."""
+        return cls(*(np.asarray(outputs[name], np.float32) for name in OUTPUT_NAMES),
+                   *(None if outputs.get(name) is None else np.asarray(outputs[name], np.float32)
+                     for name in OPTIONAL_OUTPUTS))
 
     def __len__(self) -> int:
         return int(self.logits.shape[0])
 
+    def _optional(self) -> list[np.ndarray | None]:
+        return [getattr(self, name) for name in OPTIONAL_OUTPUTS]
+
     def row(self, i: int) -> Outputs:
-        scores = None if self.view_scores is None else self.view_scores[i:i + 1]
-        return Outputs(self.logits[i:i + 1], self.embedding[i:i + 1], self.cam[i:i + 1], scores)
+        return Outputs(self.logits[i:i + 1], self.embedding[i:i + 1], self.cam[i:i + 1],
+                       *(None if a is None else a[i:i + 1] for a in self._optional()))
 
     @staticmethod
     def concat(parts: list[Outputs]) -> Outputs:
-        """Batches run one after another → one batch."""
-        scores = [p.view_scores for p in parts if p.view_scores is not None]
+        """Batches run one after another → one batch (an optional output only if every part
+        has it)."""
+        def joined(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+            present = [a for a in arrays if a is not None]
+            return np.concatenate(present) if present and len(present) == len(arrays) else None
+        optional = [p._optional() for p in parts]
         return Outputs(np.concatenate([p.logits for p in parts]),
                        np.concatenate([p.embedding for p in parts]),
                        np.concatenate([p.cam for p in parts]),
-                       np.concatenate(scores) if len(scores) == len(parts) else None)
+                       *(joined([o[k] for o in optional]) for k in range(len(OPTIONAL_OUTPUTS))))
 
 
 @dataclass(frozen=True)

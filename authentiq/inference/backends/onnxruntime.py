@@ -12,7 +12,13 @@ from typing import Literal
 import numpy as np
 import onnxruntime as ort
 
-from authentiq.contract.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, check_io
+from authentiq.contract.model_spec import (
+    INPUT_NAME,
+    OPTIONAL_OUTPUTS,
+    OUTPUT_NAMES,
+    ModelSpec,
+    check_io,
+)
 from authentiq.errors import BackendUnavailable, InferenceFailed
 from authentiq.inference.backends.base import BackendInfo, Outputs
 
@@ -53,8 +59,8 @@ class OnnxRuntimeBackend:
                                      "(no usable GPU or CUDA/cuDNN libraries missing)")
         check_io({i.name for i in self.session.get_inputs()},
                  {o.name for o in self.session.get_outputs()}, str(model_path))
-        has_scores = VIEW_SCORES in {o.name for o in self.session.get_outputs()}
-        self.output_names = [*OUTPUT_NAMES, *([VIEW_SCORES] if has_scores else [])]
+        served = {o.name for o in self.session.get_outputs()}
+        self.output_names = [*OUTPUT_NAMES, *(o for o in OPTIONAL_OUTPUTS if o in served)]
         meta = self.session.get_modelmeta().custom_metadata_map
         self.spec = ModelSpec.from_props(meta, str(model_path))
         self.device, self.gpu_index = device, gpu_index
@@ -74,7 +80,7 @@ class OnnxRuntimeBackend:
                 out = self.session.run(self.output_names, {INPUT_NAME: views})
         except Exception as exc:  # ORT raises untyped errors (shape, type, allocation)
             raise InferenceFailed(f"ONNX Runtime failed on a batch of {len(views)}: {exc}") from exc
-        return Outputs(*(np.asarray(o) for o in out))
+        return Outputs.named(dict(zip(self.output_names, out, strict=True)))
 
     def _run_bound(self, views: np.ndarray) -> list[np.ndarray]:
         binding = self.session.io_binding()

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from authentiq.contract.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, check_io
+from authentiq.contract.model_spec import INPUT_NAME, ModelSpec, check_io
 from authentiq.errors import BackendFailed, BackendUnavailable, CudaError, InferenceFailed
 from authentiq.inference.backends import cuda
 from authentiq.inference.backends.base import BackendInfo, Outputs
@@ -165,9 +165,7 @@ class TensorRTBackend:
             cuda.to_host(inst.host[t.name], inst.device[t.name], host.nbytes, stream)
             results[t.name] = host
         stream.synchronize()
-        logits, embedding, cam = (np.array(results[name], np.float32) for name in OUTPUT_NAMES)
-        scores = results.get(VIEW_SCORES)
-        return Outputs(logits, embedding, cam, None if scores is None else np.array(scores, np.float32))
+        return Outputs.named({name: np.array(a, np.float32) for name, a in results.items()})
 
     def _fail(self, exc: CudaError) -> None:
         if self._failure is None:

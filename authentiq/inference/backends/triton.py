@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from authentiq.contract.model_spec import INPUT_NAME, OUTPUT_NAMES, VIEW_SCORES, ModelSpec, check_io
+from authentiq.contract.model_spec import (
+    INPUT_NAME,
+    OPTIONAL_OUTPUTS,
+    OUTPUT_NAMES,
+    ModelSpec,
+    check_io,
+)
 from authentiq.contract.triton import TRITON_HINT, spec_from_parameters
 from authentiq.errors import BackendUnavailable, DeadlineExceeded, InferenceFailed
 from authentiq.inference.backends.base import BackendInfo, Outputs
@@ -63,7 +69,7 @@ class TritonBackend:
         check_io({i["name"] for i in config.get("input", [])},
                  {o["name"] for o in config.get("output", [])}, f"triton {url}/{model}")
         outputs = {o["name"] for o in config.get("output", [])}
-        self.output_names = [*OUTPUT_NAMES, *([VIEW_SCORES] if VIEW_SCORES in outputs else [])]
+        self.output_names = [*OUTPUT_NAMES, *(o for o in OPTIONAL_OUTPUTS if o in outputs)]
         self.spec: ModelSpec = spec_from_parameters(config.get("parameters", {}),
                                                     f"triton {url}/{model}")
         self.max_batch_size = int(config.get("max_batch_size", 0)) or 1
@@ -133,7 +139,7 @@ class TritonBackend:
                                          retry_after=RETRY_AFTER_S) from exc
             raise InferenceFailed(f"Triton at {self.url} failed a batch of {len(views)}: "
                                   f"{exc.message()}") from exc
-        return Outputs(*(result.as_numpy(o) for o in self.output_names))
+        return Outputs.named({o: result.as_numpy(o) for o in self.output_names})
 
     def failure(self) -> str | None:
         return None  # a server that is away is retried (503 + Retry-After), not fatal here

@@ -34,7 +34,7 @@ from authentiq.errors import ModelContractError
 from authentiq.modelling import datasets
 from authentiq.modelling.training import alterations
 from authentiq.modelling.training.alterations import HeadWeights, add_head
-from authentiq.modelling.training.graph import PREFIX, strip_gate
+from authentiq.modelling.training.graph import PREFIX, strip_gate, strip_view_check
 from authentiq.modelling.training.metadata import save_atomic, set_prop
 from authentiq.pipeline.stitch import build_input
 
@@ -182,6 +182,7 @@ def _featured(path: Path) -> tuple[Any, ModelSpec]:
     shapes = layer_shapes(path)
     proto = onnx.load(str(path))
     strip_gate(proto.graph)
+    strip_view_check(proto.graph, proto)  # built on the old features: fit it again afterwards
     add_features(proto, spec, shapes)
     return proto, spec
 
