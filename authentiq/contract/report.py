@@ -274,7 +274,10 @@ class Report(BaseModel):
     submitted_by: Submitter
     statement_of_reasons: Statement
     timings: dict[str, float]
-    stored_files: list[str]
+    stored_files: list[str] = Field(description=(
+        "files stored with the report: the photos as uploaded and, from schema 6, attention.npz "
+        "(the model's attention map, from which the heatmaps are drawn when first asked for); "
+        "reports of earlier schemas list their heatmap images here"))
     review: ReviewState | None = None  # current human review state (absent only in old exports)
 
     @property
