@@ -10,7 +10,6 @@ better than its own, is enrolled with a warning recorded on it — the person en
 from __future__ import annotations
 
 import asyncio
-import csv
 import functools
 import logging
 import uuid
@@ -20,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from authentiq.contract.deadline import Deadline
-from authentiq.contract.layout import view_files
+from authentiq.contract.layout import read_labels, view_files
 from authentiq.contract.model_spec import ModelSpec
 from authentiq.contract.report import ReasonCode
 from authentiq.errors import AuthentiqError, DatasetError, DuplicateReference, ReferenceRejected
@@ -178,22 +177,23 @@ def read_folder(root: Path) -> ReferenceFolder:
     csv_path = root / "labels.csv"
     if not csv_path.is_file():
         raise DatasetError(f"{root}: no labels.csv (columns: item, brand, model[, source, notes])")
+    labels = read_labels(csv_path, required=("item", "brand", "model"))  # BOM, ";", aliases
+    if labels.errors:
+        shown = "; ".join(labels.errors[:5])
+        more = f" (and {len(labels.errors) - 5} more)" if len(labels.errors) > 5 else ""
+        raise DatasetError(f"{csv_path}: {shown}{more}")
     items, left_out = [], {}
-    with csv_path.open(newline="") as fh:
-        for n, row in enumerate(csv.DictReader(fh), start=2):
-            label = (row.get("label") or "authentic").strip().lower()
-            if label != "authentic":
-                left_out[(row.get("item") or f"line {n}").strip()] = label
-                continue
-            name, brand, model = ((row.get(k) or "").strip() for k in ("item", "brand", "model"))
-            if not (name and brand and model):
-                raise DatasetError(f"{csv_path}:{n}: item, brand and model are required")
-            folder = root / name
-            if not folder.is_dir():
-                raise DatasetError(f"{csv_path}:{n}: no folder {folder}")
-            items.append(FolderItem(name, brand, model, view_files(folder),
-                                    (row.get("source") or "").strip() or None,
-                                    (row.get("notes") or "").strip() or None))
+    for row in labels.rows:
+        if (row.label or "authentic") != "authentic":
+            left_out[row.item] = row.label or ""
+            continue
+        if not (row.brand and row.model):
+            raise DatasetError(f"{csv_path}:{row.line}: item, brand and model are required")
+        folder = root / row.item
+        if not folder.is_dir():
+            raise DatasetError(f"{csv_path}:{row.line}: no folder {folder}")
+        items.append(FolderItem(row.item, row.brand, row.model, view_files(folder),
+                                row.values.get("source") or None, row.values.get("notes") or None))
     return ReferenceFolder(items, left_out)
 
 

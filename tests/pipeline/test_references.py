@@ -192,3 +192,23 @@ def test_per_view_descriptors_are_kept_and_filled_later(store: ReferenceStore) -
         store.delete(ref, "withdrawn")
     gone = index.search(vec(1, 0, 0), "Verlaine", "Amande", view_descriptors=front)
     assert gone.claimed_count == 0 and gone.views.status == "no_references"
+
+
+def test_a_reference_folder_made_in_a_spreadsheet_is_read_like_a_training_folder(
+        tmp_path: Path) -> None:
+    """``enroll`` reads labels.csv with the dataset check's reader: Excel's UTF-8 with a BOM,
+    ';' separators and header aliases (issue 18 found enroll misreading them)."""
+    from authentiq.pipeline.enrolment import read_folder
+
+    for item in ("bag-1", "bag-2"):
+        (tmp_path / item).mkdir()
+        (tmp_path / item / "logo.jpg").write_bytes(b"jpeg")
+    (tmp_path / "labels.csv").write_bytes(
+        "\ufeffItem ID;Verdict;Brand;Model;Source\r\n"
+        "bag-1;Genuine;Castellan;Riva;boutique\r\n"
+        "bag-2;Fake;Castellan;Riva;\r\n".encode())
+    folder = read_folder(tmp_path)
+    assert [(i.name, i.brand, i.model, i.source) for i in folder.items] == [
+        ("bag-1", "Castellan", "Riva", "boutique")]
+    assert folder.left_out == {"bag-2": "counterfeit"}
+    assert set(folder.items[0].files) == {"logo"}
