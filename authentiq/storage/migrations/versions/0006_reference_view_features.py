@@ -9,7 +9,7 @@ say so).
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-04 10:00:00
+Create Date: 2026-12-01 10:00:00
 """
 
 from collections.abc import Sequence
