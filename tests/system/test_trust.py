@@ -194,6 +194,9 @@ def test_a_view_from_another_products_item_is_not_authentic(with_refs: TestClien
     assert label["finding"] == "unlike_references"
     listed = with_refs.get("/v1/reports", params={"needs_review": "true"}).json()
     assert report["id"] in {i["id"] for i in listed["items"]}
+    page = with_refs.get(f"/reports/{report['id']}").text  # what the auditor reads
+    row = page[page.index("<td>label</td>"):]
+    assert "unlike the genuine references" in row[:row.index("</tr>")]
 
 
 def test_references_without_view_features_skip_the_check_until_re_embed(
