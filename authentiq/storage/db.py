@@ -162,14 +162,21 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
-    """(revision before, revision after); before is the baseline for a release 0.1.0 database."""
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[tuple[Connection, Config, str | None]]:
+    """One transaction under the migration lock (advisory on PostgreSQL, a file lock beside a
+    SQLite file): its connection, Alembic's config on it and the revision it starts from."""
     with _sqlite_file_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
-        config = _config(conn)
         before = MigrationContext.configure(conn).get_current_revision()
         _known(before)
+        yield conn, _config(conn), before
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """(revision before, revision after); before is the baseline for a release 0.1.0 database."""
+    with _migrating(engine) as (conn, config, before):
         if before is None and _has_release_tables(conn):
             _check_baseline(conn)
             command.stamp(config, BASELINE)
@@ -186,12 +193,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
 def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
     """(revision before, after) — to roll back to an older release, run this release's
     downgrade to that release's head first (an older release refuses a newer schema)."""
-    with _sqlite_file_lock(engine), engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
-        config = _config(conn)
-        before = MigrationContext.configure(conn).get_current_revision()
-        _known(before)
+    with _migrating(engine) as (conn, config, before):
         command.downgrade(config, revision)
         after = MigrationContext.configure(conn).get_current_revision()
     log.info("database schema downgraded: %s → %s", before, after)
