@@ -178,14 +178,13 @@ class Inspector:
         prepared, result = run.prepared, run.result
         outputs = result.outputs
         loop = asyncio.get_running_loop()
-        t = time.perf_counter()
-        usable = [v for v, p in prepared.items() if p.quality.usable]
-        evidence = await loop.run_in_executor(self.pool, functools.partial(
-            self.references.search, outputs.embedding[0], brand, model,
-            view_descriptors=by_view(self.spec, outputs.view_descriptors, usable)))
-        search_s = time.perf_counter() - t
         unusable = {v: p.quality.reason or "" for v, p in prepared.items() if not p.quality.usable}
         present = {v for v, p in prepared.items() if p.quality.usable}
+        t = time.perf_counter()
+        evidence = await loop.run_in_executor(self.pool, functools.partial(
+            self.references.search, outputs.embedding[0], brand, model,
+            view_descriptors=by_view(self.spec, outputs.view_descriptors, present)))
+        search_s = time.perf_counter() - t
         gate = run.gate()
         verdict = decide(self.spec, outputs.logits[0], outputs.cam[0], unusable, present, evidence,
                          gate)
@@ -194,11 +193,8 @@ class Inspector:
         classes = classes_to_render(verdict.verdict)
         report = self._report(report_id, datetime.now(UTC), brand, model, client_ref, run, verdict,
                               gate, evidence, key_id, classes, present)
-        # The heatmaps are drawn when first asked for (authentiq.web.heatmap_images): the report
-        # keeps the model's attention map, a few KB, beside the photos.
         files = run.photo_files()
-        files[ATTENTION_FILE] = Attention.of(self.spec, outputs.cam[0]).to_bytes()
-        report.stored_files = sorted(files)
+        report.stored_files = sorted([*files, ATTENTION_FILE])
         report.timings.update({
             "decode_ms": _ms(sum(p.decode_s for p in prepared.values())),
             "quality_ms": _ms(sum(p.quality_s for p in prepared.values())),
@@ -211,10 +207,17 @@ class Inspector:
         # Shielded: once inference ran, the report is stored even if the client has gone.
         t = time.perf_counter()
         await asyncio.shield(loop.run_in_executor(
-            self.pool, functools.partial(self.store.save, report, files, tenant_id=tenant_id)))
+            self.pool, self._persist, report, files, outputs.cam[0], tenant_id))
         report.timings["persist_ms"] = _ms(time.perf_counter() - t)
         report.timings["total_ms"] = _ms(time.perf_counter() - started)
         return report
+
+    def _persist(self, report: Report, photos: dict[str, bytes], cam: np.ndarray,
+                 tenant_id: str) -> None:
+        """Store the report with its photos and the model's attention map (a few KB): the
+        heatmaps are drawn from it when first asked for (authentiq.web.heatmap_images)."""
+        files = {**photos, ATTENTION_FILE: Attention.of(self.spec, cam).to_bytes()}
+        self.store.save(report, files, tenant_id=tenant_id)
 
     async def run(self, uploads: list[Upload], *, priority: Priority = Priority.INTERACTIVE,
                   deadline: Deadline | None = None, client: str = "-") -> Run:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
@@ -111,6 +112,7 @@ class ReferenceIndex:
         self._indexes: dict[str, VectorIndex] = {}
         self._views = ViewReferences()
         self._lacking: dict[str, str] = {}  # reference id → product key: no per-view features
+        self._lacking_per_product: Counter[str] = Counter()
         self._product_of: dict[str, str] = {}  # reference id → product key
         self._products: dict[str, ProductRow] = {}
         self._seq = -1
@@ -145,6 +147,7 @@ class ReferenceIndex:
                 else:
                     self._views.put(ref, key, up.view_features)
                     self._lacking.pop(ref, None)
+            self._lacking_per_product = Counter(self._lacking.values())  # per search: a lookup
             if change.products_changed or self._seq < 0:
                 self._products = {p.key: p for p in self.store.products()}
             self._seq = change.seq
@@ -199,7 +202,7 @@ class ReferenceIndex:
             return ViewEvidence("unavailable")
         if count == 0:
             return ViewEvidence("no_references")
-        lacking = sum(p == key for p in self._lacking.values())
+        lacking = self._lacking_per_product.get(key, 0)
         if lacking:
             return ViewEvidence("not_filled", lacking=lacking)
         found = check(self.view_check, self._views, key, features)
