@@ -272,6 +272,14 @@ def folder_tiles(items: list[LabelledItem], views: tuple[str, ...], tile_size: i
                    np.asarray([products.index(n) for n in notes], dtype=np.int64), clean)
 
 
+def same_products(*sets: TileSet) -> None:
+    """Number the products of several folder sets alike (``groups``, by brand/model, ignoring
+    case), so that items of one set compare with references of another."""
+    names = sorted({n.casefold() for ts in sets for n in ts.notes})
+    for ts in sets:
+        ts.groups = np.asarray([names.index(n.casefold()) for n in ts.notes], dtype=np.int64)
+
+
 def _map(fn: Callable[[J], R], jobs: list[J], workers: int | None) -> list[R]:
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(jobs) < 8:

@@ -168,11 +168,16 @@ def problems(items: Sequence[LabelledItem], splits: Splits) -> list[str]:
         lacking = [what[s] for s in NAMES if counts[s][label] == 0]
         if lacking:
             out.append(
-                f"the {' and '.join(lacking)} split{'s have' if len(lacking) > 1 else ' has'} no "
+                f"the {_and(lacking)} split{'s have' if len(lacking) > 1 else ' has'} no "
                 f"{label} item ({', '.join(f'{n} {k}' for k, n in have.items())} in all; {how}): "
                 f"each split needs both classes — add items (at least 3 of each class"
                 f"{', in 3 products' if splits.plan and splits.plan.by_product else ''})")
     return out
+
+
+def _and(words: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _few(names: Sequence[str], shown: int = 5) -> str:

@@ -120,14 +120,18 @@ def write_head(model_path: Path, weight: np.ndarray, bias: np.ndarray, version: 
 
 
 def fit_embedding(models: Sequence[Path], *, items: int = 3000, version: str,
-                  cache: Path | None = None) -> np.ndarray:
+                  cache: Path | None = None, tiles: datasets.TileSet | None = None) -> np.ndarray:
     """Fit on the first model's features and write the head into every model; returns the
-    per-class counts used."""
+    per-class counts used. ``tiles``: these items (e.g. a folder's training items, classes by
+    product and label) instead of synthetic ones."""
     from authentiq.contract.model_spec import read_spec
 
     spec = read_spec(models[0])
     seeds = range(datasets.EMBEDDING_SEED_BASE, datasets.EMBEDDING_SEED_BASE + items)
-    if cache is not None and cache.is_file():
+    if tiles is not None:
+        feats = pooled_features(models[0], tiles)
+        classes = tiles.groups * 2 + tiles.labels
+    elif cache is not None and cache.is_file():
         with np.load(cache) as z:
             feats, classes = z["features"], z["classes"]
     else:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from authentiq.contract.model_spec import FusionParams, ModelSpec, softmax_fake
+from authentiq.errors import ModelContractError
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.modelling import datasets
 from authentiq.modelling.evaluation import Metrics, choose_band, evaluate
@@ -86,6 +87,16 @@ def fused_p(params: FusionParams, p: np.ndarray, mean_k: np.ndarray) -> np.ndarr
 
 
 def fit(items: Scored, refs: Scored, *, k: int = 5, fitted_on: str = "") -> FusionParams:
+    """Fit on the items whose product has references (the service fuses no other: without
+    references an item is never called authentic)."""
+    covered = np.isin(items.groups, np.unique(refs.groups))
+    if len(np.unique(items.labels[covered])) < 2:
+        raise ModelContractError("the fusion needs authentic and counterfeit items of products "
+                                 "that have references; these items have not")
+    if not covered.all():
+        fitted_on += f" ({int(covered.sum())} of the items have references of their product)"
+        items = Scored(items.p[covered], items.embedding[covered], items.groups[covered],
+                       items.labels[covered])
     best, mean_k, other = similarities(items, refs, items.groups, k)
     w = logistic_fit(np.column_stack([_logit(items.p), mean_k]), items.labels.astype(np.float64))
     genuine = items.labels == 0

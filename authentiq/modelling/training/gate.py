@@ -273,15 +273,21 @@ def alteration_thresholds(model: bytes, spec: ModelSpec, ts: datasets.TileSet,
 def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.998,
              single_items: int = 400, data: str | None = None, cache: Path | None = None,
              alteration_items: int = 1500, epochs: int = 12,
-             alteration_quantile: float = 0.9995) -> GateParams:
+             alteration_quantile: float = 0.9995, tiles: datasets.TileSet | None = None,
+             source: str = "", min_items: int = 100) -> GateParams:
     """Fit on the first model's features; thresholds per model from its own features.
 
     ``alteration_items`` > 0 also trains the alteration head (PyTorch) on that many synthetic
     items, as taken and altered (:mod:`authentiq.modelling.training.alterations`); its thresholds are the
-    ``alteration_quantile`` of the logits of all the gate's items (the head never saw them)."""
+    ``alteration_quantile`` of the logits of all the gate's items (the head never saw them).
+    ``tiles`` (said by ``source``): these items instead of ``data`` or synthetic ones; fewer than
+    ``min_items`` with every view are refused."""
 
     first = read_spec(models[0])
-    if data:
+    if tiles is not None:
+        ts = tiles
+        source = source or f"{len(ts)} items"
+    elif data:
         found = datasets.folder_items(Path(data))
         ts = datasets.folder_tiles(found, first.view_names, first.tile_size, required=())
         source = f"{len(ts)} items of {data}"
@@ -291,9 +297,9 @@ def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.9
         source = f"{items} synthetic items (seeds {datasets.TRUST_SEED_BASE:,}+)"
     if not ts.present.all():
         keep = np.flatnonzero(ts.present.all(axis=1))
-        if len(keep) < 100:
-            raise ModelContractError(f"the view gate needs at least 100 items with every view; "
-                                     f"{len(keep)} have them")
+        if len(keep) < min_items:
+            raise ModelContractError(f"the view gate needs at least {min_items} items with every "
+                                     f"view; {len(keep)} have them")
         ts = ts.subset(keep)
     split = int(len(ts) * 0.7)
     fit_part, held = ts.subset(np.arange(split)), ts.subset(np.arange(split, len(ts)))
@@ -305,7 +311,7 @@ def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.9
                                                 alteration_items)
         head = alterations.train_head(first, maps, kinds, epochs=epochs)
         del maps
-    params: GateParams | None = None
+    fitted: list[tuple[Path, GateParams]] = []
     for path in models:
         spec = read_spec(path)
         model = with_features(path)
@@ -329,8 +335,24 @@ def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.9
                           f"{alterations.ALTERATION_SEED_BASE:,}+) as taken and altered, its "
                           f"thresholds at the {alteration_quantile} quantile of all {len(ts)}"
                           if head is not None else "")))
+        _check(spec, params, source)
+        fitted.append((path, params))
+    for path, params in fitted:  # only once every flavour's gate is valid: none half-written
         write_gate(path, stats, params, head)
         log.info("wrote the view gate into %s: %s", path, params.thresholds)
-    if params is None:
+    if not fitted:
         raise ValueError("no models given")
-    return params
+    return fitted[-1][1]
+
+
+def _check(spec: ModelSpec, params: GateParams, source: str) -> None:
+    """Refuse a gate the model contract would refuse (e.g. zero thresholds from items that are
+    all alike) before any model is rewritten."""
+    from pydantic import ValidationError
+
+    try:
+        ModelSpec.model_validate({**spec.model_dump(), "gate": params.model_dump()})
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]) for e in exc.errors())
+        raise ModelContractError(f"the view gate fitted on {source} is not usable ({problems}): "
+                                 f"the items are too few or too alike") from exc

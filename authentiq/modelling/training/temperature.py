@@ -24,14 +24,19 @@ log = logging.getLogger(__name__)
 
 
 def fit(models: Sequence[Path], *, items: int = 2000, cache: Path | None = None,
-        data: str | None = None) -> dict[str, tuple[float, float, float]]:
+        data: str | None = None, tiles: datasets.TileSet | None = None,
+        source: str = "") -> dict[str, tuple[float, float, float]]:
     """Fit and write a temperature into every model (each on its own logits);
-    returns ``{file: (temperature, ECE before, ECE after)}`` on the fit items."""
+    returns ``{file: (temperature, ECE before, ECE after)}`` on the fit items. ``tiles`` (said
+    by ``source``): these items instead of ``data`` or synthetic ones."""
     out = {}
     for path in models:
         backend = OnnxRuntimeBackend(path)
         spec = backend.spec
-        if data:  # a folder of labelled items the model was not trained on
+        if tiles is not None:
+            ts = tiles
+            source = source or f"{len(ts)} items"
+        elif data:  # a folder of labelled items the model was not trained on
             ts = datasets.folder_tiles(datasets.folder_items(Path(data)), spec.view_names,
                                        spec.tile_size, required=())
             source = f"{len(ts)} items of {data}"

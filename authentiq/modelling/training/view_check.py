@@ -231,14 +231,18 @@ def fit_floors(spec: ModelSpec, descriptors: np.ndarray, groups: np.ndarray, *, 
 def fit_view_check(models: Sequence[Path], *, items: int = 1200, data: str | None = None,
                    cache: Path | None = None, quantile: float = 0.0005,
                    loose_quantile: float = 0.1, margin_quantile: float = 0.999,
-                   draws: int = 10, components: int = 32, shrinkage: float = 0.1
-                   ) -> ViewCheckParams:
+                   draws: int = 10, components: int = 32, shrinkage: float = 0.1,
+                   tiles: datasets.TileSet | None = None, source: str = "") -> ViewCheckParams:
     """The frame from the first model's features on one half of the genuine items, written into
-    every flavour; each flavour's floors from its own descriptors of the other half."""
+    every flavour; each flavour's floors from its own descriptors of the other half. ``tiles``
+    (said by ``source``): these items' genuine ones instead of ``data`` or synthetic ones."""
     import onnx
 
     first = read_spec(models[0])
-    if data:
+    if tiles is not None:
+        ts = tiles.subset(np.flatnonzero(tiles.labels == 0))
+        source = f"{len(ts)} genuine items of {source or 'the given items'}"
+    elif data:
         ts = datasets.folder_tiles(datasets.folder_items(Path(data)), first.view_names,
                                    first.tile_size, required=())
         ts = ts.subset(np.flatnonzero(ts.labels == 0))
@@ -247,9 +251,13 @@ def fit_view_check(models: Sequence[Path], *, items: int = 1200, data: str | Non
         ts = datasets.synthetic_cached(datasets.VIEW_CHECK_SEED_BASE, items, first.view_names,
                                        first.tile_size, cache, counterfeit=False)
         source = f"{items} genuine synthetic items (seeds {datasets.VIEW_CHECK_SEED_BASE:,}+)"
+    first_proto = onnx.load(str(models[0]))
+    if VIEW_FEATURES not in {o.name for o in first_proto.graph.output}:
+        raise ModelContractError(f"{models[0].name} has no {VIEW_FEATURES} output: the view check "
+                                 f"is built on the view gate's features; fit the gate first")
     frame_part = ts.subset(np.arange(0, len(ts), 2))
     floor_part = ts.subset(np.arange(1, len(ts), 2))
-    features = cell_outputs(onnx.load(str(models[0])).SerializeToString(), first, frame_part,
+    features = cell_outputs(first_proto.SerializeToString(), first, frame_part,
                             VIEW_FEATURES)
     complete = ~np.isnan(features[:, :, 0]).any(axis=1)
     frame = fit_frame(features[complete], frame_part.groups[complete], components=components,
