@@ -32,6 +32,7 @@ import onnx
 from authentiq.contract.layout import IMAGE_SUFFIXES, view_files
 from authentiq.contract.model_spec import ModelSpec, read_spec
 from authentiq.errors import AuthentiqError, CalibrationError
+from authentiq.modelling.progress import SILENT, Progress
 from authentiq.pipeline.preprocess import decode_view
 from authentiq.pipeline.stitch import build_input
 
@@ -63,8 +64,10 @@ class MosaicReader:
     batches at a time, merging ranges after each slice, so memory stays bounded.
     """
 
-    def __init__(self, items: list[Path], spec: ModelSpec, batch_size: int = 8) -> None:
+    def __init__(self, items: list[Path], spec: ModelSpec, batch_size: int = 8,
+                 progress: Progress = SILENT) -> None:
         self.items, self.spec, self.batch_size = items, spec, batch_size
+        self.progress = progress
         self._range = (0, len(self))
         self._iter: Iterator[dict[str, np.ndarray]] | None = None
 
@@ -78,8 +81,9 @@ class MosaicReader:
     def _batches(self) -> Iterator[dict[str, np.ndarray]]:
         for batch in range(*self._range):
             start = batch * self.batch_size
-            yield {"views": np.stack([mosaic_for(p, self.spec)
-                                      for p in self.items[start:start + self.batch_size]])}
+            chunk = self.items[start:start + self.batch_size]
+            yield {"views": np.stack([mosaic_for(p, self.spec) for p in chunk])}
+            self.progress.advance(len(chunk))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._iter is None:
@@ -120,7 +124,10 @@ def float_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def calibrate(model_path: Path, data_dir: Path, out_dir: Path, *, max_items: int | None = None,
-              batch_size: int = 8) -> dict[str, Path]:
+              batch_size: int = 8, items: list[Path] | None = None,
+              progress: Progress = SILENT) -> dict[str, Path]:
+    """Both INT8 flavours of the FP32 model at ``model_path``, calibrated on the item folders
+    under ``data_dir`` (or exactly ``items``, e.g. a dataset's training items)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -128,7 +135,11 @@ def calibrate(model_path: Path, data_dir: Path, out_dir: Path, *, max_items: int
     if spec.precision != "fp32":
         raise CalibrationError(f"{model_path} is already quantised ({spec.precision}); "
                                "calibrate the FP32 model")
-    items = calibration_items(data_dir, spec)[:max_items]
+    if items is None:
+        items = calibration_items(data_dir, spec)
+    items = items[:max_items]
+    if not items:
+        raise CalibrationError(f"no calibration items given for {model_path}")
     log.info("calibrating %s on %d items from %s", model_path, len(items), data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = model_path.name.removesuffix(".onnx").removesuffix(".fp32")
@@ -144,8 +155,9 @@ def calibrate(model_path: Path, data_dir: Path, out_dir: Path, *, max_items: int
         quant_pre_process(str(model_path), str(pre), skip_symbolic_shape=True)
         keep_float = float_nodes(onnx.load(str(pre)))
         ranges = Path(tmp) / "ranges.json"
-        reader = MosaicReader(items, spec, batch_size)
+        reader = MosaicReader(items, spec, batch_size, progress)
         try:
+            progress.start("calibrating", len(items), "item")
             quantize_static(
                 str(pre), str(outputs["int8-trt"]), reader,
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
@@ -165,6 +177,8 @@ def calibrate(model_path: Path, data_dir: Path, out_dir: Path, *, max_items: int
             for path in outputs.values():
                 path.unlink(missing_ok=True)
             raise
+        finally:
+            progress.finish()
     for flavour, path in outputs.items():
         _stamp(path, spec.model_copy(update={"precision": flavour}))
     return outputs

@@ -15,9 +15,10 @@ import numpy as np
 from authentiq.contract.model_spec import ModelSpec, Thresholds, ViewSpec, softmax_fake
 from authentiq.errors import DatasetError
 from authentiq.modelling import datasets, splits
-from authentiq.modelling.evaluation import choose_band, evaluate
+from authentiq.modelling.evaluation import choose_band, evaluate, roc_auc
+from authentiq.modelling.progress import SILENT, Progress
 from authentiq.modelling.synthetic.catalog import CATALOG, VIEWS
-from authentiq.modelling.training import require_torch
+from authentiq.modelling.training import epochs, require_torch
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +213,13 @@ def per_defect(ts: datasets.TileSet, p_fake: np.ndarray) -> dict[str, float]:
     return {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items()) if v}
 
 
-def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
-    """Train, choose the inconclusive band on validation items, save checkpoint + log."""
+def train(cfg: TrainConfig, out_dir: Path, progress: Progress = SILENT,
+          data: TrainingData | None = None) -> dict[str, Any]:
+    """Train, choose the inconclusive band on validation items, save checkpoint + log.
+
+    After every epoch the model, optimiser, schedule and random states go to
+    ``out_dir/last_epoch.pt`` with the configuration's fingerprint; a later call with the same
+    configuration resumes from there (``progress`` says so). ``data``: already loaded items."""
     torch = require_torch()
     from authentiq.modelling.training.net import AuthentiqNet
 
@@ -223,7 +229,8 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                           if cfg.device == "auto" else cfg.device)
     t0 = time.perf_counter()
-    data = load_data(cfg)
+    if data is None:
+        data = load_data(cfg)
     train_set, val_set = data.train, data.val
     t_data = time.perf_counter() - t0
     log.info("data: %d train / %d val items in %.1f s", len(train_set), len(val_set), t_data)
@@ -253,34 +260,45 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     optional_idx = [cfg.views.index(v) for v in cfg.optional_views if v in cfg.views]
     recombiner = Recombiner(train_set, device)
     use_amp = device.type == "cuda"
-    history = []
-    for epoch in range(cfg.epochs):
-        model.train()
-        order = torch.from_numpy(rng.permutation(len(train_set))).to(device)
-        total, n = 0.0, 0
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            pres = present[idx].clone()
-            if optional_idx and cfg.drop_optional > 0:
-                drop = torch.rand(len(idx), device=device) < cfg.drop_optional
-                for i in optional_idx:
-                    pres[drop, i] = False
-            batch_tiles = augment(recombiner(tiles, idx, cfg.recombine), cfg.shift)
-            x = mosaic(batch_tiles, pres).contiguous(memory_format=layout)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits, _, _ = model(x)
-                loss = loss_fn(logits.float(), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-            n += len(idx)
-        p_val = predict(model, mosaic, val_set, device, cfg.batch_size)
-        acc = float(((p_val >= 0.5) == val_set.labels.astype(bool)).mean())
-        history.append({"epoch": epoch + 1, "loss": total / n, "val_accuracy": acc,
-                        "seconds": time.perf_counter() - t0})
-        log.info("epoch %d/%d loss %.4f val acc %.4f", epoch + 1, cfg.epochs, total / n, acc)
+    history: list[dict[str, float]] = []
+    last_epoch = out_dir / epochs.EPOCH_CHECKPOINT
+    fingerprint = epochs.fingerprint(_jsonable(asdict(cfg)), train_set, val_set)
+    first = epochs.resume(last_epoch, fingerprint, model, opt, sched, rng, history, progress,
+                          cfg.epochs)
+    with progress.task("training", cfg.epochs, "epoch") as bar:
+        bar.advance(first)
+        for epoch in range(first, cfg.epochs):
+            model.train()
+            order = torch.from_numpy(rng.permutation(len(train_set))).to(device)
+            total, n = 0.0, 0
+            for start in range(0, len(order), cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                pres = present[idx].clone()
+                if optional_idx and cfg.drop_optional > 0:
+                    drop = torch.rand(len(idx), device=device) < cfg.drop_optional
+                    for i in optional_idx:
+                        pres[drop, i] = False
+                batch_tiles = augment(recombiner(tiles, idx, cfg.recombine), cfg.shift)
+                x = mosaic(batch_tiles, pres).contiguous(memory_format=layout)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    logits, _, _ = model(x)
+                    loss = loss_fn(logits.float(), labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(idx)
+                n += len(idx)
+            p_val = predict(model, mosaic, val_set, device, cfg.batch_size)
+            acc = float(((p_val >= 0.5) == val_set.labels.astype(bool)).mean())
+            auc = roc_auc(val_set.labels, p_val)
+            history.append({"epoch": epoch + 1, "loss": total / n, "val_accuracy": acc,
+                            "val_auc": auc, "seconds": time.perf_counter() - t0})
+            log.info("epoch %d/%d loss %.4f val acc %.4f", epoch + 1, cfg.epochs, total / n, acc)
+            epochs.save(last_epoch, fingerprint, epoch + 1, model, opt, sched, rng, history)
+            progress.note(f"  epoch {epoch + 1}/{cfg.epochs}: loss {total / n:.4f}, validation "
+                          f"accuracy {acc:.2%}, AUC {auc:.4f}")
+            bar.advance(1, loss=total / n, val_acc=acc)
     p_val = predict(model, mosaic, val_set, device, cfg.batch_size)
     lo, hi = choose_band(val_set.labels, p_val)
     spec = _spec(cfg, mean, std, Thresholds(authentic_below=lo, counterfeit_above=hi),
