@@ -41,6 +41,9 @@ PG_URL = os.environ.get("AUTHENTIQ_TEST_POSTGRES_URL", "postgresql://postgres@12
 TEST_DATABASE = os.environ.get("AUTHENTIQ_TEST_DATABASE", "sqlite")
 if TEST_DATABASE not in ("sqlite", "postgres"):
     raise ValueError(f"AUTHENTIQ_TEST_DATABASE must be sqlite or postgres, not {TEST_DATABASE!r}")
+# Tests that touch no database of the run: `make test` runs them in the SQLite pass only.
+sqlite_pass_only = pytest.mark.skipif(TEST_DATABASE == "postgres",
+                                      reason="touches no database: runs in the SQLite pass")
 SCHEMA_PREFIX = "aqtest_"  # each test gets PostgreSQL schemas of its own, named by its tmp folder
 
 

@@ -96,10 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip items the quality check would refuse (more seeds are taken)")
     g.set_defaults(func=modelling.synth)
 
-    t = sub.add_parser("train", help="train a model (needs the [train] extra)")
+    t = sub.add_parser("train", help="train a model (needs the [train] extra); on a folder, the "
+                                     "whole chain to three gated flavours and a model card",
+                       epilog=modelling.TRAIN_EPILOG)
     t.add_argument("--data", default="synthetic",
-                   help="'synthetic' or a folder of photos in the documented layout")
-    t.add_argument("--out", required=True, help="output folder (checkpoint, log, model.onnx)")
+                   help="a folder of photos in the documented layout (the whole workflow), or "
+                        "'synthetic' (training and FP32 export only)")
+    t.add_argument("--out", required=True,
+                   help="output folder; run the same command again to resume it")
     t.add_argument("--train-items", type=int, default=12000, help="synthetic only")
     t.add_argument("--val-items", type=int, default=1500, help="synthetic only")
     t.add_argument("--epochs", type=int, default=160, help="passes over the training items")
@@ -110,9 +114,30 @@ def build_parser() -> argparse.ArgumentParser:
     modelling.add_split_options(t)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--workers", type=int, help="data-loading processes (default: from the CPU count)")
-    t.add_argument("--model-version", default="0.1.0", help="version written into the model")
+    t.add_argument("--model-name", help="name written into the model (default: the --out "
+                                        "folder's name)")
+    t.add_argument("--model-version",
+                   help="version written into the model (default: the UTC date and time the first "
+                        "run started, e.g. 2026.12.01-114135; a resumed run keeps its version)")
     t.add_argument("--cache", help="folder keeping decoded synthetic tiles between runs")
-    t.add_argument("--no-export", action="store_true", help="keep the checkpoint, skip model.onnx")
+    t.add_argument("--no-export", action="store_true",
+                   help="stop after training: the checkpoint only (no ONNX, no later stage)")
+    t.add_argument("--calibration-items", type=int, default=128,
+                   help="training items calibrating the INT8 flavours (folder only)")
+    t.add_argument("--min-gate-items", type=int, default=20, metavar="N",
+                   help="validation items (with every view) the view gate is fitted on at least; "
+                        "with fewer it is left out, and the model card says so (folder only)")
+    t.add_argument("--min-auc", type=modelling.fraction, default=0.95,
+                   help="acceptance: least test ROC AUC (folder only)")
+    t.add_argument("--min-accuracy", type=modelling.fraction, default=0.97,
+                   help="acceptance: least test accuracy on decided items, outside the "
+                        "inconclusive band (folder only)")
+    t.add_argument("--max-int8-drop", type=float, default=1.0, metavar="POINTS",
+                   help="acceptance: most test accuracy an INT8 flavour may lose against FP32, "
+                        "in percentage points (folder only)")
+    t.add_argument("--force", action="store_true",
+                   help="accept a model that fails a threshold (recorded as forced)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     t.set_defaults(func=modelling.train)
 
     e = sub.add_parser("export", help="checkpoint → ONNX (needs the [train] extra)")
@@ -125,12 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data", default="calibration_data", help="folder of item folders")
     c.add_argument("--out-dir", default="engines", help="where the INT8 flavours are written")
     c.add_argument("--max-items", type=int, help="use at most this many items (default: all)")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     c.set_defaults(func=modelling.calibrate)
 
     v = sub.add_parser("evaluate", help="accuracy of ONNX models on held-out items")
     v.add_argument("models", nargs="+", help="ONNX models to compare")
     v.add_argument("--items", type=int, default=2000, help="held-out synthetic items")
-    v.add_argument("--data", help="a folder of labelled items instead of synthetic ones")
+    v.add_argument("--data", help="a folder of labelled items instead of synthetic ones; with a "
+                                  "split (--splits, or the folder's splits.json) only its test "
+                                  "items")
+    v.add_argument("--splits", metavar="FILE",
+                   help="the split training used (OUT/splits.json): score its test items only")
+    v.add_argument("--all-items", action="store_true",
+                   help="score every item of --data, whatever a split says")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     v.add_argument("--references", metavar="DIR",
                    help="also the service's verdicts (view gate, references, fusion) for the first "
                         "model against this folder of genuine references, e.g. reference_data/items")
@@ -201,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("models", nargs="+", help="every flavour of one model; the first is scored")
     f.add_argument("--version", required=True, help="new model version (embeddings change)")
     f.add_argument("--items", type=int, default=3000, help="synthetic items to fit on")
+    f.add_argument("--data", help="a folder of labelled items (classes: brand/model × label) "
+                                  "instead of synthetic ones, e.g. your training items")
     f.add_argument("--cache", help="file keeping the pooled features between runs")
     f.set_defaults(func=modelling.fit_embedding)
 
@@ -210,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--references", default="reference_data/items",
                    help="folder of genuine reference items (labels.csv + item folders)")
     u.add_argument("--items", type=int, default=3000, help="synthetic items to fit on")
+    u.add_argument("--data", help="a folder of labelled items the model was not trained on, with "
+                                  "brand and model as --references has them, instead of "
+                                  "synthetic ones")
     u.add_argument("--k", type=int, default=5, help="closest references averaged")
     u.set_defaults(func=modelling.fit_fusion)
 
@@ -251,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as given, for what records it (a model card)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

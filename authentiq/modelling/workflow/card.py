@@ -1,0 +1,87 @@
+"""``OUT/MODEL_CARD.md``: what made the model, on what data, and every figure it was judged by."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from authentiq.modelling.workflow.acceptance import Acceptance
+
+CARD_FILE = "MODEL_CARD.md"
+FLAVOURS = (("fp32", "FP32", "reference; the figures the gate reads"),
+            ("int8-cpu", "INT8 U8S8 Q/DQ", "ONNX Runtime on CPUs (AUTHENTIQ_MODEL_PATH)"),
+            ("int8-trt", "INT8 symmetric Q/DQ, float biases", "TensorRT"))
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None or x != x else f"{x:.2%}"
+
+
+def render(*, name: str, version: str, acceptance: Acceptance, stages: dict[str, Any],
+           files: dict[str, Path], data: dict[str, Any]) -> str:
+    """The card's Markdown, from the stages' records (``OUT/stages.json``)."""
+    status = {"accepted": "ACCEPTED", "forced": "FORCED THROUGH (failed the gate; --force)",
+              "refused": "REFUSED by the acceptance gate"}[acceptance.status]
+    lines = [f"# Model card: {name} {version}", "",
+             f"**{status}.** Made by `authentiq train` from the photos in `{data['root']}`.", "",
+             "```", acceptance.command, "```", "", "## Acceptance", "",
+             "| threshold | required | test figure | |", "|---|---|---|---|"]
+    t, f = acceptance.thresholds, acceptance.figures
+    rows = [("ROC AUC (FP32)", f"≥ {t.min_auc:.4f}", f"{f.auc:.4f}", "auc"),
+            ("decided accuracy (FP32)", f"≥ {t.min_decided_accuracy:.2%}", _pct(f.decided_accuracy),
+             "decided accuracy"),
+            ("INT8 accuracy drop", f"≤ {t.max_int8_drop_points:.2f} points",
+             f"{f.int8_drop_points:.2f} points", "int8 drop")]
+    failed = acceptance.failed
+    lines += [f"| {a} | {b} | {c} | {'**fail**' if any(x.startswith(k) for x in failed) else 'pass'} |"
+              for a, b, c, k in rows]
+    lines += ["", f"On {acceptance.test_items} held-out test items of `{acceptance.dataset}`."
+              + (f" Failed: {'; '.join(acceptance.failed)}." if acceptance.failed else ""),
+              "The outcome is in every flavour's metadata as `authentiq.acceptance`.", ""]
+    lines += ["## Data", "", f"- folder: `{data['root']}` ({data['items']} items, "
+              f"{data['photos']} photos); dataset fingerprint `{data['fingerprint']}`",
+              f"- split: {data['split']}", "",
+              "| split | authentic | counterfeit |", "|---|---|---|"]
+    lines += [f"| {s} | {c['authentic']} | {c['counterfeit']} |" for s, c in data["counts"].items()]
+    lines += ["", "Test items were decoded only by the final evaluation.", ""]
+    products = data["products"]
+    lines += [f"- products declared ({len(products)}): "
+              + (", ".join(f"{b} / {m}" for b, m in products) or "none (no brand and model columns)"),
+              ""]
+    train = stages.get("train", {})
+    val = train.get("validation", {})
+    loss, auc = train.get("final_loss", float("nan")), val.get("roc_auc", float("nan"))
+    lines += ["## Training", "",
+              f"{train.get('epochs', '?')} epochs; last epoch loss {loss:.4f}; "
+              f"validation accuracy {_pct(val.get('accuracy'))}, AUC {auc:.4f}; "
+              f"inconclusive band [{val.get('authentic_below', 0):.4f}, "
+              f"{val.get('counterfeit_above', 0):.4f}) chosen on the validation items "
+              f"(`train_log.json` has every epoch).", "", "## Fitted on top", ""]
+    for stage, what in (("calibrate", "INT8 calibration"), ("embedding", "embedding head"),
+                        ("fusion", "verdict fusion"), ("gate", "view gate"),
+                        ("temperature", "confidence temperature"),
+                        ("view_check", "per-view reference check")):
+        rec = stages.get(stage, {})
+        note = f"**not fitted**: {rec['skipped']}" if rec.get("skipped") else rec.get("fitted_on", "—")
+        lines.append(f"- **{what}**: {note}")
+    lines += ["", "## Test figures", "",
+              "| flavour | items | accuracy | ROC AUC | decided acc. | inconclusive | ECE raw | "
+              "ECE calibrated |", "|---|---|---|---|---|---|---|---|"]
+    for row in stages.get("evaluate", {}).get("rows", []):
+        m = row["metrics"]
+        lines.append(f"| {row['precision']} | {m['items']} | {_pct(m['accuracy'])} | "
+                     f"{m['roc_auc']:.4f} | {_pct(m['decided_accuracy'])} | "
+                     f"{_pct(m['inconclusive_share'])} | {row['ece_raw']:.4f} | "
+                     f"{row['ece_calibrated']:.4f} |")
+    lines += ["", "Each flavour with its own band and temperature; accuracy decides every item at "
+              "p = 0.5, decided accuracy leaves the inconclusive band out.", "", "## Files", "",
+              "| file | precision | size | use |", "|---|---|---|---|"]
+    for key, precision, use in FLAVOURS:
+        path = files[key]
+        size = f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "missing"
+        lines.append(f"| `{path.name}` | {precision} | {size} | {use} |")
+    lines += ["| `checkpoint.pt`, `train_log.json` | — | — | the trained network, every epoch's figures |",
+              "| `splits.json` | — | — | the split used (test items listed) |",
+              "| `stages.json` | — | — | stages finished and their inputs' fingerprints |",
+              "| `evaluation.json` | — | — | the test figures above, per flavour |", ""]
+    return "\n".join(lines)

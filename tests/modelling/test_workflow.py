@@ -1,0 +1,298 @@
+"""``authentiq train --data DIR --out OUT``: the whole workflow on a small generated folder, run
+as a user runs it (the command line, real training, real INT8 calibration, ONNX Runtime, the
+app serving the result).
+
+These tests write no database of the run (the app below keeps its reports in a SQLite file of
+its own), so they run in the SQLite pass only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from fastapi.testclient import TestClient
+
+torch = pytest.importorskip("torch", reason="needs the [train] extra")
+
+from authentiq.api.app import create_app  # noqa: E402
+from authentiq.cli import main  # noqa: E402
+from authentiq.contract.layout import view_files  # noqa: E402
+from authentiq.contract.model_spec import read_spec  # noqa: E402
+from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
+from authentiq.modelling import datasets, splits  # noqa: E402
+from authentiq.modelling.progress import Progress  # noqa: E402
+from authentiq.modelling.training.train import TrainConfig, train  # noqa: E402
+from authentiq.pipeline.stitch import build_input  # noqa: E402
+from tests.conftest import copy_dataset, make_settings, sqlite_pass_only  # noqa: E402
+
+pytestmark = [pytest.mark.train, pytest.mark.slow, sqlite_pass_only]
+FLAVOURS = ("fp32", "int8-cpu", "int8-trt")
+TINY = ["--epochs", "2", "--width", "8", "--batch-size", "8", "--workers", "1",
+        "--calibration-items", "4", "--min-gate-items", "2"]
+ACCEPTANCE_KEYS = {"passed", "forced", "thresholds", "figures", "failed", "test_items", "dataset",
+                   "command"}
+
+
+def acceptance(path: Path) -> dict:  # type: ignore[type-arg]
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    return json.loads(props["authentiq.acceptance"])  # type: ignore[no-any-return]
+
+
+def stamps(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in sorted(out.iterdir())}
+
+
+def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
+        small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mine"
+    loose = ["--min-auc", "0", "--min-accuracy", "0", "--max-int8-drop", "100"]
+    command = ["train", "--data", str(small_dataset), "--out", str(out), *TINY, *loose]
+    assert main(command) == 0
+    said = capsys.readouterr()
+    for n, stage in enumerate(["training (2 epochs)", "exporting FP32 ONNX", "INT8 flavours",
+                               "embedding head", "verdict fusion", "view gate",
+                               "confidence temperature", "per-view reference check",
+                               "evaluating on the held-out test items", "acceptance gate"], 1):
+        assert f"[{n}/10] {stage}" in said.err
+    assert "epoch 1/2: loss " in said.err and "epoch 2/2: loss " in said.err
+    assert "Traceback" not in said.err and "ACCEPTED" in said.out
+
+    split = json.loads((out / "splits.json").read_text())
+    test_items = [name for name, part in split["items"].items() if part == "test"]
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["test_items"] == len(test_items) == 2
+    rows = {r["precision"]: r for r in evaluation["rows"]}
+    assert set(rows) == set(FLAVOURS)
+
+    specs = {f: read_spec(out / f"model.{f}.onnx") for f in FLAVOURS}
+    versions = {s.model_version for s in specs.values()}
+    assert len(versions) == 1 and versions != {"0.1.0"}
+    for flavour, spec in specs.items():
+        assert spec.precision == flavour and spec.model_name == "mine"
+        assert spec.fusion is not None and spec.calibration is not None and spec.gate is not None
+        assert len(spec.products) == 6  # the folder's brand/model pairs
+        found = acceptance(out / f"model.{flavour}.onnx")
+        assert set(found) == ACCEPTANCE_KEYS
+        assert found["passed"] is True and found["forced"] is False and found["failed"] == []
+        assert found["test_items"] == 2 and found["dataset"] == small_dataset.name
+        assert found["command"] == "authentiq " + " ".join(command)
+        assert found["figures"]["auc"] == rows["fp32"]["metrics"]["roc_auc"]
+        assert found["thresholds"] == {"min_auc": 0.0, "min_decided_accuracy": 0.0,
+                                       "max_int8_drop_points": 100.0}
+
+    card = (out / "MODEL_CARD.md").read_text()
+    assert card.startswith(f"# Model card: mine {versions.pop()}") and "**ACCEPTED.**" in card
+    assert "authentiq " + " ".join(command) in card
+    for flavour in FLAVOURS:
+        m = rows[flavour]["metrics"]
+        assert f"| {flavour} | 2 | {m['accuracy']:.2%} | {m['roc_auc']:.4f} |" in card
+        assert f"`model.{flavour}.onnx`" in card
+
+    # Every flavour runs in ONNX Runtime on an item of the folder, and the classifier's logits
+    # agree across flavours as the evaluation measured (its largest difference).
+    item = datasets.folder_items(small_dataset)[0]
+    tiles = datasets.folder_tiles([item], specs["fp32"].view_names, specs["fp32"].tile_size, ())
+    logits = {}
+    for flavour in FLAVOURS:
+        backend = OnnxRuntimeBackend(out / f"model.{flavour}.onnx")
+        got = backend.run(build_input(backend.spec, tiles.tiles_of(0))[None])
+        backend.close()
+        assert got.logits.shape == (1, 2) and got.view_scores is not None
+        np.testing.assert_allclose(np.linalg.norm(got.embedding, axis=1), 1.0, atol=1e-4)
+        logits[flavour] = got.logits
+
+    # ... and the served flavour answers an inspection through the app.
+    with (small_dataset / "labels.csv").open() as fh:
+        row = next(r for r in csv.DictReader(fh) if r["item"] == item.name)
+    settings = make_settings(tmp_path, model_path=out / "model.int8-cpu.onnx",
+                             database_url=f"sqlite:///{tmp_path / 'served.db'}")
+    files = [(view, (path.name, path.read_bytes(), "image/jpeg"))
+             for view, path in view_files(item.folder).items()]
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/inspections", files=files,
+                        data={"brand": row["brand"], "model": row["model"]})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["classifier"]["name"] == "mine" and body["classifier"]["precision"] == "int8-cpu"
+    assert body["verdict"] in ("authentic", "counterfeit", "inconclusive")
+
+    # `evaluate` on the folder with the run's split scores the same test items, same figures.
+    assert main(["evaluate", str(out / "model.fp32.onnx"), "--data", str(small_dataset),
+                 "--splits", str(out / "splits.json"), "-q"]) == 0
+    shown = capsys.readouterr().out
+    assert f"scoring the 2 test items of {small_dataset}" in shown
+    assert f"| {rows['fp32']['metrics']['roc_auc']:.4f} |" in shown
+
+    # The same command again keeps every stage and rewrites nothing.
+    before = stamps(out)
+    assert main(command) == 0
+    again = capsys.readouterr()
+    assert again.err.count("finished before on the same inputs, kept") == 10
+    assert "kept from an earlier run: train, export, calibrate, embedding, fusion, gate, " \
+           "temperature, view_check, evaluate, accept" in again.out
+    assert stamps(out) == before
+
+
+def test_a_model_that_learned_nothing_is_refused_unless_forced(
+        small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every item shows the same photos, so the labels carry nothing a model can learn: every
+    test item gets the same score, an AUC of exactly 0.5."""
+    folder = copy_dataset(small_dataset, tmp_path / "same")
+    first = sorted(p for p in folder.iterdir() if p.is_dir())[0]
+    for item in folder.iterdir():
+        if item.is_dir() and item != first:
+            for photo in first.iterdir():
+                shutil.copyfile(photo, item / photo.name)
+    out = tmp_path / "bad"
+    command = ["train", "--data", str(folder), "--out", str(out), *TINY]
+    assert main([*command, "-q"]) == 1
+    said = capsys.readouterr()
+    assert said.err.startswith("REFUSED: auc 0.5000 < 0.9500")  # -q: nothing else on stderr
+    assert "--force to accept anyway" in said.err
+    for flavour in FLAVOURS:
+        found = acceptance(out / f"model.{flavour}.onnx")
+        assert found["passed"] is False and found["forced"] is False
+        assert found["failed"][0] == "auc 0.5000 < 0.9500" and found["figures"]["auc"] == 0.5
+    assert "**REFUSED by the acceptance gate.**" in (out / "MODEL_CARD.md").read_text()
+    model = stamps(out)["model.fp32.onnx"]
+
+    # --force: only the acceptance is redone; the model goes through, recorded as forced.
+    assert main([*command, "--force"]) == 0
+    forced = capsys.readouterr()
+    assert forced.err.count("finished before on the same inputs, kept") == 9
+    assert "[10/10] acceptance gate and model card\n    forced" in forced.err
+    assert "FORCED: the model failed the acceptance gate (auc 0.5000 < 0.9500" in forced.out
+    for flavour in FLAVOURS:
+        found = acceptance(out / f"model.{flavour}.onnx")
+        assert found["passed"] is True and found["forced"] is True
+        assert found["failed"][0] == "auc 0.5000 < 0.9500"
+        assert found["command"].endswith("--force")
+    assert "**FORCED THROUGH" in (out / "MODEL_CARD.md").read_text()
+    assert stamps(out)["model.fp32.onnx"] != model  # re-stamped, not retrained:
+    assert "training (2 epochs): finished before" in forced.err
+
+
+class Interrupt(Progress):
+    """Ctrl-C as the first epoch's figures are shown (its checkpoint is written by then)."""
+
+    def note(self, message: str) -> None:
+        if "epoch 1/" in message:
+            raise KeyboardInterrupt
+
+
+class Lines(Progress):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.lines.append(message.strip())
+
+
+def test_an_interrupted_training_resumes_from_its_last_epoch(small_dataset: Path,
+                                                             tmp_path: Path) -> None:
+    cfg = TrainConfig(data=str(small_dataset), epochs=2, batch_size=8, width=8, workers=1)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "run", Interrupt())
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    lines = Lines()
+    resumed = train(cfg, tmp_path / "run", lines)
+    assert "resuming from epoch 1 of 2 (last_epoch.pt)" in lines.lines
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert not any(line.startswith("epoch 1/") for line in lines.lines)
+    whole = train(cfg, tmp_path / "whole", Lines())  # the same run, never interrupted
+    assert [h["loss"] for h in resumed["history"]] == pytest.approx(
+        [h["loss"] for h in whole["history"]], rel=1e-4)
+    a = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    # other settings: the checkpoint is not resumed, and that is said
+    lines = Lines()
+    train(TrainConfig(data=str(small_dataset), epochs=1, batch_size=8, width=8, workers=1),
+          tmp_path / "run", lines)
+    assert "last_epoch.pt was made with other settings or items: training from the start" in lines.lines
+
+
+def _broken(folder: Path, how: str) -> None:
+    labels = folder / "labels.csv"
+    if how == "one class":
+        labels.write_text(labels.read_text().replace(",counterfeit,", ",authentic,"))
+    elif how == "bad label":
+        lines = labels.read_text().splitlines()
+        lines[2] = lines[2].replace("authentic", "unsure").replace("counterfeit", "unsure")
+        labels.write_text("\n".join(lines) + "\n")
+    elif how == "truncated photo":
+        items = datasets.folder_items(folder)
+        split = splits.compute(items, splits.SplitPlan())
+        item = next(it for it in items if split.assignment[it.name] == "train")
+        photo = item.folder / "logo.jpg"
+        photo.write_bytes(photo.read_bytes()[:300])
+    elif how == "bad pinned split":
+        (folder / "splits.json").write_text('{"items": {"item-0000000": "holdout"}}')
+
+
+@pytest.mark.parametrize(("how", "message"), [
+    ("missing folder", r"error: dataset folder not found: .*/nowhere\n"),
+    ("one class", r"error: .*: its split has 1 problem\(s\):\n  the training, validation and test "
+                  r"splits have no counterfeit item .*\nrun `authentiq dataset check "),
+    ("bad label", r"error: .*: the dataset has 1 problem\(s\):\n  labels.csv:3: label 'unsure'"),
+    ("truncated photo", r"error: .*/logo.jpg: .*`authentiq dataset check` lists every problem"),
+    ("bad pinned split", r"error: .*: its split has 2 problem\(s\):\n  splits.json: item-0000000 "
+                         r"assigned to something other than train, val or test\n  splits.json: "
+                         r"11 item\(s\) not assigned"),
+])
+def test_a_broken_folder_is_one_readable_error_and_leaves_nothing(
+        small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str,
+        message: str) -> None:
+    folder = tmp_path / "nowhere"
+    if how != "missing folder":
+        folder = copy_dataset(small_dataset, tmp_path / "photos")
+        _broken(folder, how)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_options_out_of_range_and_misplaced_are_refused(small_dataset: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--data", str(small_dataset), "--out", str(tmp_path / "r"),
+              "--min-accuracy", "120%"])
+    assert stop.value.code == 2
+    assert "--min-accuracy: 120% must lie between 0 and 1 (or 0% and 100%)" in capsys.readouterr().err
+    assert main(["evaluate", "engines/authentiq-default.int8-cpu.onnx", "--splits", "x.json"]) == 2
+    assert "error: --splits names the test items of a folder: give the folder with --data" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_fit_embedding_and_fit_fusion_take_a_folder(small_dataset: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The separate commands the workflow's stages reuse fit on a folder's items too (they took
+    synthetic seeds only); the folder's products are numbered alike in items and references."""
+    model = tmp_path / "m.fp32.onnx"
+    shutil.copyfile("engines/authentiq-default.fp32.onnx", model)
+    before = read_spec(model)
+    assert main(["fit-embedding", str(model), "--data", str(small_dataset), "--version", "9.9"]) == 0
+    assert "fitted on 12 items (12 classes)" in capsys.readouterr().out
+    assert read_spec(model).model_version == "9.9"
+    rows = (small_dataset / "labels.csv").read_text().splitlines()
+    genuine = [r for r in rows[1:] if ",authentic," in r]
+    refs, items = copy_dataset(small_dataset, tmp_path / "refs"), copy_dataset(small_dataset, tmp_path / "items")
+    (refs / "labels.csv").write_text("\n".join([rows[0], *genuine[::2]]) + "\n")
+    (items / "labels.csv").write_text("\n".join([rows[0], *(r for r in rows[1:] if r not in genuine[::2])]) + "\n")
+    assert main(["fit-fusion", str(model), "--data", str(items), "--references", str(refs)]) == 0
+    fusion = read_spec(model).fusion
+    assert fusion is not None and fusion != before.fusion
+    assert fusion.fitted_on.startswith(f"8 items of {items} against 4 references ({refs})")
+    assert 0 < fusion.min_similarity < 1.0  # from genuine items that are not references
