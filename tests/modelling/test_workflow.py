@@ -50,7 +50,8 @@ def stamps(out: Path) -> dict[str, int]:
 
 
 def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
-        small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "mine"
     loose = ["--min-auc", "0", "--min-accuracy", "0", "--max-int8-drop", "100"]
     command = ["train", "--data", str(small_dataset), "--out", str(out), *TINY, *loose]
@@ -76,7 +77,7 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
     assert len(versions) == 1 and versions != {"0.1.0"}
     for flavour, spec in specs.items():
         assert spec.precision == flavour and spec.model_name == "mine"
-        assert spec.fusion is not None and spec.calibration is not None and spec.gate is not None
+        assert spec.calibration is not None and spec.gate is not None  # fitted on 2 items here
         assert len(spec.products) == 6  # the folder's brand/model pairs
         found = acceptance(out / f"model.{flavour}.onnx")
         assert set(found) == ACCEPTANCE_KEYS
@@ -88,6 +89,19 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
                                        "max_int8_drop_points": 100.0}
 
     card = (out / "MODEL_CARD.md").read_text()
+    stages = json.loads((out / "stages.json").read_text())["stages"]
+    assert list(stages) == ["train", "export", "calibrate", "embedding", "fusion", "gate",
+                            "temperature", "view_check", "evaluate", "accept"]
+    for stage, what, attr in (("fusion", "verdict fusion", "fusion"), ("gate", "view gate", "gate"),
+                              ("temperature", "confidence temperature", "calibration"),
+                              ("view_check", "per-view reference check", "view_check")):
+        record = stages[stage]
+        fitted = [getattr(spec, attr) for spec in specs.values()]
+        if "skipped" in record:  # too few items for it: said, and nothing half-written
+            assert fitted == [None] * 3 and f"- **{what}**: **not fitted**: {record['skipped']}" in card
+        else:
+            assert None not in fitted and f"- **{what}**: {record['fitted_on']}" in card
+    assert "skipped" in stages["view_check"]  # 1 genuine validation item per product at most
     assert card.startswith(f"# Model card: mine {versions.pop()}") and "**ACCEPTED.**" in card
     assert "authentiq " + " ".join(command) in card
     for flavour in FLAVOURS:
@@ -130,6 +144,12 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
     assert f"scoring the 2 test items of {small_dataset}" in shown
     assert f"| {rows['fp32']['metrics']['roc_auc']:.4f} |" in shown
 
+    # Without --data, synthetic items: said to say little about a model of one's own photos.
+    monkeypatch.chdir(tmp_path)  # evaluate keeps its synthetic items in ./var
+    assert main(["evaluate", str(out / "model.fp32.onnx"), "--items", "4", "-q"]) == 0
+    assert f"warning: model.fp32.onnx was trained on 'Photos from {small_dataset}'; scoring it " \
+           f"on synthetic items says little" in capsys.readouterr().err
+
     # The same command again keeps every stage and rewrites nothing.
     before = stamps(out)
     assert main(command) == 0
@@ -151,7 +171,7 @@ def test_a_model_that_learned_nothing_is_refused_unless_forced(
             for photo in first.iterdir():
                 shutil.copyfile(photo, item / photo.name)
     out = tmp_path / "bad"
-    command = ["train", "--data", str(folder), "--out", str(out), *TINY]
+    command = ["train", "--data", str(folder), "--out", str(out), *TINY[:-2]]  # gate: at least 20
     assert main([*command, "-q"]) == 1
     said = capsys.readouterr()
     assert said.err.startswith("REFUSED: auc 0.5000 < 0.9500")  # -q: nothing else on stderr
@@ -160,7 +180,11 @@ def test_a_model_that_learned_nothing_is_refused_unless_forced(
         found = acceptance(out / f"model.{flavour}.onnx")
         assert found["passed"] is False and found["forced"] is False
         assert found["failed"][0] == "auc 0.5000 < 0.9500" and found["figures"]["auc"] == 0.5
-    assert "**REFUSED by the acceptance gate.**" in (out / "MODEL_CARD.md").read_text()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "**REFUSED by the acceptance gate.**" in card
+    assert "- **view gate**: **not fitted**: 2 validation items have every view; the view gate is " \
+           "fitted on at least 20 (--min-gate-items)" in card
+    assert read_spec(out / "model.int8-cpu.onnx").gate is None
     model = stamps(out)["model.fp32.onnx"]
 
     # --force: only the acceptance is redone; the model goes through, recorded as forced.

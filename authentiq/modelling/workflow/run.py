@@ -236,6 +236,10 @@ class Workflow:
         from authentiq.modelling.training.gate import fit_gate
 
         source = f"{len(self.data.val)} validation items of {self.root.name}"
+        complete = int(self.data.val.present.all(axis=1).sum())
+        if complete < self.cfg.min_gate_items:
+            return {"skipped": f"{complete} validation items have every view; the view gate is "
+                               f"fitted on at least {self.cfg.min_gate_items} (--min-gate-items)"}
         try:
             params = fit_gate(self.models, tiles=self.data.val, source=source, alteration_items=0,
                               min_items=self.cfg.min_gate_items)
