@@ -12,6 +12,7 @@ import csv
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend  # noqa:
 from authentiq.modelling import datasets, splits  # noqa: E402
 from authentiq.modelling.progress import Progress  # noqa: E402
 from authentiq.modelling.training.train import TrainConfig, train  # noqa: E402
+from authentiq.modelling.workflow.run import WorkflowConfig, run_workflow  # noqa: E402
 from authentiq.pipeline.stitch import build_input  # noqa: E402
 from tests.conftest import copy_dataset, make_settings, sqlite_pass_only  # noqa: E402
 
@@ -221,16 +223,21 @@ class Lines(Progress):
 
 def test_an_interrupted_training_resumes_from_its_last_epoch(small_dataset: Path,
                                                              tmp_path: Path) -> None:
-    cfg = TrainConfig(data=str(small_dataset), epochs=2, batch_size=8, width=8, workers=1)
+    cfg = TrainConfig(data=str(small_dataset), epochs=2, batch_size=8, width=8, workers=1,
+                      model_version="")  # "": the workflow chooses one
+    flow = WorkflowConfig(cfg, tmp_path / "run", calibration_items=4, min_gate_items=2)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "run", Interrupt())
+        run_workflow(flow, Interrupt())
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    version = json.loads((tmp_path / "run" / "stages.json").read_text())["model_version"]
     lines = Lines()
-    resumed = train(cfg, tmp_path / "run", lines)
+    outcome = run_workflow(flow, lines)
     assert "resuming from epoch 1 of 2 (last_epoch.pt)" in lines.lines
-    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
     assert not any(line.startswith("epoch 1/") for line in lines.lines)
-    whole = train(cfg, tmp_path / "whole", Lines())  # the same run, never interrupted
+    assert read_spec(outcome.files["fp32"]).model_version == version  # the first run's
+    resumed = json.loads((tmp_path / "run" / "train_log.json").read_text())
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    whole = train(replace(cfg, model_version="1"), tmp_path / "whole", Lines())  # never interrupted
     assert [h["loss"] for h in resumed["history"]] == pytest.approx(
         [h["loss"] for h in whole["history"]], rel=1e-4)
     a = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["state_dict"]

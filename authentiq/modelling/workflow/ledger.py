@@ -49,8 +49,11 @@ class Ledger:
         return self.data.get(key)
 
     def put(self, key: str, value: Any) -> None:
-        """Keep ``key`` with the next stage recorded (nothing is written before one finishes)."""
+        """Keep ``key``; written with the next :meth:`save` or stage recorded."""
         self.data[key] = value
+
+    def save(self) -> None:
+        self._write()
 
     def done(self, stage: str, fingerprint: str) -> dict[str, Any] | None:
         """The stage's record if it finished with this fingerprint, else None."""

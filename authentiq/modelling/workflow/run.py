@@ -171,7 +171,9 @@ class Workflow:
     def _train(self) -> dict[str, Any]:
         from authentiq.modelling.training.train import train
 
-        summary = train(self.cfg.train, self.out, self.progress, data=self.data)
+        data = self.data  # a photo that cannot be decoded stops here, before OUT is written
+        self.ledger.save()  # the version: an interrupted training resumes under the same one
+        summary = train(self.cfg.train, self.out, self.progress, data=data)
         history = summary["history"]
         val = summary["validation"]
         return {"epochs": len(history), "final_loss": history[-1]["loss"] if history else None,
@@ -262,6 +264,8 @@ class Workflow:
     def _view_check(self) -> dict[str, Any]:
         from authentiq.modelling.training.view_check import fit_view_check
 
+        if "skipped" in self.ledger.stages.get("gate", {}):
+            return {"skipped": "it is built on the view gate's features, and the gate was left out"}
         try:
             params = fit_view_check(self.models, tiles=self.data.val,
                                     source=f"the validation items of {self.root.name}")
