@@ -146,6 +146,11 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
     assert f"scoring the 2 test items of {small_dataset}" in shown
     assert f"| {rows['fp32']['metrics']['roc_auc']:.4f} |" in shown
 
+    # Without a split, every item: said, with why that flatters the model.
+    assert main(["evaluate", str(out / "model.fp32.onnx"), "--data", str(small_dataset), "-q"]) == 0
+    assert f"scoring all 12 items of {small_dataset} (no splits.json in {small_dataset} and no " \
+           f"--splits): items a model trained on score better than new ones" in capsys.readouterr().out
+
     # Without --data, synthetic items: said to say little about a model of one's own photos.
     monkeypatch.chdir(tmp_path)  # evaluate keeps its synthetic items in ./var
     assert main(["evaluate", str(out / "model.fp32.onnx"), "--items", "4", "-q"]) == 0
