@@ -104,6 +104,8 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
         else:
             assert None not in fitted and f"- **{what}**: {record['fitted_on']}" in card
     assert "skipped" in stages["view_check"]  # 1 genuine validation item per product at most
+    assert f"Seconds per stage (this machine; kept stages as they first ran): train " \
+           f"{stages['train']['seconds']:g}, export" in card
     assert card.startswith(f"# Model card: mine {versions.pop()}") and "**ACCEPTED.**" in card
     assert "authentiq " + " ".join(command) in card
     for flavour in FLAVOURS:

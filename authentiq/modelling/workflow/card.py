@@ -73,8 +73,12 @@ def render(*, name: str, version: str, acceptance: Acceptance, stages: dict[str,
                      f"{m['roc_auc']:.4f} | {_pct(m['decided_accuracy'])} | "
                      f"{_pct(m['inconclusive_share'])} | {row['ece_raw']:.4f} | "
                      f"{row['ece_calibrated']:.4f} |")
+    timed = ", ".join(f"{k} {v['seconds']:g}" for k, v in stages.items()
+                      if k != "accept" and isinstance(v, dict) and "seconds" in v)
     lines += ["", "Each flavour with its own band and temperature; accuracy decides every item at "
-              "p = 0.5, decided accuracy leaves the inconclusive band out.", "", "## Files", "",
+              "p = 0.5, decided accuracy leaves the inconclusive band out.", "",
+              f"Seconds per stage (this machine; kept stages as they first ran): {timed}.",
+              "", "## Files", "",
               "| file | precision | size | use |", "|---|---|---|---|"]
     for key, precision, use in FLAVOURS:
         path = files[key]
