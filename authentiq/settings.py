@@ -297,6 +297,9 @@ class _ConnectionFields(Section):
     keep_alive_s: float = Field(5, gt=0, description="idle keep-alive connections are closed after")
     max_connections: int = Field(1000, ge=1, description="connections and requests at once per "
                                                          "process; past it, 503 at once")
+    reuse_port: bool = Field(True, description="with several workers, each listens on a socket "
+                                               "of its own (Linux SO_REUSEPORT), so that the kernel "
+                                               "spreads connections evenly; false: one shared socket")
 
 
 class _PdfFields(Section):

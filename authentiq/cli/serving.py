@@ -93,12 +93,15 @@ def serve(args: argparse.Namespace) -> int:
 
 def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
                   overrides: dict[str, Any], options: dict[str, Any]) -> int:
-    """Several worker processes on one port (uvicorn's process manager restarts any that dies).
-    They share everything through the database, the blob store and Redis; the model's contract
-    is checked and the schema migrated once here, before they start. This process says "ready"
-    once the URL answers."""
+    """Several worker processes on one port, each listening on a socket of its own where the
+    platform allows (:class:`authentiq.api.connections.WorkerSocket`); uvicorn's process manager
+    restarts any that dies. They share everything through the database, the blob store and
+    Redis; the model's contract is checked and the schema migrated once here, before they
+    start. This process says "ready" once the URL answers."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
+    from authentiq.api.connections import listening_socket
     from authentiq.api.server import ReadyWatch
     from authentiq.inference.select import model_contract
     from authentiq.storage.db import open_database
@@ -116,8 +119,16 @@ def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
               f"memory://): a key may get up to {workers}× AUTHENTIQ_RATE_LIMIT, an address "
               f"{workers}× AUTHENTIQ_LOGIN_RATE_LIMIT; redis://... shares them (docs/deployment.md)",
               file=sys.stderr, flush=True)
-    with ReadyWatch(url, workers) as watch:
-        uvicorn.run("authentiq.api.server:worker_app", factory=True, workers=workers, **options)
+    config = uvicorn.Config("authentiq.api.server:worker_app", factory=True, workers=workers,
+                            **options)
+    try:
+        sock = listening_socket(config, settings.connections.reuse_port)
+    except OSError as exc:
+        print(f"cannot listen on {options['host']}:{options['port']}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 3
+    with ReadyWatch(url, workers) as watch, sock:
+        Multiprocess(config, sockets=[sock]).run()
     return 0 if watch.announced else 3
 
 def inspect(args: argparse.Namespace) -> int:

@@ -140,11 +140,37 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def _tcp_rows() -> list[list[str]]:
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            rows += [line.split() for line in Path(table).read_text().splitlines()[1:]]
+    return rows
+
+
+def listening_sockets(port: int) -> int:
+    """Listening TCP sockets on ``port`` (state 0A in /proc/net/tcp)."""
+    return sum(1 for r in _tcp_rows() if r[3] == "0A" and int(r[1].rsplit(":", 1)[1], 16) == port)
+
+
+def connections_held(pid: int, port: int) -> int:
+    """Established connections to ``port`` that process ``pid`` has accepted."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    return sum(1 for r in _tcp_rows() if r[3] == "01" and r[9] in inodes
+               and int(r[1].rsplit(":", 1)[1], 16) == port)
+
+
 @pytest.mark.slow
 def test_serve_workers_runs_several_processes_on_one_port(tmp_path: Path, database_url: str) -> None:
     """`authentiq serve --workers 3` on the run's database (one SQLite file, or PostgreSQL): the
-    schema is migrated once by the parent, three worker processes answer on one port, and
-    SIGTERM stops them all after their accepted work."""
+    schema is migrated once by the parent, three worker processes answer on one port, each on
+    a listening socket of its own that takes a share of new connections, and SIGTERM stops them
+    all after their accepted work."""
     import concurrent.futures
 
     port = free_port()
@@ -162,6 +188,18 @@ def test_serve_workers_runs_several_processes_on_one_port(tmp_path: Path, databa
 
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             assert list(pool.map(post, range(12))) == [201] * 12
+        # Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads a
+        # burst of connections over them: with one shared socket, one worker's accept loop
+        # could take the whole burst, and keep-alive clients would stay on it.
+        assert listening_sockets(port) == 3
+        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(45)]
+        try:
+            assert {c.get("/healthz").status_code for c in clients} == {200}
+            held = {w: connections_held(w, port) for w in workers}
+        finally:
+            for c in clients:
+                c.close()
+        assert sum(held.values()) == 45 and min(held.values()) > 0, held
         listed = httpx.get(f"http://127.0.0.1:{port}/v1/reports?limit=100").json()["items"]
         assert len(listed) == 12
     finally:
