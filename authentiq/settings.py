@@ -201,6 +201,9 @@ class _QualityFields(Section):
     dark_threshold: float = Field(35.0, ge=0, le=255)
     bright_threshold: float = Field(225.0, ge=0, le=255)
     glare_share: float = Field(0.25, ge=0, le=1)
+    min_jpeg_quality: int = Field(
+        20, ge=0, le=100, description="JPEG quality (estimated from the photo's quantization "
+                                      "tables) below which a view is too compressed to judge")
 
 
 class _UploadFields(Section):

@@ -348,7 +348,7 @@ def view_result(view: str, decoded: DecodedView, q: Quality) -> ViewQuality:
         view=view, usable=q.usable, reason=q.reason, message=q.message,  # type: ignore[arg-type]
         format=decoded.format, width=decoded.width, height=decoded.height,
         sharpness=round(q.sharpness, 2), brightness=round(q.brightness, 1),
-        glare=round(q.glare, 4))
+        glare=round(q.glare, 4), jpeg_quality=q.jpeg_quality)
 
 
 def with_gate(result: ViewQuality, check: ViewCheck | None) -> ViewQuality:

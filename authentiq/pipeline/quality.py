@@ -15,6 +15,8 @@ RETAKE_HINTS = {
     "underexposed": "Add light or move out of shadow.",
     "overexposed": "Reduce light or move away from direct light.",
     "glare": "Tilt the item or the camera to avoid reflections.",
+    "overcompressed": "Send the photo as the camera saved it, not a copy that a messaging app, "
+                      "a screenshot or an editor has compressed again.",
 }
 
 
@@ -26,6 +28,7 @@ class Quality:
     sharpness: float  # variance of the Laplacian on the analysis image
     brightness: float  # mean grey level, 0..255
     glare: float  # share of near-white pixels
+    jpeg_quality: int | None = None  # estimated JPEG quality; None: not a JPEG
 
 
 def laplacian_variance(grey: np.ndarray) -> float:
@@ -49,9 +52,15 @@ def check(view: DecodedView, thresholds: QualitySettings) -> Quality:
         reason, message = "overexposed", f"too bright (mean level {bright:.0f} of 255)."
     elif glare > thresholds.glare_share:
         reason, message = "glare", f"{glare:.0%} of the photo is blown-out highlights."
+    elif view.jpeg_quality is not None and view.jpeg_quality < thresholds.min_jpeg_quality:
+        # Blocks of 8 x 8 pixels replace the fine detail (stitching, engraving) the model judges;
+        # the sharpness of such a photo measures the block edges, not the item.
+        reason = "overcompressed"
+        message = (f"saved at very low JPEG quality (about {view.jpeg_quality} of 100; at least "
+                   f"{thresholds.min_jpeg_quality} is needed).")
     elif sharp < thresholds.blur_threshold:
         reason = "blurred"
         message = f"not sharp enough (sharpness {sharp:.1f}, needs {thresholds.blur_threshold:g})."
     if reason is not None:
         message = f"{message} {RETAKE_HINTS[reason]}"
-    return Quality(reason is None, reason, message, sharp, bright, glare)
+    return Quality(reason is None, reason, message, sharp, bright, glare, view.jpeg_quality)
