@@ -118,6 +118,8 @@ async def rescored(args: argparse.Namespace, settings: Settings, reports: Report
                 bars[what] = tqdm(total=total, unit="item", desc=what, file=sys.stderr,
                                   disable=args.quiet)
             bars[what].update(1)
+            if done == total:
+                bars[what].close()
         return step
 
     async with open_candidate(args.candidate, settings, reports=reports, references=references,

@@ -76,18 +76,24 @@ def check_views(candidate: ModelSpec, views: Iterable[str], what: str) -> None:
 @asynccontextmanager
 async def open_candidate(path: Path, settings: Settings, *, reports: ReportStore,
                          references: ReferenceStore, threads: int = 1,
+                         ort_threads: int | None = None,
                          progress: Callable[[int, int], None] | None = None
                          ) -> AsyncIterator[Candidate]:
     """The candidate at ``path`` on ONNX Runtime (the served backend's device), with
-    ``threads`` worker threads at a lower CPU priority than the server's."""
+    ``threads`` worker threads at a lower CPU priority than the server's and ``ort_threads``
+    ONNX Runtime threads (default: AUTHENTIQ_ORT_THREADS)."""
     spec = read_spec(path)  # a missing file or one that is not a model: ModelContractError
     ident = await asyncio.to_thread(model_id, path)
-    model = settings.model.model_copy(update={"backend": "onnxruntime", "model_path": path})
+    model = settings.model.model_copy(update={
+        "backend": "onnxruntime", "model_path": path,
+        "ort_threads": settings.model.ort_threads if ort_threads is None else ort_threads})
     backend = await asyncio.to_thread(open_backend, model, settings.batcher,
                                       timeout_s=settings.inspection.request_timeout_s)
     pool = ThreadPoolExecutor(threads, initializer=lower_priority,
                               thread_name_prefix="authentiq-shadow")
-    batcher = Batcher(backend, settings.batcher)
+    # Its inference threads too: with one ONNX Runtime thread the model runs on the batcher's
+    # own thread, so all of the candidate's work yields to the served model's.
+    batcher = Batcher(backend, settings.batcher, thread_initializer=lower_priority)
     inspector: Inspector | None = None
     try:
         await batcher.start()

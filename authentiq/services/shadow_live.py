@@ -84,8 +84,11 @@ class LiveShadow:
 
     async def _run(self) -> None:
         try:
+            # One decoding thread and one ONNX Runtime thread: the shadow takes at most about a
+            # core from the served model, whatever the load.
             async with open_candidate(self.path, self.settings, reports=self.reports,
-                                      references=self.references) as candidate:
+                                      references=self.references, threads=1,
+                                      ort_threads=1) as candidate:
                 self.candidate = candidate
                 log.info("live shadow: candidate %s, %d references embedded", candidate.name,
                          candidate.references)

@@ -33,6 +33,7 @@ from tests.conftest import (
     make_settings,
     riva_item,
 )
+from tests.services.test_jobs import finished
 
 # A retrained model stands in for the candidate: the FP32 flavour (other weights than the served
 # INT8 one: another model id) with a much wider inconclusive band, so verdicts change.
@@ -205,15 +206,26 @@ def test_live_shadow_scores_after_the_answer_and_stores_beside_the_report(
         # Each response had gone out before the shadow was even offered its inspection.
         assert server.offered_when_sent == [0, 1, 2]
         assert shadow.counts["agree"] + shadow.counts["disagree"] == 3
-        for report in reports:  # never shown to the client
-            stored = client.get(f"/v1/reports/{report['id']}").text
-            for body in (json.dumps(report), stored):
-                assert "shadow" not in body and model_id(candidate) not in body
         metrics = client.get("/metrics").text
         for outcome in ("agree", "disagree"):
             n = float(shadow.counts[outcome])
             if n:
                 assert f'authentiq_shadow_inspections_total{{outcome="{outcome}"}} {n}' in metrics
+        for report in reports:  # never shown to the client
+            stored = client.get(f"/v1/reports/{report['id']}").text
+            for body in (json.dumps(report), stored):
+                assert "shadow" not in body and model_id(candidate) not in body
+
+        # An async job is offered once it has finished, and scored from its stored photos.
+        r = client.post("/v1/inspections?mode=async", files=files_of(items[0]),
+                        data={"brand": items[0].brand, "model": items[0].model})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        assert finished(client, job_id)["status"] == "succeeded"
+        client.portal.call(shadow.drain)
+        assert shadow.counts["offered"] == 4
+        assert shadow.counts["agree"] + shadow.counts["disagree"] == 4
+        reports.append(client.get(f"/v1/reports/{job_id}").json())
 
         # A full queue drops (and counts) what it cannot take; nothing waits for the shadow.
         def burst() -> list[bool]:
@@ -242,7 +254,7 @@ def test_live_shadow_scores_after_the_answer_and_stores_beside_the_report(
     out = capsys.readouterr()
     assert status == 0, out.err
     [summary] = json.loads(out.out)
-    assert summary["scored"] == 3 and summary["agree"] == agree and summary["live"] is True
+    assert summary["scored"] == 4 and summary["agree"] == agree and summary["live"] is True
 
 
 def _long_ago() -> datetime:
