@@ -26,6 +26,7 @@ from authentiq.storage.shadow_results import ShadowResults
 from authentiq.storage.tenants import require_tenant
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+SHOWN = 10  # changed inspections listed by id (--json: all)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -167,6 +168,12 @@ def render(s: Summary) -> str:
     for name, p in s.products.items():
         changes = ", ".join(f"{change} {n}" for change, n in p.changes.items()) or "-"
         lines.append(f"  {name:<28}{p.scored:>7}{_pct(p.agreement):>9}  {changes}")
+    if s.changed:
+        lines += ["", f"  changed      {len(s.changed)} inspection(s)"
+                  + (f", the first {SHOWN}" if len(s.changed) > SHOWN else "") + ":"]
+        for o in s.changed[:SHOWN]:
+            review = f" (reviewed: {o.reviewed})" if o.reviewed else ""
+            lines.append(f"    {o.report_id}  {o.product}: {o.served} → {o.candidate}{review}")
     r = s.reviewed
     lines.append("")
     if r.cases:

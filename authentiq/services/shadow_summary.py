@@ -75,6 +75,7 @@ class Summary:
     matrix: dict[str, dict[str, int]]  # served → candidate → count
     products: dict[str, ProductFigures]
     reviewed: ReviewedFigures
+    changed: list[Outcome] = field(default_factory=list)  # the inspections whose verdict changes
     extra: dict[str, Any] = field(default_factory=dict)  # what was scored: window, tenant ...
 
     @property
@@ -96,6 +97,9 @@ class Summary:
                          "candidate_accuracy": _round(r.candidate_accuracy),
                          "served_inconclusive": r.served_inconclusive,
                          "candidate_inconclusive": r.candidate_inconclusive},
+            "changed": [{"report_id": o.report_id, "product": o.product, "served": o.served,
+                         "candidate": o.candidate, "p_counterfeit": o.p_counterfeit,
+                         "reviewed": o.reviewed} for o in self.changed],
         }
 
 
@@ -121,7 +125,8 @@ def summarise(outcomes: list[Outcome], candidate: str, **extra: Any) -> Summary:
         sum(o.served == "inconclusive" for o in reviewed),
         sum(o.candidate == "inconclusive" for o in reviewed))
     return Summary(candidate, len(scored), sum(o.served == o.candidate for o in scored),
-                   dict(refused), matrix, products, figures, dict(extra))
+                   dict(refused), matrix, products, figures,
+                   [o for o in scored if o.served != o.candidate], dict(extra))
 
 
 def _round(x: float | None) -> float | None:

@@ -131,6 +131,9 @@ def test_shadow_rescores_stored_inspections_as_the_candidate_would_serve_them(
     assert summary["agreement"] == round(agree / len(items), 4)
     changes = Counter(zip(first, truth, strict=True))
     assert {(s, c): n for s, row in summary["matrix"].items() for c, n in row.items() if n} == changes
+    assert [c["report_id"] for c in summary["changed"]] == [
+        rep["id"] for rep, t in zip(reports[::-1], truth[::-1], strict=True)
+        if rep["verdict"] != t]  # newest first
     per_product = Counter(f"{i.brand} / {i.model}" for i in items)
     assert {k: v["scored"] for k, v in summary["products"].items()} == per_product
     reviewed = summary["reviewed"]
