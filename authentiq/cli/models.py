@@ -15,7 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from authentiq.errors import InvalidField
-from authentiq.services.shadow import open_candidate, outcome, rescore, select_reports
+from authentiq.services.shadow import (
+    count_reports,
+    open_candidate,
+    outcome,
+    report_pages,
+    rescore,
+)
 from authentiq.services.shadow_summary import VERDICTS, Outcome, Summary, summarise
 from authentiq.settings import Settings
 from authentiq.storage.blobs import open_blobs
@@ -109,8 +115,8 @@ async def rescored(args: argparse.Namespace, settings: Settings, reports: Report
                    references: ReferenceStore, window: dict[str, str | None]) -> Summary:
     from tqdm import tqdm
 
-    rows = await asyncio.to_thread(select_reports, reports, since=args.since, tenant=args.tenant,
-                                   limit=args.limit)
+    window_args = {"since": args.since, "tenant": args.tenant, "limit": args.limit}
+    total = await asyncio.to_thread(count_reports, reports, **window_args)
     bars: dict[str, tqdm[None]] = {}
 
     def progress(what: str) -> Callable[[int, int], None]:
@@ -126,7 +132,8 @@ async def rescored(args: argparse.Namespace, settings: Settings, reports: Report
     async with open_candidate(args.candidate, settings, reports=reports, references=references,
                               threads=settings.inspection.preprocess_workers,
                               progress=progress("references")) as candidate:
-        outcomes = await rescore(candidate, reports, rows, progress=progress("inspections"))
+        outcomes = await rescore(candidate, reports, report_pages(reports, **window_args), total,
+                                 progress=progress("inspections"))
     for bar in bars.values():
         bar.close()
     return summarise(outcomes, candidate.name, references=candidate.references, **window)
@@ -158,7 +165,7 @@ def render(s: Summary) -> str:
     refused = sum(s.refused.values())
     lines.append(f"  re-scored    {s.scored}" if not extra.get("live") else f"  scored       {s.scored}")
     if refused:
-        lines.append(f"  refused      {refused} by the candidate: " + ", ".join(
+        lines.append(f"  not scored   {refused}: " + ", ".join(
             f"{why} {n}" for why, n in sorted(s.refused.items())))
     lines.append(f"  agreement    {s.agree} of {s.scored} ({_pct(s.agreement)})")
     lines += ["", "  served \\ candidate  " + "".join(f"{v:>14}" for v in VERDICTS)]

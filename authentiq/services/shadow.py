@@ -14,7 +14,7 @@ shadow`); the live shadow (:mod:`authentiq.services.shadow_live`) scores each ne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from authentiq.contract.model_spec import ModelSpec, model_id, read_spec
 from authentiq.contract.report import ATTENTION_FILE, Report
-from authentiq.errors import AuthentiqError, CandidateMismatch
+from authentiq.errors import AuthentiqError, CandidateMismatch, ReportNotFound
 from authentiq.inference.batcher import Batcher, Priority
 from authentiq.inference.select import open_backend
 from authentiq.pipeline.inspection import Inspector, Upload, lower_priority
@@ -121,18 +121,27 @@ def stored_views(row: ReportRow) -> dict[str, str]:
             if name != ATTENTION_FILE and name.split(".")[0] in views}
 
 
-def select_reports(store: ReportStore, *, since: datetime, tenant: Visible,
-                   limit: int | None = None) -> list[ReportRow]:
-    """The inspections stored since ``since`` that ``tenant`` may see, newest first."""
-    rows: list[ReportRow] = []
-    cursor: str | None = None
-    while limit is None or len(rows) < limit:
-        page, cursor = store.find(ReportFilter(created_from=since), tenant=tenant,
-                                  limit=min(200, limit - len(rows)) if limit else 200, cursor=cursor)
-        rows += page
+def report_pages(store: ReportStore, *, since: datetime, tenant: Visible,
+                 limit: int | None = None, page_size: int = 200) -> Iterator[list[ReportRow]]:
+    """The inspections stored since ``since`` that ``tenant`` may see, newest first, a page at
+    a time (only one page's bodies in memory); at most ``limit``."""
+    seen, cursor = 0, None
+    while limit is None or seen < limit:
+        size = page_size if limit is None else min(page_size, limit - seen)
+        page, cursor = store.find(ReportFilter(created_from=since), tenant=tenant, limit=size,
+                                  cursor=cursor)
+        if page:
+            yield page
+        seen += len(page)
         if cursor is None:
             break
-    return rows
+
+
+def count_reports(store: ReportStore, *, since: datetime, tenant: Visible,
+                  limit: int | None = None) -> int:
+    """How many :func:`report_pages` gives."""
+    n = store.count(ReportFilter(created_from=since), tenant=tenant)
+    return n if limit is None else min(n, limit)
 
 
 def outcome(row: ReportRow, verdict: str | None, p_counterfeit: float | None = None,
@@ -143,25 +152,40 @@ def outcome(row: ReportRow, verdict: str | None, p_counterfeit: float | None = N
                    error)
 
 
-async def rescore(candidate: Candidate, store: ReportStore, rows: list[ReportRow],
-                  progress: Callable[[int, int], None] | None = None) -> list[Outcome]:
-    """Each stored inspection re-scored by ``candidate`` from its stored photos. An item the
-    candidate refuses (an unknown product, a photo it cannot use...) is an outcome with the
-    refusal's title: counted apart, never a failure of the run."""
-    check_views(candidate.spec, {v for row in rows for v in stored_views(row)},
-                "the stored inspections")
-    outcomes = []
-    for n, row in enumerate(rows, start=1):
-        files = stored_views(row)
-        photos = await asyncio.to_thread(read_files, store.blobs, row.id, list(files.values()))
-        uploads = [Upload(view, data) for view, data in zip(files, photos, strict=True)]
-        try:
-            report = await candidate.score(uploads, brand=row.brand, model=row.model,
-                                           client_ref=row.client_ref, report_id=row.id)
-        except AuthentiqError as exc:
-            outcomes.append(outcome(row, None, error=exc.title))
-        else:
-            outcomes.append(outcome(row, report.verdict, report.probabilities.counterfeit))
-        if progress:
-            progress(n, len(rows))
+async def rescore(candidate: Candidate, store: ReportStore, pages: Iterable[list[ReportRow]],
+                  total: int, progress: Callable[[int, int], None] | None = None
+                  ) -> list[Outcome]:
+    """Each stored inspection re-scored by ``candidate`` from its stored photos. The first
+    page's views must fit the candidate (else :class:`CandidateMismatch`, before any scoring);
+    an item it cannot score (another view, an unknown product, a photo it cannot use, photos no
+    longer stored) is an outcome with the reason: counted apart, never a failure of the run."""
+    outcomes: list[Outcome] = []
+    pages = iter(pages)
+    while (page := await asyncio.to_thread(next, pages, None)) is not None:
+        if not outcomes:
+            check_views(candidate.spec, {v for row in page for v in stored_views(row)},
+                        "the stored inspections")
+        for row in page:
+            outcomes.append(await rescore_one(candidate, store, row))
+            if progress:
+                progress(len(outcomes), total)
     return outcomes
+
+
+async def rescore_one(candidate: Candidate, store: ReportStore, row: ReportRow) -> Outcome:
+    files = stored_views(row)
+    try:
+        check_views(candidate.spec, files, "this inspection")
+    except CandidateMismatch:
+        return outcome(row, None, error="other views")
+    try:
+        photos = await asyncio.to_thread(read_files, store.blobs, row.id, list(files.values()))
+    except ReportNotFound:
+        return outcome(row, None, error="photos no longer stored")
+    uploads = [Upload(view, data) for view, data in zip(files, photos, strict=True)]
+    try:
+        report = await candidate.score(uploads, brand=row.brand, model=row.model,
+                                       client_ref=row.client_ref, report_id=row.id)
+    except AuthentiqError as exc:
+        return outcome(row, None, error=exc.title)
+    return outcome(row, report.verdict, report.probabilities.counterfeit)

@@ -20,9 +20,11 @@ from starlette.types import Message, Receive, Scope, Send
 from authentiq.api.app import create_app
 from authentiq.cli import main
 from authentiq.contract.model_spec import model_id
+from authentiq.errors import AuthentiqError
 from authentiq.modelling.synthetic import SyntheticItem, find_spec, make_item, passes_quality
 from authentiq.services.shadow_live import LiveShadow
 from authentiq.settings import Settings
+from authentiq.storage.blobs import BlobStore
 from authentiq.storage.db import make_engine
 from authentiq.storage.shadow_results import ShadowResults
 from tests.conftest import (
@@ -143,11 +145,14 @@ def test_shadow_rescores_stored_inspections_as_the_candidate_would_serve_them(
     with TestClient(create_app(a)) as client:  # nothing stored: still the same reports
         assert client.get("/v1/reports").json()["total"] == len(items)
 
-    # The same in words, for a person; then the readable refusals.
+    # The same in words, for a person, on the newest two, one of whose photos are gone: it is
+    # counted apart, the run goes on. Then the readable refusals.
+    BlobStore(a.storage.blob_dir).delete(reports[-1]["id"])
     status, out, _ = shadow_cli([str(candidate), "--quiet", "--limit", "2",
                                  "--database-url", a.storage.database_url], capsys)
-    assert status == 0 and "re-scored    2" in out and "served \\ candidate" in out
-    assert "Castellan / Riva                  2" in out  # the newest two
+    assert status == 0 and "re-scored    1\n" in out and "served \\ candidate" in out
+    assert "not scored   1: photos no longer stored 1" in out
+    assert "Castellan / Riva                  1" in out
     assert "reviewed     none of these inspections has been reviewed yet" in out
     tiny = build_tiny_model(tmp_path / "models" / "tiny.onnx")
     (tmp_path / "notes.onnx").write_text("not a model")
@@ -262,3 +267,15 @@ def test_live_shadow_scores_after_the_answer_and_stores_beside_the_report(
 
 def _long_ago() -> datetime:
     return datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("kind", ["missing", "other views"])
+def test_a_live_shadow_that_cannot_fit_stops_start_up_naming_the_variable(
+        tmp_path: Path, kind: str) -> None:
+    path = (tmp_path / "missing.onnx" if kind == "missing" else
+            build_tiny_model(tmp_path / "tiny.onnx"))
+    said = "model file not found" if kind == "missing" else "the candidate's views (front, back)"
+    with pytest.raises(AuthentiqError) as caught, \
+            TestClient(create_app(make_settings(tmp_path, shadow_model=path))):
+        pass
+    assert caught.value.detail.startswith("AUTHENTIQ_SHADOW_MODEL: ") and said in caught.value.detail
