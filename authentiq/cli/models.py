@@ -162,11 +162,11 @@ def render(s: Summary) -> str:
     if "references" in extra:
         lines.append(f"  references   {extra['references']} live references embedded with the "
                      f"candidate (in memory)")
-    refused = sum(s.refused.values())
+    not_scored = sum(s.not_scored.values())
     lines.append(f"  re-scored    {s.scored}" if not extra.get("live") else f"  scored       {s.scored}")
-    if refused:
-        lines.append(f"  not scored   {refused}: " + ", ".join(
-            f"{why} {n}" for why, n in sorted(s.refused.items())))
+    if not_scored:
+        lines.append(f"  not scored   {not_scored}: " + ", ".join(
+            f"{why} {n}" for why, n in sorted(s.not_scored.items())))
     lines.append(f"  agreement    {s.agree} of {s.scored} ({_pct(s.agreement)})")
     lines += ["", "  served \\ candidate  " + "".join(f"{v:>14}" for v in VERDICTS)]
     for served in VERDICTS:

@@ -56,6 +56,7 @@ class LiveShadow:
         self.queue: asyncio.Queue[Pending] = asyncio.Queue(settings.shadow.shadow_queue)
         self.counts: Counter[str] = Counter()
         self.candidate: Candidate | None = None
+        self.stopped = False  # the candidate could not be opened: offers are counted, not queued
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -64,6 +65,9 @@ class LiveShadow:
     def offer(self, report_id: str, tenant_id: str, uploads: list[Upload] | None = None) -> bool:
         """Queue a stored inspection for the candidate; False (counted) when the queue is full."""
         self.counts["offered"] += 1
+        if self.stopped:
+            self._count("failed")
+            return False
         try:
             self.queue.put_nowait(Pending(report_id, tenant_id, uploads))
         except asyncio.QueueFull:
@@ -102,9 +106,11 @@ class LiveShadow:
             raise
         except Exception:  # the candidate could not be opened: the service goes on without it
             log.exception("live shadow stopped: the candidate %s could not be used", self.path)
+            self.stopped = True
             while not self.queue.empty():
                 self.queue.get_nowait()
                 self.queue.task_done()
+                self._count("failed")
 
     async def _score(self, candidate: Candidate, pending: Pending) -> str:
         try:

@@ -17,7 +17,7 @@ VERDICTS = ("authentic", "counterfeit", "inconclusive")
 
 @dataclass(frozen=True)
 class Outcome:
-    """One inspection: the served verdict, the candidate's (None: it refused the item, ``error``
+    """One inspection: the served verdict, the candidate's (None: not scored, ``error``
     says why) and the reviewer's final verdict (None: not reviewed)."""
 
     report_id: str
@@ -71,7 +71,7 @@ class Summary:
     candidate: str  # model id and name@version
     scored: int
     agree: int
-    refused: dict[str, int]  # the candidate's refusal → count (not in the figures)
+    not_scored: dict[str, int]  # why an inspection was not scored → count (not in the figures)
     matrix: dict[str, dict[str, int]]  # served → candidate → count
     products: dict[str, ProductFigures]
     reviewed: ReviewedFigures
@@ -87,7 +87,7 @@ class Summary:
         return {
             **self.extra, "candidate": self.candidate, "scored": self.scored,
             "agree": self.agree, "agreement": _round(self.agreement),
-            "refused": dict(self.refused), "matrix": self.matrix,
+            "not_scored": dict(self.not_scored), "matrix": self.matrix,
             "products": {name: {"scored": p.scored, "agree": p.agree,
                                 "agreement": _round(p.agreement), "changes": p.changes}
                          for name, p in self.products.items()},
@@ -105,7 +105,7 @@ class Summary:
 
 def summarise(outcomes: list[Outcome], candidate: str, **extra: Any) -> Summary:
     scored = [o for o in outcomes if o.candidate is not None]
-    refused = Counter(o.error or "refused" for o in outcomes if o.candidate is None)
+    not_scored = Counter(o.error or "not scored" for o in outcomes if o.candidate is None)
     matrix = {s: {c: 0 for c in VERDICTS} for s in VERDICTS}
     per_product: dict[str, list[Outcome]] = {}
     for o in scored:
@@ -125,7 +125,7 @@ def summarise(outcomes: list[Outcome], candidate: str, **extra: Any) -> Summary:
         sum(o.served == "inconclusive" for o in reviewed),
         sum(o.candidate == "inconclusive" for o in reviewed))
     return Summary(candidate, len(scored), sum(o.served == o.candidate for o in scored),
-                   dict(refused), matrix, products, figures,
+                   dict(not_scored), matrix, products, figures,
                    [o for o in scored if o.served != o.candidate], dict(extra))
 
 

@@ -128,7 +128,7 @@ def test_shadow_rescores_stored_inspections_as_the_candidate_would_serve_them(
     summary = json.loads(out)
     agree = sum(x == y for x, y in zip(first, truth, strict=True))
     assert summary["candidate"] == f"{model_id(candidate)} (authentiq-default@0.3.0-rc1)"
-    assert summary["references"] == 1 and summary["refused"] == {}
+    assert summary["references"] == 1 and summary["not_scored"] == {}
     assert (summary["scored"], summary["agree"]) == (len(items), agree)
     assert summary["agreement"] == round(agree / len(items), 4)
     changes = Counter(zip(first, truth, strict=True))

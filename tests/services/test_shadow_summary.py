@@ -23,7 +23,7 @@ def test_summary_counts_agreement_changes_and_reviewed_accuracy() -> None:
     ]
     s = summarise(outcomes, "abc (m@2)", since="2026-11-24")
     assert (s.scored, s.agree, s.agreement) == (5, 3, 0.6)
-    assert s.refused == {"Unsupported product": 2}
+    assert s.not_scored == {"Unsupported product": 2}
     assert s.matrix["authentic"] == {"authentic": 1, "counterfeit": 0, "inconclusive": 1}
     assert s.matrix["inconclusive"]["counterfeit"] == 1 and s.matrix["counterfeit"]["counterfeit"] == 2
     assert sum(sum(row.values()) for row in s.matrix.values()) == s.scored
