@@ -107,7 +107,8 @@ def shadow(args: argparse.Namespace) -> int:
         if not summaries:
             print(f"no live shadow results since {window['since']}"
                   + (f" for tenant {args.tenant}" if args.tenant else ""))
-        print("\n\n".join(render(s) for s in summaries))
+        else:
+            print("\n\n".join(render(s) for s in summaries))
     return 0
 
 
