@@ -153,22 +153,32 @@ def outcome(row: ReportRow, verdict: str | None, p_counterfeit: float | None = N
 
 
 async def rescore(candidate: Candidate, store: ReportStore, pages: Iterable[list[ReportRow]],
-                  total: int, progress: Callable[[int, int], None] | None = None
-                  ) -> list[Outcome]:
-    """Each stored inspection re-scored by ``candidate`` from its stored photos. The first
+                  total: int, progress: Callable[[int, int], None] | None = None, *,
+                  concurrency: int = 4) -> list[Outcome]:
+    """Each stored inspection re-scored by ``candidate`` from its stored photos, ``concurrency``
+    at a time (so the candidate's batcher can batch them), in the pages' order. The first
     page's views must fit the candidate (else :class:`CandidateMismatch`, before any scoring);
     an item it cannot score (another view, an unknown product, a photo it cannot use, photos no
     longer stored) is an outcome with the reason: counted apart, never a failure of the run."""
     outcomes: list[Outcome] = []
+    slots = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async def one(row: ReportRow) -> Outcome:
+        nonlocal done
+        async with slots:
+            result = await rescore_one(candidate, store, row)
+        done += 1
+        if progress:
+            progress(done, total)
+        return result
+
     pages = iter(pages)
     while (page := await asyncio.to_thread(next, pages, None)) is not None:
         if not outcomes:
             check_views(candidate.spec, {v for row in page for v in stored_views(row)},
                         "the stored inspections")
-        for row in page:
-            outcomes.append(await rescore_one(candidate, store, row))
-            if progress:
-                progress(len(outcomes), total)
+        outcomes += await asyncio.gather(*(one(row) for row in page))
     return outcomes
 
 
