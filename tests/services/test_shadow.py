@@ -92,6 +92,7 @@ def shadow_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int
     return status, out.out, out.err
 
 
+@pytest.mark.slow  # two servers and three runs of the command: 14-21 s on 2 shared cores
 def test_shadow_rescores_stored_inspections_as_the_candidate_would_serve_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     reference = riva_item()  # the one product with a reference: fusion decides there
