@@ -156,6 +156,12 @@ class ModelContractError(AuthentiqError):
     slug, status, title = "model-contract", 500, "Model does not follow the contract"
 
 
+class CandidateMismatch(AuthentiqError):
+    """A shadow's candidate model cannot score what the served model scored (other views)."""
+
+    slug, status, title = "candidate-mismatch", 422, "Candidate model does not fit"
+
+
 class BackendUnavailable(AuthentiqError):
     slug, status, title = "backend-unavailable", 503, "Inference backend unavailable"
 

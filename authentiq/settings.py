@@ -387,6 +387,24 @@ class _ReferenceFields(Section):
         return _none_if_empty(v)
 
 
+class _ShadowFields(Section):
+    """A candidate model scoring every inspection beside the served one, off the answer path
+    (authentiq.services.shadow_live; `authentiq models shadow --live` summarises it)."""
+
+    shadow_model: Path | None = Field(
+        None, description="a candidate ONNX model that also scores each inspection after its "
+                          "answer is sent; its results are stored beside the report, never "
+                          "returned (unset: no live shadow)")
+    shadow_queue: int = Field(
+        16, ge=1, le=10_000, description="inspections waiting for the shadow at most; one more "
+                                         "is dropped and counted, never waited for")
+
+    @field_validator("shadow_model", mode="before")
+    @classmethod
+    def _shadow_empty_is_none(cls, v: object) -> object:
+        return _none_if_empty(v)
+
+
 # The sections parts receive. Each adds nothing to its fields: the split between fields and
 # section only keeps Settings from being a QualitySettings (see the module's doc).
 
@@ -439,9 +457,13 @@ class ReferenceSettings(_ReferenceFields):
     """The reference index and the shipped reference set."""
 
 
+class ShadowSettings(_ShadowFields):
+    """The live shadow: which candidate, and how much work may wait for it."""
+
+
 class Settings(_ModelFields, _BatcherFields, _InspectionFields, _QualityFields, _UploadFields,
                _JobFields, _AccessFields, _ConnectionFields, _PdfFields, _StorageFields,
-               _ReferenceFields, BaseSettings):
+               _ReferenceFields, _ShadowFields, BaseSettings):
     """Every ``AUTHENTIQ_*`` variable, validated once; each part receives its section."""
 
     model_config = SettingsConfigDict(env_prefix="AUTHENTIQ_", frozen=True)
@@ -490,11 +512,15 @@ class Settings(_ModelFields, _BatcherFields, _InspectionFields, _QualityFields, 
     def references(self) -> ReferenceSettings:
         return ReferenceSettings.of(self)
 
+    @property
+    def shadow(self) -> ShadowSettings:
+        return ShadowSettings.of(self)
+
 
 SECTIONS: dict[str, type[Section]] = {
     "model": ModelSettings, "batcher": BatcherSettings, "inspection": InspectionSettings,
     "quality": QualitySettings, "uploads": UploadSettings, "jobs": JobSettings,
     "access": AccessSettings, "connections": ConnectionSettings, "pdf": PdfSettings,
-    "storage": StorageSettings, "references": ReferenceSettings,
+    "storage": StorageSettings, "references": ReferenceSettings, "shadow": ShadowSettings,
 }
 """Each section's name on :class:`Settings` and its type (docs and tests go through these)."""

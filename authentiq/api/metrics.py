@@ -48,6 +48,11 @@ class Metrics:
                             ["status"], registry=self.registry)
         self.webhooks = Counter("authentiq_webhook_attempts", "Webhook delivery attempts by outcome "
                                 "(delivered, retry, failed)", ["outcome"], registry=self.registry)
+        self.shadow = Counter("authentiq_shadow_inspections", "Inspections the live shadow's "
+                              "candidate (AUTHENTIQ_SHADOW_MODEL) scored, by outcome: agree, "
+                              "disagree (with the served verdict), refused (by the candidate), "
+                              "failed, dropped (its queue was full)", ["outcome"],
+                              registry=self.registry)
         for priority in Priority:
             self.queue_depth_gauge.labels(priority.value).set(0)
         for reason in ("queue_full", "deadline", "cancelled", "shutting_down"):
@@ -72,6 +77,9 @@ class Metrics:
 
     def webhook_attempt(self, outcome: str) -> None:
         self.webhooks.labels(outcome).inc()
+
+    def shadow_outcome(self, outcome: str) -> None:
+        self.shadow.labels(outcome).inc()
 
 
 class MetricsMiddleware:

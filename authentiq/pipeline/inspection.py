@@ -115,6 +115,15 @@ class Run:
                 for v, p in self.prepared.items()}
 
 
+@dataclass(frozen=True)
+class Scored:
+    """One item as a model decides it, before anything is stored."""
+
+    report: Report
+    files: dict[str, bytes]  # the uploaded photos, named as stored
+    cam: np.ndarray  # the model's class activation maps of the item ([2, h, w])
+
+
 class Inspector:
     def __init__(self, settings: InspectionSettings, quality: QualitySettings, spec: ModelSpec,
                  info: BackendInfo, batcher: Batcher, store: ReportStore, pool: Executor,
@@ -171,6 +180,28 @@ class Inspector:
         ``tenant_id``: whose report it is (the submitting key's tenant; not in the body).
         ``client``: whom decodes and batches are shared fairly between (default the key)."""
         started = time.perf_counter()
+        scored = await self.score(uploads, brand=brand, model=model, client_ref=client_ref,
+                                  priority=priority, deadline=deadline, key_id=key_id,
+                                  report_id=report_id, client=client)
+        report = scored.report
+        # The stored report carries every timing except its own persistence and the total,
+        # which only the response can know.
+        # Shielded: once inference ran, the report is stored even if the client has gone.
+        loop = asyncio.get_running_loop()
+        t = time.perf_counter()
+        await asyncio.shield(loop.run_in_executor(
+            self.pool, self._persist, report, scored.files, scored.cam, tenant_id))
+        report.timings["persist_ms"] = _ms(time.perf_counter() - t)
+        report.timings["total_ms"] = _ms(time.perf_counter() - started)
+        return report
+
+    async def score(self, uploads: list[Upload], *, brand: str, model: str,
+                    client_ref: str | None, priority: Priority = Priority.INTERACTIVE,
+                    deadline: Deadline | None = None, key_id: str | None = None,
+                    report_id: str | None = None, client: str | None = None) -> Scored:
+        """Everything :meth:`inspect` does but storing: the report as this model decides it,
+        with the photos and the attention map it would store. A shadow evaluation scores
+        stored inspections with a candidate model through here (:mod:`authentiq.services.shadow`)."""
         self.check_views([u.view for u in uploads])
         self.check_product(brand, model)
         run = await self.run(uploads, priority=priority, deadline=deadline,
@@ -202,15 +233,7 @@ class Inspector:
             "inference_ms": _ms(result.inference_s), "batch_size": result.batch_size,
             "reference_search_ms": _ms(search_s),
         })
-        # The stored report carries every timing except its own persistence and the total,
-        # which only the response can know.
-        # Shielded: once inference ran, the report is stored even if the client has gone.
-        t = time.perf_counter()
-        await asyncio.shield(loop.run_in_executor(
-            self.pool, self._persist, report, files, outputs.cam[0], tenant_id))
-        report.timings["persist_ms"] = _ms(time.perf_counter() - t)
-        report.timings["total_ms"] = _ms(time.perf_counter() - started)
-        return report
+        return Scored(report, files, outputs.cam[0])
 
     def _persist(self, report: Report, photos: dict[str, bytes], cam: np.ndarray,
                  tenant_id: str) -> None:
@@ -374,4 +397,4 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
 
 
-__all__ = ["Inspector", "Upload", "view_result"]
+__all__ = ["Inspector", "Scored", "Upload", "view_result"]
