@@ -21,7 +21,7 @@ VerdictName = Literal["authentic", "counterfeit", "inconclusive"]
 GateFinding = Literal["not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
                       "degraded_view"]
 PhotoReason = Literal["too_small", "blurred", "underexposed", "overexposed", "glare",  # quality
-                      "overcompressed",
+                      "overcompressed", "upscaled",
                       "not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
                       "degraded_view"]  # the view gate's findings
 
@@ -249,7 +249,8 @@ class Report(BaseModel):
 
     schema_version: SchemaVersion = Field(
         description="7 for new reports; 6, 5, 4, 3 or 2 for reports stored by earlier releases. "
-                    "7 added the quality reason overcompressed and views[].jpeg_quality; 6 "
+                    "7 added the quality reasons overcompressed and upscaled and "
+                    "views[].jpeg_quality; 6 "
                     "added references.views (each photo against the same view of the claimed "
                     "product's references) and the reason codes unlike_references and "
                     "view_check_skipped; 5 added heatmaps.views (the database upgrade gave "

@@ -81,3 +81,32 @@ def test_photos_of_ordinary_quality_and_other_formats_pass(genuine_item: Synthet
         assert quality_of(saved_at(genuine_item.views["logo"], quality)).usable
     png = quality_of(saved_at(genuine_item.views["logo"], 0, "PNG"))
     assert png.usable and png.jpeg_quality is None
+
+
+@pytest.mark.parametrize("long_side", [16, 32, 48])
+def test_a_photo_enlarged_from_a_thumbnail_is_retaken(genuine_item: SyntheticItem,
+                                                      long_side: int) -> None:
+    """Enlarged block by block (nearest neighbour) from a thumbnail: the block edges read as
+    sharp, so only the repeated rows and columns give it away."""
+    img = Image.open(io.BytesIO(genuine_item.views["hardware"])).convert("RGB")
+    w, h = img.size
+    small = img.resize((long_side, max(1, round(h * long_side / w))), Image.Resampling.BOX)
+    buf = io.BytesIO()
+    small.resize((w, h), Image.Resampling.NEAREST).save(buf, "JPEG", quality=90)
+    q = quality_of(buf.getvalue())
+    assert not q.usable and q.reason == "upscaled" and "full resolution" in (q.message or "")
+    assert q.sharpness >= THRESHOLDS.blur_threshold and q.repeated_lines > 0.7
+
+
+def test_photos_as_taken_are_neither_overcompressed_nor_upscaled() -> None:
+    """120 views of 20 items, as the generator photographs them (JPEG quality 60-95, smooth
+    renders): none is flagged by the two checks that look at how the photo was saved."""
+    from authentiq.modelling.synthetic import make_item
+
+    flagged = []
+    for seed in range(20):
+        for view, data in make_item(910_000 + seed, counterfeit=seed % 2 == 1).views.items():
+            q = quality_of(data)
+            if q.reason in ("overcompressed", "upscaled"):
+                flagged.append((seed, view, q.reason, q.jpeg_quality, round(q.repeated_lines, 2)))
+    assert not flagged
