@@ -1,5 +1,6 @@
 """Prometheus metrics: request counts and latency per route and status, plus the batcher's queue,
-batches and rejections (``Metrics`` is the batcher's observer).
+batches and rejections (``Metrics`` is the batcher's observer), and the drift series of every
+stored report (:mod:`authentiq.api.drift`).
 
 Each app owns its registry (no process-global state), exposed at ``/metrics``.
 """
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authentiq.api.drift import DriftMetrics
+from authentiq.contract.report import Report
 from authentiq.inference.batcher import Priority
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -53,6 +56,7 @@ class Metrics:
                               "disagree (with the served verdict), refused (by the candidate), "
                               "failed, dropped (its queue was full)", ["outcome"],
                               registry=self.registry)
+        self.drift = DriftMetrics(self.registry)
         for priority in Priority:
             self.queue_depth_gauge.labels(priority.value).set(0)
         for reason in ("queue_full", "deadline", "cancelled", "shutting_down"):
@@ -80,6 +84,9 @@ class Metrics:
 
     def shadow_outcome(self, outcome: str) -> None:
         self.shadow.labels(outcome).inc()
+
+    def report_made(self, report: Report, product: str | None) -> None:
+        self.drift.observe(report, product)
 
 
 class MetricsMiddleware:
