@@ -39,6 +39,7 @@ CHAIN = "reviews"
 GENESIS = "0" * 64
 VERDICTS = ("authentic", "counterfeit", "inconclusive")
 Decision = Literal["confirm", "override"]
+FINDINGS = ("not_a_product",)  # what a review may record beside an inconclusive final verdict
 ANONYMOUS = "anonymous (API keys not enforced)"
 
 
@@ -47,7 +48,7 @@ def entry_hash(row: ReviewRow) -> str:
               "reviewer": row.reviewer, "decision": row.decision,
               "previous_verdict": row.previous_verdict, "verdict": row.verdict,
               "reason": row.reason, "prev_hash": row.prev_hash}
-    for name in ("key_id", "key_name", "note"):  # absent from entries written before them
+    for name in ("key_id", "key_name", "note", "finding"):  # absent from entries before them
         if getattr(row, name) is not None:
             fields[name] = getattr(row, name)
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -60,9 +61,14 @@ def ensure_chain(engine: Engine) -> None:
 
 def append_review(engine: Engine, report_id: str, *, tenant: Visible, reviewer: Principal | None,
                   decision: Decision, verdict: str | None, reason: str, expected_version: int,
-                  note: str | None = None) -> ReviewRow:
+                  note: str | None = None, finding: str | None = None) -> ReviewRow:
     """Append one review by ``reviewer`` (None: keys are not enforced, recorded as anonymous)
-    of a report ``tenant`` may see; 409 if the report's version is not ``expected_version``."""
+    of a report ``tenant`` may see; 409 if the report's version is not ``expected_version``.
+    ``finding``: ``not_a_product`` (the photos show no product), only with the final verdict
+    inconclusive — an override to it, or a confirmation of it."""
+    if finding is not None and finding not in FINDINGS:
+        raise InvalidField(f"unknown finding {finding!r}; the one finding a review records is "
+                           f"{', '.join(FINDINGS)}", field="finding")
     reason = check_text(reason.strip(), "reason", 4000, multiline=True)
     if len(reason) < 3:
         raise InvalidField("a review needs a reason (at least 3 characters)", field="reason")
@@ -93,11 +99,15 @@ def append_review(engine: Engine, report_id: str, *, tenant: Visible, reviewer: 
         else:
             raise InvalidField(f"an override needs a verdict, one of {', '.join(VERDICTS)}",
                                field="verdict")
+        if finding is not None and new_verdict != "inconclusive":
+            raise InvalidField(
+                f"{finding} goes with the verdict inconclusive (neither authentic nor counterfeit), "
+                f"not {new_verdict}: override to inconclusive with it", field="finding")
         previous = session.exec(select(ReviewRow).where(ReviewRow.seq == head.value - 1)).first()
         row = ReviewRow(seq=head.value, report_id=report_id, created_at=datetime.now(UTC),
                         reviewer=reviewer.identity if reviewer else ANONYMOUS,
                         key_id=reviewer.key_id if reviewer else None,
-                        key_name=reviewer.name if reviewer else None, note=note,
+                        key_name=reviewer.name if reviewer else None, note=note, finding=finding,
                         decision=decision, previous_verdict=report.final_verdict,
                         verdict=new_verdict, reason=reason,
                         prev_hash=previous.hash if previous is not None else GENESIS, hash="")
@@ -132,11 +142,11 @@ class Reviews:
 
     def append(self, report_id: str, *, tenant: Visible, reviewer: Principal | None,
                decision: Decision, verdict: str | None, reason: str, expected_version: int,
-               note: str | None = None) -> ReviewRow:
+               note: str | None = None, finding: str | None = None) -> ReviewRow:
         """See :func:`append_review`."""
         return append_review(self.engine, report_id, tenant=tenant, reviewer=reviewer,
                              decision=decision, verdict=verdict, reason=reason,
-                             expected_version=expected_version, note=note)
+                             expected_version=expected_version, note=note, finding=finding)
 
     def by_seq(self, seq: int, *, tenant: Visible) -> ReviewRow:
         return review_by_seq(self.engine, seq, tenant=tenant)
