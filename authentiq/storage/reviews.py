@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -152,6 +153,47 @@ class Reviews:
         return review_by_seq(self.engine, seq, tenant=tenant)
 
 
+@dataclass(frozen=True)
+class Reviewed:
+    """A reviewed report's row and its reviews, oldest first (the last one decides)."""
+
+    report: ReportRow
+    reviews: list[ReviewRow]
+
+    @property
+    def final_label(self) -> str:
+        """The final verdict, or the last review's finding beside it (``not_a_product``)."""
+        last = self.reviews[-1]
+        return last.finding if last.finding is not None else self.report.final_verdict
+
+
+def reviewed_reports(engine: Engine, *, tenant: str, since: datetime | None = None,
+                     batch: int = 200) -> Iterator[Reviewed]:
+    """``tenant``'s reviewed reports, oldest first, with their reviews; ``since``: only those
+    reviewed at or after it (any review: the last one is then at or after it too). Read in
+    batches of ``batch`` reports, so a large log is never held at once."""
+    query = (select(ReportRow.id).where(col(ReportRow.tenant_id) == tenant)
+             .where(col(ReportRow.review_status) != "unreviewed")
+             .order_by(col(ReportRow.created_at), col(ReportRow.id)))
+    if since is not None:
+        recent = select(ReviewRow.report_id).where(col(ReviewRow.created_at) >= _aware(since))
+        query = query.where(col(ReportRow.id).in_(recent))
+    with Session(engine) as session:
+        ids = list(session.exec(query))
+    for start in range(0, len(ids), batch):
+        chunk = ids[start:start + batch]
+        with Session(engine) as session:
+            rows = {r.id: r for r in session.exec(select(ReportRow).where(
+                col(ReportRow.tenant_id) == tenant).where(col(ReportRow.id).in_(chunk)))}
+            reviews: dict[str, list[ReviewRow]] = {}
+            for review in session.exec(select(ReviewRow).where(col(ReviewRow.report_id).in_(chunk))
+                                       .order_by(col(ReviewRow.seq))):
+                reviews.setdefault(review.report_id, []).append(review)
+        for report_id in chunk:
+            if report_id in rows and reviews.get(report_id):
+                yield Reviewed(rows[report_id], reviews[report_id])
+
+
 @dataclass
 class ChainReport:
     entries: int = 0
@@ -187,6 +229,10 @@ def verify_chain(engine: Engine) -> ChainReport:
                 out.problems.append(f"report {report_id}: final verdict {report.final_verdict!r} "
                                     f"is not its last review's {verdict!r}")
     return out
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _iso(when: datetime) -> str:
