@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from authentiq.api.app import create_app
 from authentiq.cli import main
+from authentiq.cli.training_data import since
 from authentiq.modelling.synthetic import SyntheticItem, make_item, passes_quality
 from authentiq.settings import Settings
 from authentiq.storage.db import open_database
@@ -212,3 +213,25 @@ def test_a_failure_part_way_leaves_no_half_written_item(reviewed: Reviewed, tmp_
     assert export(out) == 0
     assert set(read_csv(out / "labels.csv")) == set(reviewed.labels)
     assert not [p for p in out.iterdir() if p.name.startswith(".partial-")]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("7d", datetime(2026, 11, 24, 12, tzinfo=UTC)), ("12h", datetime(2026, 12, 1, tzinfo=UTC)),
+    ("2w", datetime(2026, 11, 17, 12, tzinfo=UTC)), ("30m", datetime(2026, 12, 1, 11, 30, tzinfo=UTC)),
+    ("2026-11-01", datetime(2026, 11, 1, tzinfo=UTC)),
+    ("2026-11-01T08:00:00+01:00", datetime(2026, 11, 1, 7, tzinfo=UTC)),
+])
+def test_since_takes_a_span_or_a_date(text: str, expected: datetime) -> None:
+    assert since(text, now=datetime(2026, 12, 1, 12, tzinfo=UTC)) == expected
+
+
+def test_bad_arguments_are_one_readable_line(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stopped:
+        main(["export-training-data", str(out), "--reviewed", "--since", "last week"])
+    assert stopped.value.code == 2
+    assert "'last week' is neither a span (7d, 12h, 2w, 30m) nor a date" in capsys.readouterr().err
+    assert main(["export-training-data", str(out)]) == 2  # without --reviewed
+    assert "only reviewed reports are exported: say so with --reviewed" in capsys.readouterr().err
+    assert not out.exists()
