@@ -113,24 +113,18 @@ def export_reviewed(engine: Engine, blobs: Blobs, out: Path, *, tenant: str,
 def _export_one(reviewed: Reviewed, blobs: Blobs, out: Path, rows: dict[str, dict[str, str]],
                 items: dict[str, Any], summary: ExportSummary) -> None:
     report, label = reviewed.report, reviewed.final_label
-    item = report.id
-    if label not in (*TRAINED, NOT_A_PRODUCT):
-        summary.skip(f"final verdict {label}: nobody decided", item)
-        if item in rows:  # exported when it had a label; withdrawn now
+    item, body = report.id, report.body
+    views = [v["view"] for v in body.get("views", [])]
+    photos = {v: name for v in views if (name := photo_of(body.get("stored_files", []), v))}
+    failed = any(v.get("reason") in QUALITY_REASONS for v in body.get("views", []))
+    why = _not_exported(label, bool(photos), failed)
+    if why is not None:
+        summary.skip(why, item)
+        if item in rows:  # exported under an earlier label; not exportable under this one
             del rows[item]
             items.pop(item, None)
             shutil.rmtree(out / item, ignore_errors=True)
             summary.withdrawn.append(item)
-        return
-    body = report.body
-    views = [v["view"] for v in body.get("views", [])]
-    photos = {v: name for v in views if (name := photo_of(body.get("stored_files", []), v))}
-    if not photos:
-        summary.skip("no stored photos", item)
-        return
-    failed = [v["view"] for v in body.get("views", []) if v.get("reason") in QUALITY_REASONS]
-    if failed and label != NOT_A_PRODUCT:
-        summary.skip("a photo failed the quality check (retake asked)", item)
         return
     if (out / item).is_dir():
         previous = rows.get(item, {}).get("label")
@@ -147,6 +141,17 @@ def _export_one(reviewed: Reviewed, blobs: Blobs, out: Path, rows: dict[str, dic
         summary.written[label] += 1
     rows[item] = {"item": item, "label": label, "brand": report.brand, "model": report.model}
     items[item] = _provenance(reviewed, label, sorted(photos.values()))
+
+
+def _not_exported(label: str, has_photos: bool, quality_failed: bool) -> str | None:
+    """Why a reviewed report is not exported (None: it is)."""
+    if label not in (*TRAINED, NOT_A_PRODUCT):
+        return f"final verdict {label}: nobody decided"
+    if not has_photos:
+        return "no stored photos"
+    if quality_failed and label != NOT_A_PRODUCT:  # a not-a-product item's photos are the point
+        return "a photo failed the quality check (retake asked)"
+    return None
 
 
 def _write_item(blobs: Blobs, out: Path, item: str, photos: dict[str, str]) -> None:

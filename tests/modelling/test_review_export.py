@@ -6,6 +6,8 @@ part-way leaves no half-written item."""
 from __future__ import annotations
 
 import csv
+import dataclasses
+import io
 import json
 import os
 import resource
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from authentiq.api.app import create_app
 from authentiq.cli import main
@@ -27,6 +30,14 @@ from authentiq.storage.db import open_database
 from authentiq.storage.keys import create_key
 from authentiq.storage.tenants import create_tenant
 from tests.conftest import REPO, allow_classifier_only, files_of, make_settings
+
+
+def blurred(item: SyntheticItem) -> SyntheticItem:
+    """The item with its label photo blurred past the quality check (a retake is asked)."""
+    img = Image.open(io.BytesIO(item.views["label"]))
+    buf = io.BytesIO()
+    img.resize((img.width // 8, img.height // 8)).resize(img.size).save(buf, "JPEG", quality=90)
+    return dataclasses.replace(item, views={**item.views, "label": buf.getvalue()})
 
 
 def good_items(n: int, start: int) -> list[SyntheticItem]:
@@ -55,7 +66,8 @@ def reviewed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Reviewed:
     settings = make_settings(tmp_path)
     monkeypatch.setenv("AUTHENTIQ_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("AUTHENTIQ_BLOB_DIR", str(settings.blob_dir))
-    items = good_items(9, 902_000_000)
+    items = good_items(10, 902_000_000)
+    items[9] = blurred(items[9])
     engine = open_database(settings.database_url)  # keys before the app: enforced from the start
     create_tenant(engine, "shop-b")
     row_a, key_a = create_key(engine, "ana", ["submit", "review", "admin"])
@@ -79,11 +91,16 @@ def reviewed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Reviewed:
 
         labels, skipped, photos = {}, {}, {}
         plan = ["authentic", "authentic", "authentic", "counterfeit", "counterfeit", "counterfeit",
-                "not_a_product", "inconclusive", "unreviewed"]
+                "not_a_product", "inconclusive", "unreviewed", "blurred"]
         for item, label in zip(items, plan, strict=True):
             report = inspect(item, a)
             photos[report["id"]] = dict(item.views)
             if label == "unreviewed":
+                skipped[report["id"]] = label
+                continue
+            if label == "blurred":
+                assert [v["reason"] for v in report["views"] if not v["usable"]] == ["blurred"]
+                review(report, a, decision="override", verdict="authentic")
                 skipped[report["id"]] = label
                 continue
             if label == "not_a_product":
@@ -114,6 +131,8 @@ def test_reviewed_reports_export_with_final_labels_and_pass_the_check(
     said = capsys.readouterr().out
     assert "written    7 new item(s): 3 authentic, 3 counterfeit, 1 not_a_product" in said
     assert "skipped    1, final verdict inconclusive: nobody decided" in said
+    [quality] = [i for i, why in reviewed.skipped.items() if why == "blurred"]
+    assert f"skipped    1, a photo failed the quality check (retake asked): {quality}" in said
 
     rows = read_csv(out / "labels.csv")
     assert {item: row["label"] for item, row in rows.items()} == reviewed.labels
@@ -184,7 +203,7 @@ def test_export_again_never_duplicates_and_follows_new_reviews(
     assert sorted(p.name for p in out.iterdir()) == sorted(set(folders) - {authentic[1]})
     assert export(out, "--since", "1h") == 0  # every review of this test, nothing new
     said = capsys.readouterr().out
-    assert "selected   8 reviewed report(s)" in said and "written    0 new item(s)" in said
+    assert "selected   9 reviewed report(s)" in said and "written    0 new item(s)" in said
     assert read_csv(out / "labels.csv") == rows
 
 
