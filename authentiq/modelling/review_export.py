@@ -15,8 +15,8 @@ item came from: report, reviews and reviewers, the model that made the automated
   scores) — except for ``not_a_product`` items, whose photos are the point.
 - **Incremental**: an item already in ``OUT`` is not written again (reports are immutable); its
   label follows the latest review (a changed label is updated; a report not exportable under
-  its new label — now inconclusive, say — is withdrawn: its row and folder removed). Rows of earlier exports that this one did not select
-  (another ``--since`` window) are kept.
+  its new label — now inconclusive, say — is withdrawn: its row and folder removed). Rows of
+  earlier exports that this one did not select (another ``--since`` window) are kept.
 - **All or nothing per item**: an item's photos are written into ``OUT/.partial-<id>/`` and
   renamed into place; a failure removes the partial folder (a crash leaves it hidden, and the
   next export removes it), and ``labels.csv`` and the manifest are rewritten (temp file +

@@ -212,7 +212,7 @@ def test_a_reviewer_can_say_not_a_product(client: TestClient, settings: Settings
     assert r.json()["finding"] == "not_a_product" and r.json()["verdict"] == "inconclusive"
     got = client.get(report["links"]["self"]).json()
     assert got["review"]["final_verdict"] == "inconclusive"
-    jsonschema.validate(got, SCHEMA)  # the report's schema is unchanged (v6)
+    jsonschema.validate(got, SCHEMA)  # the report's published schema is unchanged
 
     # The page's box: an override without a verdict becomes inconclusive, not a product.
     form = {"decision": "override", "reason": "still no product in sight", "verdict": "",

@@ -5,8 +5,8 @@ any brand; the verdict is then inconclusive). `authentiq export-training-data` e
 reports under their own label. Entries written before this revision have none (NULL), and the
 review chain's hash covers the field only when it is set, so they still verify.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 12:00:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0007'
-down_revision: str | None = '0006'
+revision: str = '0009'
+down_revision: str | None = '0008'  # after the shadow's 0008; the registry's 0007 sits before it
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
