@@ -258,6 +258,7 @@ def test_reports_survive_a_failed_write_without_traces(client: TestClient, setti
     with services.store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE report_reviews")
         conn.exec_driver_sql("DROP TABLE share_links")
+        conn.exec_driver_sql("DROP TABLE shadow_results")  # its rows point at reports too
         conn.exec_driver_sql("DROP TABLE reports")
     with pytest.raises(Exception):  # noqa: B017 - the raw DB error surfaces in TestClient
         client.post("/v1/inspections", files=files_of(genuine_item),
