@@ -36,12 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy.engine import Engine
 
 from authentiq.contract.layout import LABELS_FILE, MANIFEST_FILE, NOT_A_PRODUCT
-from authentiq.contract.report import ATTENTION_FILE, photo_of
+from authentiq.contract.report import ATTENTION_FILE, GateFinding, photo_of
 from authentiq.contract.times import iso_utc
 from authentiq.errors import AuthentiqError, DatasetError, ReportNotFound, TrainingExportFailed
 from authentiq.storage.blobs import Blobs
@@ -49,7 +49,7 @@ from authentiq.storage.reviews import Reviewed, reviewed_reports
 
 COLUMNS = ("item", "label", "brand", "model")
 TRAINED = ("authentic", "counterfeit")
-QUALITY_REASONS = ("too_small", "blurred", "underexposed", "overexposed", "glare")
+GATE_FINDINGS = get_args(GateFinding)  # an unusable photo's other reasons are the quality check's
 PARTIAL = ".partial-"
 MANIFEST_FORMAT = 1
 
@@ -116,7 +116,8 @@ def _export_one(reviewed: Reviewed, blobs: Blobs, out: Path, rows: dict[str, dic
     item, body = report.id, report.body
     views = [v["view"] for v in body.get("views", [])]
     photos = {v: name for v in views if (name := photo_of(body.get("stored_files", []), v))}
-    failed = any(v.get("reason") in QUALITY_REASONS for v in body.get("views", []))
+    failed = any(not v.get("usable", True) and v.get("reason") not in GATE_FINDINGS
+                 for v in body.get("views", []))
     why = _not_exported(label, bool(photos), failed)
     if why is not None:
         summary.skip(why, item)
