@@ -198,6 +198,12 @@ class DatasetError(AuthentiqError):
     slug, status, title = "dataset-error", 500, "Dataset is unusable"
 
 
+class TrainingExportFailed(AuthentiqError):
+    """``export-training-data`` stopped part-way; the items written before are whole and listed."""
+
+    slug, status, title = "training-export-failed", 500, "Training data export failed"
+
+
 # --- access, jobs, engines, exports and the other parts: one class per failure they report ---
 
 

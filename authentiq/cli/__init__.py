@@ -20,6 +20,7 @@ from authentiq.cli import (
     references,
     serving,
     tenants,
+    training_data,
 )
 from authentiq.cli.parsing import Parser, describe_subcommands
 from authentiq.errors import AuthentiqError
@@ -235,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     products.add_parsers(sub)
     models.add_parsers(sub)
     datasets.add_parsers(sub)
+    training_data.add_parsers(sub)
     keys.add_parsers(sub)
     tenants.add_parsers(sub)
     deploy.add_parsers(sub)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,9 +131,36 @@ def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
         print(f"cannot listen on {options['host']}:{options['port']}: {exc.strerror or exc}",
               file=sys.stderr)
         return 3
-    with ReadyWatch(url, workers) as watch, sock:
+    with shared_metrics() as metrics_dir, ReadyWatch(url, workers) as watch, sock:
+        print(f"  /metrics sums every worker's values (prometheus_client multiprocess mode, "
+              f"{metrics_dir})", file=sys.stderr, flush=True)
         Multiprocess(config, sockets=[sock]).run()
     return 0 if watch.announced else 3
+
+
+@contextmanager
+def shared_metrics() -> Iterator[str]:
+    """The folder the workers' metrics meet in (prometheus_client's multiprocess mode): the
+    operator's ``PROMETHEUS_MULTIPROC_DIR``, emptied of an earlier run's files, or a new
+    temporary folder, removed when the server stops. Set in the environment before the workers
+    start, so each one's prometheus_client finds it when first imported."""
+    from authentiq.api.metrics import SHARED_DIR_ENV
+
+    given = os.environ.get(SHARED_DIR_ENV)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):  # counts of an earlier run must not add up
+            stale.unlink()
+        yield given
+        return
+    made = tempfile.mkdtemp(prefix="authentiq-metrics-")
+    os.environ[SHARED_DIR_ENV] = made
+    try:
+        yield made
+    finally:
+        os.environ.pop(SHARED_DIR_ENV, None)
+        shutil.rmtree(made, ignore_errors=True)
+
 
 def inspect(args: argparse.Namespace) -> int:
     from authentiq.cli.client import inspect_photos

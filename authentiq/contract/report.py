@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 REPORT_SCHEMA_VERSION = "7"
 SchemaVersion = Literal["2", "3", "4", "5", "6", "7"]
 VerdictName = Literal["authentic", "counterfeit", "inconclusive"]
+ReviewFinding = Literal["not_a_product"]  # what a reviewer may record beside an inconclusive verdict
 GateFinding = Literal["not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
                       "degraded_view"]
 PhotoReason = Literal["too_small", "blurred", "underexposed", "overexposed", "glare",  # quality
@@ -235,6 +236,11 @@ class ReviewRecord(Review):
     key_id: str | None = Field(description="the reviewing key (null: keys were not enforced)")
     key_name: str | None
     note: str | None = Field(description="free text the reviewer added; never the identity")
+    finding: ReviewFinding | None = Field(
+        None, description="not_a_product: the reviewer found that the photos show no product "
+                          "(of any brand), so the item is neither authentic nor counterfeit; "
+                          "the verdict is then inconclusive. Exported as its own training label "
+                          "(`authentiq export-training-data`)")
 
 
 class ReviewState(BaseModel):

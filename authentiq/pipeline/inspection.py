@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,6 +68,9 @@ from authentiq.storage.reports import ReportStore
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 LARGE_DECODE = 16 * 2**20  # working bytes: a large decode (its own low-priority threads, memory
 # returned to the OS after it, at most all decode slots but one per client)
+
+
+ReportObserver = Callable[[Report, str | None], None]
 
 
 class Upload(NamedTuple):
@@ -127,8 +130,11 @@ class Scored:
 class Inspector:
     def __init__(self, settings: InspectionSettings, quality: QualitySettings, spec: ModelSpec,
                  info: BackendInfo, batcher: Batcher, store: ReportStore, pool: Executor,
-                 references: ReferenceIndex) -> None:
+                 references: ReferenceIndex, on_report: ReportObserver | None = None) -> None:
+        """``on_report``: called with every stored report and its product's name as the database
+        spells it (None: a product the database does not know), e.g. for drift metrics."""
         self.settings, self.quality, self.spec, self.info = settings, quality, spec, info
+        self.on_report = on_report
         self.batcher, self.store, self.pool = batcher, store, pool
         self.references = references
         self._products = {(b.lower(), m.lower()) for b, m in spec.products}
@@ -193,6 +199,8 @@ class Inspector:
             self.pool, self._persist, report, scored.files, scored.cam, tenant_id))
         report.timings["persist_ms"] = _ms(time.perf_counter() - t)
         report.timings["total_ms"] = _ms(time.perf_counter() - started)
+        if self.on_report is not None:
+            self.on_report(report, self.references.product_label(brand, model))
         return report
 
     async def score(self, uploads: list[Upload], *, brand: str, model: str,

@@ -174,6 +174,12 @@ class ReferenceIndex:
         """From the last sync (no database round trip: called on the event loop)."""
         return product_key(brand, model) in self._products
 
+    def product_label(self, brand: str, model: str) -> str | None:
+        """"Brand/Model" as the database spells it, or None for a product it does not know (as
+        of the last sync): a bounded label for metrics, whatever a client typed."""
+        product = self._products.get(product_key(brand, model))
+        return f"{product.brand}/{product.model}" if product else None
+
     def product_names(self) -> list[tuple[str, str]]:
         """Every product in the database (the model's and those created with PUT), as of the
         last sync."""

@@ -86,6 +86,7 @@ class ServiceObserver(BatchObserver, Protocol):
     def job_finished(self, status: str) -> None: ...
     def webhook_attempt(self, outcome: str) -> None: ...
     def shadow_outcome(self, outcome: str) -> None: ...
+    def report_made(self, report: Report, product: str | None) -> None: ...
 
 
 def no_events(job: JobRow, report: Report | None) -> dict[str, Any]:
@@ -119,7 +120,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         index.sync(force=True)
         await batcher.start()
         inspector = Inspector(inspection, settings.quality, spec, backend.info, batcher, store, pool,
-                              index)
+                              index, on_report=observer.report_made if observer else None)
         enroller = Enroller(inspector, references, index)
         keys = KeyRing(engine, access.auth)
         jobs = JobStore(engine, blobs.child("jobs"), event_body)
