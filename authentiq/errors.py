@@ -156,6 +156,12 @@ class ModelContractError(AuthentiqError):
     slug, status, title = "model-contract", 500, "Model does not follow the contract"
 
 
+class CandidateMismatch(AuthentiqError):
+    """A shadow's candidate model cannot score what the served model scored (other views)."""
+
+    slug, status, title = "candidate-mismatch", 422, "Candidate model does not fit"
+
+
 class BackendUnavailable(AuthentiqError):
     slug, status, title = "backend-unavailable", 503, "Inference backend unavailable"
 
@@ -190,6 +196,12 @@ class CalibrationError(AuthentiqError):
 
 class DatasetError(AuthentiqError):
     slug, status, title = "dataset-error", 500, "Dataset is unusable"
+
+
+class TrainingExportFailed(AuthentiqError):
+    """``export-training-data`` stopped part-way; the items written before are whole and listed."""
+
+    slug, status, title = "training-export-failed", 500, "Training data export failed"
 
 
 # --- access, jobs, engines, exports and the other parts: one class per failure they report ---

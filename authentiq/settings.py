@@ -201,6 +201,12 @@ class _QualityFields(Section):
     dark_threshold: float = Field(35.0, ge=0, le=255)
     bright_threshold: float = Field(225.0, ge=0, le=255)
     glare_share: float = Field(0.25, ge=0, le=1)
+    min_jpeg_quality: int = Field(
+        20, ge=0, le=100, description="JPEG quality (estimated from the photo's quantization "
+                                      "tables) below which a view is too compressed to judge")
+    max_repeated_lines: float = Field(
+        0.7, ge=0, le=1, description="share of a view's rows and columns repeating their "
+                                     "neighbour above which it was enlarged from a thumbnail")
 
 
 class _UploadFields(Section):
@@ -297,6 +303,9 @@ class _ConnectionFields(Section):
     keep_alive_s: float = Field(5, gt=0, description="idle keep-alive connections are closed after")
     max_connections: int = Field(1000, ge=1, description="connections and requests at once per "
                                                          "process; past it, 503 at once")
+    reuse_port: bool = Field(True, description="with several workers, each listens on a socket "
+                                               "of its own (Linux SO_REUSEPORT), so that the kernel "
+                                               "spreads connections evenly; false: one shared socket")
 
 
 class _PdfFields(Section):
@@ -381,6 +390,24 @@ class _ReferenceFields(Section):
         return _none_if_empty(v)
 
 
+class _ShadowFields(Section):
+    """A candidate model scoring every inspection beside the served one, off the answer path
+    (authentiq.services.shadow_live; `authentiq models shadow --live` summarises it)."""
+
+    shadow_model: Path | None = Field(
+        None, description="a candidate ONNX model that also scores each inspection after its "
+                          "answer is sent; its results are stored beside the report, never "
+                          "returned (unset: no live shadow)")
+    shadow_queue: int = Field(
+        16, ge=1, le=10_000, description="inspections waiting for the shadow at most; one more "
+                                         "is dropped and counted, never waited for")
+
+    @field_validator("shadow_model", mode="before")
+    @classmethod
+    def _shadow_empty_is_none(cls, v: object) -> object:
+        return _none_if_empty(v)
+
+
 # The sections parts receive. Each adds nothing to its fields: the split between fields and
 # section only keeps Settings from being a QualitySettings (see the module's doc).
 
@@ -433,9 +460,13 @@ class ReferenceSettings(_ReferenceFields):
     """The reference index and the shipped reference set."""
 
 
+class ShadowSettings(_ShadowFields):
+    """The live shadow: which candidate, and how much work may wait for it."""
+
+
 class Settings(_ModelFields, _BatcherFields, _InspectionFields, _QualityFields, _UploadFields,
                _JobFields, _AccessFields, _ConnectionFields, _PdfFields, _StorageFields,
-               _ReferenceFields, BaseSettings):
+               _ReferenceFields, _ShadowFields, BaseSettings):
     """Every ``AUTHENTIQ_*`` variable, validated once; each part receives its section."""
 
     model_config = SettingsConfigDict(env_prefix="AUTHENTIQ_", frozen=True)
@@ -484,11 +515,15 @@ class Settings(_ModelFields, _BatcherFields, _InspectionFields, _QualityFields, 
     def references(self) -> ReferenceSettings:
         return ReferenceSettings.of(self)
 
+    @property
+    def shadow(self) -> ShadowSettings:
+        return ShadowSettings.of(self)
+
 
 SECTIONS: dict[str, type[Section]] = {
     "model": ModelSettings, "batcher": BatcherSettings, "inspection": InspectionSettings,
     "quality": QualitySettings, "uploads": UploadSettings, "jobs": JobSettings,
     "access": AccessSettings, "connections": ConnectionSettings, "pdf": PdfSettings,
-    "storage": StorageSettings, "references": ReferenceSettings,
+    "storage": StorageSettings, "references": ReferenceSettings, "shadow": ShadowSettings,
 }
 """Each section's name on :class:`Settings` and its type (docs and tests go through these)."""

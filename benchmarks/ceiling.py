@@ -23,7 +23,9 @@ grain, so that their JPEG size and decoding cost are a phone photo's; a plain up
 
 ``--workers`` compares several services instead of serve's default: ``N`` is ``serve --workers
 N`` (each worker with its share of the threads), ``NxT`` the same with T decoding threads each
-(AUTHENTIQ_PREPROCESS_WORKERS; ONNX Runtime keeps its share). Their servers run side by side and
+(AUTHENTIQ_PREPROCESS_WORKERS; ONNX Runtime keeps its share), ``default`` serve's default;
+``:KEY=VALUE`` adds a setting (``16:REUSE_PORT=false``: one listening socket shared by the
+workers, as before SO_REUSEPORT). Their servers run side by side and
 ``--rounds`` interleaves the measurements; the tables give medians. Besides rates, every part
 is also given per CPU-second it used: on a machine shared with other work that figure moves far
 less than the rate, and the ratio service / L per CPU-second says how much of its CPU the
@@ -225,26 +227,34 @@ async def closed_loop(url: str, raw: list[bytes], concurrency: int, seconds: flo
 
 @dataclass(frozen=True)
 class Config:
-    """One way to run the service: ``serve --workers`` (None: serve's default) and decoding
-    threads per worker (None: serve's share; ONNX Runtime keeps serve's share either way)."""
+    """One way to run the service: ``serve --workers`` (None: serve's default), decoding
+    threads per worker (None: serve's share; ONNX Runtime keeps serve's share either way) and
+    other settings (AUTHENTIQ_* without the prefix)."""
 
     workers: int | None = None
     threads: int | None = None
+    env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> Config:
-        workers, _, threads = text.partition("x")
-        return cls(int(workers), int(threads) if threads else None)
+        """``N``, ``NxT`` or ``default``, then ``:KEY=VALUE`` settings (``16:REUSE_PORT=false``)."""
+        head, *pairs = text.split(":")
+        workers, _, threads = head.partition("x")
+        env = tuple(tuple(p.split("=", 1)) for p in pairs)  # type: ignore[misc]
+        return cls(None if workers == "default" else int(workers),
+                   int(threads) if threads else None, env)
 
     def label(self, cpus: int) -> str:
         workers = self.workers or default_workers(cpus)
-        return f"{workers} × {self.threads or decode_threads(cpus, workers)}"
+        extra = "".join(f" {k}={v}" for k, v in self.env)
+        return f"{workers} × {self.threads or decode_threads(cpus, workers)}{extra}"
 
     def serve_args(self) -> tuple[str, ...]:
         return ("--workers", str(self.workers)) if self.workers else ()
 
     def settings(self) -> dict[str, str]:
-        return {"PREPROCESS_WORKERS": str(self.threads)} if self.threads else {}
+        threads = {"PREPROCESS_WORKERS": str(self.threads)} if self.threads else {}
+        return threads | dict(self.env)
 
 
 @dataclass
@@ -315,7 +325,8 @@ def main() -> None:
     parser.add_argument("--concurrency", help="clients, comma-separated (default: 1, 2, 4 and 8 "
                                               "per CPU)")
     parser.add_argument("--workers", help="services to compare, comma-separated: serve --workers "
-                                          "N, or NxT for T threads each (default: serve's default)")
+                                          "N, or NxT for T threads each, or default; :KEY=VALUE adds a "
+                                          "setting (default: serve's default)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="measure every cell this often, interleaved; medians are reported")
     args = parser.parse_args()

@@ -30,6 +30,7 @@ from authentiq.api.app import create_app
 from authentiq.contract.model_spec import ModelSpec, ViewSpec
 from authentiq.modelling.synthetic import CATALOG, SyntheticItem, find_spec, make_item, passes_quality
 from authentiq.settings import DEFAULT_MODEL, Settings
+from authentiq.storage import db as storage_db
 from benchmarks._common import TritonServer, free_port, launch_triton
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,9 +42,6 @@ PG_URL = os.environ.get("AUTHENTIQ_TEST_POSTGRES_URL", "postgresql://postgres@12
 TEST_DATABASE = os.environ.get("AUTHENTIQ_TEST_DATABASE", "sqlite")
 if TEST_DATABASE not in ("sqlite", "postgres"):
     raise ValueError(f"AUTHENTIQ_TEST_DATABASE must be sqlite or postgres, not {TEST_DATABASE!r}")
-# Tests that touch no database of the run: `make test` runs them in the SQLite pass only.
-sqlite_pass_only = pytest.mark.skipif(TEST_DATABASE == "postgres",
-                                      reason="touches no database: runs in the SQLite pass")
 SCHEMA_PREFIX = "aqtest_"  # each test gets PostgreSQL schemas of its own, named by its tmp folder
 
 
@@ -239,6 +237,33 @@ def database_url_for(tmp: Path) -> str:
     if TEST_DATABASE == "postgres":
         return postgres_schema_url(tmp)
     return f"sqlite:///{tmp / 'authentiq.db'}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass runs only tests that use a database: those marked
+    ``db_independent`` ran in the SQLite pass and would run exactly the same way again."""
+    if TEST_DATABASE != "postgres":
+        return
+    independent = [i for i in items if i.get_closest_marker("db_independent")]
+    if independent:
+        config.hook.pytest_deselected(items=independent)
+        items[:] = [i for i in items if not i.get_closest_marker("db_independent")]
+
+
+@pytest.fixture(autouse=True)
+def _db_independent_means_no_database(request: pytest.FixtureRequest,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Holds the ``db_independent`` marker to its word: such a test that opens a database
+    fails (in the SQLite pass), so that the PostgreSQL pass never leaves out one that matters."""
+    if request.node.get_closest_marker("db_independent") is None:
+        return
+
+    def refuse(url: object, *args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} is marked db_independent, so the PostgreSQL "
+                             f"pass leaves it out, but it opened a database ({url}): remove the "
+                             f"marker")
+
+    monkeypatch.setattr(storage_db, "create_engine", refuse)
 
 
 @pytest.fixture(scope="session", autouse=True)

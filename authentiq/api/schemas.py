@@ -32,6 +32,10 @@ class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     decision: Literal["confirm", "override"]
     verdict: Literal["authentic", "counterfeit", "inconclusive"] | None = None
+    finding: Literal["not_a_product"] | None = Field(None, description=(
+        "not_a_product: the photos show no product (of any brand), so the item is neither "
+        "authentic nor counterfeit; only with the verdict inconclusive (an override to it, or "
+        "a confirmation of it). Exported as its own training label"))
     reason: str = Field(min_length=3, max_length=4000, description="why; mandatory, kept on record")
     note: str | None = Field(None, max_length=200, description=(
         "free text kept beside the review, e.g. the person behind a shared key. The reviewer "

@@ -16,7 +16,6 @@ connections for 50 s in an attack run). Here:
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import functools
 import logging
@@ -26,61 +25,19 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import h11
 import httpx
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from authentiq.api.app import create_app
+from authentiq.api.connections import GuardedH11Protocol
 from authentiq.errors import AuthentiqError
 from authentiq.settings import ConnectionSettings
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 16 * 1024
 READY_CHECK = "/readyz?from=authentiq-serve"  # the path ReadyWatch asks, not access-logged
-
-
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on each request's headers."""
-
-    def __init__(self, *args: Any, header_timeout_s: float = 10.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.header_timeout_s = header_timeout_s
-        self._header_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
-        super().connection_made(transport)  # type: ignore[arg-type]
-        self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.their_state is h11.IDLE:
-            if self._header_timer is None:
-                self._arm()  # the first bytes of a request whose headers are not complete yet
-        else:
-            self._disarm()  # headers complete: the body deadline (middleware) takes over
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
-
-    def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _headers_too_slow(self) -> None:
-        self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            log.info("closed a connection from %s: request headers incomplete after %.0f s",
-                     self.client or "?", self.header_timeout_s)
-            self.transport.close()
 
 
 def uvicorn_options(connections: ConnectionSettings) -> dict[str, Any]:
@@ -91,6 +48,10 @@ def uvicorn_options(connections: ConnectionSettings) -> dict[str, Any]:
         "limit_concurrency": connections.max_connections,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "timeout_graceful_shutdown": 30,
+        # A worker answers the parent's health checks once Python has started and unpickled
+        # its settings: seconds on a busy machine, where uvicorn's 5 s killed workers that were
+        # merely starting ("Child process [...] died", over and over on 2 loaded CPUs).
+        "timeout_worker_healthcheck": 30,
     }
 
 

@@ -96,6 +96,10 @@ def render(report: DatasetReport, *, show: int = 10, strict: bool = False) -> st
     counts = report.class_counts()
     lines.append(f"  items   {len(report.items)} ({', '.join(f'{n} {k}' for k, n in counts.items())})"
                  f", {len(report.product_counts())} product(s), {len(report.photos)} photos")
+    set_aside = report.scan.labels.set_aside if report.scan.labels is not None else []
+    if set_aside:
+        lines.append(f"  set aside {len(set_aside)} item(s) labelled not_a_product (a reviewer's "
+                     f"decision): listed, not trained on and not checked")
     if report.items:
         lines += ["", *_class_table(report), "", *_product_table(report), "", *_view_table(report)]
     for level, findings in (("errors", report.errors), ("warnings", report.warnings)):

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,12 +97,15 @@ def serve(args: argparse.Namespace) -> int:
 
 def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
                   overrides: dict[str, Any], options: dict[str, Any]) -> int:
-    """Several worker processes on one port (uvicorn's process manager restarts any that dies).
-    They share everything through the database, the blob store and Redis; the model's contract
-    is checked and the schema migrated once here, before they start. This process says "ready"
-    once the URL answers."""
+    """Several worker processes on one port, each listening on a socket of its own where the
+    platform allows (:class:`authentiq.api.connections.WorkerSocket`); uvicorn's process manager
+    restarts any that dies. They share everything through the database, the blob store and
+    Redis; the model's contract is checked and the schema migrated once here, before they
+    start. This process says "ready" once the URL answers."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
+    from authentiq.api.connections import listening_socket
     from authentiq.api.server import ReadyWatch
     from authentiq.inference.select import model_contract
     from authentiq.storage.db import open_database
@@ -116,9 +123,44 @@ def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
               f"memory://): a key may get up to {workers}× AUTHENTIQ_RATE_LIMIT, an address "
               f"{workers}× AUTHENTIQ_LOGIN_RATE_LIMIT; redis://... shares them (docs/deployment.md)",
               file=sys.stderr, flush=True)
-    with ReadyWatch(url, workers) as watch:
-        uvicorn.run("authentiq.api.server:worker_app", factory=True, workers=workers, **options)
+    config = uvicorn.Config("authentiq.api.server:worker_app", factory=True, workers=workers,
+                            **options)
+    try:
+        sock = listening_socket(config, settings.connections.reuse_port)
+    except OSError as exc:
+        print(f"cannot listen on {options['host']}:{options['port']}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 3
+    with shared_metrics() as metrics_dir, ReadyWatch(url, workers) as watch, sock:
+        print(f"  /metrics sums every worker's values (prometheus_client multiprocess mode, "
+              f"{metrics_dir})", file=sys.stderr, flush=True)
+        Multiprocess(config, sockets=[sock]).run()
     return 0 if watch.announced else 3
+
+
+@contextmanager
+def shared_metrics() -> Iterator[str]:
+    """The folder the workers' metrics meet in (prometheus_client's multiprocess mode): the
+    operator's ``PROMETHEUS_MULTIPROC_DIR``, emptied of an earlier run's files, or a new
+    temporary folder, removed when the server stops. Set in the environment before the workers
+    start, so each one's prometheus_client finds it when first imported."""
+    from authentiq.api.metrics import SHARED_DIR_ENV
+
+    given = os.environ.get(SHARED_DIR_ENV)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):  # counts of an earlier run must not add up
+            stale.unlink()
+        yield given
+        return
+    made = tempfile.mkdtemp(prefix="authentiq-metrics-")
+    os.environ[SHARED_DIR_ENV] = made
+    try:
+        yield made
+    finally:
+        os.environ.pop(SHARED_DIR_ENV, None)
+        shutil.rmtree(made, ignore_errors=True)
+
 
 def inspect(args: argparse.Namespace) -> int:
     from authentiq.cli.client import inspect_photos

@@ -6,7 +6,9 @@ one photo per view named after the view (``logo.jpg``, ``stitching.png``, ...), 
 "CSV UTF-8"), UTF-16 (Excel's "Unicode text"), or else Windows-1252 (Excel's plain "CSV", said
 so in a warning); ``,``, ``;`` or tab separated (``csv.Sniffer``); headers in any case, with
 spaces, and common aliases (``item_id``/``id`` for ``item``, ``class``/``verdict`` for ``label``
-...); labels ``authentic``/``counterfeit`` or the usual synonyms (``genuine``, ``fake`` ...).
+...); labels ``authentic``/``counterfeit`` or the usual synonyms (``genuine``, ``fake`` ...),
+and ``not_a_product`` (a reviewer's decision, exported from reviews): such rows are set aside
+(``LabelsFile.set_aside``), listed but never trained on or checked as training items.
 Every problem is a message naming the file and line, never a traceback.
 """
 
@@ -24,6 +26,7 @@ from authentiq.errors import DatasetError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 LABELS_FILE = "labels.csv"
+MANIFEST_FILE = "manifest.json"  # what `authentiq export-training-data` exported, and from where
 LABELS = ("authentic", "counterfeit")
 # What a column may be called (after lower-casing and turning spaces and dashes into "_").
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -33,6 +36,11 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "model": ("model", "model_name", "product_model"),
 }
 SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+# A reviewer's "not a product" (``authentiq export-training-data``): a label training sets aside
+# (the item is neither authentic nor counterfeit); kept in ``LabelsFile.set_aside``, not ``rows``.
+NOT_A_PRODUCT = "not_a_product"
+SET_ASIDE_ALIASES = {"not_a_product": NOT_A_PRODUCT, "not a product": NOT_A_PRODUCT,
+                     "not-a-product": NOT_A_PRODUCT}
 LABEL_ALIASES: dict[str, str] = {
     **dict.fromkeys(("authentic", "genuine", "real", "original", "legit"), "authentic"),
     **dict.fromkeys(("counterfeit", "fake", "replica", "forgery", "counterfeited"), "counterfeit"),
@@ -65,6 +73,7 @@ class LabelsFile:
     columns: dict[str, str]  # canonical name → the header as written
     ignored: list[str]  # headers no part of the layout reads
     rows: list[LabelRow] = field(default_factory=list)
+    set_aside: list[LabelRow] = field(default_factory=list)  # labelled not_a_product: not trained on
     listed: set[str] = field(default_factory=set)  # every item named, in good rows or not
     errors: list[str] = field(default_factory=list)  # "labels.csv:7: ...", one per problem
     warnings: list[str] = field(default_factory=list)
@@ -125,7 +134,12 @@ def read_labels(path: Path, required: Sequence[str] = ("item",)) -> LabelsFile:
             continue
         item = row["item"].replace("\\", "/").strip("/")
         seen[item] = n
-        label = LABEL_ALIASES[row["label"].lower()] if "label" in columns else None
+        label = row["label"].lower() if "label" in columns else None
+        if label in SET_ASIDE_ALIASES:
+            out.set_aside.append(LabelRow(n, item, NOT_A_PRODUCT, row.get("brand", ""),
+                                          row.get("model", ""), values))
+            continue
+        label = LABEL_ALIASES[label] if label is not None else None
         out.rows.append(LabelRow(n, item, label, row.get("brand", ""), row.get("model", ""), values))
     return out
 
@@ -143,10 +157,10 @@ def _row_problem(row: dict[str, str], columns: dict[str, str], seen: dict[str, i
         label = row["label"]
         if not label:
             return f"item {item!r} has no label (authentic or counterfeit)"
-        if label.lower() not in LABEL_ALIASES:
+        if label.lower() not in LABEL_ALIASES and label.lower() not in SET_ASIDE_ALIASES:
             others = ", ".join(a for a in LABEL_ALIASES if a not in LABELS)
             return (f"label {label!r} of item {item!r} is not authentic or counterfeit "
-                    f"(also accepted: {others})")
+                    f"(also accepted: {others}; {NOT_A_PRODUCT} is set aside)")
     return None
 
 

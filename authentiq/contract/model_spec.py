@@ -8,6 +8,7 @@ names whatever is missing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,13 @@ def read_spec(path: Path) -> ModelSpec:
         {i.name for i in model.graph.input}, {o.name for o in model.graph.output}, str(path)
     )
     return ModelSpec.from_props({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def model_id(path: Path) -> str:
+    """A model's identity: a content hash of its graph and weights, not of its metadata (a
+    metadata-only rewrite such as fit-temperature keeps it; new weights make a new one)."""
+    import onnx  # (move to module level if onnx is already imported there)
+    return hashlib.sha256(onnx.load(str(path)).graph.SerializeToString()).hexdigest()[:16]
 
 
 def check_io(inputs: set[str], outputs: set[str], source: str) -> None:

@@ -15,12 +15,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_SCHEMA_VERSION = "6"
-SchemaVersion = Literal["2", "3", "4", "5", "6"]
+REPORT_SCHEMA_VERSION = "7"
+SchemaVersion = Literal["2", "3", "4", "5", "6", "7"]
 VerdictName = Literal["authentic", "counterfeit", "inconclusive"]
+ReviewFinding = Literal["not_a_product"]  # what a reviewer may record beside an inconclusive verdict
 GateFinding = Literal["not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
                       "degraded_view"]
 PhotoReason = Literal["too_small", "blurred", "underexposed", "overexposed", "glare",  # quality
+                      "overcompressed", "upscaled",
                       "not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
                       "degraded_view"]  # the view gate's findings
 
@@ -108,6 +110,9 @@ class ViewQuality(BaseModel):
     sharpness: float
     brightness: float
     glare: float
+    jpeg_quality: int | None = Field(None, description="the JPEG quality the photo was saved at, "
+                                     "estimated from its quantization tables (null: not a JPEG, "
+                                     "or a report before schema 7)")
     gate: GateCheck | None = None  # None: the photo was unusable, or the model has no gate
 
 
@@ -231,6 +236,11 @@ class ReviewRecord(Review):
     key_id: str | None = Field(description="the reviewing key (null: keys were not enforced)")
     key_name: str | None
     note: str | None = Field(description="free text the reviewer added; never the identity")
+    finding: ReviewFinding | None = Field(
+        None, description="not_a_product: the reviewer found that the photos show no product "
+                          "(of any brand), so the item is neither authentic nor counterfeit; "
+                          "the verdict is then inconclusive. Exported as its own training label "
+                          "(`authentiq export-training-data`)")
 
 
 class ReviewState(BaseModel):
@@ -244,7 +254,9 @@ class Report(BaseModel):
     """One inspection's report as stored; the API adds ``links`` and heatmap URLs."""
 
     schema_version: SchemaVersion = Field(
-        description="6 for new reports; 5, 4, 3 or 2 for reports stored by earlier releases. 6 "
+        description="7 for new reports; 6, 5, 4, 3 or 2 for reports stored by earlier releases. "
+                    "7 added the quality reasons overcompressed and upscaled and "
+                    "views[].jpeg_quality; 6 "
                     "added references.views (each photo against the same view of the claimed "
                     "product's references) and the reason codes unlike_references and "
                     "view_check_skipped; 5 added heatmaps.views (the database upgrade gave "

@@ -31,6 +31,7 @@ import logging
 import math
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -91,7 +92,10 @@ class _Job:
 
 class Batcher:
     def __init__(self, backend: Backend, config: BatcherSettings,
-                 observer: BatchObserver | None = None) -> None:
+                 observer: BatchObserver | None = None, *,
+                 thread_initializer: Callable[[], None] | None = None) -> None:
+        """``thread_initializer``: run first in each instance thread (a shadow's candidate
+        lowers their CPU priority)."""
         if config.max_batch_size > backend.info.max_batch_size:
             raise ValueError(f"max_batch_size {config.max_batch_size} exceeds what the backend "
                              f"accepts ({backend.info.max_batch_size})")
@@ -99,7 +103,8 @@ class Batcher:
         self.observer: BatchObserver = observer or _Silent()
         self._queues: dict[Priority, deque[_Job]] = {p: deque() for p in Priority}
         self._executor = ThreadPoolExecutor(config.batcher_instances,
-                                            thread_name_prefix="authentiq-infer")
+                                            thread_name_prefix="authentiq-infer",
+                                            initializer=thread_initializer)
         self._local = threading.local()  # each instance thread's staging buffer
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()

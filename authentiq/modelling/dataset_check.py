@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from authentiq.contract.layout import IMAGE_SUFFIXES, LABELS_FILE
+from authentiq.contract.layout import IMAGE_SUFFIXES, LABELS_FILE, MANIFEST_FILE
 from authentiq.modelling import splits as splitting
 from authentiq.modelling.dataset_photos import Photo, analyse, duplicates
 from authentiq.modelling.datasets import LABELS, FolderScan, LabelledItem, scan_items
@@ -101,6 +101,7 @@ class DatasetReport:
             "root": str(self.root),
             "labels": self.scan.labels.describe() if self.scan.labels else None,
             "items": len(self.items), "photos": len(self.photos),
+            "set_aside": len(self.scan.labels.set_aside) if self.scan.labels else 0,
             "classes": self.class_counts(),
             "products": [{"brand": b, "model": m, **c} for (b, m), c in self.product_counts().items()],
             "views": {v: {"photos": n, "missing": k, "required": v not in self.optional}
@@ -157,7 +158,7 @@ def _check_strays(report: DatasetReport) -> None:
     root = report.root
     if report.scan.labels is not None:
         used = {name.split("/", 1)[0] for name in report.scan.labels.listed}
-        expected = {LABELS_FILE, splitting.SPLITS_FILE}
+        expected = {LABELS_FILE, splitting.SPLITS_FILE, MANIFEST_FILE}
     else:
         used, expected = set(LABELS), {splitting.SPLITS_FILE}
         for label in LABELS:

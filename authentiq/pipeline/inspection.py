@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,6 +70,9 @@ LARGE_DECODE = 16 * 2**20  # working bytes: a large decode (its own low-priority
 # returned to the OS after it, at most all decode slots but one per client)
 
 
+ReportObserver = Callable[[Report, str | None], None]
+
+
 class Upload(NamedTuple):
     """One photo as uploaded, for one view."""
 
@@ -115,11 +118,23 @@ class Run:
                 for v, p in self.prepared.items()}
 
 
+@dataclass(frozen=True)
+class Scored:
+    """One item as a model decides it, before anything is stored."""
+
+    report: Report
+    files: dict[str, bytes]  # the uploaded photos, named as stored
+    cam: np.ndarray  # the model's class activation maps of the item ([2, h, w])
+
+
 class Inspector:
     def __init__(self, settings: InspectionSettings, quality: QualitySettings, spec: ModelSpec,
                  info: BackendInfo, batcher: Batcher, store: ReportStore, pool: Executor,
-                 references: ReferenceIndex) -> None:
+                 references: ReferenceIndex, on_report: ReportObserver | None = None) -> None:
+        """``on_report``: called with every stored report and its product's name as the database
+        spells it (None: a product the database does not know), e.g. for drift metrics."""
         self.settings, self.quality, self.spec, self.info = settings, quality, spec, info
+        self.on_report = on_report
         self.batcher, self.store, self.pool = batcher, store, pool
         self.references = references
         self._products = {(b.lower(), m.lower()) for b, m in spec.products}
@@ -171,6 +186,30 @@ class Inspector:
         ``tenant_id``: whose report it is (the submitting key's tenant; not in the body).
         ``client``: whom decodes and batches are shared fairly between (default the key)."""
         started = time.perf_counter()
+        scored = await self.score(uploads, brand=brand, model=model, client_ref=client_ref,
+                                  priority=priority, deadline=deadline, key_id=key_id,
+                                  report_id=report_id, client=client)
+        report = scored.report
+        # The stored report carries every timing except its own persistence and the total,
+        # which only the response can know.
+        # Shielded: once inference ran, the report is stored even if the client has gone.
+        loop = asyncio.get_running_loop()
+        t = time.perf_counter()
+        await asyncio.shield(loop.run_in_executor(
+            self.pool, self._persist, report, scored.files, scored.cam, tenant_id))
+        report.timings["persist_ms"] = _ms(time.perf_counter() - t)
+        report.timings["total_ms"] = _ms(time.perf_counter() - started)
+        if self.on_report is not None:
+            self.on_report(report, self.references.product_label(brand, model))
+        return report
+
+    async def score(self, uploads: list[Upload], *, brand: str, model: str,
+                    client_ref: str | None, priority: Priority = Priority.INTERACTIVE,
+                    deadline: Deadline | None = None, key_id: str | None = None,
+                    report_id: str | None = None, client: str | None = None) -> Scored:
+        """Everything :meth:`inspect` does but storing: the report as this model decides it,
+        with the photos and the attention map it would store. A shadow evaluation scores
+        stored inspections with a candidate model through here (:mod:`authentiq.services.shadow`)."""
         self.check_views([u.view for u in uploads])
         self.check_product(brand, model)
         run = await self.run(uploads, priority=priority, deadline=deadline,
@@ -202,15 +241,7 @@ class Inspector:
             "inference_ms": _ms(result.inference_s), "batch_size": result.batch_size,
             "reference_search_ms": _ms(search_s),
         })
-        # The stored report carries every timing except its own persistence and the total,
-        # which only the response can know.
-        # Shielded: once inference ran, the report is stored even if the client has gone.
-        t = time.perf_counter()
-        await asyncio.shield(loop.run_in_executor(
-            self.pool, self._persist, report, files, outputs.cam[0], tenant_id))
-        report.timings["persist_ms"] = _ms(time.perf_counter() - t)
-        report.timings["total_ms"] = _ms(time.perf_counter() - started)
-        return report
+        return Scored(report, files, outputs.cam[0])
 
     def _persist(self, report: Report, photos: dict[str, bytes], cam: np.ndarray,
                  tenant_id: str) -> None:
@@ -348,7 +379,7 @@ def view_result(view: str, decoded: DecodedView, q: Quality) -> ViewQuality:
         view=view, usable=q.usable, reason=q.reason, message=q.message,  # type: ignore[arg-type]
         format=decoded.format, width=decoded.width, height=decoded.height,
         sharpness=round(q.sharpness, 2), brightness=round(q.brightness, 1),
-        glare=round(q.glare, 4))
+        glare=round(q.glare, 4), jpeg_quality=q.jpeg_quality)
 
 
 def with_gate(result: ViewQuality, check: ViewCheck | None) -> ViewQuality:
@@ -374,4 +405,4 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
 
 
-__all__ = ["Inspector", "Upload", "view_result"]
+__all__ = ["Inspector", "Scored", "Upload", "view_result"]

@@ -54,6 +54,33 @@ class DecodedView:
     format: str
     width: int  # after EXIF orientation, at full resolution
     height: int
+    jpeg_quality: int | None = None  # estimated from the quantization tables; None: not a JPEG
+
+
+# libjpeg's luminance quantization table at quality 50 (ITU-T T.81, Annex K), in the natural
+# order Pillow gives tables in: an encoder at quality q scales it by 5000/q % (q < 50) or
+# 200 - 2q % (q >= 50), each entry clipped to 1..255.
+_BASE_LUMA = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+
+
+def jpeg_quality(img: Image.Image) -> int | None:
+    """The quality (1-100) a JPEG was saved at, estimated from its luminance quantization table
+    as libjpeg scales it (other encoders' tables give a comparable figure); None for other
+    formats. Entries clipped at 255 are left out, which keeps the lowest qualities apart. Read
+    from the header: no pixel is decoded."""
+    tables = getattr(img, "quantization", None)
+    if not tables or 0 not in tables or len(tables[0]) != len(_BASE_LUMA):
+        return None
+    kept = [(q, b) for q, b in zip(tables[0], _BASE_LUMA, strict=True) if q < 255]
+    if not kept:
+        return 1
+    scale = 100 * sum(q for q, _ in kept) / sum(b for _, b in kept)  # % of the quality-50 table
+    quality = (200 - scale) / 2 if scale <= 100 else 5000 / scale
+    return int(max(1, min(100, round(quality))))
 
 
 # Bytes per pixel as Pillow holds each mode in memory (RGB is padded to 4).
@@ -178,6 +205,7 @@ def decode_probed(p: Probe, *, tile_size: int, analysis_size: int = 256) -> Deco
         format=p.format,
         width=p.width,
         height=p.height,
+        jpeg_quality=jpeg_quality(p.image),
     )
 
 

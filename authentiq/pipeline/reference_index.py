@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from authentiq.pipeline.similarity import VectorIndex, new_index
 from authentiq.pipeline.stitch import cell_of
 from authentiq.pipeline.view_references import ViewMatch, ViewReferences, check
 from authentiq.settings import ReferenceSettings
-from authentiq.storage.references import ProductRow, ReferenceStore, product_key
+from authentiq.storage.references import Change, ProductRow, product_key
 
 ViewCheckStatus = Literal["checked", "no_references", "not_filled", "unavailable"]
 
@@ -101,8 +101,17 @@ class Evidence:
         }
 
 
+class ReferenceSource(Protocol):
+    """Where an index reads embeddings and products from: the database
+    (:class:`~authentiq.storage.references.ReferenceStore`), or a candidate model's embeddings
+    kept in memory (:class:`~authentiq.pipeline.memory_references.MemoryReferences`)."""
+
+    def changes(self, model_version: str, since: int) -> Change: ...
+    def products(self) -> list[ProductRow]: ...
+
+
 class ReferenceIndex:
-    def __init__(self, store: ReferenceStore, config: ReferenceSettings, *, model_version: str,
+    def __init__(self, store: ReferenceSource, config: ReferenceSettings, *, model_version: str,
                  dim: int, k: int = 5, view_check: ViewCheckParams | None = None) -> None:
         """``view_check``: the model's floors of the per-view check (None: it does not run)."""
         self.store, self.model_version, self.dim = store, model_version, dim
@@ -164,6 +173,12 @@ class ReferenceIndex:
     def known_product(self, brand: str, model: str) -> bool:
         """From the last sync (no database round trip: called on the event loop)."""
         return product_key(brand, model) in self._products
+
+    def product_label(self, brand: str, model: str) -> str | None:
+        """"Brand/Model" as the database spells it, or None for a product it does not know (as
+        of the last sync): a bounded label for metrics, whatever a client typed."""
+        product = self._products.get(product_key(brand, model))
+        return f"{product.brand}/{product.model}" if product else None
 
     def product_names(self) -> list[tuple[str, str]]:
         """Every product in the database (the model's and those created with PUT), as of the

@@ -21,7 +21,9 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
+from authentiq.contract.model_spec import ModelSpec, read_spec
 from authentiq.contract.report import Report
+from authentiq.errors import AuthentiqError
 from authentiq.inference.backends.base import Backend
 from authentiq.inference.batcher import Batcher, BatchObserver
 from authentiq.inference.select import open_backend
@@ -33,6 +35,8 @@ from authentiq.pipeline.reference_index import ReferenceIndex
 from authentiq.services.dispatcher import Dispatcher
 from authentiq.services.job_runner import JobRunner
 from authentiq.services.ratelimit import RateLimiter
+from authentiq.services.shadow import check_views
+from authentiq.services.shadow_live import LiveShadow
 from authentiq.settings import Settings
 from authentiq.storage.blobs import Blobs, open_blobs
 from authentiq.storage.db import open_database
@@ -43,6 +47,7 @@ from authentiq.storage.references import ReferenceRow, ReferenceStore
 from authentiq.storage.reports import ReportRow, ReportStore
 from authentiq.storage.reviews import Reviews
 from authentiq.storage.sessions import Sessions
+from authentiq.storage.shadow_results import ShadowResults
 from authentiq.storage.share_links import ShareLinks
 from authentiq.storage.webhooks import Deliveries
 
@@ -72,6 +77,7 @@ class Services:
     reviews: Reviews
     deliveries: Deliveries
     sessions: Sessions
+    shadow: LiveShadow | None = None  # AUTHENTIQ_SHADOW_MODEL: a candidate beside the served model
 
 
 class ServiceObserver(BatchObserver, Protocol):
@@ -79,6 +85,8 @@ class ServiceObserver(BatchObserver, Protocol):
 
     def job_finished(self, status: str) -> None: ...
     def webhook_attempt(self, outcome: str) -> None: ...
+    def shadow_outcome(self, outcome: str) -> None: ...
+    def report_made(self, report: Report, product: str | None) -> None: ...
 
 
 def no_events(job: JobRow, report: Report | None) -> dict[str, Any]:
@@ -112,17 +120,21 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         index.sync(force=True)
         await batcher.start()
         inspector = Inspector(inspection, settings.quality, spec, backend.info, batcher, store, pool,
-                              index)
+                              index, on_report=observer.report_made if observer else None)
         enroller = Enroller(inspector, references, index)
         keys = KeyRing(engine, access.auth)
         jobs = JobStore(engine, blobs.child("jobs"), event_body)
         dispatcher = Dispatcher(engine, settings.jobs,
                                 on_outcome=observer.webhook_attempt if observer else None)
 
+        shadow = live_shadow(settings, spec, store, references, engine, observer)
+
         def job_finished(job: JobRow) -> None:
             dispatcher.wake()  # its webhook, if any, goes out now rather than at the next poll
             if observer is not None:
                 observer.job_finished(job.status)
+            if shadow is not None and job.status == "succeeded":  # its report: the job's id
+                shadow.offer(job.id, job.tenant_id)
 
         runner = JobRunner(jobs, inspector, store, settings.jobs if background else
                            settings.jobs.model_copy(update={"job_workers": 0}), on_finish=job_finished)
@@ -134,7 +146,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                             InFlight(settings.uploads.max_in_flight_per_client),
                             ShareLinks(engine, server_secret(engine, "share"),
                                        timedelta(days=access.share_link_days)),
-                            Reviews(engine), Deliveries(engine), Sessions(engine))
+                            Reviews(engine), Deliveries(engine), Sessions(engine), shadow)
         if not keys.enforced and access.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
@@ -162,17 +174,38 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         await runner.start()
         if background:
             await dispatcher.start()
+        if shadow is not None:
+            shadow.start()
         yield services
     finally:
         if services is not None:
             await services.runner.close()  # running jobs finish; queued ones wait in the database
             await services.dispatcher.close()
+            if services.shadow is not None:
+                await services.shadow.close()
         await batcher.close()  # finishes every accepted request first
         pool.shutdown(wait=True)
         if services is not None:
             services.inspector.close()
         backend.close()
         engine.dispose()
+
+
+def live_shadow(settings: Settings, served: ModelSpec, store: ReportStore,
+                references: ReferenceStore, engine: Engine,
+                observer: ServiceObserver | None) -> LiveShadow | None:
+    """The live shadow when AUTHENTIQ_SHADOW_MODEL is set. The candidate's contract and views
+    are checked now, so a wrong file stops start-up naming the variable; the candidate itself is
+    opened by the shadow's own task (start-up does not wait for its references' embedding)."""
+    path = settings.shadow.shadow_model
+    if path is None:
+        return None
+    try:
+        check_views(read_spec(path), served.view_names, "the served model")
+    except AuthentiqError as exc:
+        raise type(exc)(f"AUTHENTIQ_SHADOW_MODEL: {exc.detail}") from None
+    return LiveShadow(settings, reports=store, references=references,
+                      results=ShadowResults(engine), observer=observer)
 
 
 def sweep_orphans(engine: Engine, stores: list[tuple[Blobs, type[SQLModel]]],

@@ -251,6 +251,12 @@ class ReferenceStore:
                 out.setdefault(ref, []).append(version)
         return out
 
+    def live(self) -> list[ReferenceRow]:
+        """Every live (not deleted) reference, oldest first."""
+        with Session(self.engine) as session:
+            return list(session.exec(select(ReferenceRow).where(
+                col(ReferenceRow.deleted_at).is_(None)).order_by(col(ReferenceRow.created_at))))
+
     def find(self, *, brand: str | None = None, model: str | None = None,
              source: str | None = None, include_deleted: bool = False, limit: int = 50,
              cursor: str | None = None) -> tuple[list[ReferenceRow], str | None]:
@@ -331,6 +337,18 @@ class ReferenceStore:
             products = session.exec(select(ProductRow.key).where(
                 col(ProductRow.seq) > since, col(ProductRow.seq) <= head)).first() is not None
         return Change(head, upserts, removals, products)
+
+    def product_changes(self, since: int) -> tuple[int, bool]:
+        """The change counter now, and whether a product changed after ``since`` (an index of
+        vectors kept elsewhere needs only this)."""
+        with Session(self.engine) as session:
+            counter = session.get(Counter, COUNTER)
+            head = counter.value if counter is not None else 0
+            if head <= since:
+                return since, False
+            changed = session.exec(select(ProductRow.key).where(
+                col(ProductRow.seq) > since, col(ProductRow.seq) <= head)).first() is not None
+        return head, changed
 
     def counts(self, model_version: str) -> dict[str, int]:
         """Live references, those embedded with ``model_version``, and those of them whose

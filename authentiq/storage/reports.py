@@ -65,6 +65,7 @@ class ReviewRow(SQLModel, table=True):
     decision: str = Field(max_length=16)
     previous_verdict: str = Field(max_length=16)
     verdict: str = Field(max_length=16)  # the final verdict after this review
+    finding: str | None = Field(default=None, max_length=32)  # "not_a_product", with inconclusive
     reason: str = Field(max_length=4000)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
@@ -204,7 +205,8 @@ class ReportStore:
 def review_record(row: ReviewRow) -> ReviewRecord:
     return ReviewRecord(seq=row.seq, created_at=iso_utc(row.created_at) or "",
                         reviewer=row.reviewer, key_id=row.key_id, key_name=row.key_name,
-                        note=row.note, decision=row.decision,  # type: ignore[arg-type]
+                        note=row.note, finding=row.finding,  # type: ignore[arg-type]
+                        decision=row.decision,  # type: ignore[arg-type]
                         previous_verdict=row.previous_verdict,
                         verdict=row.verdict,  # type: ignore[arg-type]
                         reason=row.reason, hash=row.hash)

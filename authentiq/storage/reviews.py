@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -39,6 +40,7 @@ CHAIN = "reviews"
 GENESIS = "0" * 64
 VERDICTS = ("authentic", "counterfeit", "inconclusive")
 Decision = Literal["confirm", "override"]
+FINDINGS = ("not_a_product",)  # what a review may record beside an inconclusive final verdict
 ANONYMOUS = "anonymous (API keys not enforced)"
 
 
@@ -47,7 +49,7 @@ def entry_hash(row: ReviewRow) -> str:
               "reviewer": row.reviewer, "decision": row.decision,
               "previous_verdict": row.previous_verdict, "verdict": row.verdict,
               "reason": row.reason, "prev_hash": row.prev_hash}
-    for name in ("key_id", "key_name", "note"):  # absent from entries written before them
+    for name in ("key_id", "key_name", "note", "finding"):  # absent from entries before them
         if getattr(row, name) is not None:
             fields[name] = getattr(row, name)
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -60,9 +62,14 @@ def ensure_chain(engine: Engine) -> None:
 
 def append_review(engine: Engine, report_id: str, *, tenant: Visible, reviewer: Principal | None,
                   decision: Decision, verdict: str | None, reason: str, expected_version: int,
-                  note: str | None = None) -> ReviewRow:
+                  note: str | None = None, finding: str | None = None) -> ReviewRow:
     """Append one review by ``reviewer`` (None: keys are not enforced, recorded as anonymous)
-    of a report ``tenant`` may see; 409 if the report's version is not ``expected_version``."""
+    of a report ``tenant`` may see; 409 if the report's version is not ``expected_version``.
+    ``finding``: ``not_a_product`` (the photos show no product), only with the final verdict
+    inconclusive — an override to it, or a confirmation of it."""
+    if finding is not None and finding not in FINDINGS:
+        raise InvalidField(f"unknown finding {finding!r}; the one finding a review records is "
+                           f"{', '.join(FINDINGS)}", field="finding")
     reason = check_text(reason.strip(), "reason", 4000, multiline=True)
     if len(reason) < 3:
         raise InvalidField("a review needs a reason (at least 3 characters)", field="reason")
@@ -93,11 +100,15 @@ def append_review(engine: Engine, report_id: str, *, tenant: Visible, reviewer: 
         else:
             raise InvalidField(f"an override needs a verdict, one of {', '.join(VERDICTS)}",
                                field="verdict")
+        if finding is not None and new_verdict != "inconclusive":
+            raise InvalidField(
+                f"{finding} goes with the verdict inconclusive (neither authentic nor counterfeit), "
+                f"not {new_verdict}: override to inconclusive with it", field="finding")
         previous = session.exec(select(ReviewRow).where(ReviewRow.seq == head.value - 1)).first()
         row = ReviewRow(seq=head.value, report_id=report_id, created_at=datetime.now(UTC),
                         reviewer=reviewer.identity if reviewer else ANONYMOUS,
                         key_id=reviewer.key_id if reviewer else None,
-                        key_name=reviewer.name if reviewer else None, note=note,
+                        key_name=reviewer.name if reviewer else None, note=note, finding=finding,
                         decision=decision, previous_verdict=report.final_verdict,
                         verdict=new_verdict, reason=reason,
                         prev_hash=previous.hash if previous is not None else GENESIS, hash="")
@@ -132,14 +143,55 @@ class Reviews:
 
     def append(self, report_id: str, *, tenant: Visible, reviewer: Principal | None,
                decision: Decision, verdict: str | None, reason: str, expected_version: int,
-               note: str | None = None) -> ReviewRow:
+               note: str | None = None, finding: str | None = None) -> ReviewRow:
         """See :func:`append_review`."""
         return append_review(self.engine, report_id, tenant=tenant, reviewer=reviewer,
                              decision=decision, verdict=verdict, reason=reason,
-                             expected_version=expected_version, note=note)
+                             expected_version=expected_version, note=note, finding=finding)
 
     def by_seq(self, seq: int, *, tenant: Visible) -> ReviewRow:
         return review_by_seq(self.engine, seq, tenant=tenant)
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """A reviewed report's row and its reviews, oldest first (the last one decides)."""
+
+    report: ReportRow
+    reviews: list[ReviewRow]
+
+    @property
+    def final_label(self) -> str:
+        """The final verdict, or the last review's finding beside it (``not_a_product``)."""
+        last = self.reviews[-1]
+        return last.finding if last.finding is not None else self.report.final_verdict
+
+
+def reviewed_reports(engine: Engine, *, tenant: str, since: datetime | None = None,
+                     batch: int = 200) -> Iterator[Reviewed]:
+    """``tenant``'s reviewed reports, oldest first, with their reviews; ``since``: only those
+    reviewed at or after it (any review: the last one is then at or after it too). Read in
+    batches of ``batch`` reports, so a large log is never held at once."""
+    query = (select(ReportRow.id).where(col(ReportRow.tenant_id) == tenant)
+             .where(col(ReportRow.review_status) != "unreviewed")
+             .order_by(col(ReportRow.created_at), col(ReportRow.id)))
+    if since is not None:
+        recent = select(ReviewRow.report_id).where(col(ReviewRow.created_at) >= _aware(since))
+        query = query.where(col(ReportRow.id).in_(recent))
+    with Session(engine) as session:
+        ids = list(session.exec(query))
+    for start in range(0, len(ids), batch):
+        chunk = ids[start:start + batch]
+        with Session(engine) as session:
+            rows = {r.id: r for r in session.exec(select(ReportRow).where(
+                col(ReportRow.tenant_id) == tenant).where(col(ReportRow.id).in_(chunk)))}
+            reviews: dict[str, list[ReviewRow]] = {}
+            for review in session.exec(select(ReviewRow).where(col(ReviewRow.report_id).in_(chunk))
+                                       .order_by(col(ReviewRow.seq))):
+                reviews.setdefault(review.report_id, []).append(review)
+        for report_id in chunk:
+            if report_id in rows and reviews.get(report_id):
+                yield Reviewed(rows[report_id], reviews[report_id])
 
 
 @dataclass
@@ -177,6 +229,10 @@ def verify_chain(engine: Engine) -> ChainReport:
                 out.problems.append(f"report {report_id}: final verdict {report.final_verdict!r} "
                                     f"is not its last review's {verdict!r}")
     return out
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _iso(when: datetime) -> str:

@@ -13,6 +13,7 @@ import authentiq.storage.keys
 import authentiq.storage.references
 import authentiq.storage.reports
 import authentiq.storage.sessions
+import authentiq.storage.shadow_results
 import authentiq.storage.share_links
 import authentiq.storage.tenants
 import authentiq.storage.webhooks  # noqa: F401  (importing a module registers its tables)

@@ -43,6 +43,27 @@ def test_views_guide_and_quality_check(client: TestClient, genuine_item: Synthet
     assert client.post("/v1/quality", content=b"{}", headers={"content-type": "application/json"}).status_code == 415
 
 
+def test_an_overcompressed_photo_is_retaken_at_the_counter_and_in_the_report(
+        client: TestClient, genuine_item: SyntheticItem) -> None:
+    """A view re-saved at JPEG quality 4 (a messaging app's copy of a copy): /v1/quality says
+    so at once, and an inspection asks for it again instead of judging its blocks."""
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(genuine_item.views["hardware"])).save(buf, "JPEG", quality=4)
+    quick = client.post("/v1/quality", data={"view": "hardware"},
+                        files={"photo": ("h.jpg", buf.getvalue(), "image/jpeg")}).json()
+    assert quick["usable"] is False and quick["reason"] == "overcompressed"
+    assert quick["jpeg_quality"] == 4 and "about 4 of 100" in quick["message"]
+    files = [(v, f) if v != "hardware" else (v, ("h.jpg", buf.getvalue(), "image/jpeg"))
+             for v, f in files_of(genuine_item)]
+    report = client.post("/v1/inspections", files=files, data=form(genuine_item)).json()
+    assert report["schema_version"] == "7" and report["verdict"] == "inconclusive"
+    assert {"view": "hardware", "reason": "overcompressed"} in [
+        {"view": r["view"], "reason": r["reason"]} for r in report["retake"]]
+    qualities = {v["view"]: v["jpeg_quality"] for v in report["views"]}
+    assert qualities["hardware"] == 4 and all(q is not None and q >= 50 for v, q in qualities.items()
+                                              if v != "hardware")
+
+
 def test_idempotency_key_replays_refuses_other_bodies(client: TestClient, genuine_item: SyntheticItem) -> None:
     key = {"Idempotency-Key": "sku-77-attempt-1"}
     first = client.post("/v1/inspections", files=files_of(genuine_item), data=form(genuine_item), headers=key)

@@ -194,6 +194,48 @@ def test_review_workflow_and_audit_chain(client: TestClient, settings: Settings,
     assert "entry 1: content does not match its hash" in capsys.readouterr().out
 
 
+def test_a_reviewer_can_say_not_a_product(client: TestClient, settings: Settings,
+                                         fake_item: SyntheticItem,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 18: "not a product" is a review's finding beside the verdict inconclusive (through
+    the API and the page's form), shown on the page and covered by the audit chain."""
+    report = inspect(client, fake_item)
+    url = f"/v1/reports/{report['id']}/reviews"
+    base = {"decision": "override", "finding": "not_a_product", "expected_version": 0,
+            "reason": "a photo of a shoe box, not a bag"}
+    wrong = client.post(url, json={**base, "verdict": "authentic"})
+    assert wrong.status_code == 422 and "inconclusive" in wrong.json()["detail"]
+    assert client.post(url, json={**base, "verdict": "inconclusive",
+                                  "finding": "a_shoe"}).status_code == 422
+    r = client.post(url, json={**base, "verdict": "inconclusive"})
+    assert r.status_code == 201, r.text
+    assert r.json()["finding"] == "not_a_product" and r.json()["verdict"] == "inconclusive"
+    got = client.get(report["links"]["self"]).json()
+    assert got["review"]["final_verdict"] == "inconclusive"
+    jsonschema.validate(got, SCHEMA)  # the report's published schema is unchanged
+
+    # The page's box: an override without a verdict becomes inconclusive, not a product.
+    form = {"decision": "override", "reason": "still no product in sight", "verdict": "",
+            "expected_version": "1", "not_a_product": "true"}
+    r = client.post(f"/reports/{report['id']}/review", data=form, follow_redirects=False,
+                    headers={"Origin": "http://testserver"})
+    assert r.status_code == 303, r.text
+    reviews = client.get(report["links"]["self"]).json()["review"]["reviews"]
+    assert [rv["verdict"] for rv in reviews] == ["inconclusive", "inconclusive"]
+    stored = client.app.state.services.store.reviews(report["id"])  # type: ignore[attr-defined]
+    assert [rv.finding for rv in stored] == ["not_a_product", "not_a_product"]
+    page = client.get(f"/reports/{report['id']}").text
+    assert page.count("not a product</span>") == 2 and 'name="not_a_product"' in page
+
+    db = settings.database_url
+    assert main(["audit", "verify", "--database-url", db]) == 0
+    capsys.readouterr()
+    with client.app.state.services.store.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(text("UPDATE report_reviews SET finding = NULL WHERE seq = 2"))
+    assert main(["audit", "verify", "--database-url", db]) == 1
+    assert "entry 2: content does not match its hash" in capsys.readouterr().out
+
+
 def test_review_queue_lists_what_needs_a_person(client: TestClient, genuine_item: SyntheticItem) -> None:
     blurred = dict(genuine_item.views)
     img = Image.open(io.BytesIO(blurred["label"])).resize((60, 45)).resize((480, 360))
@@ -216,6 +258,7 @@ def test_reports_survive_a_failed_write_without_traces(client: TestClient, setti
     with services.store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE report_reviews")
         conn.exec_driver_sql("DROP TABLE share_links")
+        conn.exec_driver_sql("DROP TABLE shadow_results")  # its rows point at reports too
         conn.exec_driver_sql("DROP TABLE reports")
     with pytest.raises(Exception):  # noqa: B017 - the raw DB error surfaces in TestClient
         client.post("/v1/inspections", files=files_of(genuine_item),

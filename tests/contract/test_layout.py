@@ -10,6 +10,8 @@ import pytest
 from authentiq.contract.layout import read_labels
 from authentiq.errors import DatasetError
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 
 def write(tmp_path: Path, data: bytes) -> Path:
     path = tmp_path / "labels.csv"
@@ -73,3 +75,16 @@ def test_row_problems_are_collected_with_their_line(tmp_path: Path) -> None:
 def test_unusable_files_are_refused_with_what_to_do(tmp_path: Path, data: bytes, message: str) -> None:
     with pytest.raises(DatasetError, match=message):
         read_labels(write(tmp_path, data), required=("item", "label"))
+
+
+def test_not_a_product_rows_are_set_aside(tmp_path: Path) -> None:
+    """A reviewer's "not a product" (export-training-data) is listed, never a training row."""
+    labels = read_labels(write(tmp_path, b"item,label,brand,model\na,authentic,B,M\n"
+                                         b"b,not_a_product,B,M\nc,Not a product,B,M\n"
+                                         b"d,shoe,B,M\n"), required=("item", "label"))
+    assert [r.item for r in labels.rows] == ["a"]
+    assert [(r.item, r.label) for r in labels.set_aside] == [("b", "not_a_product"),
+                                                              ("c", "not_a_product")]
+    assert labels.listed == {"a", "b", "c", "d"}
+    [error] = labels.errors
+    assert error.startswith("labels.csv:5: label 'shoe'") and "not_a_product is set aside" in error

@@ -8,6 +8,8 @@ from authentiq.contract.model_spec import ModelSpec, check_io, read_spec
 from authentiq.errors import ModelContractError
 from tests.conftest import FP32_MODEL, build_tiny_model, tiny_spec
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 
 def test_props_round_trip() -> None:
     spec = tiny_spec()

@@ -24,6 +24,8 @@ from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.inference.batcher import Batcher, Priority, Result
 from authentiq.settings import BatcherSettings
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 T = TypeVar("T")
 LONG = 30.0  # a delay no test waits for: reaching it would mean the knob under test failed
 

@@ -15,6 +15,8 @@ from authentiq.errors import (
 from authentiq.inference.backends.base import Outputs
 from authentiq.inference.collate import collate, run_batch, split
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 
 def rows(n: int, shape: tuple[int, int, int] = (3, 4, 6)) -> list[np.ndarray]:
     return [np.full(shape, i, np.float32) for i in range(n)]

@@ -22,6 +22,8 @@ from authentiq.inference.engine_build import (
 from authentiq.inference.engine_compat import admits, runs_on, target_tag, version_admits
 from tests.conftest import ENGINES
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 TRT = TensorRT(module=None, flavour="tensorrt", version="10.8.0.43")
 TRT_10_9 = TensorRT(module=None, flavour="tensorrt", version="10.9.0.34")
 RTX = TensorRT(module=None, flavour="tensorrt_rtx", version="1.7.1.116")

@@ -13,6 +13,8 @@ from authentiq.errors import CalibrationError, ModelContractError
 from authentiq.modelling.calibrate import calibrate
 from tests.conftest import FP32_MODEL, REPO, build_tiny_model
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 CALIB = REPO / "calibration_data" / "items"
 
 

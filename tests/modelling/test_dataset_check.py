@@ -20,6 +20,8 @@ from authentiq.modelling.synthetic import VIEWS
 from authentiq.settings import QualitySettings
 from tests.conftest import copy_dataset
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 
 def check(root: Path, **options: object) -> DatasetReport:
     kwargs: dict[str, object] = {"views": VIEWS, "optional": ("interior",),

@@ -19,6 +19,8 @@ from authentiq.pipeline.preprocess import decode_view
 from authentiq.pipeline.quality import check
 from authentiq.settings import Settings
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 NOT_A_PRODUCT = [k for k in DISTRACTOR_KINDS
                  if k not in ("swapped_views", "duplicated_views", *ALTERATION_KINDS)]
 EXPECTED = {"swapped_views": "wrong_view", "duplicated_views": "duplicate_view",

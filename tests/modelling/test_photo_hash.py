@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from authentiq.modelling.photo_hash import MAX_DISTANCE, fingerprint, near_pairs
 from authentiq.modelling.synthetic import make_item
 from authentiq.pipeline.preprocess import decode_view
+
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
 
 
 def grey(data: bytes) -> np.ndarray:

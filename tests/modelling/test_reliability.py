@@ -20,6 +20,8 @@ from authentiq.modelling.reliability import (
     temperature_p,
 )
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 
 def _calibrated(n: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """True logit margins z ~ N(0, 3) and labels drawn from sigmoid(z): sigmoid(z) is calibrated."""

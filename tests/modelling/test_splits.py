@@ -6,8 +6,12 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
 from authentiq.modelling import splits
 from authentiq.modelling.datasets import LabelledItem
+
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
 
 
 def items(n: int, counterfeit_every: int = 2, products: int = 4) -> list[LabelledItem]:

@@ -7,6 +7,8 @@ import pytest
 
 from authentiq.modelling.synthetic import CATALOG, DEFECTS, VIEWS, make_item, write_dataset
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 
 def test_deterministic_from_seed() -> None:
     a, b = make_item(123), make_item(123)

@@ -22,7 +22,7 @@ from authentiq.modelling.training.train import Mosaic, Recombiner, TrainConfig, 
 from authentiq.pipeline.stitch import build_input  # noqa: E402
 from tests.conftest import copy_dataset, tiny_spec  # noqa: E402
 
-pytestmark = pytest.mark.train
+pytestmark = [pytest.mark.train, pytest.mark.db_independent]
 
 
 def test_torch_mosaic_matches_the_server_stitching() -> None:

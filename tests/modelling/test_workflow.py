@@ -2,17 +2,19 @@
 as a user runs it (the command line, real training, real INT8 calibration, ONNX Runtime, the
 app serving the result).
 
-These tests write no database of the run (the app below keeps its reports in a SQLite file of
-its own), so they run in the SQLite pass only.
+Every test but the one serving the model through the app opens no database, so the PostgreSQL
+pass leaves them out; that one runs in both passes, on the run's database.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import shutil
-from dataclasses import replace
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +34,10 @@ from authentiq.modelling.progress import Progress  # noqa: E402
 from authentiq.modelling.training.train import TrainConfig, train  # noqa: E402
 from authentiq.modelling.workflow.run import WorkflowConfig, run_workflow  # noqa: E402
 from authentiq.pipeline.stitch import build_input  # noqa: E402
-from tests.conftest import copy_dataset, make_settings, sqlite_pass_only  # noqa: E402
+from tests.conftest import copy_dataset, make_settings  # noqa: E402
 
-pytestmark = [pytest.mark.train, pytest.mark.slow, sqlite_pass_only]
+pytestmark = [pytest.mark.train, pytest.mark.slow]
+independent = pytest.mark.db_independent  # the PostgreSQL pass leaves these out
 FLAVOURS = ("fp32", "int8-cpu", "int8-trt")
 TINY = ["--epochs", "2", "--width", "8", "--batch-size", "8", "--workers", "1",
         "--calibration-items", "4", "--min-gate-items", "2"]
@@ -51,21 +54,41 @@ def stamps(out: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in sorted(out.iterdir())}
 
 
-def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
-        small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "mine"
+@dataclass(frozen=True)
+class Made:
+    """One run of the whole command on the small folder, as its user saw it."""
+
+    out: Path
+    command: list[str]
+    status: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def made(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Made:
+    out = tmp_path_factory.mktemp("workflow") / "mine"
     loose = ["--min-auc", "0", "--min-accuracy", "0", "--max-int8-drop", "100"]
     command = ["train", "--data", str(small_dataset), "--out", str(out), *TINY, *loose]
-    assert main(command) == 0
-    said = capsys.readouterr()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        status = main(command)
+    return Made(out, command, status, stdout.getvalue(), stderr.getvalue())
+
+
+@independent
+def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
+        made: Made, small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    out, command = made.out, made.command
+    assert made.status == 0
     for n, stage in enumerate(["training (2 epochs)", "exporting FP32 ONNX", "INT8 flavours",
                                "embedding head", "verdict fusion", "view gate",
                                "confidence temperature", "per-view reference check",
                                "evaluating on the held-out test items", "acceptance gate"], 1):
-        assert f"[{n}/10] {stage}" in said.err
-    assert "epoch 1/2: loss " in said.err and "epoch 2/2: loss " in said.err
-    assert "Traceback" not in said.err and "ACCEPTED" in said.out
+        assert f"[{n}/10] {stage}" in made.stderr
+    assert "epoch 1/2: loss " in made.stderr and "epoch 2/2: loss " in made.stderr
+    assert "Traceback" not in made.stderr and "ACCEPTED" in made.stdout
 
     split = json.loads((out / "splits.json").read_text())
     test_items = [name for name, part in split["items"].items() if part == "test"]
@@ -126,21 +149,6 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
         np.testing.assert_allclose(np.linalg.norm(got.embedding, axis=1), 1.0, atol=1e-4)
         logits[flavour] = got.logits
 
-    # ... and the served flavour answers an inspection through the app.
-    with (small_dataset / "labels.csv").open() as fh:
-        row = next(r for r in csv.DictReader(fh) if r["item"] == item.name)
-    settings = make_settings(tmp_path, model_path=out / "model.int8-cpu.onnx",
-                             database_url=f"sqlite:///{tmp_path / 'served.db'}")
-    files = [(view, (path.name, path.read_bytes(), "image/jpeg"))
-             for view, path in view_files(item.folder).items()]
-    with TestClient(create_app(settings)) as client:
-        r = client.post("/v1/inspections", files=files,
-                        data={"brand": row["brand"], "model": row["model"]})
-    assert r.status_code == 201, r.text
-    body = r.json()
-    assert body["classifier"]["name"] == "mine" and body["classifier"]["precision"] == "int8-cpu"
-    assert body["verdict"] in ("authentic", "counterfeit", "inconclusive")
-
     # `evaluate` on the folder with the run's split scores the same test items, same figures.
     assert main(["evaluate", str(out / "model.fp32.onnx"), "--data", str(small_dataset),
                  "--splits", str(out / "splits.json"), "-q"]) == 0
@@ -169,6 +177,29 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
     assert stamps(out) == before
 
 
+def test_the_made_model_serves_inspections_through_the_app(made: Made, small_dataset: Path,
+                                                           tmp_path: Path) -> None:
+    """The INT8 CPU flavour the command made, served by the app on the run's database."""
+    item = datasets.folder_items(small_dataset)[0]
+    with (small_dataset / "labels.csv").open() as fh:
+        row = next(r for r in csv.DictReader(fh) if r["item"] == item.name)
+    files = [(view, (path.name, path.read_bytes(), "image/jpeg"))
+             for view, path in view_files(item.folder).items()]
+    settings = make_settings(tmp_path, model_path=made.out / "model.int8-cpu.onnx")
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/inspections", files=files,
+                        data={"brand": row["brand"], "model": row["model"]})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        stored = client.get(body["links"]["self"]).json()
+    version = read_spec(made.out / "model.int8-cpu.onnx").model_version
+    assert body["classifier"]["name"] == "mine" and body["classifier"]["version"] == version
+    assert body["classifier"]["precision"] == "int8-cpu"
+    assert body["verdict"] in ("authentic", "counterfeit", "inconclusive")
+    assert stored["id"] == body["id"] and stored["verdict"] == body["verdict"]
+
+
+@independent
 def test_a_model_that_learned_nothing_is_refused_unless_forced(
         small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Every item shows the same photos, so the labels carry nothing a model can learn: every
@@ -228,6 +259,7 @@ class Lines(Progress):
         self.lines.append(message.strip())
 
 
+@independent
 def test_an_interrupted_training_resumes_from_its_last_epoch(small_dataset: Path,
                                                              tmp_path: Path) -> None:
     cfg = TrainConfig(data=str(small_dataset), epochs=2, batch_size=8, width=8, workers=1,
@@ -276,6 +308,7 @@ def _broken(folder: Path, how: str) -> None:
         (folder / "splits.json").write_text('{"items": {"item-0000000": "holdout"}}')
 
 
+@independent
 @pytest.mark.parametrize(("how", "message"), [
     ("missing folder", r"error: dataset folder not found: .*/nowhere\n"),
     ("one class", r"error: .*: its split has 1 problem\(s\):\n  the training, validation and test "
@@ -301,6 +334,7 @@ def test_a_broken_folder_is_one_readable_error_and_leaves_nothing(
     assert not out.exists()
 
 
+@independent
 def test_options_out_of_range_and_misplaced_are_refused(small_dataset: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
@@ -314,6 +348,7 @@ def test_options_out_of_range_and_misplaced_are_refused(small_dataset: Path, tmp
     assert not (tmp_path / "r").exists()
 
 
+@independent
 def test_fit_embedding_and_fit_fusion_take_a_folder(small_dataset: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """The separate commands the workflow's stages reuse fit on a folder's items too (they took

@@ -3,11 +3,14 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from matplotlib import colormaps
 from PIL import Image
 
 from authentiq.pipeline import heatmap
 from tests.conftest import tiny_spec
+
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
 
 SPEC = tiny_spec()  # views front | back in a 1x2 grid
 

@@ -12,6 +12,8 @@ from authentiq.errors import CorruptImage, EmptyFile, ImageTooLarge, Unsupported
 from authentiq.pipeline.preprocess import decode_view, supported_formats
 from tests.conftest import jpeg
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 
 def encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
     buf = io.BytesIO()

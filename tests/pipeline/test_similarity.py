@@ -5,6 +5,8 @@ import pytest
 
 from authentiq.pipeline.similarity import FaissIndex, FlatIndex, new_index
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 
 def unit(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:
     x = rng.standard_normal((n, dim)).astype(np.float32)

@@ -6,6 +6,8 @@ import pytest
 from authentiq.pipeline.stitch import build_input, cell_of, mosaic_uint8
 from tests.conftest import tiny_spec
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 
 def test_views_go_row_by_row_and_missing_views_are_zero() -> None:
     spec = tiny_spec(grid=(2, 2), views=[{"name": n} for n in ("a", "b", "c")])

@@ -17,6 +17,8 @@ from authentiq.pipeline.view_gate import ViewCheck
 from authentiq.pipeline.view_references import ViewMatch
 from tests.conftest import tiny_spec
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 SPEC = tiny_spec(thresholds={"authentic_below": 0.2, "counterfeit_above": 0.8})
 FUSION = FusionParams(intercept=7.0, w_logit=1.0, w_similarity=-10.0, k=3, authentic_below=0.1,
                       counterfeit_above=0.9, min_similarity=0.7, mismatch_margin=0.05)

@@ -20,6 +20,8 @@ from authentiq.pipeline.view_gate import assess, check_views, duplicates
 from authentiq.settings import DEFAULT_MODEL
 from tests.conftest import tiny_spec
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 SPEC = read_spec(DEFAULT_MODEL)
 GATE = GateParams(thresholds=dict.fromkeys(VIEWS, 10.0), single_photo_thresholds=dict.fromkeys(VIEWS, 20.0),
                   quantile=0.998)

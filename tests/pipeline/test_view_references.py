@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from authentiq.contract.model_spec import ViewCheckParams
 from authentiq.pipeline.view_references import FINDING, ViewReferences, check, prepare
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 
 def params(floor: float = 0.5, loose: float = 0.8, margin: float = 0.1) -> ViewCheckParams:
     return ViewCheckParams(features_id="f1", components=0, counts=(1, 3),

@@ -240,3 +240,36 @@ def test_0006_view_features_upgrade_fill_and_downgrade(
         assert up.view_features is None  # dropped with the column: re-embed fills it again
     finally:
         engine.dispose()
+
+
+def test_0008_shadow_results_upgrade_and_downgrade(
+        database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The live shadow's table comes with 0008 and goes with its downgrade, the reports staying;
+    upgrading again gives it back, empty."""
+    engine = make_engine(database_url)
+    try:
+        assert upgrade(engine, "0006") == (None, "0006")
+        assert "shadow_results" not in inspect(engine).get_table_names()
+        now = datetime.now(UTC)
+        assert main(["db", "upgrade", "--database-url", database_url]) == 0
+        assert "shadow_results" in inspect(engine).get_table_names()
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO reports (id, created_at, brand, model, verdict, final_verdict, "
+                "review_status, flagged, tenant_id, version, p_counterfeit, classifier, body) "
+                "VALUES ('r1', :t, 'Castellan', 'Riva', 'authentic', 'authentic', 'unreviewed', "
+                "false, 'default', 0, 0.01, 'm@1', '{}')"), {"t": now})
+            conn.execute(text(
+                "INSERT INTO shadow_results (report_id, model_id, model, tenant_id, created_at, "
+                "verdict, p_counterfeit, confidence, reasons) VALUES ('r1', 'abc', 'm@2', "
+                "'default', :t, 'inconclusive', 0.3, NULL, '[]')"), {"t": now})
+        assert main(["db", "downgrade", "0006", "--database-url", database_url]) == 0
+        assert f"database schema downgraded: {head()} → 0006" in capsys.readouterr().out
+        assert "shadow_results" not in inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM reports")).scalar_one() == "r1"
+        assert upgrade(engine) == ("0006", head())
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM shadow_results")).scalar_one() == 0
+    finally:
+        engine.dispose()

@@ -9,11 +9,14 @@ import io
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 from authentiq.cli import main
 from authentiq.modelling.synthetic import make_item
@@ -140,11 +143,43 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def _tcp_rows() -> list[list[str]]:
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            rows += [line.split() for line in Path(table).read_text().splitlines()[1:]]
+    return rows
+
+
+def listening_sockets(port: int) -> int:
+    """Listening TCP sockets on ``port`` (state 0A in /proc/net/tcp)."""
+    return sum(1 for r in _tcp_rows() if r[3] == "0A" and int(r[1].rsplit(":", 1)[1], 16) == port)
+
+
+def connections_held(pid: int, port: int) -> int:
+    """Established connections to ``port`` that process ``pid`` has accepted."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    return sum(1 for r in _tcp_rows() if r[3] == "01" and r[9] in inodes
+               and int(r[1].rsplit(":", 1)[1], 16) == port)
+
+
+def samples(families: Iterable[Metric]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
+
+
 @pytest.mark.slow
 def test_serve_workers_runs_several_processes_on_one_port(tmp_path: Path, database_url: str) -> None:
     """`authentiq serve --workers 3` on the run's database (one SQLite file, or PostgreSQL): the
-    schema is migrated once by the parent, three worker processes answer on one port, and
-    SIGTERM stops them all after their accepted work."""
+    schema is migrated once by the parent, three worker processes answer on one port, each on
+    a listening socket of its own that takes a share of new connections, /metrics sums every
+    worker's values whichever worker answers (prometheus_client's multiprocess mode, in a
+    temporary folder removed at the end), and SIGTERM stops them all after their accepted
+    work."""
     import concurrent.futures
 
     port = free_port()
@@ -162,11 +197,46 @@ def test_serve_workers_runs_several_processes_on_one_port(tmp_path: Path, databa
 
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             assert list(pool.map(post, range(12))) == [201] * 12
+        # Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads a
+        # burst of connections over them: with one shared socket, one worker's accept loop
+        # could take the whole burst, and keep-alive clients would stay on it.
+        assert listening_sockets(port) == 3
+        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(45)]
+        try:
+            assert {c.get("/healthz").status_code for c in clients} == {200}
+            held = {w: connections_held(w, port) for w in workers}
+        finally:
+            for c in clients:
+                c.close()
+        assert sum(held.values()) == 45 and min(held.values()) > 0, held
         listed = httpx.get(f"http://127.0.0.1:{port}/v1/reports?limit=100").json()["items"]
         assert len(listed) == 12
+        # /metrics sums every worker's values, whichever worker answers the scrape
+        said = (tmp_path / "server.log").read_text()
+        metrics_dir = Path(said.split("multiprocess mode, ", 1)[1].split(")", 1)[0])
+        end = time.monotonic() + 60
+        while len(list(metrics_dir.glob("counter_*.db"))) < 3 and time.monotonic() < end:
+            time.sleep(0.2)  # readyz answered when the first worker was up; the others follow
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:  # a new connection each
+            assert set(pool.map(lambda _: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code,
+                                range(60))) == {200}
+        healthz = ("authentiq_http_requests_total",
+                   (("method", "GET"), ("route", "/healthz"), ("status", "200")))
+        per_worker = [samples(MultiProcessCollector.merge([str(f)])).get(healthz, 0)
+                      for f in metrics_dir.glob("counter_*.db")]
+        assert sum(per_worker) == 45 + 60 and sum(1 for n in per_worker if n) >= 2, per_worker
+        for _ in range(6):
+            found = samples(text_string_to_metric_families(
+                httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text))
+            assert found[healthz] == 45 + 60
+            assert found[("authentiq_http_requests_total", (
+                ("method", "POST"), ("route", "/v1/inspections"), ("status", "201")))] == 12
+            assert sum(v for (name, _), v in found.items()
+                       if name == "authentiq_drift_p_counterfeit_count") == 12
     finally:
         proc.terminate()
         assert proc.wait(60) == 0
+    assert not metrics_dir.exists()  # the server's temporary folder goes with it
     end = time.monotonic() + 15
     while any(alive(w) for w in workers) and time.monotonic() < end:
         time.sleep(0.1)

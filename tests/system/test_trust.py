@@ -107,7 +107,7 @@ def test_not_a_product_is_never_decided(kind: str, refs: str, request: pytest.Fi
     assert report["retake"], "a retake request names the views"
     reasons = {r["reason"] for r in report["retake"]}
     assert reasons <= {"not_a_product", "wrong_view", "blurred", "glare", "underexposed",
-                       "overexposed", "too_small"}
+                       "overexposed", "too_small", "overcompressed", "upscaled"}
     assert "not_a_product" in reasons
     gated = [v for v in report["views"] if v["gate"] is not None]
     assert gated and all(v["gate"]["finding"] is not None for v in gated)

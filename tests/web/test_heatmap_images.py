@@ -15,6 +15,8 @@ from authentiq.storage.blobs import BlobStore
 from authentiq.storage.reports import ReportFiles
 from authentiq.web.heatmap_images import HeatmapImages
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 RID = "0123456789abcdef0123456789abcdef"
 OFFERED = Heatmaps(classes=["counterfeit"], colormap="inferno", notice="Not proof.",
                    views=["logo", "overview"])

@@ -10,6 +10,8 @@ import pytest
 from authentiq.web.report_view import against, headline, retakes, when
 from tests.conftest import report_body
 
+pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
+
 ANA = {"seq": 1, "created_at": "2026-11-22T11:00:00+00:00", "reviewer": "ana", "decision": "override",
        "previous_verdict": "authentic", "verdict": "counterfeit", "reason": "lining glued"}
 BO = {"seq": 2, "created_at": "2026-11-23T09:30:00+00:00", "reviewer": "bo", "decision": "confirm",

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Awaitable
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from authentiq.api.auth import Submitter, home, key_id_of, visible
@@ -57,7 +57,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
     )
     async def create_inspection(
         request: Request, response: Response, services: ServicesDep, metrics: MetricsDep,
-        caller: Submitter,
+        caller: Submitter, background: BackgroundTasks,
         mode: Annotated[Literal["sync", "async"], Query(
             description="sync: answer with the report; async: answer 202 with a job at once "
                         "(stored before the answer, so it survives a restart)")] = "sync",
@@ -95,6 +95,8 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                                               reserve=True)
         if not replayed:
             metrics.verdicts.labels(body["verdict"]).inc()
+            if services.shadow is not None:  # runs once the response is sent, never before
+                background.add_task(services.shadow.offer, body["id"], home(caller), uploads)
         return body
 
     return router

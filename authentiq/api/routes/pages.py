@@ -175,6 +175,7 @@ async def review_form(
     decision: Annotated[str, Form()], reason: Annotated[str, Form()],
     expected_version: Annotated[int, Form()], verdict: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = "",
+    not_a_product: Annotated[bool, Form()] = False,
 ) -> Response:
     check_origin(request, services)
     caller = await auditor(request, services)
@@ -184,10 +185,13 @@ async def review_form(
     try:
         if decision not in ("confirm", "override"):
             raise AuthentiqError(f"unknown decision {decision!r}")
+        if not_a_product and decision == "override" and not verdict:
+            verdict = "inconclusive"  # the box says it all: no product, so no verdict either way
         await asyncio.to_thread(
             services.reviews.append, report_id, tenant=visible(caller),
             reviewer=caller, decision=decision, verdict=verdict or None,  # type: ignore[arg-type]
-            reason=reason, note=note or None, expected_version=expected_version)
+            reason=reason, note=note or None, expected_version=expected_version,
+            finding="not_a_product" if not_a_product else None)
     except AuthentiqError as exc:
         if exc.status == 404:
             raise

@@ -162,7 +162,8 @@ async def post_review(report_id: str, review: ReviewIn, response: Response, serv
     async def work(_: str | None) -> dict[str, Any]:
         appended = await asyncio.to_thread(
             services.reviews.append, report_id, tenant=tenant, reviewer=caller,
-            decision=review.decision, verdict=review.verdict, reason=review.reason,
+            decision=review.decision, verdict=review.verdict, finding=review.finding,
+            reason=review.reason,
             note=review.note if review.note is not None else review.reviewer,
             expected_version=review.expected_version)
         await asyncio.to_thread(pdfs.invalidate, report_id)
