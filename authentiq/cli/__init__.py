@@ -10,7 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from authentiq import __version__
-from authentiq.cli import datasets, deploy, keys, modelling, products, references, serving, tenants
+from authentiq.cli import (
+    datasets,
+    deploy,
+    keys,
+    modelling,
+    models,
+    products,
+    references,
+    serving,
+    tenants,
+)
 from authentiq.cli.parsing import Parser, describe_subcommands
 from authentiq.errors import AuthentiqError
 
@@ -223,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     references.add_parsers(sub)
     products.add_parsers(sub)
+    models.add_parsers(sub)
     datasets.add_parsers(sub)
     keys.add_parsers(sub)
     tenants.add_parsers(sub)

@@ -78,9 +78,9 @@ def re_embed(args: argparse.Namespace) -> int:
             n = await services.enroller.re_embed(progress)
             if bar is not None:
                 bar.close()
-            version = services.backend.spec.version_key
+            version = f"{services.backend.spec.version_key} (model {services.backend.info.model_id})"
             print(f"re-embedded {n} references with {version}" if n else
-                  f"nothing to re-embed: every live reference has a {version} embedding")
+                  f"nothing to re-embed: every live reference has an embedding of {version}")
         return 0
 
     return asyncio.run(go())

@@ -8,6 +8,7 @@ names whatever is missing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,25 @@ def read_spec(path: Path) -> ModelSpec:
         {i.name for i in model.graph.input}, {o.name for o in model.graph.output}, str(path)
     )
     return ModelSpec.from_props({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+MODEL_ID_CHARS = 16
+
+
+def model_id(path: Path) -> str:
+    """The model's identity: a content hash of its graph — nodes and weights (initializers,
+    external data included) — never of its metadata, so a metadata-only rewrite
+    (``fit-temperature``, a new version string) keeps the id and any weight change makes a new
+    one. SHA-256 of the serialised graph, the first 16 hex characters."""
+    import onnx
+
+    if not path.is_file():
+        raise ModelContractError(f"model file not found: {path}")
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as exc:  # onnx raises DecodeError and others; any of them means unusable
+        raise ModelContractError(f"{path}: not a readable ONNX file: {exc}") from exc
+    return hashlib.sha256(graph.SerializeToString()).hexdigest()[:MODEL_ID_CHARS]
 
 
 def check_io(inputs: set[str], outputs: set[str], source: str) -> None:

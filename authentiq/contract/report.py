@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_SCHEMA_VERSION = "6"
-SchemaVersion = Literal["2", "3", "4", "5", "6"]
+REPORT_SCHEMA_VERSION = "7"
+SchemaVersion = Literal["2", "3", "4", "5", "6", "7"]
 VerdictName = Literal["authentic", "counterfeit", "inconclusive"]
 GateFinding = Literal["not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
                       "degraded_view"]
@@ -190,6 +190,9 @@ class Classifier(BaseModel):
     device: str
     engine_id: str
     thresholds: dict[str, float]
+    model_id: str | None = Field(None, description=(
+        "the model's identity: a content hash of its graph and weights (16 hex characters), "
+        "the key of the model registry and of reference embeddings; absent before schema 7"))
 
 
 class Heatmaps(BaseModel):
@@ -244,7 +247,8 @@ class Report(BaseModel):
     """One inspection's report as stored; the API adds ``links`` and heatmap URLs."""
 
     schema_version: SchemaVersion = Field(
-        description="6 for new reports; 5, 4, 3 or 2 for reports stored by earlier releases. 6 "
+        description="7 for new reports; 6, 5, 4, 3 or 2 for reports stored by earlier releases. "
+                    "7 added classifier.model_id (the model's content hash). 6 "
                     "added references.views (each photo against the same view of the claimed "
                     "product's references) and the reason codes unlike_references and "
                     "view_check_skipped; 5 added heatmaps.views (the database upgrade gave "

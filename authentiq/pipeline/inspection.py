@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,8 +118,11 @@ class Run:
 class Inspector:
     def __init__(self, settings: InspectionSettings, quality: QualitySettings, spec: ModelSpec,
                  info: BackendInfo, batcher: Batcher, store: ReportStore, pool: Executor,
-                 references: ReferenceIndex) -> None:
+                 references: ReferenceIndex, *, guard: Callable[[], None] | None = None) -> None:
+        """``guard``: raises when this process must not inspect now (its model is no longer
+        the promoted one); checked before any work."""
         self.settings, self.quality, self.spec, self.info = settings, quality, spec, info
+        self.guard = guard
         self.batcher, self.store, self.pool = batcher, store, pool
         self.references = references
         self._products = {(b.lower(), m.lower()) for b, m in spec.products}
@@ -171,6 +174,8 @@ class Inspector:
         ``tenant_id``: whose report it is (the submitting key's tenant; not in the body).
         ``client``: whom decodes and batches are shared fairly between (default the key)."""
         started = time.perf_counter()
+        if self.guard is not None:
+            self.guard()
         self.check_views([u.view for u in uploads])
         self.check_product(brand, model)
         run = await self.run(uploads, priority=priority, deadline=deadline,
@@ -333,7 +338,8 @@ class Inspector:
             classifier=Classifier(name=spec.model_name, version=spec.model_version,
                                   precision=spec.precision, backend=self.info.name,
                                   device=self.info.device, engine_id=self.info.engine_id,
-                                  thresholds=spec.thresholds.model_dump()),
+                                  thresholds=spec.thresholds.model_dump(),
+                                  model_id=self.info.model_id or None),
             heatmaps=Heatmaps(classes=classes, colormap=heatmap.COLORMAP,  # type: ignore[arg-type]
                               notice=heatmap.NOTICE,
                               views=[v for v in spec.view_names if v in present] + ["overview"]),

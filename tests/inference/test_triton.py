@@ -15,7 +15,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from authentiq.api.app import create_app
 from authentiq.cli import main
-from authentiq.contract.model_spec import read_spec
+from authentiq.contract.model_spec import model_id, read_spec
 from authentiq.errors import BackendUnavailable, DeadlineExceeded, ExportFailed
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.inference.backends.triton import TritonBackend
@@ -66,7 +66,8 @@ def test_export_writes_what_triton_schema_accepts(tmp_path: Path, runtime: str) 
                           else mc.ModelInstanceGroup.KIND_CPU)
     source = DEFAULT_TRT_MODEL if runtime == "tensorrt" else DEFAULT_MODEL
     props = {k: v.string_value for k, v in config.parameters.items() if k.startswith("authentiq.")}
-    assert props == read_spec(source).to_props()  # the contract travels with the model
+    # the contract travels with the model, and its id (the workers have no file to hash)
+    assert props == {**read_spec(source).to_props(), "authentiq.model_id": model_id(source)}
     expected = {"onnxruntime": ["1/model.onnx"], "python": ["1/model.onnx", "1/model.py"],
                 "tensorrt": ["1/model.plan"]}[runtime]
     assert list(done.files) == [*expected, "config.pbtxt"]
@@ -145,6 +146,7 @@ def test_triton_serves_the_model_exactly_as_in_process(triton: TritonServer) -> 
     try:
         assert remote.spec == local.spec
         assert remote.info.name == "triton" and remote.info.engine_id == "authentiq@1 (python)"
+        assert remote.info.model_id == model_id(DEFAULT_MODEL)  # from the export's parameters
         views = np.random.default_rng(7).normal(size=(11, 3, 256, 384)).astype(np.float32)
         got, want = remote.run(views), local.run(views)
         for field in ("logits", "embedding", "cam", "view_scores", "view_features", "view_descriptors"):

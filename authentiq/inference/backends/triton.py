@@ -30,7 +30,7 @@ from authentiq.contract.model_spec import (
     ModelSpec,
     check_io,
 )
-from authentiq.contract.triton import TRITON_HINT, spec_from_parameters
+from authentiq.contract.triton import TRITON_HINT, model_id_parameter, spec_from_parameters
 from authentiq.errors import BackendUnavailable, DeadlineExceeded, InferenceFailed
 from authentiq.inference.backends.base import BackendInfo, Outputs
 
@@ -77,7 +77,8 @@ class TritonBackend:
         runtime = config.get("backend") or config.get("platform")
         self.info = BackendInfo(name="triton", device=f"triton:{url}", precision=self.spec.precision,
                                 engine_id=f"{model}@{version} ({runtime})",
-                                max_batch_size=self.max_batch_size)
+                                max_batch_size=self.max_batch_size,
+                                model_id=model_id_parameter(config.get("parameters", {})))
         log.info("Triton %s: model %s version %s ready (%s, %s, max batch %d)", url, model, version,
                  runtime, self.spec.version_key, self.max_batch_size)
 
