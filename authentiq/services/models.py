@@ -26,7 +26,9 @@ from authentiq.storage.references import ReferenceStore
 log = logging.getLogger(__name__)
 ACCEPTANCE_KEY = PREFIX + "acceptance"  # written by `authentiq train`'s acceptance gate
 FIRST_START = "server (first start: AUTHENTIQ_MODEL_PATH, nothing promoted yet)"
-FLAVOURS = ("fp32", "int8-cpu", "int8-trt")
+# A release without the configured file's flavour: what each backend's file falls back to
+FALLBACK = {"model_path": ("int8-cpu", "fp32", "int8-trt"),
+            "tensorrt_model_path": ("int8-trt", "fp32", "int8-cpu")}
 
 
 @dataclass(frozen=True)
@@ -120,34 +122,38 @@ def cli_identity() -> str:
     return f"{user}@{socket.gethostname()} (cli)"
 
 
-def flavour_for(release: list[ModelRow], configured: Path) -> ModelRow | None:
-    """The release's file for a backend configured with ``configured``: the same flavour
-    (precision) as that file, else the configured file itself if it belongs to the release."""
+def flavour_for(release: list[ModelRow], configured: Path, fallback: tuple[str, ...]
+                ) -> ModelRow | None:
+    """The release's file for a backend configured with ``configured``: the one of the same
+    flavour (precision) as that file, else the first of ``fallback``'s flavours it has; only
+    files present on this host."""
     try:
-        precision = read_spec(configured).precision
+        wanted: tuple[str, ...] = (read_spec(configured).precision, *fallback)
     except ModelContractError:
-        precision = None
-    for row in release:
-        if row.precision == precision and Path(row.path).is_file():
-            return row
+        wanted = fallback
+    present = [row for row in release if Path(row.path).is_file()]
+    for precision in wanted:
+        for row in present:
+            if row.precision == precision:
+                return row
     return None
 
 
 def served_settings(model: ModelSettings, registry: ModelRegistry) -> ModelSettings:
-    """``model`` with its files replaced by the promoted release's flavours (each where the
-    release has the configured file's flavour); unchanged when nothing is promoted."""
+    """``model`` with its files replaced by the promoted release's (for each, the configured
+    file's flavour, else the nearest the release has); unchanged when nothing is promoted."""
     promoted = registry.promoted()
     if promoted is None or model.backend == "triton":
         return model
     release = registry.release(promoted.release)
     update: dict[str, Path] = {}
-    for field in ("model_path", "tensorrt_model_path"):
-        row = flavour_for(release, getattr(model, field))
+    for field, fallback in FALLBACK.items():
+        row = flavour_for(release, getattr(model, field), fallback)
         if row is not None:
             update[field] = Path(row.path)
     if "model_path" not in update:
-        log.error("the promoted release %s has no file of the configured model's flavour on "
-                  "this host (%s); the configured %s will be refused", promoted.release,
+        log.error("no file of the promoted release %s is on this host (%s); the configured %s "
+                  "will be refused", promoted.release,
                   ", ".join(f"{r.precision}: {r.path}" for r in release), model.model_path)
     return model.model_copy(update=update)
 
