@@ -151,6 +151,13 @@ def served_settings(model: ModelSettings, registry: ModelRegistry) -> ModelSetti
         row = flavour_for(release, getattr(model, field), fallback)
         if row is not None:
             update[field] = Path(row.path)
+    chosen = update.get("model_path")
+    if chosen is not None and model.model_path.is_file() \
+            and model_id(model.model_path) not in {r.id for r in release}:
+        log.warning("AUTHENTIQ_MODEL_PATH names %s, which is not in the promoted release %s: "
+                    "serving that release's %s instead. To serve it: `authentiq models register "
+                    "%s` and `authentiq models promote ID`", model.model_path, promoted.release,
+                    chosen, model.model_path)
     if "model_path" not in update:
         log.error("no file of the promoted release %s is on this host (%s); the configured %s "
                   "will be refused", promoted.release,

@@ -21,7 +21,8 @@ def flavour(tmp: Path, precision: str, nudge: float) -> Path:
     return retrained(base, tmp / f"m.{precision}.onnx", nudge=nudge)
 
 
-def test_each_backend_serves_its_flavour_of_the_promoted_release(tmp_path: Path) -> None:
+def test_each_backend_serves_its_flavour_of_the_promoted_release(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     engine = open_database(database_url_for(tmp_path))
     try:
         registry = ModelRegistry(engine)
@@ -37,6 +38,10 @@ def test_each_backend_serves_its_flavour_of_the_promoted_release(tmp_path: Path)
         registry.promote(rows[0].release, action="promote", by="test")
         served = served_settings(configured, registry)
         assert (served.model_path, served.tensorrt_model_path) == (cpu.resolve(), trt.resolve())
+        # the configured file is not the promoted model: said, with what to do to serve it
+        assert f"AUTHENTIQ_MODEL_PATH names {configured.model_path}, which is not in the " \
+               f"promoted release {rows[0].release}" in caplog.text
+        assert "`authentiq models promote ID`" in caplog.text
 
         (tmp_path / "next").mkdir()
         only_fp32 = register(registry, [flavour(tmp_path / "next", "fp32", 0.4)], force=True,
