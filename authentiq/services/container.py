@@ -176,7 +176,8 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                             unfilled, spec.version_key)
         log.info("reference index: %d references of %d products (model %s, %s)", index.size,
                  len(references.products()), info.model_id, spec.version_key)
-        await watch.start()
+        if background:
+            await watch.start()
         await runner.start()
         if background:
             await dispatcher.start()

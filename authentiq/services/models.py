@@ -24,6 +24,7 @@ from authentiq.storage.models import ModelRegistry, ModelRow, Registration
 from authentiq.storage.references import ReferenceStore
 
 log = logging.getLogger(__name__)
+MIN_POLL_S = 0.5  # the watch's shortest interval between two reads of the promoted release
 ACCEPTANCE_KEY = PREFIX + "acceptance"  # written by `authentiq train`'s acceptance gate
 FIRST_START = "server (first start: AUTHENTIQ_MODEL_PATH, nothing promoted yet)"
 # A release without the configured file's flavour: what each backend's file falls back to
@@ -197,6 +198,7 @@ class ModelWatch:
         self.promoted_ids: frozenset[str] = frozenset()
         self.refusal: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
 
     def refresh(self) -> None:
         if self.registry is None:
@@ -225,18 +227,21 @@ class ModelWatch:
 
     async def start(self) -> None:
         if self.registry is not None:
-            self._task = asyncio.create_task(self._poll(), name="authentiq-model-watch")
+            self._stop = asyncio.Event()
+            self._task = asyncio.create_task(self._poll(self._stop), name="authentiq-model-watch")
 
-    async def _poll(self) -> None:
+    async def _poll(self, stop: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(TimeoutError):  # AUTHENTIQ_REFERENCE_SYNC_S=0: no busy loop
+                await asyncio.wait_for(stop.wait(), max(self.interval_s, MIN_POLL_S))
+                return
             try:
                 await asyncio.to_thread(self.refresh)
             except Exception:  # a database hiccup: keep the last state, try again next time
                 log.warning("model registry: could not read the promoted model", exc_info=True)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop polling; a read in progress finishes first (the database closes after)."""
+        if self._stop is not None and self._task is not None:
+            self._stop.set()
+            await self._task

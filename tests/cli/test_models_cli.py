@@ -116,6 +116,9 @@ def test_promotion_reembeds_then_every_server_serves_it_and_rollback_returns(
         assert f"int8-cpu {new}: embedded 2 references" in out
         assert f"promoted release {new} (authentiq-default@0.3.0: int8-cpu); previously {old}" \
             in out
+        assert main(["re-embed", "--database-url", db]) == 0  # the CLI takes the promoted model
+        assert capsys.readouterr().out == ("nothing to re-embed: every live reference has an "
+                                           f"embedding of authentiq-default@0.3.0 (model {new})\n")
         for server in (a, b):  # both notice, and refuse to inspect with the old model
             r = server.get("/readyz")
             assert r.status_code == 503 and r.json()["model_promoted"] is False
