@@ -240,3 +240,20 @@ def test_triton_itself_parses_the_native_backend_exports(tmp_path: Path) -> None
         assert "failed to poll from model repository" in load("broken")
     finally:
         server.stop()
+
+
+def test_an_export_without_a_model_id_is_refused_saying_to_export_again(tmp_path: Path) -> None:
+    """References and the registry are keyed by the model id, which an API worker on Triton reads
+    from the config; a repository exported before ids has none."""
+    export_triton(tmp_path / "models", make_settings(tmp_path), runtime="python")
+    config = tmp_path / "models" / "authentiq" / "config.pbtxt"
+    parsed = text_format.Parse(config.read_text(), mc.ModelConfig())
+    del parsed.parameters["authentiq.model_id"]
+    config.write_text(text_format.MessageToString(parsed))
+    server = start_triton(tmp_path / "models", tmp_path / "tritonserver.log")
+    try:
+        with pytest.raises(BackendUnavailable, match=r"carries no authentiq\.model_id .* export "
+                                                     r"it again with `authentiq export-triton`"):
+            TritonBackend(server.grpc_url, "authentiq")
+    finally:
+        server.stop()
