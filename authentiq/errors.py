@@ -304,3 +304,21 @@ class ExportFailed(AuthentiqError):
 
 class DeliveryNotFound(AuthentiqError):
     slug, status, title = "delivery-not-found", 404, "No such webhook delivery"
+
+
+class ModelNotFound(AuthentiqError):
+    slug, status, title = "model-not-found", 404, "No such model in the registry"
+
+
+class ModelRefused(AuthentiqError):
+    """``models register`` of a model whose acceptance failed or is missing (without --force),
+    a promotion or rollback that cannot be done (embeddings missing, nothing to return to)."""
+
+    slug, status, title = "model-refused", 409, "Model refused"
+
+
+class ModelNotPromoted(AuthentiqError):
+    """This worker's model is not the promoted one (a promotion since it started): it refuses to
+    inspect until restarted with the promoted model; carries ``retry_after``."""
+
+    slug, status, title = "model-not-promoted", 503, "This worker's model is no longer promoted"

@@ -92,12 +92,12 @@ def startup_rebuild(n: int, rng: np.random.Generator, centres: np.ndarray) -> di
                 ref = uuid.uuid4().hex
                 session.add(ReferenceRow(id=ref, product_key=product_key(b, m), brand=b, model=m,
                                          created_at=now, content_hash=ref + ref, body={}, seq=1))
-                session.add(EmbeddingRow(reference_id=ref, model_version="bench@1",
+                session.add(EmbeddingRow(reference_id=ref, model_id="bench",
                                          vector=data[i].tobytes(), created_at=now, seq=1))
             session.commit()
         store.ensure_products([("Brand9", "Model9")])  # moves the counter past the rows
         t = time.perf_counter()
-        index = ReferenceIndex(store, ReferenceSettings(), model_version="bench@1", dim=DIM)
+        index = ReferenceIndex(store, ReferenceSettings(), model_id="bench", model_version="bench@1", dim=DIM)
         index.sync(force=True)
         rebuild = time.perf_counter() - t
         q = clustered(1, rng, centres)[0]

@@ -95,6 +95,30 @@ def build_tiny_model(path: Path, spec: ModelSpec | None = None, *, drop_output: 
     return path
 
 
+def retrained(source: Path, path: Path, *, version: str | None = None,
+              props: dict[str, str] | None = None, nudge: float = 1e-3) -> Path:
+    """``source`` with other weights (its first float tensor of weights scaled by 1 + ``nudge``),
+    so another model id, as a retraining makes; ``version`` / ``props``: metadata to set."""
+    model = onnx.load(str(source))
+    tensor = next(t for t in model.graph.initializer
+                  if t.data_type == TensorProto.FLOAT and np.prod(t.dims) > 1)
+    tensor.CopyFrom(numpy_helper.from_array(
+        (numpy_helper.to_array(tensor) * (1 + nudge)).astype(np.float32), tensor.name))
+    set_props(model, {**({"authentiq.model_version": version} if version else {}), **(props or {})})
+    onnx.save(model, str(path))
+    return path
+
+
+def set_props(model: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Set (or add) metadata properties of ``model`` in place."""
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in props.items():
+        if key in existing:
+            existing[key].value = value
+        else:
+            model.metadata_props.add(key=key, value=value)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny.onnx")

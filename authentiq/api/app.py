@@ -49,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(settings, observer=metrics, event_body=webhook_body) as services:
+        async with open_services(settings, observer=metrics, event_body=webhook_body,
+                                 registry=True) as services:
             blobs = services.store.blobs
             heatmaps = HeatmapImages(blobs.child("heatmaps"), blobs)
             pdfs = PdfCache(blobs.child("pdf"), blobs, settings.pdf, heatmaps,
@@ -61,8 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             "open: set AUTHENTIQ_PUBLIC_BASE_URL to where customers reach the "
                             "service", settings.access.public_base_url)
             info = services.backend.info
-            log.info("ready: %s %s on %s (%s), %d references", services.backend.spec.version_key,
-                     info.precision, info.name, info.device, services.index.size)
+            log.info("ready: %s (model %s) %s on %s (%s), %d references",
+                     services.backend.spec.version_key, info.model_id, info.precision, info.name,
+                     info.device, services.index.size)
             try:
                 yield
             finally:

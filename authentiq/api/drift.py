@@ -31,9 +31,11 @@ DISTANCE_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0)
 
 
 def drift_model_label(report: Report) -> str:
-    """The model a report's drift series are labelled with: one helper, so that the label can
-    become the model's content id (``report.classifier.model_id``) in one place."""
-    return f"{report.classifier.name}@{report.classifier.version}"
+    """The model a report's drift series are labelled with: its content id
+    (``classifier.model_id``, the registry's id), so that a retrained model never shares series
+    with the one before it, whatever version it claims; ``name@version`` only where a backend
+    gives no id."""
+    return report.classifier.model_id or f"{report.classifier.name}@{report.classifier.version}"
 
 
 class DriftMetrics:

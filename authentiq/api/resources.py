@@ -42,7 +42,7 @@ def summary_out(row: ReportRow) -> dict[str, Any]:
         "final_verdict": row.final_verdict, "review_status": row.review_status,
         "flagged": row.flagged, "confidence": body.get("confidence"),
         "p_counterfeit": row.p_counterfeit, "key_id": row.key_id, "version": row.version,
-        "links": report_links(row.id),
+        "model_id": row.model_id, "links": report_links(row.id),
     }
 
 

@@ -68,6 +68,7 @@ class ReportSummary(BaseModel):
     p_counterfeit: float
     key_id: str | None
     version: int
+    model_id: str | None = None  # the model that decided; None before report schema 7
     links: Links
 
 
@@ -89,7 +90,7 @@ class Reference(BaseModel):
     views: list[ViewQuality]
     p_counterfeit: float | None
     warnings: list[Reason]
-    embedded_with: list[str]
+    embedded_with: list[str]  # the ids of the models that embedded it (before ids: name@version)
     deleted_at: str | None
     deleted_reason: str | None
     links: Links
@@ -118,7 +119,11 @@ class ProductList(BaseModel):
 
 class Ready(BaseModel):
     ready: bool
-    model: str
+    model: str  # name@version
+    model_id: str  # the served model's content hash (contract.model_spec.model_id)
+    promoted_release: str | None  # the registry's promoted release (None: nothing promoted)
+    model_promoted: bool  # the served model belongs to it; false: not ready, inspections 503
+    model_error: str | None = None  # why not, and what to do
     precision: str
     backend: str
     device: str

@@ -1,6 +1,12 @@
-"""``authentiq models ...``: models under evaluation. ``shadow`` re-scores stored inspections with
-a candidate model (or, with ``--live``, summarises what the live shadow stored) and compares its
-verdicts with the served ones; nothing it does is stored as a report.
+"""``authentiq models list | show ID | register PATH... | promote ID | rollback``: the model
+registry (:mod:`authentiq.storage.models`) from the command line.
+
+``promote`` embeds every live reference with each flavour of the release first (resumable: a
+rerun embeds only what is missing, with a progress bar; the code of ``authentiq re-embed``) and
+records the promotion only when no reference lacks an embedding. Servers notice a promotion
+within ``AUTHENTIQ_REFERENCE_SYNC_S`` and refuse to inspect with their old model until
+restarted, when they load the promoted one (docs/your-own-model.md, "Models"). ``shadow``
+(:mod:`authentiq.cli.shadow`) scores a candidate on stored inspections before it is promoted.
 """
 
 from __future__ import annotations
@@ -8,192 +14,255 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from authentiq.errors import InvalidField
-from authentiq.services.shadow import (
-    count_reports,
-    open_candidate,
-    outcome,
-    report_pages,
-    rescore,
-)
-from authentiq.services.shadow_summary import VERDICTS, Outcome, Summary, summarise
+from authentiq.cli.shadow import add_shadow_parser
+from authentiq.contract.times import iso_utc
+from authentiq.errors import ModelRefused
+from authentiq.services.container import open_services
+from authentiq.services.models import cli_identity, register
 from authentiq.settings import Settings
 from authentiq.storage.blobs import open_blobs
 from authentiq.storage.db import open_configured
+from authentiq.storage.models import ModelRegistry, ModelRow, PromotionRow
 from authentiq.storage.references import ReferenceStore
-from authentiq.storage.reports import ReportStore
-from authentiq.storage.shadow_results import ShadowResults
-from authentiq.storage.tenants import require_tenant
-
-UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-SHOWN = 10  # changed inspections listed by id (--json: all)
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("models", help="models under evaluation: shadow a candidate")
-    ms = p.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
-    add_shadow_parser(ms)
+@dataclass
+class Stores:
+    registry: ModelRegistry
+    references: ReferenceStore
 
 
-def add_shadow_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    s = subparsers.add_parser(
-        "shadow", help="re-score stored inspections with a candidate model and compare its "
-                       "verdicts with the served ones (nothing is stored)",
-        epilog="exit status: 0 done, 2 an unusable candidate, window or database")
-    s.add_argument("candidate", nargs="?", type=Path,
-                   help="the candidate ONNX model (not with --live)")
-    s.add_argument("--since", type=since, default="7d", metavar="AGE|DATE",
-                   help="inspections made in the last 30m, 24h, 7d, 2w, or since a date "
-                        "(2026-11-24, UTC); default 7d")
-    s.add_argument("--tenant", help="only this tenant's inspections (default: every tenant's)")
-    s.add_argument("--limit", type=int, metavar="N", help="at most N inspections, newest first")
-    s.add_argument("--live", action="store_true",
-                   help="summarise the results the live shadow (AUTHENTIQ_SHADOW_MODEL) stored "
-                        "instead of re-scoring")
-    s.add_argument("--model-id", help="with --live: only this candidate's results (default: "
-                                      "every candidate's, each summarised)")
-    s.add_argument("--json", action="store_true", help="print the summary as JSON")
-    s.add_argument("--database-url", help="default: AUTHENTIQ_DATABASE_URL, else the data folder's")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=shadow)
-
-
-def since(text: str) -> datetime:
-    """``7d``, ``24h``, ``30m``, ``2w`` ago, or an ISO date or time (UTC unless it says)."""
-    text = text.strip()
-    found = re.fullmatch(r"(\d+)\s*([mhdw])", text)
-    if found:
-        return datetime.now(UTC) - timedelta(**{UNITS[found[2]]: int(found[1])})
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither an age (30m, 24h, 7d, 2w) nor a date (2026-11-24)") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def shadow(args: argparse.Namespace) -> int:
-    if args.live == (args.candidate is not None):
-        raise InvalidField("give a candidate model, or --live for the live shadow's results")
-    if args.limit is not None and args.limit < 1:
-        raise InvalidField("--limit must be at least 1")
-    if args.model_id and not args.live:
-        raise InvalidField("--model-id goes with --live")
+@contextmanager
+def _stores(args: argparse.Namespace) -> Iterator[Stores]:
     engine = open_configured(args.database_url)
     try:
-        if args.tenant is not None:
-            require_tenant(engine, args.tenant)
-        settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
-        blobs = open_blobs(settings.storage)
-        window = {"since": args.since.isoformat(timespec="seconds"), "tenant": args.tenant}
-        if args.live:
-            summaries = live_summaries(ShadowResults(engine), args, window)
-        else:
-            summaries = [asyncio.run(rescored(
-                args, settings, ReportStore(engine, blobs),
-                ReferenceStore(engine, blobs.child("references")), window))]
+        yield Stores(ModelRegistry(engine),
+                     ReferenceStore(engine, open_blobs(Settings().storage).child("references")))
     finally:
         engine.dispose()
+
+
+def _model_out(row: ModelRow, promoted: str | None, counts: dict[str, int] | None = None
+               ) -> dict[str, Any]:
+    out = {"id": row.id, "release": row.release, "name": row.name, "version": row.version,
+           "flavour": row.precision, "path": row.path, "size_bytes": row.size_bytes,
+           "acceptance": row.acceptance, "forced": row.forced,
+           "registered_at": iso_utc(row.registered_at), "registered_by": row.registered_by,
+           "promoted": row.release == promoted, "summary": row.summary}
+    if counts is not None:
+        out["references"] = counts
+    return out
+
+
+def _promotion_out(p: PromotionRow) -> dict[str, Any]:
+    return {"seq": p.seq, "release": p.release, "action": p.action,
+            "previous_release": p.previous_release, "promoted_at": iso_utc(p.promoted_at),
+            "promoted_by": p.promoted_by, "note": p.note}
+
+
+def _acceptance(row: ModelRow) -> str:
+    return f"{row.acceptance} (forced)" if row.forced else row.acceptance
+
+
+def list_(args: argparse.Namespace) -> int:
+    with _stores(args) as s:
+        rows, current, history = s.registry.models(), s.registry.promoted(), s.registry.history()
+    promoted = current.release if current else None
     if args.json:
-        print(json.dumps([s.as_dict() for s in summaries] if args.live else
-                         summaries[0].as_dict(), indent=2))
-    else:
-        if not summaries:
-            print(f"no live shadow results since {window['since']}"
-                  + (f" for tenant {args.tenant}" if args.tenant else ""))
-        else:
-            print("\n\n".join(render(s) for s in summaries))
+        print(json.dumps({"items": [_model_out(r, promoted) for r in rows], "count": len(rows),
+                          "promoted_release": promoted,
+                          "promotions": [_promotion_out(p) for p in history]}, indent=2))
+        return 0
+    if not rows:
+        print("no models registered yet: a server registers and promotes the model it serves on "
+              "its first start, or `authentiq models register PATH...`")
+        return 0
+    print(f"{'id':<18}{'release':<18}{'model':<28}{'flavour':<10}{'acceptance':<18}"
+          f"{'registered':<22}state")
+    for r in rows:
+        state = "promoted" if r.release == promoted else "-"
+        print(f"{r.id:<18}{r.release:<18}{(r.name + '@' + r.version)[:27]:<28}{r.precision:<10}"
+              f"{_acceptance(r):<18}{(iso_utc(r.registered_at) or '')[:19]:<22}{state}")
+    if history:
+        print("\npromotions (newest last):")
+        for p in history[-5:]:
+            print(f"  {(iso_utc(p.promoted_at) or '')[:19]}  {p.action:<12}{p.release}  by "
+                  f"{p.promoted_by}")
     return 0
 
 
-async def rescored(args: argparse.Namespace, settings: Settings, reports: ReportStore,
-                   references: ReferenceStore, window: dict[str, str | None]) -> Summary:
+def show(args: argparse.Namespace) -> int:
+    with _stores(args) as s:
+        row = s.registry.get(args.id)
+        current = s.registry.promoted()
+        release = s.registry.release(row.release)
+        history = [p for p in s.registry.history() if p.release == row.release]
+        counts = s.references.counts(row.id)
+    promoted = current.release if current else None
+    if args.json:
+        print(json.dumps({**_model_out(row, promoted, counts),
+                          "release_models": [r.id for r in release],
+                          "promotions": [_promotion_out(p) for p in history]}, indent=2))
+        return 0
+    acceptance = row.summary.get("acceptance") or {}
+    lines = [
+        ("id", row.id),
+        ("model", f"{row.name}@{row.version} ({row.precision})"),
+        ("release", row.release + ("  (promoted)" if row.release == promoted else "")
+         + "; flavours: " + ", ".join(f"{r.precision} {r.id}" for r in release)),
+        ("file", f"{row.path} ({row.size_bytes / 1e6:.1f} MB)"),
+        ("acceptance", _acceptance(row) + (f": failed {', '.join(map(str, acceptance['failed']))}"
+                                           if acceptance.get("failed") else "")),
+        ("registered", f"{iso_utc(row.registered_at)} by {row.registered_by}"),
+        ("references", f"{counts['embedded']} of {counts['live']} live references embedded"
+                       + (f" ({counts['view_features']} with per-view descriptors)"
+                          if row.summary.get("view_check") else "")),
+        ("views", ", ".join(row.summary.get("views", []))),
+        ("fitted", ", ".join(k for k in ("fusion", "gate", "view_check", "calibration")
+                             if row.summary.get(k)) or "nothing after training"),
+    ]
+    for name, value in lines:
+        print(f"{name:<12}{value}")
+    for p in history:
+        print(f"{'promotion':<12}{iso_utc(p.promoted_at)} {p.action} by {p.promoted_by}")
+    return 0
+
+
+def register_(args: argparse.Namespace) -> int:
+    with _stores(args) as s:
+        rows = register(s.registry, [Path(p) for p in args.paths], force=args.force,
+                        by=cli_identity())
+    if args.json:
+        print(json.dumps({"items": [_model_out(r, None) for r in rows]}, indent=2))
+        return 0
+    for r in rows:
+        print(f"registered {r.id}  {r.name}@{r.version} {r.precision}  acceptance "
+              f"{_acceptance(r)}  {r.path}")
+    print(f"release {rows[0].release}: promote it with `authentiq models promote {rows[0].release}`")
+    return 0
+
+
+def _embed(path: Path, args: argparse.Namespace, label: str) -> int:
+    """Embed every live reference with the model at ``path`` (what re-embed does; resumable)."""
     from tqdm import tqdm
 
-    window_args = {"since": args.since, "tenant": args.tenant, "limit": args.limit}
-    total = await asyncio.to_thread(count_reports, reports, **window_args)
-    bars: dict[str, tqdm[None]] = {}
+    given: dict[str, Any] = {"model_path": path, "backend": "onnxruntime", "ort_device": "cpu"}
+    if args.database_url:
+        given["database_url"] = args.database_url
 
-    def progress(what: str) -> Callable[[int, int], None]:
-        def step(done: int, total: int) -> None:
-            if what not in bars:
-                bars[what] = tqdm(total=total, unit="item", desc=what, file=sys.stderr,
-                                  disable=args.quiet)
-            bars[what].update(1)
-            if done == total:
-                bars[what].close()
-        return step
+    async def go() -> int:
+        async with open_services(Settings(**given), seed=False, background=False) as services:
+            bar: tqdm[None] | None = None
 
-    async with open_candidate(args.candidate, settings, reports=reports, references=references,
-                              threads=settings.inspection.preprocess_workers,
-                              progress=progress("references")) as candidate:
-        outcomes = await rescore(candidate, reports, report_pages(reports, **window_args), total,
-                                 progress=progress("inspections"))
-    for bar in bars.values():
-        bar.close()
-    return summarise(outcomes, candidate.name, references=candidate.references, **window)
+            def progress(done: int, total: int) -> None:
+                nonlocal bar
+                if bar is None:
+                    bar = tqdm(total=total, unit="item", file=sys.stderr, disable=args.quiet,
+                               desc=label)
+                bar.update(1)
 
+            n = await services.enroller.re_embed(progress)
+            if bar is not None:
+                bar.close()
+            return n
 
-def live_summaries(results: ShadowResults, args: argparse.Namespace,
-                   window: dict[str, str | None]) -> list[Summary]:
-    pairs = results.find(since=args.since, tenant=args.tenant, model_id=args.model_id,
-                         limit=None)
-    by_model: dict[str, list[Outcome]] = {}
-    names: dict[str, str] = {}
-    for result, row in pairs:
-        if args.limit is None or len(by_model.get(result.model_id, [])) < args.limit:
-            by_model.setdefault(result.model_id, []).append(
-                outcome(row, result.verdict, result.p_counterfeit))
-            names[result.model_id] = f"{result.model_id} ({result.model})"
-    return [summarise(by_model[m], names[m], live=True, **window) for m in sorted(by_model)]
+    return asyncio.run(go())
 
 
-def render(s: Summary) -> str:
-    extra = s.extra
-    who = f"tenant {extra['tenant']}" if extra.get("tenant") else "every tenant"
-    how = "live shadow results" if extra.get("live") else "re-scored from stored photos"
-    lines = [f"Shadow evaluation: candidate {s.candidate}",
-             f"  inspections  since {extra.get('since')} ({who}), {how}"]
-    if "references" in extra:
-        lines.append(f"  references   {extra['references']} live references embedded with the "
-                     f"candidate (in memory)")
-    not_scored = sum(s.not_scored.values())
-    lines.append(f"  re-scored    {s.scored}" if not extra.get("live") else f"  scored       {s.scored}")
-    if not_scored:
-        lines.append(f"  not scored   {not_scored}: " + ", ".join(
-            f"{why} {n}" for why, n in sorted(s.not_scored.items())))
-    lines.append(f"  agreement    {s.agree} of {s.scored} ({_pct(s.agreement)})")
-    lines += ["", "  served \\ candidate  " + "".join(f"{v:>14}" for v in VERDICTS)]
-    for served in VERDICTS:
-        lines.append(f"  {served:<19}" + "".join(f"{s.matrix[served][c]:>14}" for c in VERDICTS))
-    lines += ["", f"  {'product':<28}{'scored':>7}{'agree':>9}  changes"]
-    for name, p in s.products.items():
-        changes = ", ".join(f"{change} {n}" for change, n in p.changes.items()) or "-"
-        lines.append(f"  {name:<28}{p.scored:>7}{_pct(p.agreement):>9}  {changes}")
-    if s.changed:
-        lines += ["", f"  changed      {len(s.changed)} inspection(s)"
-                  + (f", the first {SHOWN}" if len(s.changed) > SHOWN else "") + ":"]
-        for o in s.changed[:SHOWN]:
-            review = f" (reviewed: {o.reviewed})" if o.reviewed else ""
-            lines.append(f"    {o.report_id}  {o.product}: {o.served} → {o.candidate}{review}")
-    r = s.reviewed
-    lines.append("")
-    if r.cases:
-        lines += [f"  reviewed     {r.cases} inspections with a reviewer's final verdict",
-                  f"    served     {r.served_correct} correct ({_pct(r.served_accuracy)}), "
-                  f"{r.served_inconclusive} inconclusive",
-                  f"    candidate  {r.candidate_correct} correct ({_pct(r.candidate_accuracy)}), "
-                  f"{r.candidate_inconclusive} inconclusive"]
-    else:
-        lines.append("  reviewed     none of these inspections has been reviewed yet")
-    return "\n".join(lines)
+def _missing(references: ReferenceStore, rows: list[ModelRow]) -> list[str]:
+    """What keeps ``rows`` from promotion: their references without an embedding."""
+    lacking = []
+    for r in rows:
+        n = len(references.missing_embeddings(r.id))
+        if n:
+            lacking.append(f"{n} references lack an embedding of {r.id} ({r.precision})")
+    return lacking
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
+def promote(args: argparse.Namespace) -> int:
+    with _stores(args) as s:
+        row = s.registry.get(args.id)
+        release = s.registry.release(row.release)
+        current = s.registry.promoted()
+    if current is not None and current.release == row.release:
+        print(f"release {row.release} is already promoted")
+        return 0
+    absent = [r.path for r in release if not Path(r.path).is_file()]
+    if absent:
+        raise ModelRefused(f"release {row.release} cannot be embedded here: no file "
+                           f"{', '.join(absent)} on this host")
+    for r in release:
+        n = _embed(Path(r.path), args, f"{r.precision} {r.id[:8]}")
+        print(f"{r.precision} {r.id}: embedded {n} references" if n else
+              f"{r.precision} {r.id}: every live reference already embedded")
+    with _stores(args) as s:
+        lacking = _missing(s.references, release)
+        if lacking:
+            raise ModelRefused("not promoted: " + "; ".join(lacking) + " (a reference enrolled "
+                               "meanwhile?); run `authentiq models promote` again")
+        done = s.registry.promote(row.release, action="promote", by=cli_identity(),
+                                  note=args.note)
+    print(f"promoted release {done.release} ({row.name}@{row.version}: "
+          f"{', '.join(r.precision for r in release)}); previously {done.previous_release or 'none'}."
+          f" Servers refuse to inspect with another model from their next poll "
+          f"(AUTHENTIQ_REFERENCE_SYNC_S) until restarted, when they load it.")
+    return 0
+
+
+def rollback(args: argparse.Namespace) -> int:
+    with _stores(args) as s:
+        target = s.registry.rollback_target()
+        release = s.registry.release(target)
+        lacking = _missing(s.references, release)
+        if lacking:
+            raise ModelRefused(f"cannot roll back to release {target}: " + "; ".join(lacking)
+                               + f"; `authentiq models promote {target}` embeds them first")
+        done = s.registry.promote(target, action="rollback", by=cli_identity(), note=args.note)
+    print(f"rolled back to release {target} ({release[0].name}@{release[0].version}) from "
+          f"{done.previous_release}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    m = sub.add_parser("models", help="the model registry (list, show, register, promote, "
+                                      "roll back) and shadow evaluation of a candidate")
+    ms = m.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, json_out: bool = True) -> None:
+        p.add_argument("--database-url", help="default: AUTHENTIQ_DATABASE_URL")
+        if json_out:
+            p.add_argument("--json", action="store_true", help="print JSON for a script")
+
+    ls = ms.add_parser("list", help="every registered model, the promoted release, promotions")
+    common(ls)
+    ls.set_defaults(func=list_)
+    sh = ms.add_parser("show", help="one model: its release, acceptance, references, promotions")
+    sh.add_argument("id", help="a model id (or a unique prefix of at least 4 characters)")
+    common(sh)
+    sh.set_defaults(func=show)
+    rg = ms.add_parser("register", help="register model files as one release (its flavours)")
+    rg.add_argument("paths", nargs="+", metavar="PATH", help="ONNX files of one model, e.g. its "
+                                                            "fp32, int8-cpu and int8-trt flavours")
+    rg.add_argument("--force", action="store_true",
+                    help="register a model whose acceptance failed or is missing (recorded)")
+    common(rg)
+    rg.set_defaults(func=register_)
+    pr = ms.add_parser("promote", help="embed the references with the release, then promote it "
+                                       "(resumable)")
+    pr.add_argument("id", help="a model id or release id (or a unique prefix)")
+    pr.add_argument("--note", help="recorded with the promotion")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    common(pr, json_out=False)
+    pr.set_defaults(func=promote)
+    rb = ms.add_parser("rollback", help="promote the release promoted before the current one")
+    rb.add_argument("--note", help="recorded with the rollback")
+    common(rb, json_out=False)
+    rb.set_defaults(func=rollback)
+    add_shadow_parser(ms)

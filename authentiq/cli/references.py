@@ -1,7 +1,8 @@
 """The reference database from the command line: enroll a folder, re-embed for a new model.
 
 Both open the service's own components in-process (model, batcher, database) — no server needed;
-a running server sees the changes within ``AUTHENTIQ_REFERENCE_SYNC_S``.
+a running server sees the changes within ``AUTHENTIQ_REFERENCE_SYNC_S``. Without ``--model`` they
+use the model the servers serve (the registry's promoted release, as a server picks it).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def enroll(args: argparse.Namespace) -> int:
             bar.write(f"{name}: {state}", file=sys.stderr)
 
     async def go() -> int:
-        async with open_services(_settings(args), seed=False, background=False) as services:
+        async with open_services(_settings(args), seed=False, background=False,
+                                 registry=args.model is None) as services:
             summary = await enrol_folder(services.enroller, items, source=args.source,
                                          progress=progress)
         bar.close()
@@ -66,7 +68,8 @@ def re_embed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     async def go() -> int:
-        async with open_services(_settings(args), seed=False, background=False) as services:
+        async with open_services(_settings(args), seed=False, background=False,
+                                 registry=args.model is None) as services:
             bar: tqdm[None] | None = None  # made on the first item: none when nothing is to do
 
             def progress(done: int, total: int) -> None:
@@ -78,9 +81,9 @@ def re_embed(args: argparse.Namespace) -> int:
             n = await services.enroller.re_embed(progress)
             if bar is not None:
                 bar.close()
-            version = services.backend.spec.version_key
+            version = f"{services.backend.spec.version_key} (model {services.backend.info.model_id})"
             print(f"re-embedded {n} references with {version}" if n else
-                  f"nothing to re-embed: every live reference has a {version} embedding")
+                  f"nothing to re-embed: every live reference has an embedding of {version}")
         return 0
 
     return asyncio.run(go())
@@ -90,13 +93,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     e = sub.add_parser("enroll", help="enrol a folder of genuine items as references (resumable)")
     e.add_argument("folder", help="labels.csv (item, brand, model[, source, notes]) + item folders")
     e.add_argument("--source", help="recorded on every reference without its own source")
-    e.add_argument("--model", type=Path, help="ONNX model (default: AUTHENTIQ_MODEL_PATH)")
+    e.add_argument("--model", type=Path, help="ONNX model (default: the promoted model, as the "
+                                              "server serves it)")
     e.add_argument("--database-url", help="default: AUTHENTIQ_DATABASE_URL")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=enroll)
 
-    r = sub.add_parser("re-embed", help="embed live references with the current model version")
-    r.add_argument("--model", type=Path, help="ONNX model (default: AUTHENTIQ_MODEL_PATH)")
+    r = sub.add_parser("re-embed", help="embed live references with the current model")
+    r.add_argument("--model", type=Path, help="ONNX model (default: the promoted model, as the "
+                                              "server serves it)")
     r.add_argument("--database-url", help="default: AUTHENTIQ_DATABASE_URL")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=re_embed)

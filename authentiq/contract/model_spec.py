@@ -282,11 +282,23 @@ def read_spec(path: Path) -> ModelSpec:
     return ModelSpec.from_props({p.key: p.value for p in model.metadata_props}, str(path))
 
 
+MODEL_ID_CHARS = 16
+
+
 def model_id(path: Path) -> str:
-    """A model's identity: a content hash of its graph and weights, not of its metadata (a
-    metadata-only rewrite such as fit-temperature keeps it; new weights make a new one)."""
-    import onnx  # (move to module level if onnx is already imported there)
-    return hashlib.sha256(onnx.load(str(path)).graph.SerializeToString()).hexdigest()[:16]
+    """The model's identity: a content hash of its graph — nodes and weights (initializers,
+    external data included) — never of its metadata, so a metadata-only rewrite
+    (``fit-temperature``, a new version string) keeps the id and any weight change makes a new
+    one. SHA-256 of the serialised graph, the first 16 hex characters."""
+    import onnx
+
+    if not path.is_file():
+        raise ModelContractError(f"model file not found: {path}")
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as exc:  # onnx raises DecodeError and others; any of them means unusable
+        raise ModelContractError(f"{path}: not a readable ONNX file: {exc}") from exc
+    return hashlib.sha256(graph.SerializeToString()).hexdigest()[:MODEL_ID_CHARS]
 
 
 def check_io(inputs: set[str], outputs: set[str], source: str) -> None:

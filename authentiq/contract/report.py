@@ -195,6 +195,9 @@ class Classifier(BaseModel):
     device: str
     engine_id: str
     thresholds: dict[str, float]
+    model_id: str | None = Field(None, description=(
+        "the model's identity: a content hash of its graph and weights (16 hex characters), "
+        "the key of the model registry and of reference embeddings; absent before schema 7"))
 
 
 class Heatmaps(BaseModel):
@@ -255,8 +258,8 @@ class Report(BaseModel):
 
     schema_version: SchemaVersion = Field(
         description="7 for new reports; 6, 5, 4, 3 or 2 for reports stored by earlier releases. "
-                    "7 added the quality reasons overcompressed and upscaled and "
-                    "views[].jpeg_quality; 6 "
+                    "7 added classifier.model_id (the model's content hash), the quality "
+                    "reasons overcompressed and upscaled and views[].jpeg_quality; 6 "
                     "added references.views (each photo against the same view of the claimed "
                     "product's references) and the reason codes unlike_references and "
                     "view_check_skipped; 5 added heatmaps.views (the database upgrade gave "

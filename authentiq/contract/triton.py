@@ -12,9 +12,18 @@ from authentiq.contract.model_spec import ModelSpec
 TRITON_HINT = "pip install 'authentiq[triton]'"
 
 
-def spec_parameters(spec: ModelSpec) -> dict[str, str]:
-    """The ``parameters`` a config carries: the model's metadata properties."""
-    return spec.to_props()
+MODEL_ID_KEY = "authentiq.model_id"
+
+
+def spec_parameters(spec: ModelSpec, model_id: str) -> dict[str, str]:
+    """The ``parameters`` a config carries: the model's metadata properties and its id (the
+    content hash of the exported ONNX file: the workers have no file to hash)."""
+    return {**spec.to_props(), MODEL_ID_KEY: model_id}
+
+
+def model_id_parameter(parameters: dict[str, Any]) -> str:
+    """The exported model's id ("" for an export made before ids existed)."""
+    return str(parameters.get(MODEL_ID_KEY, {}).get("string_value", ""))
 
 
 def spec_from_parameters(parameters: dict[str, Any], source: str) -> ModelSpec:

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from authentiq.contract.model_spec import ModelSpec, read_spec
+from authentiq.contract.model_spec import ModelSpec, model_id, read_spec
 from authentiq.errors import BackendUnavailable, CudaError
 from authentiq.inference.backends import cuda
 from authentiq.inference.backends.base import Backend
@@ -92,7 +92,8 @@ def open_tensorrt(model: ModelSettings, batcher: BatcherSettings) -> Backend:
     return TensorRTBackend(engine.plan, trt, spec, engine_id=f"{engine.path.name}@{engine.key[:12]}",
                            gpu=gpu, instances=batcher.batcher_instances,
                            version_compatible=engine.version_compatible,
-                           runtime_cache=runtime_cache_path(engine.path, trt, gpu))
+                           runtime_cache=runtime_cache_path(engine.path, trt, gpu),
+                           model_id=model_id(model.tensorrt_model_path))
 
 
 def runtime_cache_path(plan: Path, trt: TensorRT, gpu: cuda.Gpu) -> Path | None:

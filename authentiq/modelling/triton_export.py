@@ -33,6 +33,7 @@ from authentiq.contract.model_spec import (
     OPTIONAL_OUTPUTS,
     OUTPUT_NAMES,
     ModelSpec,
+    model_id,
     read_spec,
 )
 from authentiq.contract.triton import TRITON_HINT, spec_parameters
@@ -79,8 +80,10 @@ def io_dims(model: Path) -> dict[str, list[int]]:
 
 
 def build_config(name: str, runtime: Runtime, spec: ModelSpec, dims: dict[str, list[int]],
-                 model: ModelSettings, batcher: BatcherSettings, timeout_s: float) -> Any:
-    """Triton's batcher gets ours (``batcher``); ``timeout_s`` is its default queue timeout."""
+                 model: ModelSettings, batcher: BatcherSettings, timeout_s: float,
+                 identity: str) -> Any:
+    """Triton's batcher gets ours (``batcher``); ``timeout_s`` is its default queue timeout;
+    ``identity``: the exported ONNX file's model id."""
     mc = model_config_pb2()
     config = mc.ModelConfig(name=name, max_batch_size=batcher.max_batch_size)
     if runtime == "tensorrt":
@@ -104,7 +107,7 @@ def build_config(name: str, runtime: Runtime, spec: ModelSpec, dims: dict[str, l
                                       else mc.ModelInstanceGroup.KIND_CPU)
     if gpu:
         group.gpus.append(model.gpu_index)
-    for key, value in spec_parameters(spec).items():
+    for key, value in spec_parameters(spec, identity).items():
         config.parameters[key].string_value = value
     if runtime == "onnxruntime" and model.ort_threads:
         config.parameters["intra_op_thread_count"].string_value = str(model.ort_threads)
@@ -134,7 +137,7 @@ def export_triton(out_dir: Path, settings: Settings, *, runtime: Runtime = "onnx
     model = model or served.model_path
     spec = read_spec(model)
     config = build_config(name, runtime, spec, io_dims(model), served, batcher,
-                          settings.inspection.request_timeout_s)
+                          settings.inspection.request_timeout_s, model_id(model))
     text = text_format.MessageToString(config)
     files = {"config.pbtxt": text.encode()}
     if runtime == "tensorrt" and plan is not None:

@@ -90,13 +90,15 @@ class Enroller:
             "p_counterfeit": round(p_fake, 6),
             "warnings": warnings,
             "enrolled_with": spec.version_key,
+            "model_id": self.inspector.info.model_id,
         }
         row = ReferenceRow(id=ref_id, product_key=product.key, brand=product.brand,
                            model=product.model, created_at=datetime.now(UTC), source=source,
                            notes=notes, content_hash=digest, body=body, seq=0)
         views = descriptors(spec, outputs, run.prepared)  # every photo passed the checks
         saved = await asyncio.shield(loop.run_in_executor(
-            self.inspector.pool, self.store.add, row, spec.version_key, outputs.embedding[0], photos,
+            self.inspector.pool, self.store.add, row, self.inspector.info.model_id,
+            outputs.embedding[0], photos,
             views))
         self.index.sync(force=True)  # this worker sees its own enrolment at once
         for w in warnings:
@@ -104,15 +106,15 @@ class Enroller:
         return saved
 
     async def re_embed(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Embed every live reference lacking an embedding from the current model — or, when the
-        model compares photos view by view (``ModelSpec.view_check``), lacking that check's
-        per-view descriptors (enrolled before they were kept, or by another fit of the check);
+        """Embed every live reference lacking an embedding from the current model (by its id) —
+        or, when the model compares photos view by view (``ModelSpec.view_check``), lacking that
+        check's per-view descriptors (enrolled before they were kept, or by another fit of the check);
         returns how many."""
         spec = self.inspector.spec
         loop = asyncio.get_running_loop()
         todo = await loop.run_in_executor(
             self.inspector.pool, functools.partial(
-                self.store.missing_embeddings, spec.version_key,
+                self.store.missing_embeddings, self.inspector.info.model_id,
                 features_id=spec.view_check.features_id if spec.view_check else None))
         for n, row in enumerate(todo, start=1):
             uploads = [Upload(name.split(".")[0], self.store.blobs.get(row.id, name))
@@ -124,7 +126,7 @@ class Enroller:
                 log.warning("the model declares a per-view check but returns no view_descriptors; "
                             "references keep no per-view descriptors")
             await loop.run_in_executor(self.inspector.pool, self.store.add_embedding, row.id,
-                                       spec.version_key, outputs.embedding[0], views)
+                                       self.inspector.info.model_id, outputs.embedding[0], views)
             if progress:
                 progress(n, len(todo))
         self.index.sync(force=True)

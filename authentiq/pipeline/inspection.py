@@ -130,11 +130,14 @@ class Scored:
 class Inspector:
     def __init__(self, settings: InspectionSettings, quality: QualitySettings, spec: ModelSpec,
                  info: BackendInfo, batcher: Batcher, store: ReportStore, pool: Executor,
-                 references: ReferenceIndex, on_report: ReportObserver | None = None) -> None:
+                 references: ReferenceIndex, *, on_report: ReportObserver | None = None,
+                 guard: Callable[[], None] | None = None) -> None:
         """``on_report``: called with every stored report and its product's name as the database
-        spells it (None: a product the database does not know), e.g. for drift metrics."""
+        spells it (None: a product the database does not know), e.g. for drift metrics.
+        ``guard``: raises when this process must not inspect now (its model is no longer the
+        promoted one); checked before any work."""
         self.settings, self.quality, self.spec, self.info = settings, quality, spec, info
-        self.on_report = on_report
+        self.on_report, self.guard = on_report, guard
         self.batcher, self.store, self.pool = batcher, store, pool
         self.references = references
         self._products = {(b.lower(), m.lower()) for b, m in spec.products}
@@ -186,6 +189,8 @@ class Inspector:
         ``tenant_id``: whose report it is (the submitting key's tenant; not in the body).
         ``client``: whom decodes and batches are shared fairly between (default the key)."""
         started = time.perf_counter()
+        if self.guard is not None:
+            self.guard()
         scored = await self.score(uploads, brand=brand, model=model, client_ref=client_ref,
                                   priority=priority, deadline=deadline, key_id=key_id,
                                   report_id=report_id, client=client)
@@ -364,7 +369,8 @@ class Inspector:
             classifier=Classifier(name=spec.model_name, version=spec.model_version,
                                   precision=spec.precision, backend=self.info.name,
                                   device=self.info.device, engine_id=self.info.engine_id,
-                                  thresholds=spec.thresholds.model_dump()),
+                                  thresholds=spec.thresholds.model_dump(),
+                                  model_id=self.info.model_id or None),
             heatmaps=Heatmaps(classes=classes, colormap=heatmap.COLORMAP,  # type: ignore[arg-type]
                               notice=heatmap.NOTICE,
                               views=[v for v in spec.view_names if v in present] + ["overview"]),

@@ -27,16 +27,16 @@ class MemoryReferences:
     """A :class:`~authentiq.pipeline.reference_index.ReferenceSource` of one model's embeddings
     of the live references, made once by :meth:`fill`."""
 
-    def __init__(self, store: ReferenceStore, model_version: str) -> None:
-        self.store, self.model_version = store, model_version
+    def __init__(self, store: ReferenceStore, model_id: str) -> None:
+        self.store, self.model_id = store, model_id
         self.upserts: list[Upsert] = []
         self._seen = -1  # the database's change counter, for products' overrides
 
-    def changes(self, model_version: str, since: int) -> Change:
+    def changes(self, model_id: str, since: int) -> Change:
         """The vectors once (they never change); afterwards only whether a product changed in
         the database (an override set meanwhile applies to the candidate too). A reference
         enrolled after the embedding is not searched by the candidate."""
-        if model_version != self.model_version:
+        if model_id != self.model_id:
             return Change(since, [], [], False)
         head, products_changed = self.store.product_changes(self._seen)
         self._seen = head

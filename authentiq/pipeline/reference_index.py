@@ -106,15 +106,18 @@ class ReferenceSource(Protocol):
     (:class:`~authentiq.storage.references.ReferenceStore`), or a candidate model's embeddings
     kept in memory (:class:`~authentiq.pipeline.memory_references.MemoryReferences`)."""
 
-    def changes(self, model_version: str, since: int) -> Change: ...
+    def changes(self, model_id: str, since: int) -> Change: ...
     def products(self) -> list[ProductRow]: ...
 
 
 class ReferenceIndex:
-    def __init__(self, store: ReferenceSource, config: ReferenceSettings, *, model_version: str,
-                 dim: int, k: int = 5, view_check: ViewCheckParams | None = None) -> None:
-        """``view_check``: the model's floors of the per-view check (None: it does not run)."""
-        self.store, self.model_version, self.dim = store, model_version, dim
+    def __init__(self, store: ReferenceSource, config: ReferenceSettings, *, model_id: str,
+                 model_version: str, dim: int, k: int = 5,
+                 view_check: ViewCheckParams | None = None) -> None:
+        """``model_id``: only embeddings this model made are searched; ``model_version``
+        (name@version) names it in the evidence; ``view_check``: the model's floors of the
+        per-view check (None: it does not run)."""
+        self.store, self.model_id, self.model_version, self.dim = store, model_id, model_version, dim
         self.kind, self.sync_interval_s = config.reference_index, config.reference_sync_s
         self.k = k
         self.view_check = view_check
@@ -134,7 +137,7 @@ class ReferenceIndex:
             now = time.monotonic()
             if not force and now - self._checked < self.sync_interval_s:
                 return self._seq
-            change = self.store.changes(self.model_version, self._seq)
+            change = self.store.changes(self.model_id, self._seq)
             self._checked = now
             if change.seq == self._seq:
                 return self._seq

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
@@ -34,15 +35,17 @@ from authentiq.pipeline.inspection import Inspector
 from authentiq.pipeline.reference_index import ReferenceIndex
 from authentiq.services.dispatcher import Dispatcher
 from authentiq.services.job_runner import JobRunner
+from authentiq.services.models import ModelWatch, first_start, served_settings
 from authentiq.services.ratelimit import RateLimiter
 from authentiq.services.shadow import check_views
 from authentiq.services.shadow_live import LiveShadow
-from authentiq.settings import Settings
+from authentiq.settings import ModelSettings, Settings
 from authentiq.storage.blobs import Blobs, open_blobs
 from authentiq.storage.db import open_database
 from authentiq.storage.idempotency import Idempotency
 from authentiq.storage.jobs import EventBody, JobRow, JobStore
 from authentiq.storage.keys import KeyRing, server_secret
+from authentiq.storage.models import ModelRegistry
 from authentiq.storage.references import ReferenceRow, ReferenceStore
 from authentiq.storage.reports import ReportRow, ReportStore
 from authentiq.storage.reviews import Reviews
@@ -77,6 +80,7 @@ class Services:
     reviews: Reviews
     deliveries: Deliveries
     sessions: Sessions
+    models: ModelWatch
     shadow: LiveShadow | None = None  # AUTHENTIQ_SHADOW_MODEL: a candidate beside the served model
 
 
@@ -96,16 +100,23 @@ def no_events(job: JobRow, report: Report | None) -> dict[str, Any]:
 
 @asynccontextmanager
 async def open_services(settings: Settings, observer: ServiceObserver | None = None,
-                        *, seed: bool = True, background: bool = True,
+                        *, seed: bool = True, background: bool = True, registry: bool = False,
                         event_body: EventBody = no_events) -> AsyncIterator[Services]:
     """``background``: run async jobs and send webhooks (the server); the CLI's one-off commands
-    leave both to the server. Each part receives its section of ``settings``;
+    leave both to the server. ``registry``: serve the promoted model (the server; the CLI runs
+    the model it is given). Each part receives its section of ``settings``;
     ``event_body``: a finished job's webhook data (the API's)."""
     inspection, access, storage = settings.inspection, settings.access, settings.storage
-    backend = open_backend(settings.model, settings.batcher, timeout_s=inspection.request_timeout_s)
-    spec = backend.spec
-    blobs = open_blobs(storage)
     engine = open_database(storage.database_url, migrate=storage.migrate)
+    try:
+        models = ModelRegistry(engine)
+        served = served_settings(settings.model, models) if registry else settings.model
+        backend = open_backend(served, settings.batcher, timeout_s=inspection.request_timeout_s)
+    except BaseException:
+        engine.dispose()
+        raise
+    spec, info = backend.spec, backend.info
+    blobs = open_blobs(storage)
     store = ReportStore(engine, blobs)
     pool = ThreadPoolExecutor(inspection.preprocess_workers, thread_name_prefix="authentiq-cpu")
     batcher = Batcher(backend, settings.batcher, observer=observer)
@@ -114,13 +125,19 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         lookup_table()  # imports matplotlib's colormaps now, not in the first request
         references = ReferenceStore(engine, blobs.child("references"))
         references.ensure_products(spec.products)
-        index = ReferenceIndex(references, settings.references, model_version=spec.version_key,
-                               dim=spec.embedding_size, k=spec.fusion.k if spec.fusion else 5,
-                               view_check=spec.view_check)
+        if registry and info.name != "triton" and models.promoted() is None:
+            first_start(models, references, served_file(served, info.name), spec.version_key)
+        watch = ModelWatch(models if registry else None, info.model_id,
+                           settings.references.reference_sync_s)
+        watch.refresh()
+        index = ReferenceIndex(references, settings.references, model_id=info.model_id,
+                               model_version=spec.version_key, dim=spec.embedding_size,
+                               k=spec.fusion.k if spec.fusion else 5, view_check=spec.view_check)
         index.sync(force=True)
         await batcher.start()
-        inspector = Inspector(inspection, settings.quality, spec, backend.info, batcher, store, pool,
-                              index, on_report=observer.report_made if observer else None)
+        inspector = Inspector(inspection, settings.quality, spec, info, batcher, store, pool,
+                              index, on_report=observer.report_made if observer else None,
+                              guard=watch.check)
         enroller = Enroller(inspector, references, index)
         keys = KeyRing(engine, access.auth)
         jobs = JobStore(engine, blobs.child("jobs"), event_body)
@@ -146,7 +163,8 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                             InFlight(settings.uploads.max_in_flight_per_client),
                             ShareLinks(engine, server_secret(engine, "share"),
                                        timedelta(days=access.share_link_days)),
-                            Reviews(engine), Deliveries(engine), Sessions(engine), shadow)
+                            Reviews(engine), Deliveries(engine), Sessions(engine), watch,
+                            shadow)
         if not keys.enforced and access.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
@@ -158,19 +176,22 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         if swept:
             log.warning("removed %d blob folders with no row (a crash between the files and the "
                         "database write): %s", len(swept), ", ".join(swept[:10]))
-        stale = len(references.missing_embeddings(spec.version_key))
+        stale = len(references.missing_embeddings(info.model_id))
         if stale:
-            log.warning("%d references have no embedding from %s and are not searched; run "
-                        "`authentiq re-embed`", stale, spec.version_key)
+            log.warning("%d references have no embedding from model %s (%s) and are not "
+                        "searched; run `authentiq re-embed`", stale, info.model_id,
+                        spec.version_key)
         if spec.view_check is not None:
             unfilled = len(references.missing_embeddings(
-                spec.version_key, features_id=spec.view_check.features_id)) - stale
+                info.model_id, features_id=spec.view_check.features_id)) - stale
             if unfilled:
                 log.warning("%d references have no per-view descriptors of %s's check: it is "
                             "skipped for their products until `authentiq re-embed` adds them",
                             unfilled, spec.version_key)
-        log.info("reference index: %d references of %d products (%s)", index.size,
-                 len(references.products()), spec.version_key)
+        log.info("reference index: %d references of %d products (model %s, %s)", index.size,
+                 len(references.products()), info.model_id, spec.version_key)
+        if background:
+            await watch.start()
         await runner.start()
         if background:
             await dispatcher.start()
@@ -179,6 +200,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         yield services
     finally:
         if services is not None:
+            await services.models.close()
             await services.runner.close()  # running jobs finish; queued ones wait in the database
             await services.dispatcher.close()
             if services.shadow is not None:
@@ -206,6 +228,11 @@ def live_shadow(settings: Settings, served: ModelSpec, store: ReportStore,
         raise type(exc)(f"AUTHENTIQ_SHADOW_MODEL: {exc.detail}") from None
     return LiveShadow(settings, reports=store, references=references,
                       results=ShadowResults(engine), observer=observer)
+
+
+def served_file(model: ModelSettings, backend: str) -> Path:
+    """The ONNX file the opened backend runs (TensorRT builds its plan from its own file)."""
+    return model.tensorrt_model_path if backend.startswith("tensorrt") else model.model_path
 
 
 def sweep_orphans(engine: Engine, stores: list[tuple[Blobs, type[SQLModel]]],

@@ -97,10 +97,10 @@ async def open_candidate(path: Path, settings: Settings, *, reports: ReportStore
     inspector: Inspector | None = None
     try:
         await batcher.start()
-        memory = MemoryReferences(references, spec.version_key)
-        index = ReferenceIndex(memory, settings.references, model_version=spec.version_key,
-                               dim=spec.embedding_size, k=spec.fusion.k if spec.fusion else 5,
-                               view_check=spec.view_check)
+        memory = MemoryReferences(references, ident)
+        index = ReferenceIndex(memory, settings.references, model_id=ident,
+                               model_version=spec.version_key, dim=spec.embedding_size,
+                               k=spec.fusion.k if spec.fusion else 5, view_check=spec.view_check)
         inspector = Inspector(settings.inspection, settings.quality, spec, backend.info, batcher,
                               reports, pool, index)
         embedded = await memory.fill(inspector, progress)

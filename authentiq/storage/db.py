@@ -246,7 +246,7 @@ def _revision(message: str) -> None:
     scratch = create_engine("sqlite://")
     with scratch.begin() as conn:
         command.upgrade(_config(conn), "head")
-        number = f"{int(head()) + 1:04d}"
+        number = f"{int(head()[:4]) + 1:04d}"  # ids start with a 4-digit number
         command.revision(_config(conn), message=message, autogenerate=True, rev_id=number)
     scratch.dispose()
 

@@ -83,7 +83,9 @@ class ReferenceRow(SQLModel, table=True):
 class EmbeddingRow(SQLModel, table=True):
     __tablename__ = "reference_embeddings"
     reference_id: str = Field(primary_key=True, foreign_key="reference_items.id", max_length=32)
-    model_version: str = Field(primary_key=True, max_length=200)  # name@version
+    # the model's id (contract.model_spec.model_id); rows written before revision 0007 that
+    # were not adopted by the model that made them keep their name@version (never served)
+    model_id: str = Field(primary_key=True, max_length=200)
     vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32 little-endian
     # The model's view_descriptors of each view the reference has: float32
     # [len(feature_views), D]; NULL: not kept yet (enrolled before revision 0006, or by a model
@@ -198,7 +200,7 @@ class ReferenceStore:
             return set(session.exec(select(ReferenceRow.content_hash).where(
                 col(ReferenceRow.content_hash).in_(list(digests)))))
 
-    def add(self, row: ReferenceRow, model_version: str, vector: np.ndarray,
+    def add(self, row: ReferenceRow, model_id: str, vector: np.ndarray,
             photos: dict[str, bytes], view_features: ViewFeatures | None = None) -> ReferenceRow:
         """Blobs first, then item + embedding in one transaction; nothing is left on failure."""
         self.blobs.put_many(row.id, photos)
@@ -207,7 +209,7 @@ class ReferenceStore:
                 row.seq = self._next_seq(session)
                 session.add(row)
                 session.flush()  # the item before its embedding (foreign key)
-                session.add(EmbeddingRow(reference_id=row.id, model_version=model_version,
+                session.add(EmbeddingRow(reference_id=row.id, model_id=model_id,
                                          vector=_pack(vector), created_at=row.created_at,
                                          seq=row.seq, **_pack_views(view_features)))
                 session.commit()
@@ -225,12 +227,12 @@ class ReferenceStore:
             self.blobs.delete(row.id)
             raise
 
-    def add_embedding(self, reference_id: str, model_version: str, vector: np.ndarray,
+    def add_embedding(self, reference_id: str, model_id: str, vector: np.ndarray,
                       view_features: ViewFeatures | None = None) -> None:
-        """Write (or replace) a reference's embedding row for ``model_version``."""
+        """Write (or replace) a reference's embedding row for ``model_id``."""
         with Session(self.engine) as session:
             seq = self._next_seq(session)
-            session.merge(EmbeddingRow(reference_id=reference_id, model_version=model_version,
+            session.merge(EmbeddingRow(reference_id=reference_id, model_id=model_id,
                                        vector=_pack(vector), created_at=datetime.now(UTC), seq=seq,
                                        **_pack_views(view_features)))
             session.commit()
@@ -244,11 +246,11 @@ class ReferenceStore:
 
     def embedded_with(self, reference_ids: Sequence[str]) -> dict[str, list[str]]:
         with Session(self.engine) as session:
-            pairs = session.exec(select(EmbeddingRow.reference_id, EmbeddingRow.model_version).where(
+            pairs = session.exec(select(EmbeddingRow.reference_id, EmbeddingRow.model_id).where(
                 col(EmbeddingRow.reference_id).in_(list(reference_ids))))
             out: dict[str, list[str]] = {}
-            for ref, version in pairs:
-                out.setdefault(ref, []).append(version)
+            for ref, identity in pairs:
+                out.setdefault(ref, []).append(identity)
         return out
 
     def live(self) -> list[ReferenceRow]:
@@ -299,11 +301,23 @@ class ReferenceStore:
                 session.refresh(row)
             return row
 
-    def missing_embeddings(self, model_version: str, *, features_id: str | None = None
+    def adopt(self, version_key: str, model_id: str) -> int:
+        """Re-key embedding rows written before model ids (keyed ``name@version``) as made by
+        ``model_id``; how many. Done once, for the model promoted automatically on the first
+        start of a registry-less database: the model that was serving, so the one that made
+        them (docs/your-own-model.md, "Models")."""
+        with Session(self.engine) as session:
+            seq = self._next_seq(session)
+            done = session.execute(update(EmbeddingRow).where(
+                col(EmbeddingRow.model_id) == version_key).values(model_id=model_id, seq=seq))
+            session.commit()
+        return int(done.rowcount)  # type: ignore[attr-defined]
+
+    def missing_embeddings(self, model_id: str, *, features_id: str | None = None
                            ) -> list[ReferenceRow]:
-        """Live references with no embedding from ``model_version`` (what re-embed must do);
+        """Live references with no embedding from ``model_id`` (what re-embed must do);
         with ``features_id``, also those whose row lacks per-view descriptors of that fit."""
-        done = select(EmbeddingRow.reference_id).where(EmbeddingRow.model_version == model_version)
+        done = select(EmbeddingRow.reference_id).where(EmbeddingRow.model_id == model_id)
         if features_id is not None:
             done = done.where(col(EmbeddingRow.view_features).is_not(None),
                               EmbeddingRow.features_id == features_id)
@@ -312,7 +326,7 @@ class ReferenceStore:
                 col(ReferenceRow.deleted_at).is_(None), col(ReferenceRow.id).not_in(done))
                 .order_by(col(ReferenceRow.created_at))))
 
-    def changes(self, model_version: str, since: int) -> Change:
+    def changes(self, model_id: str, since: int) -> Change:
         with Session(self.engine) as session:
             counter = session.get(Counter, COUNTER)
             head = counter.value if counter is not None else 0
@@ -324,7 +338,7 @@ class ReferenceStore:
                           col(EmbeddingRow.view_features), col(EmbeddingRow.feature_views),
                           col(EmbeddingRow.features_id))
                 .join(ReferenceRow, col(ReferenceRow.id) == col(EmbeddingRow.reference_id))
-                .where(EmbeddingRow.model_version == model_version,  # type: ignore[arg-type]
+                .where(EmbeddingRow.model_id == model_id,  # type: ignore[arg-type]
                        (col(EmbeddingRow.seq) > since) | (col(ReferenceRow.seq) > since),
                        col(EmbeddingRow.seq) <= head, col(ReferenceRow.seq) <= head))
             upserts, removals = [], []
@@ -350,8 +364,8 @@ class ReferenceStore:
                 col(ProductRow.seq) > since, col(ProductRow.seq) <= head)).first() is not None
         return head, changed
 
-    def counts(self, model_version: str) -> dict[str, int]:
-        """Live references, those embedded with ``model_version``, and those of them whose
+    def counts(self, model_id: str) -> dict[str, int]:
+        """Live references, those embedded with ``model_id``, and those of them whose
         per-view descriptors are kept (of any fit)."""
         with Session(self.engine) as session:
             live = session.exec(text(
@@ -359,8 +373,8 @@ class ReferenceStore:
             embedded, with_views = session.exec(text(
                 "SELECT COUNT(*), COUNT(e.view_features) FROM reference_embeddings e "
                 "JOIN reference_items r ON r.id = e.reference_id "
-                "WHERE r.deleted_at IS NULL AND e.model_version = :v"
-            ).bindparams(v=model_version)).one()  # type: ignore[call-overload]
+                "WHERE r.deleted_at IS NULL AND e.model_id = :v"
+            ).bindparams(v=model_id)).one()  # type: ignore[call-overload]
         return {"live": int(live), "embedded": int(embedded), "view_features": int(with_views)}
 
 

@@ -50,6 +50,8 @@ class ReportRow(SQLModel, table=True):
     version: int = 0  # bumped by every review: optimistic concurrency
     p_counterfeit: float
     classifier: str = Field(max_length=200)  # name@version
+    # the model's id (classifier.model_id); NULL for reports stored before schema 7
+    model_id: str | None = Field(default=None, index=True, max_length=64)
     body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
@@ -84,11 +86,12 @@ class ReportFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     needs_review: bool | None = None  # unreviewed and (inconclusive or flagged): the queue
+    model_id: str | None = None  # the model that decided (classifier.model_id)
 
     def apply(self, query: Any) -> Any:
         exact = {"final_verdict": self.verdict, "verdict": self.initial_verdict,
                  "review_status": self.review_status, "client_ref": self.client_ref,
-                 "key_id": self.key_id, "flagged": self.flagged}
+                 "key_id": self.key_id, "flagged": self.flagged, "model_id": self.model_id}
         for column, value in exact.items():
             if value is not None:
                 query = query.where(getattr(ReportRow, column) == value)
@@ -127,7 +130,7 @@ class ReportStore:
                         flagged=report.flagged, key_id=report.submitted_by.key_id,
                         tenant_id=tenant_id, p_counterfeit=report.probabilities.counterfeit,
                         classifier=f"{report.classifier.name}@{report.classifier.version}",
-                        body=report.stored())
+                        model_id=report.classifier.model_id, body=report.stored())
         try:
             self.blobs.put_many(row.id, files)
         except FileExistsError:

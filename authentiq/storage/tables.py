@@ -10,6 +10,7 @@ import authentiq.storage.db
 import authentiq.storage.idempotency
 import authentiq.storage.jobs
 import authentiq.storage.keys
+import authentiq.storage.models
 import authentiq.storage.references
 import authentiq.storage.reports
 import authentiq.storage.sessions

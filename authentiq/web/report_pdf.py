@@ -152,7 +152,9 @@ def summary_lines(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         ("Model and engine", {"size": 12, "weight": "bold"}),
         (f"{clf['name']} {clf['version']} · {clf['precision']} · {clf['backend']} on {clf['device']}",
          {"size": 9}),
-        (f"engine {clf['engine_id']}", {"size": 9, "gap": 0.015}),
+        (f"engine {clf['engine_id']}"
+         + (f" · model id {clf['model_id']}" if clf.get("model_id") else ""),
+         {"size": 9, "gap": 0.015}),
     ]
     # numbered within this report; the log entry is the review's place in the hash-chained log
     for n, rv in enumerate((report.get("review") or {}).get("reviews", []), start=1):

@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
 
 from authentiq.api.app import create_app
+from authentiq.contract.model_spec import model_id
 from authentiq.modelling.synthetic import SyntheticItem, find_spec, make_item, passes_quality
 from authentiq.modelling.synthetic.catalog import Spec
-from authentiq.settings import DEFAULT_REFERENCES, Settings
+from authentiq.settings import DEFAULT_MODEL, DEFAULT_REFERENCES, Settings
 from tests.conftest import files_of, make_settings
 
 AMANDE, ORSAY = find_spec("Verlaine", "Amande"), find_spec("Verlaine", "Orsay")
@@ -68,7 +69,8 @@ def test_enrolled_references_are_searched_and_fused_into_the_verdict(app_client:
         assert r.status_code == 201, r.text
         ref = r.json()
         assert ref["brand"] == "Verlaine" and ref["warnings"] == [] and ref["source"] == "test boutique"
-        assert ref["embedded_with"] == ["authentiq-default@0.2.0"]
+        assert ref["embedded_with"] == [model_id(DEFAULT_MODEL)]
+        assert client.get(ref["links"]["self"]).json()["embedded_with"] == ref["embedded_with"]
         assert all(v["usable"] for v in ref["views"]) and len(ref["views"]) == 6
         photo = client.get(ref["links"]["views"]["logo"])
         assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"

@@ -114,6 +114,7 @@ def test_html_page_and_pdf(client: TestClient, fake_item: SyntheticItem) -> None
     html = page.text
     assert "COUNTERFEIT" in html and "not proof of where a defect is" in html
     assert report["statement_of_reasons"]["text"] in html and 'action="/reports/' in html
+    assert f"model id {report['classifier']['model_id']}" in html  # which model decided
     assert page.headers["x-content-type-options"] == "nosniff"
     pdf = client.get(report["links"]["pdf"])
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"

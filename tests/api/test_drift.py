@@ -59,7 +59,7 @@ def test_drift_histograms_and_verdicts_per_model_and_product(tmp_path: Path) -> 
         text = client.get("/metrics").text
 
     found = samples(text)
-    model = f"{first['classifier']['name']}@{first['classifier']['version']}"
+    model = first["classifier"]["model_id"]  # the series are labelled by the model's id
     riva_reports = [first, async_report]
     riva_labels = {"model": model, "product": "Castellan/Riva"}
     assert value(found, "authentiq_drift_p_counterfeit_count", **riva_labels) == 2

@@ -18,7 +18,7 @@ from authentiq.api.app import create_app
 from authentiq.cli import build_parser, main
 from authentiq.cli.parsing import options
 from authentiq.modelling.synthetic import SyntheticItem
-from tests.conftest import database_url_for, make_settings
+from tests.conftest import database_url_for, make_settings, retrained, set_props
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -151,6 +151,7 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
 
     import onnx
 
+    from authentiq.contract.model_spec import model_id
     from authentiq.pipeline.reference_index import ReferenceIndex
     from authentiq.settings import DEFAULT_MODEL, DEFAULT_REFERENCES, ReferenceSettings
     from authentiq.storage.blobs import BlobStore
@@ -184,24 +185,30 @@ def test_enroll_is_resumable_reports_failures_and_re_embed_follows_a_new_model(
     assert main(["enroll", str(folder), "--database-url", db, "--quiet"]) == 1  # resumes
     assert "enrolled 0, already enrolled 3, failed 1" in capsys.readouterr().out
 
-    # A new model version: its index is empty until re-embed adds its vectors.
-    new_model = tmp_path / "v9.onnx"
+    # The same weights under a new version: the same model (its id), so nothing to re-embed.
+    renamed = tmp_path / "renamed.onnx"
     proto = onnx.load(str(DEFAULT_MODEL))
-    for prop in proto.metadata_props:
-        if prop.key == "authentiq.model_version":
-            prop.value = "9.0.0"
-    onnx.save(proto, str(new_model))
-    assert main(["re-embed", "--model", str(new_model), "--database-url", db, "--quiet"]) == 0
-    assert "re-embedded 3 references with authentiq-default@9.0.0" in capsys.readouterr().out
-    assert main(["re-embed", "--model", str(new_model), "--database-url", db]) == 0  # nothing to do
+    set_props(proto, {"authentiq.model_version": "9.0.0"})
+    onnx.save(proto, str(renamed))
+    assert main(["re-embed", "--model", str(renamed), "--database-url", db]) == 0
     out, err = capsys.readouterr()
-    assert out == "nothing to re-embed: every live reference has a authentiq-default@9.0.0 embedding\n"
+    assert out == (f"nothing to re-embed: every live reference has an embedding of "
+                   f"authentiq-default@9.0.0 (model {model_id(DEFAULT_MODEL)})\n")
     assert "it/s" not in err and "item/s" not in err  # no empty progress bar
+    # New weights (a retrained model, even one keeping the version): its index is empty
+    # until re-embed adds its vectors.
+    new_model = retrained(DEFAULT_MODEL, tmp_path / "v9.onnx", version="9.0.0")
+    new_id = model_id(new_model)
+    assert new_id != model_id(DEFAULT_MODEL)
+    assert main(["re-embed", "--model", str(new_model), "--database-url", db, "--quiet"]) == 0
+    assert (f"re-embedded 3 references with authentiq-default@9.0.0 (model {new_id})"
+            in capsys.readouterr().out)
     engine = open_database(db)
     store = ReferenceStore(engine, BlobStore(tmp_path / "blobs" / "references"))
-    index = ReferenceIndex(store, ReferenceSettings(), model_version="authentiq-default@9.0.0", dim=128)
+    index = ReferenceIndex(store, ReferenceSettings(), model_id=new_id,
+                           model_version="authentiq-default@9.0.0", dim=128)
     index.sync(force=True)
-    assert index.size == 3 and store.missing_embeddings("authentiq-default@9.0.0") == []
+    assert index.size == 3 and store.missing_embeddings(new_id) == []
     assert {r.source for r in store.find()[0]} == {"boutique"}
     engine.dispose()
 

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
 import pytest
 
-from authentiq.contract.model_spec import ModelSpec, check_io, read_spec
+from authentiq.contract.model_spec import ModelSpec, check_io, model_id, read_spec
 from authentiq.errors import ModelContractError
-from tests.conftest import FP32_MODEL, build_tiny_model, tiny_spec
+from tests.conftest import FP32_MODEL, build_tiny_model, retrained, set_props, tiny_spec
 
 pytestmark = pytest.mark.db_independent  # the PostgreSQL pass leaves it out
 
@@ -61,3 +62,26 @@ def test_not_onnx(tmp_path: Path) -> None:
 def test_check_io() -> None:
     with pytest.raises(ModelContractError, match="input 'views'"):
         check_io({"x"}, {"logits", "embedding", "cam"}, "m")
+
+
+def test_model_id_is_the_graph_and_weights_not_the_metadata(tmp_path: Path) -> None:
+    """Issue 18: a retrained model keeping its version got the old model's embeddings. The id
+    is a hash of the graph: metadata rewrites (fit-temperature, a version) keep it, any weight
+    change makes a new one."""
+    base = build_tiny_model(tmp_path / "base.onnx")
+    identity = model_id(base)
+    assert len(identity) == 16 and int(identity, 16) >= 0
+    assert model_id(build_tiny_model(tmp_path / "again.onnx")) == identity  # same graph, same id
+    proto = onnx.load(str(base))
+    set_props(proto, {"authentiq.model_version": "9.9.9",
+                      "authentiq.calibration": '{"temperature": 1.7}'})
+    onnx.save(proto, str(tmp_path / "meta.onnx"))
+    assert read_spec(tmp_path / "meta.onnx").model_version == "9.9.9"
+    assert model_id(tmp_path / "meta.onnx") == identity
+    nudged = retrained(base, tmp_path / "nudged.onnx", nudge=1e-6)  # one tensor, a hair apart
+    assert model_id(nudged) != identity
+    with pytest.raises(ModelContractError, match="not found"):
+        model_id(tmp_path / "absent.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ModelContractError, match="not a readable ONNX file"):
+        model_id(tmp_path / "junk.onnx")

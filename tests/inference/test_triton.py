@@ -15,7 +15,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from authentiq.api.app import create_app
 from authentiq.cli import main
-from authentiq.contract.model_spec import read_spec
+from authentiq.contract.model_spec import model_id, read_spec
 from authentiq.errors import BackendUnavailable, DeadlineExceeded, ExportFailed
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.inference.backends.triton import TritonBackend
@@ -66,7 +66,8 @@ def test_export_writes_what_triton_schema_accepts(tmp_path: Path, runtime: str) 
                           else mc.ModelInstanceGroup.KIND_CPU)
     source = DEFAULT_TRT_MODEL if runtime == "tensorrt" else DEFAULT_MODEL
     props = {k: v.string_value for k, v in config.parameters.items() if k.startswith("authentiq.")}
-    assert props == read_spec(source).to_props()  # the contract travels with the model
+    # the contract travels with the model, and its id (the workers have no file to hash)
+    assert props == {**read_spec(source).to_props(), "authentiq.model_id": model_id(source)}
     expected = {"onnxruntime": ["1/model.onnx"], "python": ["1/model.onnx", "1/model.py"],
                 "tensorrt": ["1/model.plan"]}[runtime]
     assert list(done.files) == [*expected, "config.pbtxt"]
@@ -145,6 +146,7 @@ def test_triton_serves_the_model_exactly_as_in_process(triton: TritonServer) -> 
     try:
         assert remote.spec == local.spec
         assert remote.info.name == "triton" and remote.info.engine_id == "authentiq@1 (python)"
+        assert remote.info.model_id == model_id(DEFAULT_MODEL)  # from the export's parameters
         views = np.random.default_rng(7).normal(size=(11, 3, 256, 384)).astype(np.float32)
         got, want = remote.run(views), local.run(views)
         for field in ("logits", "embedding", "cam", "view_scores", "view_features", "view_descriptors"):
@@ -236,5 +238,22 @@ def test_triton_itself_parses_the_native_backend_exports(tmp_path: Path) -> None
         assert "unable to find backend library for backend 'onnxruntime'" in load("ort")
         assert "unable to find backend library for backend 'tensorrt'" in load("trt")
         assert "failed to poll from model repository" in load("broken")
+    finally:
+        server.stop()
+
+
+def test_an_export_without_a_model_id_is_refused_saying_to_export_again(tmp_path: Path) -> None:
+    """References and the registry are keyed by the model id, which an API worker on Triton reads
+    from the config; a repository exported before ids has none."""
+    export_triton(tmp_path / "models", make_settings(tmp_path), runtime="python")
+    config = tmp_path / "models" / "authentiq" / "config.pbtxt"
+    parsed = text_format.Parse(config.read_text(), mc.ModelConfig())
+    del parsed.parameters["authentiq.model_id"]
+    config.write_text(text_format.MessageToString(parsed))
+    server = start_triton(tmp_path / "models", tmp_path / "tritonserver.log")
+    try:
+        with pytest.raises(BackendUnavailable, match=r"carries no authentiq\.model_id .* export "
+                                                     r"it again with `authentiq export-triton`"):
+            TritonBackend(server.grpc_url, "authentiq")
     finally:
         server.stop()

@@ -105,8 +105,8 @@ def test_find_filters_and_cursor_pages(store: ReferenceStore) -> None:
 
 def test_two_workers_see_each_others_changes(store: ReferenceStore) -> None:
     """Two indexes on one database (two worker processes) converge through the change counter."""
-    a = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_version=V1, dim=3)
-    b = ReferenceIndex(store, ReferenceSettings(reference_sync_s=3600), model_version=V1, dim=3)
+    a = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_id=V1, model_version=V1, dim=3)
+    b = ReferenceIndex(store, ReferenceSettings(reference_sync_s=3600), model_id=V1, model_version=V1, dim=3)
     b.sync(force=True)
     enrol(store, "Verlaine", "Amande", vec(1, 0, 0), tag="a")
     enrol(store, "Verlaine", "Amande", vec(1, 1, 0), tag="b")
@@ -128,14 +128,14 @@ def test_two_workers_see_each_others_changes(store: ReferenceStore) -> None:
 
 def test_embeddings_of_another_model_version_are_never_searched(store: ReferenceStore) -> None:
     enrol(store, "Verlaine", "Amande", vec(1, 0, 0), tag="a", version=V1)
-    new = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_version=V2, dim=3)
+    new = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_id=V2, model_version=V2, dim=3)
     assert new.search(vec(1, 0, 0), "Verlaine", "Amande").claimed_count == 0
     assert [r.id for r in store.missing_embeddings(V2)] == ["refa"]
     store.add_embedding("refa", V2, vec(0, 1, 0))  # what re-embed does
     assert store.missing_embeddings(V2) == []
     ev = new.search(vec(0, 1, 0), "Verlaine", "Amande")
     assert ev.claimed_count == 1 and ev.best == pytest.approx(1.0)
-    old = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_version=V1, dim=3)
+    old = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_id=V1, model_version=V1, dim=3)
     assert old.search(vec(1, 0, 0), "Verlaine", "Amande").best == pytest.approx(1.0)
     assert sorted(store.embedded_with(["refa"])["refa"]) == [V1, V2]
     assert store.counts(V2) == {"live": 1, "embedded": 1, "view_features": 0}
@@ -150,9 +150,9 @@ def test_per_view_descriptors_are_kept_and_filled_later(store: ReferenceStore) -
     """References keep their per-view descriptors; one enrolled without them (before revision
     0006), or with another fit's, skips the per-view check for its product, saying how many lack
     them, until re-embed fills them — on every worker's index."""
-    index = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_version=V1, dim=3,
+    index = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_id=V1, model_version=V1, dim=3,
                            view_check=CHECK)
-    other = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_version=V1, dim=3,
+    other = ReferenceIndex(store, ReferenceSettings(reference_sync_s=0), model_id=V1, model_version=V1, dim=3,
                            view_check=CHECK)
     front = {"front": np.asarray([4.0, 1.0, 0.0, 9.0], np.float32)}
     enrol(store, "Verlaine", "Amande", vec(1, 0, 0), tag="a", views=ViewFeatures("fit1", front))

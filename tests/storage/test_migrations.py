@@ -22,8 +22,10 @@ from sqlalchemy import inspect, text
 
 from authentiq.api.app import create_app
 from authentiq.cli import main
+from authentiq.contract.model_spec import model_id
 from authentiq.errors import DatabaseSchemaError
 from authentiq.modelling.synthetic import SyntheticItem
+from authentiq.settings import DEFAULT_MODEL
 from authentiq.storage.blobs import BlobStore
 from authentiq.storage.db import BASELINE, current, head, make_engine, open_database, upgrade
 from authentiq.storage.keys import create_key
@@ -271,5 +273,63 @@ def test_0008_shadow_results_upgrade_and_downgrade(
         assert upgrade(engine) == ("0006", head())
         with engine.connect() as conn:
             assert conn.execute(text("SELECT COUNT(*) FROM shadow_results")).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_0007_model_registry_upgrade_first_start_and_downgrade(
+        tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Embeddings of 0006 (keyed name@version) survive 0007 under their old key, which no model
+    serves; the first start of a server adopts its own name@version rows as made by its model
+    and records the registration and promotion as such; other rows stay unserved. A report of
+    before has no model id. The downgrade gives the rows their name@version back and drops the
+    registry."""
+    engine = make_engine(database_url)
+    try:
+        assert upgrade(engine, "0006") == (None, "0006")
+        now = datetime.now(UTC)
+        vector = np.full(128, 128 ** -0.5, "<f4").tobytes()  # the default model's embedding size
+        with engine.begin() as conn:
+            for ref, key in (("ref1", "authentiq-default@0.2.0"), ("ref2", "other@1")):
+                conn.execute(text(
+                    "INSERT INTO reference_items (id, product_key, brand, model, created_at, "
+                    "content_hash, body, seq) VALUES (:id, 'verlaine/amande', 'Verlaine', "
+                    "'Amande', :t, :h, '{}', 0)"), {"id": ref, "t": now, "h": ref})
+                conn.execute(text(
+                    "INSERT INTO reference_embeddings (reference_id, model_version, vector, "
+                    "created_at, seq) VALUES (:id, :key, :v, :t, 0)"),
+                    {"id": ref, "key": key, "v": vector, "t": now})
+        assert main(["db", "upgrade", "--database-url", database_url]) == 0
+        assert current(engine) == head()
+        store = ReferenceStore(engine, BlobStore(tmp_path / "refs"))
+        assert store.embedded_with(["ref1", "ref2"]) == {"ref1": ["authentiq-default@0.2.0"],
+                                                        "ref2": ["other@1"]}
+        served = model_id(DEFAULT_MODEL)
+        assert [r.id for r in store.missing_embeddings(served)] == ["ref1", "ref2"]
+
+        settings = make_settings(tmp_path, database_url=database_url)
+        with TestClient(create_app(settings)) as client:
+            ready = client.get("/readyz").json()
+        assert ready["model_id"] == served and ready["promoted_release"] == served
+        assert ready["model_promoted"] is True and ready["references"] == 1  # ref1, adopted
+        assert store.embedded_with(["ref1", "ref2"]) == {"ref1": [served], "ref2": ["other@1"]}
+        capsys.readouterr()
+        assert main(["models", "list", "--database-url", database_url, "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        [model] = listed["items"]
+        assert model["id"] == served and model["acceptance"] == "missing" and model["forced"]
+        assert model["registered_by"].startswith("server (first start")
+        assert [p["action"] for p in listed["promotions"]] == ["first start"]
+
+        assert main(["db", "downgrade", "0006", "--database-url", database_url]) == 0
+        assert current(engine) == "0006"
+        found = inspect(engine)
+        assert not found.has_table("models") and not found.has_table("model_promotions")
+        assert "model_id" not in {c["name"] for c in found.get_columns("reports")}
+        with engine.connect() as conn:
+            keys = dict(conn.execute(text(
+                "SELECT reference_id, model_version FROM reference_embeddings")).all())
+        assert keys == {"ref1": "authentiq-default@0.2.0", "ref2": "other@1"}
+        assert upgrade(engine) == ("0006", head())
     finally:
         engine.dispose()

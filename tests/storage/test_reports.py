@@ -190,3 +190,26 @@ def test_sweep_removes_only_old_orphan_folders(store: ReportStore, tmp_path: Pat
     assert store.blobs.get(f"{1:032x}", "logo.jpg") == b"kept"
     assert (store.blobs.root / "references").is_dir()
     assert [f for f, _ in store.blobs.folders()] == [f"{1:032x}"]
+
+
+def test_filter_by_model_id_in_the_query_and_per_tenant(store: ReportStore) -> None:
+    """Issue 18: reports name the model that decided (classifier.model_id, a column); the filter
+    is in the store's query, scoped to the caller's tenant; reports of schema < 7 have none."""
+    def by(i: int, model: str | None) -> Report:
+        report = row(i)
+        report.schema_version, report.classifier.model_id = "7", model
+        return report
+
+    old, new = "00000000000000aa", "00000000000000bb"
+    store.save(by(1, old), {}, tenant_id="default")
+    store.save(by(2, new), {}, tenant_id="default")
+    store.save(by(3, new), {}, tenant_id="other")
+    save(store, row(4), {})  # schema 5: no model id
+    assert store.row(f"{2:032x}", tenant="default").model_id == new
+    assert store.get(f"{2:032x}", tenant="default").classifier.model_id == new
+    assert ids(store.find(ReportFilter(model_id=new), tenant="default")[0]) == [2]
+    assert ids(store.find(ReportFilter(model_id=new), tenant="other")[0]) == [3]
+    assert ids(store.find(ReportFilter(model_id=new), tenant=None)[0]) == [3, 2]  # an auditor
+    assert store.count(ReportFilter(model_id=old), tenant="default") == 1
+    assert store.count(ReportFilter(model_id=old), tenant="other") == 0
+    assert store.row(f"{4:032x}", tenant="default").model_id is None

@@ -29,6 +29,14 @@ def pages(pdf: bytes) -> int:
     return pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ")
 
 
+def test_the_model_line_names_the_model_id_when_the_report_has_one() -> None:
+    body = report_body()
+    assert not any("model id" in line for line in lines(body))  # schema < 7: none to show
+    body["classifier"] = body["classifier"] | {"model_id": "5e8f6b255f54e04b"}
+    assert any(line.startswith("engine ") and line.endswith(" · model id 5e8f6b255f54e04b")
+               for line in lines(body))
+
+
 def test_inconclusive_summary_has_no_confidence_and_lists_the_retakes() -> None:
     body = report_body(verdict="inconclusive", confidence=None, retake=[ASK],
                        review={"status": "unreviewed", "final_verdict": "inconclusive", "version": 0,

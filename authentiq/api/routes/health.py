@@ -25,10 +25,15 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     db_ok = await asyncio.to_thread(services.store.ping)
     if db_ok:  # the reference count as the database has it (another process may have enrolled)
         await asyncio.to_thread(services.index.sync)
-    info, spec = services.backend.info, services.backend.spec
+    info, spec, models = services.backend.info, services.backend.spec, services.models
+    if db_ok:  # a promotion since the last poll shows at once here
+        await asyncio.to_thread(models.refresh)
     backend_error = services.backend.failure()  # e.g. a sticky CUDA error: restart the process
-    ready = db_ok and backend_error is None
-    body = {"ready": ready, "model": spec.version_key, "backend_error": backend_error,
+    ready = db_ok and backend_error is None and models.refusal is None
+    body = {"ready": ready, "model": spec.version_key, "model_id": info.model_id,
+            "promoted_release": models.promoted_release,
+            "model_promoted": models.refusal is None, "model_error": models.refusal,
+            "backend_error": backend_error,
             "precision": info.precision, "backend": info.name, "device": info.device,
             "engine_id": info.engine_id, "database": db_ok,
             "references": services.index.size, "fusion": spec.fusion is not None,

@@ -65,7 +65,7 @@ def create_router(view_names: list[str], required: list[str]) -> APIRouter:
                 uploads, brand=form["brand"], model=form["model"],
                 source=form.get("source") or None, notes=form.get("notes") or None,
                 deadline=deadline)
-            return reference_out(row, [services.backend.spec.version_key])
+            return reference_out(row, [services.backend.info.model_id])
 
         body, _ = await idempotent(
             services, response, caller, "references", idempotency_key,

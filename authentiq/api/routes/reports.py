@@ -39,7 +39,7 @@ Verdict = Literal["authentic", "counterfeit", "inconclusive"]
 CSV_MAX_ROWS = 100_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 CSV_FIELDS = ("id", "created_at", "client_ref", "brand", "model", "initial_verdict", "final_verdict",
-              "review_status", "flagged", "confidence", "p_counterfeit", "key_id")
+              "review_status", "flagged", "confidence", "p_counterfeit", "key_id", "model_id")
 
 
 def _iso_only(value: object) -> object:
@@ -66,13 +66,16 @@ def report_filter(
     created_to: Annotated[IsoTime | None, Query(description="ISO 8601, exclusive")] = None,
     needs_review: Annotated[bool | None, Query(
         description="the review queue: unreviewed and inconclusive or flagged")] = None,
+    model_id: Annotated[str | None, Query(
+        pattern="^[0-9a-f]{16}$", description="the model that decided (classifier.model_id; "
+                                              "reports stored before schema 7 have none)")] = None,
 ) -> ReportFilter:
     for name, value in (("brand", brand), ("model", model), ("client_ref", client_ref),
                         ("key_id", key_id)):
         if value is not None:
             check_text(value, name)
     return ReportFilter(verdict, initial_verdict, review_status, brand, model, client_ref, key_id,
-                        flagged, created_from, created_to, needs_review)
+                        flagged, created_from, created_to, needs_review, model_id)
 
 
 FilterDep = Annotated[ReportFilter, Depends(report_filter)]

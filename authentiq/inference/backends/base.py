@@ -61,6 +61,9 @@ class BackendInfo:
     precision: str  # the model's flavour: fp32 | int8-cpu | int8-trt
     engine_id: str  # what exactly runs: model file + its sha256 prefix
     max_batch_size: int
+    # the model's identity (contract.model_spec.model_id: a hash of its graph and weights);
+    # reference embeddings, the registry and reports are keyed by it
+    model_id: str = ""
 
 
 class Backend(Protocol):

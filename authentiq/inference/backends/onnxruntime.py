@@ -18,6 +18,7 @@ from authentiq.contract.model_spec import (
     OUTPUT_NAMES,
     ModelSpec,
     check_io,
+    model_id,
 )
 from authentiq.errors import BackendUnavailable, InferenceFailed
 from authentiq.inference.backends.base import BackendInfo, Outputs
@@ -67,7 +68,7 @@ class OnnxRuntimeBackend:
         self.info = BackendInfo(name="onnxruntime",
                                 device="cpu" if device == "cpu" else f"cuda:{gpu_index}",
                                 precision=self.spec.precision, engine_id=file_id(model_path),
-                                max_batch_size=max_batch_size)
+                                max_batch_size=max_batch_size, model_id=model_id(model_path))
         log.info("ONNX Runtime %s loaded %s (%s) on %s, %s", ort.__version__, model_path,
                  self.spec.precision, self.info.device,
                  f"{intra_op_threads} threads" if intra_op_threads else "threads: one per core")

@@ -78,7 +78,7 @@ class _Instance:
 class TensorRTBackend:
     def __init__(self, plan: bytes, trt: TensorRT, spec: ModelSpec, *, engine_id: str,
                  gpu: cuda.Gpu, instances: int = 1, version_compatible: bool = False,
-                 runtime_cache: Path | None = None) -> None:
+                 runtime_cache: Path | None = None, model_id: str = "") -> None:
         self.trt, self.spec, self.gpu = trt, spec, gpu
         self._failure: str | None = None
         self._logger = process_logger(trt.module)
@@ -104,7 +104,7 @@ class TensorRTBackend:
             self._instances.put(instance)
         self.info = BackendInfo(name=trt.flavour, device=f"cuda:{gpu.index} {gpu.label}",
                                 precision=spec.precision, engine_id=engine_id,
-                                max_batch_size=self.max_batch)
+                                max_batch_size=self.max_batch, model_id=model_id)
         log.info("%s: engine %s on %s, %d instance(s), max batch %d, warmed up", trt.label,
                  engine_id, gpu.label, instances, self.max_batch)
 

@@ -30,7 +30,7 @@ from authentiq.contract.model_spec import (
     ModelSpec,
     check_io,
 )
-from authentiq.contract.triton import TRITON_HINT, spec_from_parameters
+from authentiq.contract.triton import TRITON_HINT, model_id_parameter, spec_from_parameters
 from authentiq.errors import BackendUnavailable, DeadlineExceeded, InferenceFailed
 from authentiq.inference.backends.base import BackendInfo, Outputs
 
@@ -72,12 +72,17 @@ class TritonBackend:
         self.output_names = [*OUTPUT_NAMES, *(o for o in OPTIONAL_OUTPUTS if o in outputs)]
         self.spec: ModelSpec = spec_from_parameters(config.get("parameters", {}),
                                                     f"triton {url}/{model}")
+        identity = model_id_parameter(config.get("parameters", {}))
+        if not identity:  # references and the registry are keyed by it: refuse, saying what to do
+            raise BackendUnavailable(
+                f"triton {url}/{model}: the model's config carries no authentiq.model_id (exported "
+                f"before model ids existed); export it again with `authentiq export-triton`")
         self.max_batch_size = int(config.get("max_batch_size", 0)) or 1
         version = self._client().get_model_metadata(model, as_json=True).get("versions", ["?"])[-1]
         runtime = config.get("backend") or config.get("platform")
         self.info = BackendInfo(name="triton", device=f"triton:{url}", precision=self.spec.precision,
                                 engine_id=f"{model}@{version} ({runtime})",
-                                max_batch_size=self.max_batch_size)
+                                max_batch_size=self.max_batch_size, model_id=identity)
         log.info("Triton %s: model %s version %s ready (%s, %s, max batch %d)", url, model, version,
                  runtime, self.spec.version_key, self.max_batch_size)
 

@@ -5,7 +5,7 @@ the answer is sent and keeps what the candidate decided here, one row per report
 in the report's tenant; `authentiq models shadow --live` summarises them. Never part of a report.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 12:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0008'
-down_revision: str | None = '0006'  # re-chained after the registry's 0007 at merge
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
