@@ -4,7 +4,12 @@ default; every subcommand's ``--help`` opens with the one-line help its parent l
 from __future__ import annotations
 
 import argparse
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+SPANS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1),
+         "w": timedelta(weeks=1)}
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -46,3 +51,18 @@ def options(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Action]
         elif not isinstance(action, argparse._HelpAction | argparse._VersionAction):
             out.append(("", action))
     return out
+
+
+def since(text: str, now: datetime | None = None) -> datetime:
+    """``--since``: ``7d``, ``12h``, ``2w``, ``30m`` before now, or a date / ISO 8601 time (UTC
+    if it names no zone)."""
+    now = now or datetime.now(UTC)
+    if m := re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", text.lower()):
+        return now - int(m[1]) * SPANS[m[2]]
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a span (7d, 12h, 2w, 30m) nor a date (2026-11-01, "
+            f"2026-11-01T08:00:00Z)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

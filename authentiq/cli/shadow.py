@@ -8,12 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from authentiq.cli.parsing import since
 from authentiq.errors import InvalidField
 from authentiq.services.shadow import (
     count_reports,
@@ -31,7 +30,6 @@ from authentiq.storage.reports import ReportStore
 from authentiq.storage.shadow_results import ShadowResults
 from authentiq.storage.tenants import require_tenant
 
-UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 SHOWN = 10  # changed inspections listed by id (--json: all)
 
 
@@ -56,20 +54,6 @@ def add_shadow_parser(subparsers: argparse._SubParsersAction) -> None:  # type: 
     s.add_argument("--database-url", help="default: AUTHENTIQ_DATABASE_URL, else the data folder's")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=shadow)
-
-
-def since(text: str) -> datetime:
-    """``7d``, ``24h``, ``30m``, ``2w`` ago, or an ISO date or time (UTC unless it says)."""
-    text = text.strip()
-    found = re.fullmatch(r"(\d+)\s*([mhdw])", text)
-    if found:
-        return datetime.now(UTC) - timedelta(**{UNITS[found[2]]: int(found[1])})
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither an age (30m, 24h, 7d, 2w) nor a date (2026-11-24)") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def shadow(args: argparse.Namespace) -> int:

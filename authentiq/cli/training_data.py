@@ -5,28 +5,10 @@ final labels, as a folder ``dataset check`` and ``train`` read
 from __future__ import annotations
 
 import argparse
-import re
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from authentiq.cli.parsing import since
 from authentiq.errors import InvalidField
-
-UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1),
-         "w": timedelta(weeks=1)}
-
-
-def since(text: str, now: datetime | None = None) -> datetime:
-    """``7d``, ``12h``, ``2w``, ``30m`` before now, or a date / ISO 8601 time (UTC if no zone)."""
-    now = now or datetime.now(UTC)
-    if m := re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", text.lower()):
-        return now - int(m[1]) * UNITS[m[2]]
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither a span (7d, 12h, 2w, 30m) nor a date (2026-11-01, "
-            f"2026-11-01T08:00:00Z)") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def export(args: argparse.Namespace) -> int:

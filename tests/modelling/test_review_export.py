@@ -23,7 +23,7 @@ from PIL import Image
 
 from authentiq.api.app import create_app
 from authentiq.cli import main
-from authentiq.cli.training_data import since
+from authentiq.cli.parsing import since
 from authentiq.modelling.synthetic import SyntheticItem, make_item, passes_quality
 from authentiq.settings import Settings
 from authentiq.storage.db import open_database

@@ -172,7 +172,7 @@ def test_shadow_rescores_stored_inspections_as_the_candidate_would_serve_them(
             status, out, err = shadow_cli([*args, *url], capsys)
         except SystemExit as exc:  # argparse: a usage error, exit 2
             status, err = int(str(exc.code)), capsys.readouterr().err
-            assert "neither an age" in err
+            assert "neither a span" in err
         assert status == 2, (args, err)
         assert said is None or said in err, err
         assert "Traceback" not in err
