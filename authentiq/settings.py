@@ -204,6 +204,8 @@ class _QualityFields(Section):
     min_jpeg_quality: int = Field(
         20, ge=0, le=100, description="JPEG quality (estimated from the photo's quantization "
                                       "tables) below which a view is too compressed to judge")
+    max_aspect: float = Field(3.0, ge=1, description="longest side over shortest side above "
+                                                     "which a view is a stretched strip")
     max_repeated_lines: float = Field(
         0.7, ge=0, le=1, description="share of a view's rows and columns repeating their "
                                      "neighbour above which it was enlarged from a thumbnail")

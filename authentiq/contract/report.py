@@ -22,7 +22,7 @@ ReviewFinding = Literal["not_a_product"]  # what a reviewer may record beside an
 GateFinding = Literal["not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
                       "degraded_view"]
 PhotoReason = Literal["too_small", "blurred", "underexposed", "overexposed", "glare",  # quality
-                      "overcompressed", "upscaled",
+                      "overcompressed", "upscaled", "stretched",
                       "not_a_product", "wrong_view", "duplicate_view", "misoriented_view",
                       "degraded_view"]  # the view gate's findings
 
@@ -259,7 +259,7 @@ class Report(BaseModel):
     schema_version: SchemaVersion = Field(
         description="7 for new reports; 6, 5, 4, 3 or 2 for reports stored by earlier releases. "
                     "7 added classifier.model_id (the model's content hash), the quality "
-                    "reasons overcompressed and upscaled and views[].jpeg_quality; 6 "
+                    "reasons overcompressed, upscaled and stretched and views[].jpeg_quality; 6 "
                     "added references.views (each photo against the same view of the claimed "
                     "product's references) and the reason codes unlike_references and "
                     "view_check_skipped; 5 added heatmaps.views (the database upgrade gave "

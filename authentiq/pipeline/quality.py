@@ -15,6 +15,8 @@ RETAKE_HINTS = {
     "underexposed": "Add light or move out of shadow.",
     "overexposed": "Reduce light or move away from direct light.",
     "glare": "Tilt the item or the camera to avoid reflections.",
+    "stretched": "Photograph the detail in the camera's own frame (4:3, 3:2 or 16:9), without "
+                 "stretching the photo or cutting it to a strip.",
     "upscaled": "Take the photo again at the camera's full resolution instead of enlarging a "
                 "thumbnail or a small crop.",
     "overcompressed": "Send the photo as the camera saved it, not a copy that a messaging app, "
@@ -62,6 +64,13 @@ def check(view: DecodedView, thresholds: QualitySettings) -> Quality:
         reason = "too_small"
         message = (f"{view.width}×{view.height} px; at least {thresholds.min_side} px on the "
                    "short side is needed.")
+    elif max(view.width, view.height) > thresholds.max_aspect * min(view.width, view.height):
+        # A camera's frame is at most 16:9 (21:9 on a few phones); a longer strip was stretched,
+        # or cut from a panorama, and its centre square shows a distorted or partial detail.
+        aspect = max(view.width, view.height) / min(view.width, view.height)
+        reason = "stretched"
+        message = (f"{view.width}×{view.height} px: {aspect:.1f} times as long as it is wide "
+                   f"(at most {thresholds.max_aspect:g}).")
     elif bright < thresholds.dark_threshold:
         reason, message = "underexposed", f"too dark (mean level {bright:.0f} of 255)."
     elif bright > thresholds.bright_threshold:

@@ -110,3 +110,18 @@ def test_photos_as_taken_are_neither_overcompressed_nor_upscaled() -> None:
             if q.reason in ("overcompressed", "upscaled"):
                 flagged.append((seed, view, q.reason, q.jpeg_quality, round(q.repeated_lines, 2)))
     assert not flagged
+
+
+@pytest.mark.parametrize("size, stretched", [
+    ((2400, 360), True), ((480, 1800), True),   # stretched 5x, 5x along the other side
+    ((640, 360), False), ((840, 360), False),   # 16:9 and 21:9, a camera's own frames
+])
+def test_a_stretched_strip_is_retaken(genuine_item: SyntheticItem, size: tuple[int, int],
+                                      stretched: bool) -> None:
+    img = Image.open(io.BytesIO(genuine_item.views["logo"])).convert("RGB").resize(size)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    q = quality_of(buf.getvalue())
+    assert (q.reason == "stretched") is stretched, q
+    if stretched:
+        assert "times as long as it is wide" in (q.message or "") and "strip" in (q.message or "")
