@@ -119,6 +119,8 @@ class _ModelFields(Section):
     model_path: Path = Field(DEFAULT_MODEL, description="the ONNX model ONNX Runtime serves")
     ort_device: Literal["auto", "cpu", "cuda"] = "auto"
     ort_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores")
+    ort_spin: bool = Field(True, description="ONNX Runtime's intra-op threads spin-wait for work "
+                                             "(false: they sleep, leaving their CPU to decoding)")
     gpu_index: int = Field(0, ge=0)
     tensorrt_flavour: Literal["auto", "tensorrt", "tensorrt_rtx"] = "auto"
     tensorrt_model_path: Path = Field(DEFAULT_TRT_MODEL,

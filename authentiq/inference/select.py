@@ -108,6 +108,7 @@ def runtime_cache_path(plan: Path, trt: TensorRT, gpu: cuda.Gpu) -> Path | None:
 def open_onnxruntime(model: ModelSettings, batcher: BatcherSettings) -> Backend:
     def session(device: Literal["cpu", "cuda"]) -> OnnxRuntimeBackend:
         return OnnxRuntimeBackend(model.model_path, intra_op_threads=model.ort_threads,
+                                  spin=model.ort_spin,
                                   max_batch_size=batcher.max_batch_size, device=device,
                                   gpu_index=model.gpu_index)
 

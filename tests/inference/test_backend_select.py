@@ -65,6 +65,22 @@ def test_explicit_onnxruntime_cpu(tmp_path: Path, tiny_model: Path) -> None:
     assert backend.info.engine_id.startswith("tiny.onnx@sha256:")
 
 
+@pytest.mark.parametrize("spin, entry", [(True, ""), (False, "0")])
+def test_ort_spin_false_lets_the_intra_op_threads_sleep(tmp_path: Path, tiny_model: Path,
+                                                        spin: bool, entry: str) -> None:
+    """AUTHENTIQ_ORT_SPIN=false reaches the session: its threads sleep between operators
+    (ONNX Runtime's default, left unset, spins)."""
+    backend = backend_for(tmp_path, backend="onnxruntime", model_path=tiny_model, ort_threads=2,
+                          ort_spin=spin)
+    assert isinstance(backend, OnnxRuntimeBackend)
+    options = backend.session.get_session_options()
+    try:
+        found = options.get_session_config_entry("session.intra_op.allow_spinning")
+    except RuntimeError:  # ONNX Runtime's way of saying the entry was never set
+        found = ""
+    assert found == entry
+
+
 def test_onnxruntime_returns_the_optional_outputs_by_name(tmp_path: Path, tiny_model: Path) -> None:
     """The shipped model has the view gate's outputs; the tiny one has none (None, not a crash)."""
     import numpy as np

@@ -38,12 +38,17 @@ def cuda_provider_available() -> bool:
 
 class OnnxRuntimeBackend:
     def __init__(self, model_path: Path, *, intra_op_threads: int = 0, max_batch_size: int = 32,
-                 device: Literal["cpu", "cuda"] = "cpu", gpu_index: int = 0) -> None:
+                 device: Literal["cpu", "cuda"] = "cpu", gpu_index: int = 0,
+                 spin: bool = True) -> None:
+        """``spin``: the intra-op threads spin-wait between operators (ONNX Runtime's default);
+        false: they sleep, so that a worker's decoding threads get the CPU between batches."""
         if not model_path.is_file():
             raise BackendUnavailable(f"model file not found: {model_path}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads  # 0 = ONNX Runtime's default (all cores)
         options.inter_op_num_threads = 1
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers: list[str | tuple[str, dict[str, object]]] = ["CPUExecutionProvider"]
         if device == "cuda":
