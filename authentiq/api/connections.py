@@ -103,6 +103,17 @@ def can_reuse_port() -> bool:
     return sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 
 
+def refuse_if_served(family: int, address: tuple[str, int]) -> None:
+    """Raise OSError (address in use) when something already listens on ``address``. A socket
+    with SO_REUSEPORT may join a port that another server of the same user serves, and the
+    kernel would then split connections between the two (an old server left running, a second
+    start by mistake); a socket without it, as here, cannot bind while anything listens there.
+    SO_REUSEADDR keeps connections of a server just stopped (TIME_WAIT) from counting."""
+    with socket.socket(family=family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+
+
 def listening_socket(config: uvicorn.Config, reuse_port: bool) -> socket.socket:
     """The socket ``serve`` hands its worker processes: a :class:`WorkerSocket` where the
     platform spreads connections with SO_REUSEPORT and ``reuse_port`` asks for it, else
@@ -110,6 +121,8 @@ def listening_socket(config: uvicorn.Config, reuse_port: bool) -> socket.socket:
     if not (reuse_port and can_reuse_port()):
         return config.bind_socket()
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    if config.port:
+        refuse_if_served(family, (config.host, config.port))
     sock = reuse_port_socket(family, (config.host, config.port))
     port = sock.getsockname()[1]
     log.info("listening on %s:%d, a socket per worker (SO_REUSEPORT)", config.host, port)

@@ -115,14 +115,6 @@ def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
         open_database(settings.storage.database_url).dispose()
     for key, value in overrides.items():  # the workers read their settings from the environment
         os.environ[f"AUTHENTIQ_{key.upper()}"] = str(value)
-    threads, ort = settings.inspection.preprocess_workers, settings.model.ort_threads or "all"
-    print(f"AuthentiQ starting {workers} worker processes on {url} ({cpus} CPUs; each with "
-          f"{threads} decoding and {ort} model threads)", file=sys.stderr, flush=True)
-    if settings.access.rate_limit_storage.startswith("memory://"):
-        print(f"  rate limits are counted by each worker alone (AUTHENTIQ_RATE_LIMIT_STORAGE="
-              f"memory://): a key may get up to {workers}× AUTHENTIQ_RATE_LIMIT, an address "
-              f"{workers}× AUTHENTIQ_LOGIN_RATE_LIMIT; redis://... shares them (docs/deployment.md)",
-              file=sys.stderr, flush=True)
     config = uvicorn.Config("authentiq.api.server:worker_app", factory=True, workers=workers,
                             **options)
     try:
@@ -131,6 +123,14 @@ def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
         print(f"cannot listen on {options['host']}:{options['port']}: {exc.strerror or exc}",
               file=sys.stderr)
         return 3
+    threads, ort = settings.inspection.preprocess_workers, settings.model.ort_threads or "all"
+    print(f"AuthentiQ starting {workers} worker processes on {url} ({cpus} CPUs; each with "
+          f"{threads} decoding and {ort} model threads)", file=sys.stderr, flush=True)
+    if settings.access.rate_limit_storage.startswith("memory://"):
+        print(f"  rate limits are counted by each worker alone (AUTHENTIQ_RATE_LIMIT_STORAGE="
+              f"memory://): a key may get up to {workers}× AUTHENTIQ_RATE_LIMIT, an address "
+              f"{workers}× AUTHENTIQ_LOGIN_RATE_LIMIT; redis://... shares them (docs/deployment.md)",
+              file=sys.stderr, flush=True)
     with shared_metrics() as metrics_dir, ReadyWatch(url, workers) as watch, sock:
         print(f"  /metrics sums every worker's values (prometheus_client multiprocess mode, "
               f"{metrics_dir})", file=sys.stderr, flush=True)
