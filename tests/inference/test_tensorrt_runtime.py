@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from authentiq.api.app import create_app
-from authentiq.contract.model_spec import read_spec
+from authentiq.contract.model_spec import model_id, read_spec
 from authentiq.errors import BackendFailed, BackendUnavailable, CudaError, InferenceFailed
 from authentiq.inference.backends import cuda
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
@@ -53,6 +53,7 @@ def backend(behaviour: EngineBehaviour | None = None, *, flavour: str = "tensorr
     module = StandInTensorRT(DEFAULT_TRT_MODEL, behaviour)
     trt = TensorRT(module, flavour, module.__version__)
     return TensorRTBackend(PLAN, trt, SPEC, engine_id="stand-in.plan@0", gpu=cuda.gpus()[0],
+                           model_id=model_id(DEFAULT_TRT_MODEL),  # as open_backend gives it
                            **kwargs)  # type: ignore[arg-type]
 
 
