@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from authentiq import __version__
 from authentiq.cli import (
     datasets,
@@ -22,7 +24,7 @@ from authentiq.cli import (
     tenants,
     training_data,
 )
-from authentiq.cli.parsing import Parser, describe_subcommands
+from authentiq.cli.parsing import Parser, describe_subcommands, positive_float, positive_int
 from authentiq.errors import AuthentiqError
 
 log = logging.getLogger("authentiq")
@@ -115,16 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "'synthetic' (training and FP32 export only)")
     t.add_argument("--out", required=True,
                    help="output folder; run the same command again to resume it")
-    t.add_argument("--train-items", type=int, default=12000, help="synthetic only")
-    t.add_argument("--val-items", type=int, default=1500, help="synthetic only")
-    t.add_argument("--epochs", type=int, default=160, help="passes over the training items")
-    t.add_argument("--batch-size", type=int, default=128, help="items per training step")
-    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    t.add_argument("--width", type=int, default=32, help="channels of the network's first stage")
+    t.add_argument("--train-items", type=positive_int, default=12000, help="synthetic only")
+    t.add_argument("--val-items", type=positive_int, default=1500, help="synthetic only")
+    t.add_argument("--epochs", type=positive_int, default=160, help="passes over the training items")
+    t.add_argument("--batch-size", type=positive_int, default=128, help="items per training step")
+    t.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate")
+    t.add_argument("--width", type=positive_int, default=32, help="channels of the network's first stage")
     t.add_argument("--seed", type=int, default=0, help="random seed (splits, initialisation)")
     modelling.add_split_options(t)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    t.add_argument("--workers", type=int, help="data-loading processes (default: from the CPU count)")
+    t.add_argument("--workers", type=positive_int,
+                   help="data-loading processes (default: from the CPU count)")
     t.add_argument("--model-name", help="name written into the model (default: the --out "
                                         "folder's name)")
     t.add_argument("--model-version",
@@ -320,6 +323,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `authentiq inspect ... | head`: the reader left, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # a folder that is a file, a path that does not exist, no permission
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:  # --database-url naming no database, or no database server
+        cause = getattr(exc, "orig", None) or exc
+        print(f"error: cannot use the database: {str(cause).strip().splitlines()[0]}",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -57,12 +57,38 @@ def since(text: str, now: datetime | None = None) -> datetime:
     """``--since``: ``7d``, ``12h``, ``2w``, ``30m`` before now, or a date / ISO 8601 time (UTC
     if it names no zone)."""
     now = now or datetime.now(UTC)
-    if m := re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", text.lower()):
-        return now - int(m[1]) * SPANS[m[2]]
     try:
+        if m := re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", text.lower()):
+            return now - int(m[1]) * SPANS[m[2]]
         when = datetime.fromisoformat(text.strip())
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        when.astimezone(UTC)  # a time zone that pushes it out of range fails here, not later
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r} reaches outside the calendar") from None
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither a span (7d, 12h, 2w, 30m) nor a date (2026-11-01, "
             f"2026-11-01T08:00:00Z)") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when
+
+
+def positive_int(text: str) -> int:
+    """A whole number, 1 or more (epochs, widths, batch sizes, item counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A number above 0 and finite (a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text}")
+    return value

@@ -68,14 +68,16 @@ _BASE_LUMA = (
 
 
 def jpeg_quality(img: Image.Image) -> int | None:
-    """The quality (1-100) a JPEG was saved at, estimated from its luminance quantization table
-    as libjpeg scales it (other encoders' tables give a comparable figure); None for other
-    formats. Entries clipped at 255 are left out, which keeps the lowest qualities apart. Read
-    from the header: no pixel is decoded."""
+    """The quality (1-100) a JPEG was saved at, estimated from the quantization table its first
+    (luminance) component uses, as libjpeg scales it (other encoders' tables give a comparable
+    figure); None for other formats. Entries clipped at 255 are left out, which keeps the
+    lowest qualities apart. Read from the header: no pixel is decoded."""
     tables = getattr(img, "quantization", None)
-    if not tables or 0 not in tables or len(tables[0]) != len(_BASE_LUMA):
+    layers = getattr(img, "layer", None)  # (component, h, v, its table): the first is luma
+    index = layers[0][3] if layers else 0
+    if not tables or index not in tables or len(tables[index]) != len(_BASE_LUMA):
         return None
-    kept = [(q, b) for q, b in zip(tables[0], _BASE_LUMA, strict=True) if q < 255]
+    kept = [(q, b) for q, b in zip(tables[index], _BASE_LUMA, strict=True) if q < 255]
     if not kept:
         return 1
     scale = 100 * sum(q for q, _ in kept) / sum(b for _, b in kept)  # % of the quality-50 table

@@ -112,8 +112,9 @@ class ModelRegistry:
     def get(self, id_or_prefix: str) -> ModelRow:
         """A model by its id or a unique prefix of it (at least four characters)."""
         wanted = id_or_prefix.strip().lower()
-        if len(wanted) < MIN_PREFIX:
-            raise ModelNotFound(f"give at least {MIN_PREFIX} characters of a model id, not "
+        if len(wanted) < MIN_PREFIX or not all(c in "0123456789abcdef" for c in wanted):
+            # hex digits only: a prefix is matched with LIKE, where % and _ are wildcards
+            raise ModelNotFound(f"give at least {MIN_PREFIX} hex digits of a model id, not "
                                 f"{id_or_prefix!r}")
         with Session(self.engine) as session:
             found = list(session.exec(select(ModelRow).where(

@@ -94,6 +94,10 @@ def append_review(engine: Engine, report_id: str, *, tenant: Visible, reviewer: 
                 f"report {report_id} is at version {report.version}, not {expected_version}: it was "
                 "reviewed meanwhile; reload it and review again", current_version=report.version)
         if decision == "confirm":
+            if verdict is not None and verdict != report.final_verdict:
+                raise InvalidField(
+                    f"a confirmation keeps the verdict {report.final_verdict}; it cannot say "
+                    f"{verdict} (to change the verdict, override it)", field="verdict")
             new_verdict = report.final_verdict
         elif verdict in VERDICTS:
             new_verdict = verdict

@@ -244,7 +244,11 @@ def test_health_ready_and_metrics(client: TestClient, genuine_item: SyntheticIte
     assert ready["view_gate"] and ready["calibrated"]
     client.post("/v1/inspections", files=files_of(genuine_item), data=form_for(genuine_item))
     client.get("/v1/reports/nope")
+    for made_up in ("XAB12", "XCD34"):  # a client's own methods are one series, not one each
+        client.request(made_up, "/metrics")
     text = client.get("/metrics").text
+    assert 'method="XAB12"' not in text
+    assert 'authentiq_http_requests_total{method="other",route="/metrics",status="405"} 2.0' in text
     assert 'authentiq_http_requests_total{method="POST",route="/v1/inspections",status="201"} 1.0' in text
     assert 'route="/v1/reports/{report_id}",status="404"' in text
     assert "authentiq_http_request_duration_seconds_bucket" in text

@@ -208,6 +208,9 @@ def test_a_reviewer_can_say_not_a_product(client: TestClient, settings: Settings
     assert wrong.status_code == 422 and "inconclusive" in wrong.json()["detail"]
     assert client.post(url, json={**base, "verdict": "inconclusive",
                                   "finding": "a_shoe"}).status_code == 422
+    confirm_other = client.post(url, json={**base, "decision": "confirm", "verdict": "counterfeit"})
+    assert confirm_other.status_code == 422, confirm_other.text  # a confirmation keeps the verdict
+    assert "override" in confirm_other.json()["detail"]
     r = client.post(url, json={**base, "verdict": "inconclusive"})
     assert r.status_code == 201, r.text
     assert r.json()["finding"] == "not_a_product" and r.json()["verdict"] == "inconclusive"

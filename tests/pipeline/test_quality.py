@@ -145,3 +145,19 @@ def test_a_small_item_on_a_plain_backdrop_is_not_taken_for_a_thumbnail(
     canvas.save(buf, "JPEG", quality=90)
     q = quality_of(buf.getvalue())
     assert q.reason != "upscaled" and q.repeated_lines < THRESHOLDS.max_repeated_lines, q
+
+
+def test_the_jpeg_quality_is_the_luma_components_table(genuine_item: SyntheticItem) -> None:
+    """Table 0 fine, table 1 coarse, and the header pointing the luminance component at table 1:
+    the photo is as coarse as its luminance, whatever table 0 says (and the reverse)."""
+    buf = io.BytesIO()
+    img = Image.open(io.BytesIO(genuine_item.views["logo"])).convert("RGB")
+    img.save(buf, "JPEG", qtables=[[1] * 64, [255] * 64], subsampling=0)
+    data = bytearray(buf.getvalue())
+    assert quality_of(bytes(data)).jpeg_quality == 99  # luminance on the fine table 0
+    sof = data.index(b"\xff\xc0")
+    components = sof + 10  # marker 2, length 2, precision 1, height 2, width 2, count 1
+    for k, table in enumerate((1, 0, 0)):  # luminance on the coarse table, chroma on the fine
+        data[components + 3 * k + 2] = table
+    q = quality_of(bytes(data))
+    assert q.jpeg_quality == 1 and q.reason == "overcompressed"

@@ -43,4 +43,5 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(metrics: MetricsDep) -> Response:
-    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    # Off the event loop: under several workers this merges every worker's files from disk.
+    return Response(await asyncio.to_thread(metrics.exposition), media_type=CONTENT_TYPE_LATEST)
