@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug", "trace"],
                    help="uvicorn's and AuthentiQ's log level")
-    s.add_argument("--workers", type=serving.worker_count, metavar="N",
+    s.add_argument("--workers", type=positive_int, metavar="N",
                    help="worker processes on this port (default: one per available CPU, each "
                         "with its share of the threads; 1: a single process; several hosts "
                         "share a PostgreSQL database: docs/deployment.md)")

@@ -33,14 +33,6 @@ def default_workers(cpus: int) -> int:
     return max(1, cpus)
 
 
-def worker_count(text: str) -> int:
-    """``--workers``: a whole number, 1 or more."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
-
-
 def thread_share(cpus: int, workers: int) -> int:
     """Each worker's share of the CPUs, at least one: its ONNX Runtime threads (more than one
     spin-wait between batches and burn CPU the other workers could use)."""
