@@ -185,15 +185,19 @@ def _provenance(reviewed: Reviewed, label: str, photos: list[str]) -> dict[str, 
 def _read_rows(out: Path) -> dict[str, dict[str, str]]:
     """The rows an earlier export wrote (we wrote them: plain comma-separated UTF-8)."""
     path = out / LABELS_FILE
-    if not path.is_file():
+    if not path.exists():
         return {}
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise DatasetError(f"{path} was not written by export-training-data (columns "
-                                 f"{', '.join(reader.fieldnames or [])}); export into an empty "
-                                 f"folder or one an earlier export made")
-        return {r["item"]: {k: r[k] for k in COLUMNS} for r in reader}
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != COLUMNS:
+                raise DatasetError(f"{path} was not written by export-training-data (columns "
+                                   f"{', '.join(reader.fieldnames or [])}); export into an empty "
+                                   f"folder or one an earlier export made")
+            return {r["item"]: {k: r[k] for k in COLUMNS} for r in reader}
+    except (OSError, UnicodeDecodeError) as exc:  # a folder of that name, bytes not UTF-8
+        raise DatasetError(f"{path} cannot be read ({exc}); export into an empty folder or one "
+                           f"an earlier export made") from exc
 
 
 def _read_manifest(out: Path) -> dict[str, Any]:
@@ -205,9 +209,19 @@ def _read_manifest(out: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{path} cannot be read ({exc}); move it away to start a new "
                              f"manifest") from exc
+    if not _whole_manifest(manifest):  # checked before anything is written, not half-way
+        raise DatasetError(f"{path} is not an export manifest as export-training-data writes "
+                           f"it; move it away to start a new manifest")
+    return dict(manifest)
+
+
+def _whole_manifest(manifest: object) -> bool:
     if not isinstance(manifest, dict):
-        raise DatasetError(f"{path} is not an export manifest")
-    return manifest
+        return False
+    items, exports = manifest.get("items", {}), manifest.get("exports", [])
+    return (isinstance(items, dict) and isinstance(exports, list)
+            and all(isinstance(i, dict) and isinstance(i.get("automated"), dict)
+                    and "model" in i["automated"] for i in items.values()))
 
 
 def _labels_csv(rows: dict[str, dict[str, str]]) -> str:

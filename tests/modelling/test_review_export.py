@@ -254,3 +254,26 @@ def test_bad_arguments_are_one_readable_line(tmp_path: Path,
     assert main(["export-training-data", str(out)]) == 2  # without --reviewed
     assert "only reviewed reports are exported: say so with --reviewed" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("damage", ["items-list", "exports-dict", "item-without-model",
+                                    "labels-folder", "labels-not-utf8"])
+def test_a_damaged_earlier_export_is_refused_before_anything_is_written(
+        reviewed: Reviewed, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """An attack run broke an earlier export's files by hand: the export wrote its first item,
+    then failed with a traceback. It now says what is wrong, in one line, and writes nothing."""
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = {"items-list": {"items": []}, "exports-dict": {"exports": {}},
+                "item-without-model": {"items": {"x": {}}}}.get(damage)
+    if manifest is not None:
+        (out / "manifest.json").write_text(json.dumps(manifest))
+    elif damage == "labels-folder":
+        (out / "labels.csv").mkdir()
+    else:
+        (out / "labels.csv").write_bytes(b"item,label,brand,model\n\xff,authentic,a,b\n")
+    before = sorted(p.name for p in out.iterdir())
+    assert export(out) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == before
