@@ -200,6 +200,9 @@ def test_serve_workers_runs_several_processes_on_one_port(tmp_path: Path, databa
         # Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads a
         # burst of connections over them: with one shared socket, one worker's accept loop
         # could take the whole burst, and keep-alive clients would stay on it.
+        end = time.monotonic() + 30  # the last worker may still be starting on a loaded machine
+        while listening_sockets(port) < 3 and time.monotonic() < end:
+            time.sleep(0.2)
         assert listening_sockets(port) == 3
         clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(45)]
         try:
