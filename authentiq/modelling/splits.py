@@ -4,9 +4,9 @@ Each item (or product, with ``by_product``) gets a number in [0, 1) from a seede
 name; below ``test_share`` it is a test item, below ``test_share + val_share`` a validation item,
 else a training item. An item's split depends only on its own name and the seed, so adding items
 to a folder never moves the others (seed 0 gives the split training always used). A small folder
-where the numbers leave validation or test without an item of one class is split by rank for that
-class instead: the lowest numbers to test, the next to validation, at least one each while the
-class has three items.
+where the numbers leave a split (training, validation or test) without an item of one class is
+split by rank for that class instead: the lowest numbers to test, the next to validation, at least
+one each while the class has three items, and the rest to training.
 
 ``authentiq dataset check DIR --write-splits`` pins the split in ``DIR/splits.json``; whenever that
 file exists, the check and training use it as it is. Training always records the split it used
@@ -98,12 +98,11 @@ def compute(items: Sequence[LabelledItem], plan: SplitPlan) -> Splits:
 
 
 def _assign(keys: list[str], plan: SplitPlan) -> dict[str, str]:
-    """Threshold each key's number; by rank where that leaves val or test empty (see above)."""
+    """Threshold each key's number; by rank where that leaves a split empty (see above)."""
     numbers = {k: unit_number(k, plan.seed) for k in keys}
     out = {k: "test" if u < plan.test_share else "val" if u < plan.test_share + plan.val_share
            else "train" for k, u in numbers.items()}
-    held = set(out.values())
-    if len(keys) >= 3 and not {"val", "test"} <= held:
+    if len(keys) >= 3 and set(out.values()) != {"train", "val", "test"}:
         ranked = sorted(keys, key=lambda k: numbers[k])
         n_test = max(1, round(plan.test_share * len(keys)))
         n_val = max(1, round(plan.val_share * len(keys)))

@@ -51,6 +51,15 @@ def test_a_small_folder_gets_both_classes_in_every_split() -> None:
         assert all(counts[s][c] >= 1 for s in splits.NAMES for c in ("authentic", "counterfeit"))
 
 
+def test_a_small_folder_keeps_training_items_whatever_the_seed() -> None:
+    # thresholding alone put all 3 items of a class in validation and test for about 1 seed in
+    # 40 (a report id is random, so the exported review folders failed `dataset check` by chance)
+    small = items(6)
+    for seed in range(400):
+        split = splits.compute(small, splits.SplitPlan(seed=seed))
+        assert splits.problems(small, split) == [], seed
+
+
 def test_too_few_items_of_a_class_say_what_is_missing() -> None:
     few = items(9, counterfeit_every=5)  # 2 counterfeit items: 0 and 5
     split = splits.compute(few, splits.SplitPlan())
