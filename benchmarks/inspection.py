@@ -5,11 +5,12 @@ Starts ``authentiq serve`` in a subprocess (SQLite and blobs in a temporary fold
 2. overlap: the same N requests sent concurrently vs one after another, and /healthz latency
    while inspections run (a blocked event loop would show both).
 
-    .venv/bin/python -m benchmarks.inspection [--requests 30] [--concurrency 4] [--phone]
+    .venv/bin/python -m benchmarks.inspection [--requests 30] [--concurrency 4] [--phone | --grain G]
         [--set KEY=VALUE ...]
 
 ``--phone`` sends benchmarks.ceiling's photos instead (a synthetic item's six views upscaled to
-1600×1200 with sensor grain σ = 4: ~310 kB each, 1.9 MB a request); ``--set`` passes a setting
+1600×1200 with sensor grain σ = 4: ~310 kB each, 1.9 MB a request), ``--grain 0`` the same
+upscaled plainly (~155 kB each, like ``benchmarks.ceiling --grain 0``); ``--set`` passes a setting
 to the server (AUTHENTIQ_ without the prefix), e.g. ``--set ORT_THREADS=2``.
 """
 
@@ -41,11 +42,11 @@ async def inspect(client: httpx.AsyncClient, files: list, i: int) -> tuple[float
     return time.perf_counter() - t, r.json()
 
 
-async def run(url: str, n: int, concurrency: int, phone: bool) -> None:
-    if phone:
+async def run(url: str, n: int, concurrency: int, grain: float | None) -> None:
+    if grain is not None:
         item = make_item(500_000, counterfeit=False)
         FORM.update(brand=item.brand, model=item.model)
-        files = jpeg_views(item, (1600, 1200), grain=4.0)
+        files = jpeg_views(item, (1600, 1200), grain=grain)
     else:
         files = [(v, (f"{v}.jpg", photo(1600, 1200, seed=k), "image/jpeg")) for k, v in enumerate(VIEWS)]
     size = sum(len(f[1][1]) for f in files)
@@ -102,14 +103,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--phone", action="store_true", help="benchmarks.ceiling's photos")
+    photos = parser.add_mutually_exclusive_group()
+    photos.add_argument("--phone", action="store_const", const=4.0, dest="grain",
+                        help="benchmarks.ceiling's photos (--grain 4)")
+    photos.add_argument("--grain", type=float, default=None,
+                        help="benchmarks.ceiling's photos with this sensor grain σ (0: a plain upscale)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a server setting (AUTHENTIQ_ without the prefix)")
     args = parser.parse_args()
     settings = dict(pair.split("=", 1) for pair in args.set)
     print(f"# Inspection through HTTP, CPU default ({machine()}) {settings or ''}\n")
     with tempfile.TemporaryDirectory() as tmp, serve(tmp, settings) as server:
-        asyncio.run(run(server.url, args.requests, args.concurrency, args.phone))
+        asyncio.run(run(server.url, args.requests, args.concurrency, args.grain))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The socket `authentiq serve` hands its workers (authentiq.api.connections): a socket per
-worker on one port, and never a port another server already serves."""
+worker on one port, never a port another server already serves, and connections that send small
+writes at once."""
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import socket
 from multiprocessing.reduction import ForkingPickler
@@ -10,7 +12,14 @@ from multiprocessing.reduction import ForkingPickler
 import pytest
 import uvicorn
 
-from authentiq.api.connections import WorkerSocket, can_reuse_port, listening_socket
+from uvicorn.server import ServerState
+
+from authentiq.api.connections import (
+    GuardedH11Protocol,
+    WorkerSocket,
+    can_reuse_port,
+    listening_socket,
+)
 
 pytestmark = [pytest.mark.db_independent,  # the PostgreSQL pass leaves it out
               pytest.mark.skipif(not can_reuse_port(), reason="SO_REUSEPORT spreads on Linux only")]
@@ -64,3 +73,28 @@ def test_a_port_freed_a_moment_ago_is_taken() -> None:
             client.recv(1)
     with listening_socket(config(port), reuse_port=True) as again:
         assert again.getsockname()[1] == port
+
+
+@pytest.mark.parametrize("reuse_port", [True, False])
+def test_accepted_connections_send_small_writes_at_once(reuse_port: bool) -> None:
+    """asyncio sets TCP_NODELAY only where the listening socket's proto is IPPROTO_TCP, and
+    neither serve's socket nor uvicorn's own is: a response's body, written after its headers,
+    then waited for the client's delayed ACK (40 ms a request on a keep-alive connection)."""
+    cfg = config(0)
+    cfg.load()
+    with listening_socket(cfg, reuse_port=reuse_port) as sock:
+        sock.listen()
+        with socket.create_connection(sock.getsockname(), timeout=5):
+            accepted, _ = sock.accept()
+
+    async def serve_it() -> int:
+        loop = asyncio.get_running_loop()
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0  # as accepted
+        transport, _ = await loop.connect_accepted_socket(
+            lambda: GuardedH11Protocol(cfg, ServerState(), {}), accepted)
+        try:
+            return accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        finally:
+            transport.close()
+
+    assert asyncio.run(serve_it()) != 0
