@@ -34,8 +34,7 @@ def default_workers(cpus: int) -> int:
 
 
 def thread_share(cpus: int, workers: int) -> int:
-    """Each worker's share of the CPUs, at least one: its ONNX Runtime threads (more than one
-    spin-wait between batches and burn CPU the other workers could use)."""
+    """Each worker's share of the CPUs, at least one."""
     return max(1, cpus // workers)
 
 
@@ -45,6 +44,19 @@ def decode_threads(cpus: int, workers: int) -> int:
     decode a request's six photos one after another). Under load the extra threads only wait
     their turn: measured as much work per CPU-second as one thread (docs/performance.md)."""
     return max(thread_share(cpus, workers), min(2, cpus))
+
+
+def model_threads(cpus: int, workers: int) -> tuple[int, bool]:
+    """Each worker's ONNX Runtime threads, and whether they spin-wait for work between batches.
+
+    Like decoding, two where there are two CPUs, so that a lone request's mosaic runs on both
+    (on 2 CPUs: p50 at concurrency 1 85 -> 74 ms). Threads beyond the worker's share sleep
+    between batches instead of spinning (ONNX Runtime's allow_spinning): a spinning pool burns
+    the CPU the other workers' decoding needs, and a sleeping one measured the same throughput
+    at saturation (docs/performance.md, "Ceiling")."""
+    share = thread_share(cpus, workers)
+    threads = max(share, min(2, cpus))
+    return threads, threads == share
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -64,11 +76,13 @@ def serve(args: argparse.Namespace) -> int:
         # Share links and QR codes point at this server, not at a port nobody listens on; a
         # deployment sets AUTHENTIQ_PUBLIC_BASE_URL (start-up warns while it is unset).
         overrides["public_base_url"] = url.rstrip("/")
-    shares = {"preprocess_workers": decode_threads(cpus, workers),
-              "ort_threads": thread_share(cpus, workers)}
-    for name, threads in shares.items():  # unless set: this worker's share
+    ort_threads, ort_spin = model_threads(cpus, workers)
+    shares: dict[str, Any] = {"preprocess_workers": decode_threads(cpus, workers)}
+    if "AUTHENTIQ_ORT_THREADS" not in os.environ:  # spinning follows the threads chosen here
+        shares.update(ort_threads=ort_threads, ort_spin=ort_spin)
+    for name, value in shares.items():  # unless set: this worker's share
         if f"AUTHENTIQ_{name.upper()}" not in os.environ:
-            overrides[name] = threads
+            overrides[name] = value
     settings = Settings(**overrides)
     options = {"host": args.host, "port": args.port, "log_level": args.log_level,
                "log_config": log_config(args.log_level), **uvicorn_options(settings.connections)}
@@ -116,8 +130,9 @@ def serve_workers(workers: int, cpus: int, url: str, settings: Settings,
               file=sys.stderr)
         return 3
     threads, ort = settings.inspection.preprocess_workers, settings.model.ort_threads or "all"
+    sleeping = "" if settings.model.ort_spin else ", sleeping between batches"
     print(f"AuthentiQ starting {workers} worker processes on {url} ({cpus} CPUs; each with "
-          f"{threads} decoding and {ort} model threads)", file=sys.stderr, flush=True)
+          f"{threads} decoding and {ort} model threads{sleeping})", file=sys.stderr, flush=True)
     if settings.access.rate_limit_storage.startswith("memory://"):
         print(f"  rate limits are counted by each worker alone (AUTHENTIQ_RATE_LIMIT_STORAGE="
               f"memory://): a key may get up to {workers}× AUTHENTIQ_RATE_LIMIT, an address "

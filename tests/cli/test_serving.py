@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from authentiq.cli import build_parser
-from authentiq.cli.serving import decode_threads, default_workers, thread_share
+from authentiq.cli.serving import decode_threads, default_workers, model_threads
 from authentiq.settings import available_cpus, cgroup_cpu_quota
 from tests.conftest import database_url_for
 
@@ -24,14 +24,16 @@ def test_one_worker_per_cpu_by_default(cpus: int, workers: int) -> None:
     assert default_workers(cpus) == workers
 
 
-@pytest.mark.parametrize(("cpus", "workers", "model", "decoding"),
-                         [(1, 1, 1, 1), (2, 1, 2, 2), (2, 2, 1, 2), (2, 3, 1, 2), (16, 16, 1, 2),
-                          (16, 4, 4, 4), (16, 6, 2, 2), (16, 1, 16, 16)])
+@pytest.mark.parametrize(("cpus", "workers", "model", "spin", "decoding"),
+                         [(1, 1, 1, True, 1), (2, 1, 2, True, 2), (2, 2, 2, False, 2),
+                          (2, 3, 2, False, 2), (16, 16, 2, False, 2), (16, 4, 4, True, 4),
+                          (16, 6, 2, True, 2), (16, 1, 16, True, 16)])
 def test_each_worker_gets_its_share_of_the_threads(cpus: int, workers: int, model: int,
-                                                   decoding: int) -> None:
-    """ONNX Runtime gets the worker's share; decoding at least two threads where there are two
-    CPUs (a lone request's photos decode two at a time)."""
-    assert thread_share(cpus, workers) == model
+                                                   spin: bool, decoding: int) -> None:
+    """Its share of the CPUs, but at least two threads for decoding and for the model where
+    there are two CPUs (a lone request's photos decode two at a time, its mosaic runs on two);
+    model threads beyond the share sleep between batches instead of spinning."""
+    assert model_threads(cpus, workers) == (model, spin)
     assert decode_threads(cpus, workers) == decoding
 
 
