@@ -24,7 +24,13 @@ from authentiq.cli import (
     tenants,
     training_data,
 )
-from authentiq.cli.parsing import Parser, describe_subcommands, positive_float, positive_int
+from authentiq.cli.parsing import (
+    Parser,
+    count,
+    describe_subcommands,
+    positive_float,
+    positive_int,
+)
 from authentiq.errors import AuthentiqError
 
 log = logging.getLogger("authentiq")
@@ -141,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--min-gate-items", type=int, default=20, metavar="N",
                    help="validation items (with every view) the view gate is fitted on at least; "
                         "with fewer it is left out, and the model card says so (folder only)")
+    t.add_argument("--alteration-items", type=count, default=1500, metavar="N",
+                   help="training items (with every view) the view gate's alteration head learns "
+                        "mirrored, turned and degraded photos from; 0 leaves it out (folder only)")
     t.add_argument("--min-auc", type=modelling.fraction, default=0.95,
                    help="acceptance: least test ROC AUC (folder only)")
     t.add_argument("--min-accuracy", type=modelling.fraction, default=0.97,

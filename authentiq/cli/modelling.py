@@ -119,6 +119,7 @@ def _workflow(args: argparse.Namespace, cfg: Any, progress: Any) -> int:
     outcome = run_workflow(WorkflowConfig(cfg, Path(args.out), thresholds, force=args.force,
                                           calibration_items=args.calibration_items,
                                           min_gate_items=args.min_gate_items,
+                                          alteration_items=args.alteration_items,
                                           command=command), progress)
     acc = outcome.acceptance
     f = acc.figures

@@ -11,7 +11,6 @@ from multiprocessing.reduction import ForkingPickler
 
 import pytest
 import uvicorn
-
 from uvicorn.server import ServerState
 
 from authentiq.api.connections import (

@@ -103,6 +103,7 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
     for flavour, spec in specs.items():
         assert spec.precision == flavour and spec.model_name == "mine"
         assert spec.calibration is not None and spec.gate is not None  # fitted on 2 items here
+        assert spec.gate.alteration_thresholds is not None  # the head, on the training items
         assert len(spec.products) == 6  # the folder's brand/model pairs
         found = acceptance(out / f"model.{flavour}.onnx")
         assert set(found) == ACCEPTANCE_KEYS
@@ -127,6 +128,9 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
         else:
             assert None not in fitted and f"- **{what}**: {record['fitted_on']}" in card
     assert "skipped" in stages["view_check"]  # 1 genuine validation item per product at most
+    trained_on = sum(part == "train" for part in split["items"].values())
+    assert f"alteration head on {trained_on} training items as taken and altered" in \
+        stages["gate"]["fitted_on"]
     assert f"Seconds per stage (this machine; kept stages as they first ran): train " \
            f"{stages['train']['seconds']:g}, export" in card
     assert card.startswith(f"# Model card: mine {versions.pop()}") and "**ACCEPTED.**" in card

@@ -181,3 +181,28 @@ def test_fit_gate_writes_a_working_gate(tmp_path: Path) -> None:
     limits = np.asarray([params.thresholds[v] for v in VIEWS])
     assert (np.diag(s[1]) / limits > 1).all(), "noise is out of distribution in every slot"
     assert len(with_features(model)) > 0
+
+
+def test_alteration_examples_come_from_a_folders_photos(small_dataset: Path, tmp_path: Path) -> None:
+    """`train --data` teaches the alteration head with the folder's own photos: each item as
+    taken (kind 0 in every view) and three mosaics of altered views; an item without every view
+    is left out, and a folder where none has them is a readable error."""
+    from authentiq.modelling.training import alterations
+
+    layer = alterations.with_layer(DEFAULT_MODEL)
+    items = datasets.folder_items(small_dataset)[:3]
+    partial = tmp_path / "partial"
+    shutil.copytree(items[0].folder, partial)
+    next(partial.glob("label.*")).unlink()
+    maps, kinds = alterations.training_maps(layer, SPEC, [it.folder for it in items] + [partial],
+                                            mosaics=3)
+    assert maps.shape[0] == kinds.shape[0] == 3 * 4 and kinds.shape[1] == len(VIEWS)
+    assert (kinds[::4] == 0).all()  # each item's first mosaic: as taken
+    altered = np.delete(kinds, np.s_[::4], axis=0)
+    assert altered.min() >= 1 and altered.max() <= len(alterations.ALTERATIONS)
+    taken = alterations.layer_maps(ort.InferenceSession(layer), build_input(SPEC, {
+        v: datasets.folder_tiles(items[:1], VIEWS, SPEC.tile_size, ()).tiles[0, k]
+        for k, v in enumerate(VIEWS)})[None])
+    np.testing.assert_array_equal(maps[0], taken[0])  # the folder's photo, decoded as served
+    with pytest.raises(ModelContractError, match="needs items with every view"):
+        alterations.training_maps(layer, SPEC, [partial])

@@ -7,9 +7,10 @@ untouched one (measured: docs/performance.md, "Altered photos"). Those photos fl
 items to counterfeit in an attack run.
 
 This head is *outlier exposure*: a small convolutional network over the backbone's stage-2 block
-output (√, as the gate's features), trained on synthetic items' photos as taken (negatives) and
-the same photos altered (positives) — mirrored, flipped, turned 90/180/270°, re-saved at JPEG
-quality 1–5, upscaled from 16–48 px, stretched 3–7×. For every cell it gives two logits per view
+output (√, as the gate's features), trained on photos as taken (negatives) and the same photos
+altered (positives): mirrored, flipped, turned 90/180/270°, re-saved at JPEG quality 1–5,
+upscaled from 16–48 px, stretched 3–7×. The photos are synthetic items' (``fit-gate``) or a
+folder's training items' (``authentiq train --data``). For every cell it gives two logits per view
 (altered in *orientation*, *degraded*); the graph appends the cell's own view's two logits to
 ``view_scores`` as two extra columns. Thresholds are a high quantile of the logits of untouched
 held-out photos (:class:`~authentiq.contract.model_spec.GateParams` ``alteration_thresholds``).
@@ -27,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from authentiq.contract.layout import view_files
 from authentiq.contract.model_spec import ModelSpec
+from authentiq.errors import ModelContractError
 from authentiq.modelling import datasets
 from authentiq.modelling.training.graph import PREFIX, strip_gate
 from authentiq.pipeline.stitch import build_input, cell_of
@@ -55,27 +58,41 @@ class HeadWeights:
     b3: np.ndarray
 
 
-def _altered_item(args: tuple[int, tuple[str, ...], int]) -> np.ndarray:
-    """[1 + len(ALTERATIONS), V, T, T, 3]: one item's tiles as taken, then under each alteration."""
+def _altered_item(args: tuple[int | Path, tuple[str, ...], int, int]) -> np.ndarray | None:
+    """[1 + len(ALTERATIONS), V, T, T, 3]: one item's tiles as taken, then under each alteration.
+    The item is a synthetic seed, or a folder of photos (None where a view is missing)."""
     from PIL import Image
 
-    from authentiq.modelling.synthetic import make_item
     from authentiq.modelling.synthetic.distractors.alterations import ORIENTATIONS, degrade
     from authentiq.pipeline.preprocess import decode_view
 
-    seed, views, tile = args
-    item = make_item(seed, views=views)
+    source, views, tile, seed = args
+    photos = _photos(source, views)
+    if photos is None:
+        return None
     rng = np.random.default_rng([seed, 1])
     out = np.zeros((1 + len(ALTERATIONS), len(views), tile, tile, 3), np.uint8)
     for k, view in enumerate(views):
-        upright = decode_view(item.views[view], tile_size=tile).tile
+        upright = decode_view(photos[view], tile_size=tile).tile
         out[0, k] = upright
         for j, how in enumerate(ORIENTATION, 1):  # the centre square commutes with these
             out[j, k] = np.asarray(Image.fromarray(upright).transpose(ORIENTATIONS[how]))
         for j, how in enumerate(DEGRADATION, 1 + len(ORIENTATION)):
-            out[j, k] = decode_view(degrade(item.views[view], how, rng), tile_size=tile,
+            out[j, k] = decode_view(degrade(photos[view], how, rng), tile_size=tile,
                                     max_pixels=64_000_000).tile
     return out
+
+
+def _photos(source: int | Path, views: tuple[str, ...]) -> dict[str, bytes] | None:
+    """A synthetic item's photos by view, or those of an item folder if it has every view."""
+    if isinstance(source, Path):
+        files = view_files(source)
+        if any(v not in files for v in views):
+            return None
+        return {v: files[v].read_bytes() for v in views}
+    from authentiq.modelling.synthetic import make_item
+
+    return dict(make_item(source, views=views).views)
 
 
 def with_layer(path: Path) -> bytes:
@@ -95,19 +112,24 @@ def layer_maps(session: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
                            for s in range(0, len(x), batch)])
 
 
-def training_maps(model: bytes, spec: ModelSpec, items: int, *, mosaics: int = 3,
-                  chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """(maps [M, C, H, W], kinds [M, V]) for ``items`` synthetic items: each item's mosaic as
-    taken, and ``mosaics`` more with every cell altered at random (kind 1.. = ALTERATIONS index + 1)."""
+def training_maps(model: bytes, spec: ModelSpec, items: int | Sequence[Path], *,
+                  mosaics: int = 3, chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """(maps [M, C, H, W], kinds [M, V]) for ``items``: that many synthetic items (seeds
+    ALTERATION_SEED_BASE+), or these item folders (those with every view): each item's mosaic
+    as taken, and ``mosaics`` more with every cell altered at random (kind 1.. = ALTERATIONS
+    index + 1)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     views = spec.view_names
     rng = np.random.default_rng(ALTERATION_SEED_BASE)
+    sources: list[int | Path] = (list(range(ALTERATION_SEED_BASE, ALTERATION_SEED_BASE + items))
+                                 if isinstance(items, int) else list(items))
     maps, kinds = [], []
-    for start in range(ALTERATION_SEED_BASE, ALTERATION_SEED_BASE + items, chunk):
-        seeds = range(start, min(start + chunk, ALTERATION_SEED_BASE + items))
-        tiles = datasets._map(_altered_item, [(s, views, spec.tile_size) for s in seeds], None)
+    for start in range(0, len(sources), chunk):
+        jobs = [(src, views, spec.tile_size, ALTERATION_SEED_BASE + start + i)
+                for i, src in enumerate(sources[start:start + chunk])]
+        tiles = [t for t in datasets._map(_altered_item, jobs, None) if t is not None]
         xs, ks = [], []
         for t in tiles:
             for m in range(1 + mosaics):
@@ -115,9 +137,13 @@ def training_maps(model: bytes, spec: ModelSpec, items: int, *, mosaics: int = 3
                                                                           size=len(views))
                 xs.append(build_input(spec, {v: t[k[i], i] for i, v in enumerate(views)}))
                 ks.append(k)
-        maps.append(layer_maps(session, np.stack(xs)))
-        kinds.append(np.stack(ks))
-        log.info("alteration examples: %d of %d items", seeds.stop - ALTERATION_SEED_BASE, items)
+        if xs:
+            maps.append(layer_maps(session, np.stack(xs)))
+            kinds.append(np.stack(ks))
+        log.info("alteration examples: %d of %d items", min(start + chunk, len(sources)),
+                 len(sources))
+    if not maps:
+        raise ModelContractError("the alteration head needs items with every view; none has them")
     return np.concatenate(maps), np.concatenate(kinds)
 
 

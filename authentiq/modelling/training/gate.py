@@ -274,11 +274,13 @@ def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.9
              single_items: int = 400, data: str | None = None, cache: Path | None = None,
              alteration_items: int = 1500, epochs: int = 12,
              alteration_quantile: float = 0.9995, tiles: datasets.TileSet | None = None,
-             source: str = "", min_items: int = 100) -> GateParams:
+             source: str = "", min_items: int = 100,
+             alteration_folders: Sequence[Path] | None = None) -> GateParams:
     """Fit on the first model's features; thresholds per model from its own features.
 
     ``alteration_items`` > 0 also trains the alteration head (PyTorch) on that many synthetic
-    items, as taken and altered (:mod:`authentiq.modelling.training.alterations`); its thresholds are the
+    items, or of ``alteration_folders`` (item folders: a dataset's training items), as taken
+    and altered (:mod:`authentiq.modelling.training.alterations`); its thresholds are the
     ``alteration_quantile`` of the logits of all the gate's items (the head never saw them).
     ``tiles`` (said by ``source``): these items instead of ``data`` or synthetic ones; fewer than
     ``min_items`` with every view are refused."""
@@ -306,9 +308,16 @@ def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.9
     single = held.subset(np.arange(min(single_items, len(held))))
     stats = fit_stats(cell_features(with_features(models[0]), first, fit_part))
     head = None
+    altered_on = ""
     if alteration_items > 0:
-        maps, kinds = alterations.training_maps(alterations.with_layer(models[0]), first,
-                                                alteration_items)
+        if alteration_folders is None:
+            chosen: int | list[Path] = alteration_items
+            altered_on = (f"{alteration_items} synthetic items (seeds "
+                          f"{alterations.ALTERATION_SEED_BASE:,}+)")
+        else:
+            chosen = list(alteration_folders)[:alteration_items]
+            altered_on = f"{len(chosen)} training items"
+        maps, kinds = alterations.training_maps(alterations.with_layer(models[0]), first, chosen)
         head = alterations.train_head(first, maps, kinds, epochs=epochs)
         del maps
     fitted: list[tuple[Path, GateParams]] = []
@@ -331,8 +340,7 @@ def fit_gate(models: Sequence[Path], *, items: int = 2000, quantile: float = 0.9
             quantile=quantile,
             fitted_on=(f"{source}: statistics on {split}, thresholds on {len(held)} others "
                        f"({len(single)} also one photo at a time), features of {models[0].name}"
-                       + (f"; alteration head on {alteration_items} synthetic items (seeds "
-                          f"{alterations.ALTERATION_SEED_BASE:,}+) as taken and altered, its "
+                       + (f"; alteration head on {altered_on} as taken and altered, its "
                           f"thresholds at the {alteration_quantile} quantile of all {len(ts)}"
                           if head is not None else "")))
         _check(spec, params, source)

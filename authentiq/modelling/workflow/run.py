@@ -11,7 +11,8 @@ inputs are unchanged; :mod:`authentiq.modelling.workflow.ledger`):
 5. ``fusion``: classifier + references, the authentic training items as references of their
    products, fitted on the validation items;
 6. ``gate``, ``temperature``, ``view_check``: the view gate, the confidence temperature and the
-   per-view reference check, on the validation items;
+   per-view reference check, on the validation items (the gate's alteration head learns from
+   training items as taken and altered; its thresholds come from the validation items);
 7. ``evaluate``: the three flavours on the test items — decoded here for the first time;
 8. ``accept``: the acceptance gate; its outcome in every flavour's metadata and ``MODEL_CARD.md``.
 
@@ -61,6 +62,8 @@ class WorkflowConfig:
     force: bool = False
     calibration_items: int = 128  # training items, spread evenly over them
     min_gate_items: int = 20  # validation items with every view the view gate needs at least
+    alteration_items: int = 1500  # training items the gate's alteration head learns from (0: none)
+    alteration_epochs: int = 12
     command: str = ""
 
 
@@ -154,8 +157,9 @@ class Workflow:
                    models)
         self.stage("fusion", "verdict fusion (references: authentic training items)", None,
                    self._fusion, models)
-        self.stage("gate", "view gate on the validation items", cfg.min_gate_items, self._gate,
-                   models)
+        self.stage("gate", "view gate on the validation items, alteration head on the "
+                           "training items", [cfg.min_gate_items, cfg.alteration_items,
+                                              cfg.alteration_epochs], self._gate, models)
         self.stage("temperature", "confidence temperature on the validation items", None,
                    self._temperature, models)
         self.stage("view_check", "per-view reference check on the validation items", None,
@@ -242,14 +246,20 @@ class Workflow:
         if complete < self.cfg.min_gate_items:
             return {"skipped": f"{complete} validation items have every view; the view gate is "
                                f"fitted on at least {self.cfg.min_gate_items} (--min-gate-items)"}
+        # the alteration head learns from training items as taken and altered (mirrored,
+        # turned, re-saved at JPEG quality 1-5, upscaled, stretched); its thresholds come from
+        # the validation items, which it never saw
+        altered = [it.folder for it in self._items_of("train")][:self.cfg.alteration_items]
         try:
-            params = fit_gate(self.models, tiles=self.data.val, source=source, alteration_items=0,
-                              min_items=self.cfg.min_gate_items)
+            params = fit_gate(self.models, tiles=self.data.val, source=source,
+                              alteration_items=len(altered), alteration_folders=altered,
+                              epochs=self.cfg.alteration_epochs, min_items=self.cfg.min_gate_items)
         except ModelContractError as exc:
             return {"skipped": exc.detail}
         rough = len(self.data.val) < 100
+        head = ", alteration head" if params.alteration_thresholds else ", no alteration head"
         return {"fitted_on": params.fitted_on + ("; under 100 items: rough thresholds" if rough else ""),
-                "summary": f"fitted on {len(self.data.val)} items" + (" (rough)" if rough else "")}
+                "summary": f"fitted on {len(self.data.val)} items{head}" + (" (rough)" if rough else "")}
 
     def _temperature(self) -> dict[str, Any]:
         from authentiq.modelling.training.temperature import fit
