@@ -39,7 +39,8 @@ def summary_out(row: ReportRow) -> dict[str, Any]:
     return {
         "id": row.id, "created_at": body.get("created_at"), "client_ref": row.client_ref,
         "brand": row.brand, "model": row.model, "initial_verdict": row.verdict,
-        "final_verdict": row.final_verdict, "review_status": row.review_status,
+        "final_verdict": row.final_verdict, "final_finding": row.final_finding,
+        "review_status": row.review_status,
         "flagged": row.flagged, "confidence": body.get("confidence"),
         "p_counterfeit": row.p_counterfeit, "key_id": row.key_id, "version": row.version,
         "model_id": row.model_id, "links": report_links(row.id),

@@ -62,6 +62,8 @@ class ReportSummary(BaseModel):
     model: str
     initial_verdict: Literal["authentic", "counterfeit", "inconclusive"]
     final_verdict: Literal["authentic", "counterfeit", "inconclusive"]
+    # the latest review's finding: not_a_product (the photos show no product), else None
+    final_finding: Literal["not_a_product"] | None = None
     review_status: Literal["unreviewed", "confirmed", "overridden"]
     flagged: bool
     confidence: float | None

@@ -43,6 +43,8 @@ class ReportRow(SQLModel, table=True):
     model: str = Field(max_length=128, index=True)
     verdict: str = Field(index=True, max_length=16)  # the automated (initial) verdict
     final_verdict: str = Field(index=True, max_length=16)
+    # the latest review's finding (not_a_product, with final_verdict inconclusive), else NULL
+    final_finding: str | None = Field(default=None, max_length=32)
     review_status: str = Field(default="unreviewed", index=True, max_length=16)
     flagged: bool = Field(default=False, index=True)  # verdict.review is not empty: a person should look
     key_id: str | None = Field(default=None, index=True, max_length=64)

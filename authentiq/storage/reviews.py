@@ -119,6 +119,7 @@ def append_review(engine: Engine, report_id: str, *, tenant: Visible, reviewer: 
         row.hash = entry_hash(row)
         session.add(row)
         report.final_verdict = new_verdict
+        report.final_finding = finding  # the latest review's word: a later one without it clears it
         report.review_status = "confirmed" if new_verdict == report.verdict else "overridden"
         report.version += 1
         session.add(report)

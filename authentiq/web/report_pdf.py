@@ -159,7 +159,9 @@ def summary_lines(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     # numbered within this report; the log entry is the review's place in the hash-chained log
     for n, rv in enumerate((report.get("review") or {}).get("reviews", []), start=1):
         lines.append((f"Review {n} · {when(rv['created_at'])} · {rv['reviewer']}: "
-                      f"{rv['decision']} {rv['previous_verdict']} → {rv['verdict']} — {rv['reason']}"
+                      f"{rv['decision']} {rv['previous_verdict']} → {rv['verdict']}"
+                      f"{' (not a product)' if rv.get('finding') == 'not_a_product' else ''}"
+                      f" — {rv['reason']}"
                       f" (log entry {rv['seq']})", {"size": 9}))
     return lines
 

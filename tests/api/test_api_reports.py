@@ -231,6 +231,20 @@ def test_a_reviewer_can_say_not_a_product(client: TestClient, settings: Settings
     page = client.get(f"/reports/{report['id']}").text
     assert page.count("not a product</span>") == 2 and 'name="not_a_product"' in page
 
+    # Listings and the CSV export carry the latest review's finding; a later review without it
+    # (a confirmation of inconclusive) clears it, as the training export reads it.
+    def listed() -> tuple[object, str]:
+        [row] = [r for r in client.get("/v1/reports").json()["items"] if r["id"] == report["id"]]
+        exported = {r["id"]: r for r in csv.DictReader(io.StringIO(
+            client.get("/v1/reports.csv").text))}[report["id"]]
+        return row["final_finding"], exported["final_finding"]
+
+    assert listed() == ("not_a_product", "not_a_product")
+    r = client.post(url, json={"decision": "confirm", "expected_version": 2,
+                               "reason": "inconclusive, a product after all"})
+    assert r.status_code == 201, r.text
+    assert listed() == (None, "")
+
     db = settings.database_url
     assert main(["audit", "verify", "--database-url", db]) == 0
     capsys.readouterr()

@@ -333,3 +333,35 @@ def test_0007_model_registry_upgrade_first_start_and_downgrade(
         assert upgrade(engine) == ("0006", head())
     finally:
         engine.dispose()
+
+
+def test_0010_final_finding_comes_from_the_latest_review(database_url: str) -> None:
+    """0010 gives every report its latest review's finding (listings and the CSV show it); a
+    report whose latest review has none, or that has no review, gets NULL. Downgrading drops it."""
+    engine = make_engine(database_url)
+    try:
+        assert upgrade(engine, "0009") == (None, "0009")
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            for rid in ("r1", "r2", "r3"):
+                conn.execute(text(
+                    "INSERT INTO reports (id, created_at, brand, model, verdict, final_verdict, "
+                    "review_status, flagged, tenant_id, version, p_counterfeit, classifier, body) "
+                    "VALUES (:id, :t, 'Castellan', 'Riva', 'counterfeit', 'inconclusive', "
+                    "'overridden', false, 'default', 2, 0.9, 'm@1', '{}')"), {"id": rid, "t": now})
+            for seq, rid, finding in ((1, "r1", None), (2, "r2", "not_a_product"),
+                                      (3, "r1", "not_a_product"), (4, "r2", None)):
+                conn.execute(text(
+                    "INSERT INTO report_reviews (seq, report_id, created_at, reviewer, decision, "
+                    "previous_verdict, verdict, reason, prev_hash, hash, finding) VALUES (:seq, "
+                    ":rid, :t, 'ana', 'override', 'counterfeit', 'inconclusive', 'seen', :prev, :hash, "
+                    ":finding)"), {"seq": seq, "rid": rid, "t": now, "finding": finding,
+                                   "prev": f"h{seq - 1}", "hash": f"h{seq}"})
+        assert upgrade(engine) == ("0009", head())
+        with engine.connect() as conn:
+            found = dict(conn.execute(text("SELECT id, final_finding FROM reports")).all())
+        assert found == {"r1": "not_a_product", "r2": None, "r3": None}
+        assert main(["db", "downgrade", "0009", "--database-url", database_url]) == 0
+        assert "final_finding" not in {c["name"] for c in inspect(engine).get_columns("reports")}
+    finally:
+        engine.dispose()

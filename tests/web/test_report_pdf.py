@@ -63,6 +63,15 @@ def test_override_headline_is_the_reviewers_and_the_figures_are_labelled_automat
             " (log entry 4)") in text
 
 
+def test_a_reviewers_not_a_product_is_said_in_the_review_line() -> None:
+    finding = OVERRIDE | {"verdict": "inconclusive", "finding": "not_a_product",
+                          "reason": "a shoe box"}
+    body = report_body(review={"status": "overridden", "final_verdict": "inconclusive",
+                               "version": 1, "reviews": [finding]})
+    assert ("Review 1 · 2026-11-22 11:00 UTC · ana: override authentic → inconclusive (not a "
+            "product) — a shoe box (log entry 4)") in lines(body)
+
+
 def test_reasons_against_the_verdict_are_tagged() -> None:
     reasons = [{"code": "classifier", "stance": "against", "detail": "The classifier says 0.300."},
                {"code": "wrong_view", "view": "logo", "detail": "This photo looks like the overall view."}]

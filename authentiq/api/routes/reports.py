@@ -39,7 +39,8 @@ Verdict = Literal["authentic", "counterfeit", "inconclusive"]
 CSV_MAX_ROWS = 100_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 CSV_FIELDS = ("id", "created_at", "client_ref", "brand", "model", "initial_verdict", "final_verdict",
-              "review_status", "flagged", "confidence", "p_counterfeit", "key_id", "model_id")
+              "review_status", "flagged", "confidence", "p_counterfeit", "key_id", "model_id",
+              "final_finding")
 
 
 def _iso_only(value: object) -> object:
