@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--min-gate-items", type=int, default=20, metavar="N",
                    help="validation items (with every view) the view gate is fitted on at least; "
                         "with fewer it is left out, and the model card says so (folder only)")
+    t.add_argument("--fusion-references", type=positive_int, default=5, metavar="K",
+                   help="genuine references a product the verdict fusion is fitted against: the "
+                        "fewest you will enrol for a product (more lowers false flags; fewer "
+                        "raises them) (folder only)")
     t.add_argument("--alteration-items", type=count, default=1500, metavar="N",
                    help="training items (with every view) the view gate's alteration head learns "
                         "mirrored, turned and degraded photos from; 0 leaves it out (folder only)")

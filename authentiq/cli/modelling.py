@@ -120,6 +120,7 @@ def _workflow(args: argparse.Namespace, cfg: Any, progress: Any) -> int:
                                           calibration_items=args.calibration_items,
                                           min_gate_items=args.min_gate_items,
                                           alteration_items=args.alteration_items,
+                                          fusion_references=args.fusion_references,
                                           command=command), progress)
     acc = outcome.acceptance
     f = acc.figures

@@ -373,3 +373,52 @@ def test_fit_embedding_and_fit_fusion_take_a_folder(small_dataset: Path, tmp_pat
     assert fusion is not None and fusion != before.fusion
     assert fusion.fitted_on.startswith(f"8 items of {items} against 4 references ({refs})")
     assert 0 < fusion.min_similarity < 1.0  # from genuine items that are not references
+
+
+@independent
+def test_the_fusion_is_fitted_against_a_deployments_few_references() -> None:
+    """Up to K authentic items of each product, drawn at random (seeded), never a counterfeit:
+    fitted against every authentic training item, a deployment enrolling 5 a product had 22% of
+    its genuine items flagged below the similarity floor (docs/your-own-model.md)."""
+    from authentiq.modelling.workflow.run import references_per_product
+
+    n = 60
+    labels = np.asarray([i % 3 == 0 for i in range(n)], dtype=np.int64)  # 20 counterfeit
+    groups = np.asarray([i % 4 for i in range(n)], dtype=np.int64)
+    groups[groups == 3] = 2  # product 2 has twice the items
+    ts = datasets.TileSet(np.zeros((n, 1, 1, 1, 3), np.uint8), np.ones((n, 1), bool), labels,
+                          [f"i{i}" for i in range(n)], ("overall",), [""] * n, groups,
+                          np.ones((n, 1), bool))
+    chosen = references_per_product(ts, 5, seed=0)
+    assert (labels[chosen] == 0).all()
+    assert np.bincount(groups[chosen]).tolist() == [5, 5, 5]
+    assert chosen.tolist() == references_per_product(ts, 5, seed=0).tolist()
+    assert chosen.tolist() != references_per_product(ts, 5, seed=1).tolist()
+    few = references_per_product(ts, 100, seed=0)  # fewer than K: all of them
+    assert len(few) == int((labels == 0).sum())
+
+
+@independent
+def test_a_larger_folder_gets_the_fusion_fitted_against_k_references_a_product(
+        tmp_path: Path) -> None:
+    """With enough items for it (the small folder above skips it), the fusion stage fits the
+    model's fusion against ``--fusion-references`` authentic training items a product."""
+    from authentiq.modelling.synthetic import write_dataset
+
+    root = tmp_path / "photos"
+    write_dataset(root, range(100, 148), short_side=256, clean=True, balanced=True)
+    out = tmp_path / "run"
+    loose = ["--min-auc", "0", "--min-accuracy", "0", "--max-int8-drop", "100"]
+    assert main(["train", "--data", str(root), "--out", str(out), *TINY, *loose,
+                 "--fusion-references", "1", "--alteration-items", "0", "-q"]) == 0
+    stages = json.loads((out / "stages.json").read_text())["stages"]
+    split = json.loads((out / "splits.json").read_text())["items"]
+    items = {it.name: it for it in datasets.folder_items(root)}
+    products = {items[n].note for n, part in split.items() if part == "train" and items[n].label == 0}
+    assert "skipped" not in stages["fusion"], stages["fusion"]
+    assert stages["fusion"]["fitted_on"].startswith(
+        f"{sum(p == 'val' for p in split.values())} validation items against {len(products)} "
+        f"authentic training items as references of their products (1 a product at most")
+    fusion = read_spec(out / "model.int8-cpu.onnx").fusion
+    assert fusion is not None and fusion.fitted_on == stages["fusion"]["fitted_on"]
+    assert "alteration head" not in stages["gate"].get("fitted_on", "")  # --alteration-items 0
