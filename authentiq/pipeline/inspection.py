@@ -66,6 +66,7 @@ from authentiq.settings import InspectionSettings, QualitySettings
 from authentiq.storage.reports import ReportStore
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+MIRROR_CANDIDATES = 2  # views tried mirrored back before a counterfeit verdict (_mirrored_back)
 LARGE_DECODE = 16 * 2**20  # working bytes: a large decode (its own low-priority threads, memory
 # returned to the OS after it, at most all decode slots but one per client)
 
@@ -232,6 +233,16 @@ class Inspector:
         gate = run.gate()
         verdict = decide(self.spec, outputs.logits[0], outputs.cam[0], unusable, present, evidence,
                          gate)
+        if verdict.verdict == "counterfeit" and gate is not None and self.settings.mirror_check:
+            mirrored = await self._mirrored_back(run, verdict.attention, brand, model, unusable,
+                                                 present, priority=priority, deadline=deadline,
+                                                 client=client or (f"key:{key_id}" if key_id else "-"))
+            if mirrored is not None:  # asked for again, as the gate asks for a mirrored photo
+                check = gate[mirrored]
+                gate = {**gate, mirrored: ViewCheck(mirrored, check.distance, check.looks_like,
+                                                    "misoriented_view")}
+                verdict = decide(self.spec, outputs.logits[0], outputs.cam[0], unusable, present,
+                                 evidence, gate)
 
         report_id = report_id or uuid.uuid4().hex
         classes = classes_to_render(verdict.verdict)
@@ -247,6 +258,40 @@ class Inspector:
             "reference_search_ms": _ms(search_s),
         })
         return Scored(report, files, outputs.cam[0])
+
+    async def _mirrored_back(self, run: Run, attention: dict[str, float], brand: str, model: str,
+                             unusable: dict[str, str], present: set[str], *, priority: Priority,
+                             deadline: Deadline | None, client: str) -> str | None:
+        """The view whose photo, mirrored back, turns a counterfeit item authentic; None if none.
+
+        A mirrored photo (a front camera's, an edited one) reverses what a slant or a print
+        shows: a genuine item's mirrored stitching reads as stitches slanted the wrong way, and
+        the alteration head, which does not know the claimed product, misses it (25 of 40 genuine
+        items were called counterfeit: docs/performance.md, "Altered photos"). A counterfeit's
+        defect mirrored is still a defect, so its verdict stands; a defect that is itself a
+        mirror image (a reversed print) becomes a retake request with the item in the review
+        queue, never a verdict. The two views carrying most of the counterfeit evidence are
+        tried, each mirrored in its own mosaic (one batch); the others stay as taken."""
+        tiles = {v: p.decoded.tile for v, p in run.prepared.items() if p.quality.usable}
+        candidates = sorted((v for v in tiles if attention.get(v, 0.0) > 0.0),
+                            key=lambda v: -attention[v])[:MIRROR_CANDIDATES]
+        loop = asyncio.get_running_loop()
+
+        async def authentic_when_mirrored(view: str) -> bool:
+            flipped = {**tiles, view: np.ascontiguousarray(tiles[view][:, ::-1])}
+            usable = {v: flipped.get(v) for v in run.prepared}
+            x = await loop.run_in_executor(self.pool, build_input, self.spec, usable)
+            out = (await self.batcher.submit(x, priority=priority, deadline=deadline,
+                                             client=client)).outputs
+            evidence = await loop.run_in_executor(self.pool, functools.partial(
+                self.references.search, out.embedding[0], brand, model,
+                view_descriptors=by_view(self.spec, out.view_descriptors, present)))
+            gate = assess(self.spec, None if out.view_scores is None else out.view_scores[0], flipped)
+            return decide(self.spec, out.logits[0], out.cam[0], unusable, present, evidence,
+                          gate).verdict == "authentic"
+
+        found = await asyncio.gather(*(authentic_when_mirrored(v) for v in candidates))
+        return next((v for v, yes in zip(candidates, found, strict=True) if yes), None)
 
     def _persist(self, report: Report, photos: dict[str, bytes], cam: np.ndarray,
                  tenant_id: str) -> None:

@@ -316,3 +316,31 @@ def test_quality_endpoint_uses_the_gate(with_refs: TestClient) -> None:
     wrong = check("interior", item.views["hardware"])
     assert not wrong["usable"] and wrong["reason"] == "wrong_view"
     assert "looks like the hardware view" in wrong["message"]
+
+
+def test_a_mirrored_stitching_photo_is_asked_for_again_not_accused(
+        with_refs: TestClient, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Mirroring reverses the stitch slant, which reads as the stitch_angle defect: without the
+    mirror check a genuine item with a mirrored stitching photo is called counterfeit; with it,
+    the photo is asked for again and the item goes to review. A real stitch_angle counterfeit
+    mirrored back is still a counterfeit: its verdict stands."""
+    settings = make_settings(tmp_path_factory.mktemp("nomirror"), reference_seed_dir=DEFAULT_REFERENCES,
+                             mirror_check=False)
+    with TestClient(create_app(settings)) as unchecked:
+        for seed, spec in ((910_000_903, CATALOG[5]), (910_000_904, CATALOG[0])):
+            item = make_item(seed, counterfeit=False, spec=spec)
+            assert passes_quality(item.views)
+            photos = {**item.views, "stitching": transformed(item.views["stitching"],
+                                                             Image.Transpose.FLIP_LEFT_RIGHT)}
+            assert post(unchecked, photos, item.brand, item.model)["verdict"] == "counterfeit"
+            report = post(with_refs, photos, item.brand, item.model)
+            assert report["verdict"] == "inconclusive" and report["confidence"] is None
+            assert [(r["view"], r["reason"]) for r in report["retake"]] == [("stitching",
+                                                                            "misoriented_view")]
+            assert report["review_advised"], report["reasons"]
+            [stitching] = [v for v in report["views"] if v["view"] == "stitching"]
+            assert not stitching["usable"] and stitching["reason"] == "misoriented_view"
+    for seed in (910_001_003, 910_001_004):  # stitches slanted 12-25° off: mirrored, still off
+        fake = make_item(seed, counterfeit=True, defects=["stitch_angle"], spec=CATALOG[seed % 6])
+        report = post(with_refs, dict(fake.views), fake.brand, fake.model)
+        assert report["verdict"] == "counterfeit" and report["retake"] == []
