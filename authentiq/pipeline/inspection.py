@@ -66,7 +66,7 @@ from authentiq.settings import InspectionSettings, QualitySettings
 from authentiq.storage.reports import ReportStore
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
-MIRROR_CANDIDATES = 2  # views tried mirrored back before a counterfeit verdict (_mirrored_back)
+MIRROR_CANDIDATES = 1  # views tried mirrored back before a counterfeit verdict (_mirrored_back)
 LARGE_DECODE = 16 * 2**20  # working bytes: a large decode (its own low-priority threads, memory
 # returned to the OS after it, at most all decode slots but one per client)
 
@@ -270,8 +270,8 @@ class Inspector:
         items were called counterfeit: docs/performance.md, "Altered photos"). A counterfeit's
         defect mirrored is still a defect, so its verdict stands; a defect that is itself a
         mirror image (a reversed print) becomes a retake request with the item in the review
-        queue, never a verdict. The two views carrying most of the counterfeit evidence are
-        tried, each mirrored in its own mosaic (one batch); the others stay as taken."""
+        queue, never a verdict. The view carrying most of the counterfeit evidence is tried
+        (``MIRROR_CANDIDATES``; a second one caught nothing more), the others as taken."""
         tiles = {v: p.decoded.tile for v, p in run.prepared.items() if p.quality.usable}
         candidates = sorted((v for v in tiles if attention.get(v, 0.0) > 0.0),
                             key=lambda v: -attention[v])[:MIRROR_CANDIDATES]
