@@ -74,23 +74,21 @@ def since(text: str, now: datetime | None = None) -> datetime:
 
 def positive_int(text: str) -> int:
     """A whole number, 1 or more (epochs, widths, batch sizes, item counts)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+    return _whole(text, least=1)
 
 
 def count(text: str) -> int:
     """A whole number, 0 or more (items to use, where 0 leaves a part out)."""
+    return _whole(text, least=0)
+
+
+def _whole(text: str, *, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be {least} or more, not {value}")
     return value
 
 
