@@ -140,7 +140,7 @@ def test_promotion_reembeds_then_every_server_serves_it_and_rollback_returns(
         assert [i["id"] for i in listed["items"]] == [report["id"]]
         assert restarted.get("/v1/reports", params={"model_id": old}).json()["total"] == 0
         csv_text = restarted.get("/v1/reports.csv", params={"model_id": new}).text
-        assert csv_text.splitlines()[0].endswith(",model_id") and new in csv_text
+        assert "model_id" in csv_text.splitlines()[0].split(",") and new in csv_text
         assert restarted.get("/v1/reports", params={"model_id": "X"}).status_code == 422
 
         assert models(db, "rollback", "--note", "drift on Amande") == 0
