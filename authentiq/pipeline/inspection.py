@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -66,9 +66,9 @@ from authentiq.settings import InspectionSettings, QualitySettings
 from authentiq.storage.reports import ReportStore
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
-MIRROR_CANDIDATES = 1  # views tried mirrored back before a counterfeit verdict (_mirrored_back)
-# ... when one view carries at least this share of the counterfeit evidence: a single mirrored
-# view carried 0.91-1.00 of it (25 genuine items), counterfeits as taken a median 0.70
+# a view is tried mirrored back before a counterfeit verdict (_mirrored_back) when it carries at
+# least this share of the counterfeit evidence: a single mirrored view carried 0.91-1.00 of it
+# (25 genuine items), counterfeits as taken a median 0.70
 MIRROR_MIN_SHARE = 0.8
 LARGE_DECODE = 16 * 2**20  # working bytes: a large decode (its own low-priority threads, memory
 # returned to the OS after it, at most all decode slots but one per client)
@@ -221,8 +221,8 @@ class Inspector:
         stored inspections with a candidate model through here (:mod:`authentiq.services.shadow`)."""
         self.check_views([u.view for u in uploads])
         self.check_product(brand, model)
-        run = await self.run(uploads, priority=priority, deadline=deadline,
-                             client=client or (f"key:{key_id}" if key_id else "-"))
+        client = client or (f"key:{key_id}" if key_id else "-")
+        run = await self.run(uploads, priority=priority, deadline=deadline, client=client)
         prepared, result = run.prepared, run.result
         outputs = result.outputs
         loop = asyncio.get_running_loop()
@@ -239,11 +239,9 @@ class Inspector:
         if verdict.verdict == "counterfeit" and gate is not None and self.settings.mirror_check:
             mirrored = await self._mirrored_back(run, verdict.attention, brand, model, unusable,
                                                  present, priority=priority, deadline=deadline,
-                                                 client=client or (f"key:{key_id}" if key_id else "-"))
+                                                 client=client)
             if mirrored is not None:  # asked for again, as the gate asks for a mirrored photo
-                check = gate[mirrored]
-                gate = {**gate, mirrored: ViewCheck(mirrored, check.distance, check.looks_like,
-                                                    "misoriented_view")}
+                gate = {**gate, mirrored: replace(gate[mirrored], finding="misoriented_view")}
                 verdict = decide(self.spec, outputs.logits[0], outputs.cam[0], unusable, present,
                                  evidence, gate)
 
@@ -273,30 +271,26 @@ class Inspector:
         items were called counterfeit: docs/performance.md, "Altered photos"). A counterfeit's
         defect mirrored is still a defect, so its verdict stands; a defect that is itself a
         mirror image (a reversed print) becomes a retake request with the item in the review
-        queue, never a verdict. The view carrying most of the counterfeit evidence is tried
-        (``MIRROR_CANDIDATES``; a second one caught nothing more), the others as taken, and
-        only when it carries ``MIRROR_MIN_SHARE`` of it: one altered view decides the item
-        alone, and a counterfeit's evidence is usually spread (three in four are not tried)."""
+        queue, never a verdict. Only the view carrying ``MIRROR_MIN_SHARE`` of the counterfeit
+        evidence is tried (at most one can): one altered view decides the item alone, while a
+        counterfeit's evidence is usually spread (three in four are not tried)."""
         tiles = {v: p.decoded.tile for v, p in run.prepared.items() if p.quality.usable}
-        candidates = sorted((v for v in tiles if attention.get(v, 0.0) >= MIRROR_MIN_SHARE),
-                            key=lambda v: -attention[v])[:MIRROR_CANDIDATES]
+        view = max(tiles, key=lambda v: attention.get(v, 0.0), default=None)
+        if view is None or attention.get(view, 0.0) < MIRROR_MIN_SHARE:
+            return None
         loop = asyncio.get_running_loop()
-
-        async def authentic_when_mirrored(view: str) -> bool:
-            flipped = {**tiles, view: np.ascontiguousarray(tiles[view][:, ::-1])}
-            usable = {v: flipped.get(v) for v in run.prepared}
-            x = await loop.run_in_executor(self.pool, build_input, self.spec, usable)
-            out = (await self.batcher.submit(x, priority=priority, deadline=deadline,
-                                             client=client)).outputs
-            evidence = await loop.run_in_executor(self.pool, functools.partial(
-                self.references.search, out.embedding[0], brand, model,
-                view_descriptors=by_view(self.spec, out.view_descriptors, present)))
-            gate = assess(self.spec, None if out.view_scores is None else out.view_scores[0], flipped)
-            return decide(self.spec, out.logits[0], out.cam[0], unusable, present, evidence,
-                          gate).verdict == "authentic"
-
-        found = await asyncio.gather(*(authentic_when_mirrored(v) for v in candidates))
-        return next((v for v, yes in zip(candidates, found, strict=True) if yes), None)
+        flipped = {**tiles, view: np.ascontiguousarray(tiles[view][:, ::-1])}
+        x = await loop.run_in_executor(self.pool, build_input, self.spec,
+                                       {v: flipped.get(v) for v in run.prepared})
+        out = (await self.batcher.submit(x, priority=priority, deadline=deadline,
+                                         client=client)).outputs
+        evidence = await loop.run_in_executor(self.pool, functools.partial(
+            self.references.search, out.embedding[0], brand, model,
+            view_descriptors=by_view(self.spec, out.view_descriptors, present)))
+        gate = assess(self.spec, None if out.view_scores is None else out.view_scores[0], flipped)
+        authentic = decide(self.spec, out.logits[0], out.cam[0], unusable, present, evidence,
+                           gate).verdict == "authentic"
+        return view if authentic else None
 
     def _persist(self, report: Report, photos: dict[str, bytes], cam: np.ndarray,
                  tenant_id: str) -> None:
