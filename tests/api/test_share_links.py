@@ -125,10 +125,11 @@ def test_forged_expired_and_revoked_links_open_nothing(client: TestClient,
 
     # Expiry is part of what is signed: a link past it opens nothing, whatever its row says.
     services: Any = client.app.state.services  # type: ignore[attr-defined]
-    services.share_links = dataclasses.replace(services.share_links, lifetime=timedelta(seconds=1))
+    # Expiry counts from the whole second the link was made in, so a 3 s link has 2-3 s to live.
+    services.share_links = dataclasses.replace(services.share_links, lifetime=timedelta(seconds=3))
     short = client.post(f"/v1/reports/{rid}/share-links", headers=k["submit"]).json()
     assert client.get(path_of(short["url"])).status_code == 200
-    time.sleep(2.1)
+    time.sleep(3.1)
     assert client.get(path_of(short["url"])).status_code == 404
 
 
