@@ -8,7 +8,11 @@ Everything is deterministic from the seed.
 from __future__ import annotations
 
 import csv
+import os
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -80,40 +84,58 @@ def make_item(
 
 def write_dataset(root: Path, seeds: range | list[int], *, short_side: int | None = None,
                   quality: int = 90, genuine: bool = False, balanced: bool = False,
-                  clean: bool = False) -> Path:
+                  clean: bool = False, workers: int | None = 1) -> Path:
     """Write items as ``root/<item>/<view>.jpg`` plus ``root/labels.csv``; returns the CSV path.
 
     ``short_side`` re-encodes each photo scaled down to that short side (to keep shipped sets
     small); ``None`` keeps the generator's JPEG bytes as they are. ``genuine`` makes every item
     genuine (a reference set); ``balanced`` cycles through the catalogue's products in order;
     ``clean`` skips items with a photo the service's quality check would refuse, taking further
-    seeds until as many items as ``seeds`` holds are written.
+    seeds until as many items as ``seeds`` holds are written. ``workers`` processes draw the items
+    (``None``: one per CPU); the folder is the same whatever their number.
     """
     root.mkdir(parents=True, exist_ok=True)
     csv_path = root / "labels.csv"
-    wanted, seed, written = len(seeds), seeds[0] if len(seeds) else 0, 0
-    with csv_path.open("w", newline="") as fh:
+    draw = partial(_draw, short_side=short_side, quality=quality, genuine=genuine, clean=clean)
+    workers = workers or os.cpu_count() or 1
+    batch = max(1, workers * 8)
+    with csv_path.open("w", newline="") as fh, \
+            (ProcessPoolExecutor(workers) if workers > 1 else nullcontext()) as pool:
         writer = csv.writer(fh)
         writer.writerow(["item", "label", "brand", "model", "defects"])
-        while written < wanted:
-            if not clean and written >= len(seeds):
-                break
-            seed = seeds[written] if not clean else seed
-            item = make_item(seed, counterfeit=False if genuine else None,
-                             spec=CATALOG[written % len(CATALOG)] if balanced else None)
-            photos = {v: _rescale_jpeg(d, short_side, quality) if short_side is not None else d
-                      for v, d in item.views.items()}
-            seed += 1
-            if clean and not passes_quality(photos):
-                continue
-            name = f"item-{item.seed:07d}"
-            folder = root / name
-            folder.mkdir(exist_ok=True)
-            for view, data in photos.items():
-                (folder / f"{view}.jpg").write_bytes(data)
-            writer.writerow([name, item.label, item.brand, item.model, ";".join(item.defects)])
-            written += 1
+        mapper = pool.map if pool is not None else map
+        written, seed = 0, seeds[0] if len(seeds) else 0
+        while written < len(seeds):
+            # Attempts drawn ahead on the assumption that each one is kept; a skipped one (clean)
+            # moves the products of the attempts after it, so those are drawn again.
+            n = min(batch, len(seeds) - written)
+            firsts = range(seed, seed + n) if clean else seeds[written:written + n]
+            specs = [(written + i) % len(CATALOG) if balanced else None for i in range(n)]
+            for drawn_seed, drawn in zip(firsts, mapper(draw, firsts, specs), strict=True):
+                seed = drawn_seed + 1
+                if drawn is None:  # refused by the quality check: the next seed, same product
+                    break
+                name, row, photos = drawn
+                folder = root / name
+                folder.mkdir(exist_ok=True)
+                for view, data in photos.items():
+                    (folder / f"{view}.jpg").write_bytes(data)
+                writer.writerow([name, *row])
+                written += 1
     return csv_path
+
+
+def _draw(seed: int, spec: int | None, *, short_side: int | None, quality: int, genuine: bool,
+          clean: bool) -> tuple[str, list[str], dict[str, bytes]] | None:
+    """One item of ``write_dataset``: its folder name, CSV row and photos (None: refused)."""
+    item = make_item(seed, counterfeit=False if genuine else None,
+                     spec=CATALOG[spec] if spec is not None else None)
+    photos = {v: _rescale_jpeg(d, short_side, quality) if short_side is not None else d
+              for v, d in item.views.items()}
+    if clean and not passes_quality(photos):
+        return None
+    return (f"item-{item.seed:07d}", [item.label, item.brand, item.model, ";".join(item.defects)],
+            photos)
 
 
 def passes_quality(photos: dict[str, bytes]) -> bool:
