@@ -318,7 +318,8 @@ class ModelRefused(AuthentiqError):
 
 
 class ModelNotPromoted(AuthentiqError):
-    """This worker's model is not the promoted one (a promotion since it started): it refuses to
-    inspect until restarted with the promoted model; carries ``retry_after``."""
+    """This worker's model is not the promoted one, and it could not switch to it (no file of
+    the promoted release on this host): it refuses to inspect until restarted with the promoted
+    model; carries ``retry_after``."""
 
     slug, status, title = "model-not-promoted", 503, "This worker's model is no longer promoted"

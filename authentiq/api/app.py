@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,7 +30,8 @@ from authentiq.api.routes import (
 )
 from authentiq.api.routes.inspections import create_router
 from authentiq.inference.select import model_contract
-from authentiq.services.container import open_services
+from authentiq.services.container import Services, open_services
+from authentiq.services.switch import ServedModel
 from authentiq.settings import Settings
 from authentiq.web.heatmap_images import HeatmapImages
 from authentiq.web.pdf_cache import PdfCache
@@ -49,13 +49,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(settings, observer=metrics, event_body=webhook_body,
-                                 registry=True) as services:
-            blobs = services.store.blobs
+        def serve(services: Services) -> None:  # at start, and after each switch of model
+            app.state.services = services
+
+        served = ServedModel(lambda: open_services(settings, observer=metrics,
+                                                   event_body=webhook_body, registry=True),
+                             serve, drain_s=settings.inspection.request_timeout_s)
+        async with served as services:
+            blobs = services.store.blobs  # the same store whatever the model
             heatmaps = HeatmapImages(blobs.child("heatmaps"), blobs)
             pdfs = PdfCache(blobs.child("pdf"), blobs, settings.pdf, heatmaps,
-                            reference_photo=functools.partial(photo_or_none, services.references))
-            app.state.services, app.state.metrics = services, metrics
+                            reference_photo=lambda reference_id, view: photo_or_none(
+                                app.state.services.references, reference_id, view))
+            app.state.metrics, app.state.served = metrics, served
             app.state.pdfs, app.state.heatmaps = pdfs, heatmaps
             if _loopback(settings.access.public_base_url):
                 log.warning("share links and QR codes point at %s, which only this machine can "

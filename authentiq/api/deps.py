@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,9 +13,12 @@ from authentiq.web.heatmap_images import HeatmapImages
 from authentiq.web.pdf_cache import PdfCache
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> AsyncIterator[Services]:
+    """The services of the model this worker serves now, held until the request is done (a
+    switch to another model closes the old one only after that: :mod:`authentiq.services.switch`)."""
     services: Services = request.app.state.services
-    return services
+    with services.users.held():
+        yield services
 
 
 def get_metrics(request: Request) -> Metrics:

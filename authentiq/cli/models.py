@@ -211,8 +211,8 @@ def promote(args: argparse.Namespace) -> int:
                                   note=args.note)
     print(f"promoted release {done.release} ({row.name}@{row.version}: "
           f"{', '.join(r.precision for r in release)}); previously {done.previous_release or 'none'}."
-          f" Servers refuse to inspect with another model from their next poll "
-          f"(AUTHENTIQ_REFERENCE_SYNC_S) until restarted, when they load it.")
+          f" Running servers switch to it at their next poll (AUTHENTIQ_REFERENCE_SYNC_S), "
+          f"without a restart.")
     return 0
 
 

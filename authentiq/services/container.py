@@ -9,12 +9,13 @@ accepted request finishes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,6 +83,49 @@ class Services:
     sessions: Sessions
     models: ModelWatch
     shadow: LiveShadow | None = None  # AUTHENTIQ_SHADOW_MODEL: a candidate beside the served model
+    users: Users = field(default_factory=lambda: Users())  # requests holding these services
+    retired: bool = field(default=False, init=False)
+
+    async def retire(self) -> None:
+        """Stop the background work: the model watch, job claiming (running jobs finish; queued
+        ones wait in the database), webhooks, the live shadow. Twice is once."""
+        if self.retired:
+            return
+        self.retired = True
+        await self.models.close()
+        await self.runner.close()
+        await self.dispatcher.close()
+        if self.shadow is not None:
+            await self.shadow.close()
+
+
+class Users:
+    """How many requests hold a :class:`Services` (``authentiq.api.deps``), so that a switch to
+    another model closes the old one only once they are done."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self.count += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self._idle.set()
+
+    async def idle(self, timeout_s: float) -> bool:
+        """Whether every request let go within ``timeout_s``."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
 
 class ServiceObserver(BatchObserver, Protocol):
@@ -200,11 +244,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         yield services
     finally:
         if services is not None:
-            await services.models.close()
-            await services.runner.close()  # running jobs finish; queued ones wait in the database
-            await services.dispatcher.close()
-            if services.shadow is not None:
-                await services.shadow.close()
+            await services.retire()
         await batcher.close()  # finishes every accepted request first
         pool.shutdown(wait=True)
         if services is not None:

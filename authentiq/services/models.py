@@ -13,6 +13,7 @@ import getpass
 import json
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -189,14 +190,19 @@ def first_start(registry: ModelRegistry, references: ReferenceStore, path: Path,
 
 class ModelWatch:
     """Whether this worker still serves the promoted release: read at start, then every
-    ``interval_s`` in the background. After a promotion of another release the worker refuses
-    inspections (503 ``model-not-promoted``) until restarted, when it loads the promoted one."""
+    ``interval_s`` in the background. When another release is promoted, a worker that can
+    switch (``on_promotion`` set: the server's :class:`authentiq.services.switch.ServedModel`)
+    is told, and serves on until it has switched; otherwise — or when the switch fails, e.g. no
+    file of that release on this host — it refuses inspections (503 ``model-not-promoted``)
+    until restarted, when it loads the promoted one."""
 
     def __init__(self, registry: ModelRegistry | None, served_id: str, interval_s: float) -> None:
         self.registry, self.served_id, self.interval_s = registry, served_id, interval_s
         self.promoted_release: str | None = None
         self.promoted_ids: frozenset[str] = frozenset()
         self.refusal: str | None = None
+        self.pending: str | None = None  # why this worker must switch, while it switches
+        self.on_promotion: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
 
@@ -205,18 +211,32 @@ class ModelWatch:
             return
         promoted = self.registry.promoted()
         if promoted is None:
-            self.refusal = None
+            self.refusal = self.pending = None
             return
         if promoted.release != self.promoted_release:
             ids = frozenset(r.id for r in self.registry.release(promoted.release))
             self.promoted_release, self.promoted_ids = promoted.release, ids
-            refusal = None if self.served_id in ids else (
+            stale = None if self.served_id in ids else (
                 f"this worker serves model {self.served_id}, but release {promoted.release} is "
                 f"promoted ({promoted.action} by {promoted.promoted_by}); restart it to serve "
                 f"the promoted model")
-            if refusal and refusal != self.refusal:
-                log.error("%s", refusal)
-            self.refusal = refusal
+            if self.on_promotion is not None:  # serve on while switching; refuse if it fails
+                self.pending, self.refusal = stale, None
+                return
+            if stale and stale != self.refusal:
+                log.error("%s", stale)
+            self.refusal = stale
+
+    def poke(self) -> None:
+        """After :meth:`refresh`, on the event loop: ask for the switch a promotion calls for."""
+        if self.pending is not None and self.on_promotion is not None:
+            self.on_promotion()
+
+    def refuse(self) -> None:
+        """The switch failed: refuse inspections from now on, as a worker that cannot switch."""
+        if self.pending is not None:
+            log.error("%s", self.pending)
+            self.refusal, self.pending = self.pending, None
 
     def check(self) -> None:
         """Raise ``ModelNotPromoted`` while this worker's model is not the promoted one."""
@@ -239,6 +259,8 @@ class ModelWatch:
                 await asyncio.to_thread(self.refresh)
             except Exception:  # a database hiccup: keep the last state, try again next time
                 log.warning("model registry: could not read the promoted model", exc_info=True)
+            else:
+                self.poke()
 
     async def close(self) -> None:
         """Stop polling; a read in progress finishes first (the database closes after)."""

@@ -5,6 +5,7 @@ switching what servers serve, two servers on one database agreeing, rollback."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from authentiq.api.app import create_app
 from authentiq.cli import main
 from authentiq.contract.model_spec import model_id
 from authentiq.settings import DEFAULT_MODEL
+from authentiq.storage.db import open_database
+from authentiq.storage.models import ModelRegistry
 from tests.api.test_api_references import enrol, genuine
 from tests.conftest import (
     build_tiny_model,
@@ -90,7 +93,17 @@ def test_register_is_gated_by_the_acceptance_record_unless_forced(
     assert "nothing has been promoted" in capsys.readouterr().err
 
 
-def test_promotion_reembeds_then_every_server_serves_it_and_rollback_returns(
+def serving(server: TestClient, wanted: str, timeout_s: float = 60.0) -> dict:  # type: ignore[type-arg]
+    """``/readyz`` once the server serves model ``wanted`` (it switches in the background)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = server.get("/readyz").json()
+        if ready["model_id"] == wanted or time.monotonic() > deadline:
+            return ready  # type: ignore[no-any-return]
+        time.sleep(0.1)
+
+
+def test_promotion_reembeds_then_every_server_switches_to_it_and_rollback_returns(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     settings = make_settings(tmp_path)
@@ -109,6 +122,8 @@ def test_promotion_reembeds_then_every_server_serves_it_and_rollback_returns(
             assert ready["model_promoted"] is True
         for i in range(2):
             assert enrol(a, genuine(i)).status_code == 201
+        before = a.post("/v1/inspections", files=files_of(item),
+                        data={"brand": item.brand, "model": item.model}).json()
         assert models(db, "register", str(candidate)) == 0
         capsys.readouterr()
         assert models(db, "promote", new[:8], "--quiet") == 0
@@ -119,39 +134,58 @@ def test_promotion_reembeds_then_every_server_serves_it_and_rollback_returns(
         assert main(["re-embed", "--database-url", db]) == 0  # the CLI takes the promoted model
         assert capsys.readouterr().out == ("nothing to re-embed: every live reference has an "
                                            f"embedding of authentiq-default@0.3.0 (model {new})\n")
-        for server in (a, b):  # both notice, and refuse to inspect with the old model
-            r = server.get("/readyz")
-            assert r.status_code == 503 and r.json()["model_promoted"] is False
-            assert f"release {new} is promoted" in r.json()["model_error"]
-            refused = server.post("/v1/inspections", files=files_of(item),
-                                  data={"brand": item.brand, "model": item.model})
-            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
-            assert refused.json()["type"].endswith("/model-not-promoted")
-
-    with TestClient(create_app(settings)) as restarted:  # AUTHENTIQ_MODEL_PATH unchanged
-        ready = restarted.get("/readyz").json()
-        assert ready["model_id"] == new and ready["model"] == "authentiq-default@0.3.0"
-        assert ready["references"] == 2 and ready["ready"] is True
-        report = restarted.post("/v1/inspections", files=files_of(item),
-                                data={"brand": item.brand, "model": item.model}).json()
-        assert report["classifier"]["model_id"] == new
-        assert report["references"]["claimed"]["count"] == 2
-        listed = restarted.get("/v1/reports", params={"model_id": new}).json()
-        assert [i["id"] for i in listed["items"]] == [report["id"]]
-        assert restarted.get("/v1/reports", params={"model_id": old}).json()["total"] == 0
-        csv_text = restarted.get("/v1/reports.csv", params={"model_id": new}).text
+        for server in (a, b):  # both switch while running: no restart, nothing refused
+            ready = serving(server, new)
+            assert ready["model_id"] == new and ready["model"] == "authentiq-default@0.3.0"
+            assert ready["ready"] is True and ready["model_promoted"] is True
+            assert ready["references"] == 2  # the new model's embeddings, made by promote
+            report = server.post("/v1/inspections", files=files_of(item),
+                                 data={"brand": item.brand, "model": item.model})
+            assert report.status_code == 201, report.text
+            assert report.json()["classifier"]["model_id"] == new
+            assert report.json()["references"]["claimed"]["count"] == 2
+        # Reports made before the switch keep the model that made them.
+        assert a.get(f"/v1/reports/{before['id']}").json()["classifier"]["model_id"] == old
+        listed = a.get("/v1/reports", params={"model_id": new}).json()
+        assert listed["total"] == 2 and before["id"] not in [i["id"] for i in listed["items"]]
+        assert a.get("/v1/reports", params={"model_id": old}).json()["total"] == 1
+        csv_text = a.get("/v1/reports.csv", params={"model_id": new}).text
         assert "model_id" in csv_text.splitlines()[0].split(",") and new in csv_text
-        assert restarted.get("/v1/reports", params={"model_id": "X"}).status_code == 422
+        assert a.get("/v1/reports", params={"model_id": "X"}).status_code == 422
 
         assert models(db, "rollback", "--note", "drift on Amande") == 0
         assert f"rolled back to release {old} (authentiq-default@0.2.0) from {new}" \
             in capsys.readouterr().out
-        assert restarted.get("/readyz").json()["model_promoted"] is False
+        for server in (a, b):  # and back, its embeddings kept
+            ready = serving(server, old)
+            assert ready["model_id"] == old and ready["references"] == 2 and ready["ready"]
+
+        # A release with no file on this host: the worker keeps its model and refuses (503).
+        # (promoted on a host that has the file: here, through the registry itself)
+        candidate.unlink()
+        engine = open_database(db)
+        ModelRegistry(engine).promote(new, action="promote", by="another host", note=None)
+        engine.dispose()
+        for server in (a, b):
+            deadline = time.monotonic() + 60
+            while (r := server.get("/readyz")).status_code == 200 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert r.status_code == 503 and r.json()["model_promoted"] is False
+            assert r.json()["model_id"] == old and f"release {new} is promoted" in \
+                r.json()["model_error"]
+            refused = server.post("/v1/inspections", files=files_of(item),
+                                  data={"brand": item.brand, "model": item.model})
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+            assert refused.json()["type"].endswith("/model-not-promoted")
+        assert models(db, "rollback") == 0
+        capsys.readouterr()
+
     with TestClient(create_app(settings)) as back:
         ready = back.get("/readyz").json()
         assert ready["model_id"] == old and ready["references"] == 2  # its embeddings stayed
     assert models(db, "list", "--json") == 0
     history = json.loads(capsys.readouterr().out)["promotions"]
     assert [(p["action"], p["release"]) for p in history] == [
-        ("first start", old), ("promote", new), ("rollback", old)]
-    assert history[-1]["note"] == "drift on Amande" and history[-1]["previous_release"] == new
+        ("first start", old), ("promote", new), ("rollback", old), ("promote", new),
+        ("rollback", old)]
+    assert history[2]["note"] == "drift on Amande" and history[2]["previous_release"] == new

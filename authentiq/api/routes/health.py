@@ -28,6 +28,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     info, spec, models = services.backend.info, services.backend.spec, services.models
     if db_ok:  # a promotion since the last poll shows at once here
         await asyncio.to_thread(models.refresh)
+        models.poke()
     backend_error = services.backend.failure()  # e.g. a sticky CUDA error: restart the process
     ready = db_ok and backend_error is None and models.refusal is None
     body = {"ready": ready, "model": spec.version_key, "model_id": info.model_id,

@@ -1,0 +1,91 @@
+"""A running server switching to a newly promoted model, without a restart or a refused request.
+
+:class:`ServedModel` holds the :class:`~authentiq.services.container.Services` of the model a
+worker serves. When its :class:`~authentiq.services.models.ModelWatch` sees another release
+promoted, it opens a second set of services for the promoted release's file (model, batcher,
+reference index with that model's embeddings: promotion embedded them first), hands new
+requests to it, then retires the old set: its job claiming, webhooks and watch stop at once
+(running jobs finish, queued ones are claimed by the new set), and its model closes once every
+request that holds it is done. A report names the model that made it either way.
+
+If the switch cannot be made — no file of the promoted release on this host, a model that does
+not load — the worker keeps the old model and refuses inspections (503 ``model-not-promoted``)
+until restarted, as a worker that cannot switch does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from types import TracebackType
+
+from authentiq.services.container import Services
+
+log = logging.getLogger(__name__)
+
+
+class ServedModel:
+    """``open_services()`` for the promoted model, now and after every promotion; ``on_switch``
+    is told each set of services as it starts serving (the app puts it where requests find it).
+    ``drain_s``: how long a retired set waits for the requests that hold it."""
+
+    def __init__(self, open_services: Callable[[], AbstractAsyncContextManager[Services]],
+                 on_switch: Callable[[Services], None], drain_s: float) -> None:
+        self._open, self._on_switch, self._drain_s = open_services, on_switch, drain_s
+        self._stack = AsyncExitStack()
+        self._switching: asyncio.Task[None] | None = None
+        self.current: Services | None = None
+        self.switches = 0
+
+    async def __aenter__(self) -> Services:
+        self.current = await self._stack.enter_async_context(self._open())
+        self._serve(self.current)
+        return self.current
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._switching is not None:
+            await self._switching
+        await self._stack.aclose()
+
+    def _serve(self, services: Services) -> None:
+        services.models.on_promotion = self.switch
+        self._on_switch(services)
+
+    def switch(self) -> None:
+        """Switch to the promoted model in the background (once at a time: a promotion during
+        a switch is seen by the new set's watch)."""
+        if self._switching is None or self._switching.done():
+            self._switching = asyncio.create_task(self._switch(), name="authentiq-model-switch")
+
+    async def _switch(self) -> None:
+        old, old_stack = self.current, self._stack
+        assert old is not None
+        stack = AsyncExitStack()
+        try:
+            new = await stack.enter_async_context(self._open())
+        except Exception:
+            log.exception("could not open the promoted model; this worker keeps serving model "
+                          "%s and refuses inspections until restarted", old.backend.info.model_id)
+            old.models.refuse()
+            return
+        before, after = old.backend.info.model_id, new.backend.info.model_id
+        if after == before or after not in new.models.promoted_ids:
+            await stack.aclose()  # the promoted release has no file here: served_settings said so
+            old.models.refuse()
+            return
+        self.current, self._stack = new, stack
+        self._serve(new)
+        self.switches += 1
+        log.warning("switched to the promoted model %s (%s) from %s, without a restart", after,
+                    new.backend.spec.version_key, before)
+        try:
+            await old.retire()
+            if not await old.users.idle(self._drain_s):
+                log.warning("closing model %s with %d requests still holding it after %.0f s",
+                            before, old.users.count, self._drain_s)
+            await old_stack.aclose()
+        except Exception:  # the new model serves; the old one's resources are left to the process
+            log.exception("closing the previously served model %s failed", before)
