@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--balanced", action="store_true", help="cycle through the products in order")
     g.add_argument("--clean", action="store_true",
                    help="skip items the quality check would refuse (more seeds are taken)")
+    g.add_argument("--workers", type=positive_int,
+                   help="processes drawing items (default: one per CPU; the folder is the same)")
     g.set_defaults(func=modelling.synth)
 
     t = sub.add_parser("train", help="train a model (needs the [train] extra); on a folder, the "
@@ -162,6 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-int8-drop", type=float, default=1.0, metavar="POINTS",
                    help="acceptance: most test accuracy an INT8 flavour may lose against FP32, "
                         "in percentage points (folder only)")
+    t.add_argument("--min-service-accuracy", type=modelling.fraction, default=0.97,
+                   help="acceptance: least accuracy of the service's decided answers on the test "
+                        "items (served flavour, view gate, a few references a product) (folder "
+                        "only)")
+    t.add_argument("--ood-items", type=count, default=240, metavar="N",
+                   help="out-of-distribution submissions the service must not answer: noise, "
+                        "documents, objects ... and test items' photos submitted wrongly; 0 "
+                        "leaves them out (folder only)")
+    t.add_argument("--max-ood-answered", type=modelling.fraction, default=0.01,
+                   help="acceptance: most share of those answered authentic or counterfeit "
+                        "(folder only)")
+    t.add_argument("--max-ood-authentic", type=modelling.fraction, default=0.0,
+                   help="acceptance: most share of those answered authentic (folder only)")
     t.add_argument("--force", action="store_true",
                    help="accept a model that fails a threshold (recorded as forced)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")

@@ -70,7 +70,7 @@ def synth(args: argparse.Namespace) -> int:
     seeds = range(args.first_seed, args.first_seed + args.items)
     csv_path = write_dataset(Path(args.out), seeds, short_side=args.short_side,
                              quality=args.quality, genuine=args.genuine, balanced=args.balanced,
-                             clean=args.clean)
+                             clean=args.clean, workers=args.workers)
     print(f"wrote {args.items} items to {args.out} (labels: {csv_path})")
     return 0
 
@@ -113,7 +113,10 @@ def _workflow(args: argparse.Namespace, cfg: Any, progress: Any) -> int:
     from authentiq.modelling.workflow.run import WorkflowConfig, run_workflow
 
     thresholds = AcceptanceThresholds(min_auc=args.min_auc, min_decided_accuracy=args.min_accuracy,
-                                      max_int8_drop_points=args.max_int8_drop)
+                                      max_int8_drop_points=args.max_int8_drop,
+                                      min_service_accuracy=args.min_service_accuracy,
+                                      max_ood_answered=args.max_ood_answered,
+                                      max_ood_authentic=args.max_ood_authentic)
     command = "authentiq " + shlex.join(args.argv) if getattr(args, "argv", None) else ""
     started = time.perf_counter()
     outcome = run_workflow(WorkflowConfig(cfg, Path(args.out), thresholds, force=args.force,
@@ -121,13 +124,19 @@ def _workflow(args: argparse.Namespace, cfg: Any, progress: Any) -> int:
                                           min_gate_items=args.min_gate_items,
                                           alteration_items=args.alteration_items,
                                           fusion_references=args.fusion_references,
-                                          command=command), progress)
+                                          ood_items=args.ood_items, command=command), progress)
     acc = outcome.acceptance
     f = acc.figures
     decided = "nothing decided" if f.decided_accuracy is None else f"{f.decided_accuracy:.2%}"
     print(f"test ({acc.test_items} items): AUC {f.auc:.4f}, decided accuracy {decided}, "
           f"inconclusive {f.inconclusive_share:.2%}, ECE {f.ece:.4f}, INT8 drop "
           f"{f.int8_drop_points:.2f} points")
+    if f.service_inconclusive_share is not None:
+        service = ("nothing decided" if f.service_decided_accuracy is None
+                   else f"{f.service_decided_accuracy:.2%}")
+        print(f"service's answers: decided accuracy {service}, inconclusive "
+              f"{f.service_inconclusive_share:.2%}; out-of-distribution: {f.ood_answered} of "
+              f"{f.ood_items} answered, {f.ood_authentic} authentic")
     for flavour, path in outcome.files.items():
         print(f"{flavour}: {path}")
     print(f"model card: {outcome.card}")
@@ -140,7 +149,8 @@ def _workflow(args: argparse.Namespace, cfg: Any, progress: Any) -> int:
         return 0
     if not acc.passed:
         print(f"REFUSED: {'; '.join(acc.failed)} (thresholds: --min-auc, --min-accuracy, "
-              f"--max-int8-drop; --force to accept anyway)", file=sys.stderr)
+              f"--max-int8-drop, --min-service-accuracy, --max-ood-answered, "
+              f"--max-ood-authentic; --force to accept anyway)", file=sys.stderr)
         return 1
     print(f"ACCEPTED ({seconds:.0f} s)")
     return 0

@@ -8,8 +8,9 @@ comparison is exact (numpy) against a folder of genuine references, as the flat 
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from authentiq.errors import AuthentiqError
 from authentiq.inference.backends.base import Outputs
 from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
 from authentiq.modelling import datasets
+from authentiq.modelling.synthetic.distractors import Distractor
 from authentiq.pipeline.preprocess import decode_view
 from authentiq.pipeline.quality import check
 from authentiq.pipeline.reference_index import Evidence, Match, ViewEvidence, by_view
@@ -44,8 +46,13 @@ class References:
     @classmethod
     def load(cls, backend: OnnxRuntimeBackend, folder: Path) -> References:
         spec = backend.spec
-        ts = datasets.folder_tiles(datasets.folder_items(folder), spec.view_names, spec.tile_size,
-                                   required=())
+        return cls.of(backend, datasets.folder_tiles(datasets.folder_items(folder),
+                                                     spec.view_names, spec.tile_size, required=()))
+
+    @classmethod
+    def of(cls, backend: OnnxRuntimeBackend, ts: datasets.TileSet) -> References:
+        """Folder items as enrolled references (``ts.notes``: their ``brand/model``)."""
+        spec = backend.spec
         views = ViewReferences() if spec.view_check is not None else None
         embeddings = []
         for i in range(len(ts)):
@@ -180,17 +187,30 @@ class HeldOut:
     labels: np.ndarray  # 1 = counterfeit
     verdicts: list[Verdict]
 
+    def figures(self) -> dict[str, float | int | None]:
+        """Accuracy on decided items (None: none decided), the shares inconclusive, with a
+        retake request and of genuine items called authentic, and counterfeits called authentic."""
+        said = [v.verdict for v in self.verdicts]
+        decided = [(v == "counterfeit", bool(y)) for v, y in zip(said, self.labels, strict=True)
+                   if v != "inconclusive"]
+        n = len(said)
+        genuine = [v for v, y in zip(said, self.labels, strict=True) if y == 0]
+        return {
+            "items": n,
+            "decided_accuracy": sum(p == y for p, y in decided) / len(decided) if decided else None,
+            "inconclusive_share": 1 - len(decided) / n if n else 0.0,
+            "retake_share": sum(bool(v.retake) for v in self.verdicts) / n if n else 0.0,
+            "genuine_authentic_share": genuine.count("authentic") / len(genuine) if genuine else 0.0,
+            "counterfeit_authentic": sum(v == "authentic" and int(y) == 1
+                                         for v, y in zip(said, self.labels, strict=True)),
+        }
+
     def row(self, name: str) -> str:
-        decided = [(v.verdict == "counterfeit", y) for v, y in zip(self.verdicts, self.labels, strict=True)
-                   if v.verdict != "inconclusive"]
-        n = len(self.verdicts)
-        right = sum(p == bool(y) for p, y in decided)
-        acc = right / len(decided) if decided else float("nan")
-        retake = sum(bool(v.retake) for v in self.verdicts)
-        genuine_auth = sum(v.verdict == "authentic" for v, y in zip(self.verdicts, self.labels, strict=True)
-                           if y == 0)
-        return (f"| {name} | {n} | {acc:.2%} | {1 - len(decided) / n:.2%} | {retake / n:.2%} | "
-                f"{genuine_auth / max(int((self.labels == 0).sum()), 1):.2%} |")
+        f = self.figures()
+        acc = f["decided_accuracy"]
+        return (f"| {name} | {f['items']} | {'nothing decided' if acc is None else f'{acc:.2%}'} | "
+                f"{f['inconclusive_share']:.2%} | {f['retake_share']:.2%} | "
+                f"{f['genuine_authentic_share']:.2%} |")
 
     @staticmethod
     def header() -> str:
@@ -206,21 +226,25 @@ HELD_OUT_ROWS = {  # verdicts as the service reaches them, and as it did before 
 
 
 def held_out_verdicts(backend: OnnxRuntimeBackend, ts: datasets.TileSet, refs: References | None,
-                      batch: int = 64) -> dict[str, HeldOut]:
-    """Each of :data:`HELD_OUT_ROWS` from one run of the model (the service's own: the last)."""
+                      batch: int = 64, *, claims: Sequence[str] | None = None,
+                      rows: Mapping[str, Mapping[str, bool]] = HELD_OUT_ROWS) -> dict[str, HeldOut]:
+    """Each of ``rows`` from one run of the model (the service's own: the last), each item
+    claimed as its own product: ``claims[i]`` (``brand/model``), by default the synthetic
+    catalogue's product of its group."""
     from authentiq.modelling.synthetic import CATALOG
 
+    if claims is None:
+        claims = [f"{CATALOG[g].brand}/{CATALOG[g].model}" for g in ts.groups]
     spec = backend.spec
-    verdicts: dict[str, list[Verdict]] = {name: [] for name in HELD_OUT_ROWS}
+    verdicts: dict[str, list[Verdict]] = {name: [] for name in rows}
     for start in range(0, len(ts), batch):
         items = range(start, min(start + batch, len(ts)))
         out = backend.run(np.stack([build_input(spec, ts.tiles_of(i)) for i in items]))
         for j, i in enumerate(items):
-            product = f"{CATALOG[ts.groups[i]].brand}/{CATALOG[ts.groups[i]].model}"
             row = out.row(j)
             tiles = ts.tiles_of(i)
-            for name, switches in HELD_OUT_ROWS.items():
-                verdicts[name].append(decide_outputs(spec, row, tiles, {}, product, refs,
+            for name, switches in rows.items():
+                verdicts[name].append(decide_outputs(spec, row, tiles, {}, claims[i], refs,
                                                      **switches))
     return {name: HeldOut(ts.labels, v) for name, v in verdicts.items()}
 
@@ -272,3 +296,59 @@ def trust_report(model: Path, ts: datasets.TileSet, references: Path | None, *, 
                   "", ood_table(outcomes)]
     backend.close()
     return "\n".join(lines)
+
+
+
+def folder_distractors(n: int, first_seed: int, items: Sequence[datasets.LabelledItem],
+                       views: tuple[str, ...], workers: int | None = None) -> Iterator[Distractor]:
+    """``n`` out-of-distribution submissions for a model of ``items``' products, cycling through
+    every distractor kind: things that are not a product (noise, blank frames, documents,
+    textures, objects, scene crops) claimed as each product in turn, and genuine ``items``' own
+    photos submitted wrongly (swapped, duplicated, mirrored, turned, degraded, another product's
+    view). Kinds that need a genuine item with every one of ``views`` (another product's, for
+    ``foreign_view``) are left out when the items have none. Drawn by ``workers`` processes
+    (``None``: one per CPU), a few at a time; the same whatever their number."""
+    from authentiq.contract.layout import view_files
+    from authentiq.modelling.synthetic.distractors import DISTRACTOR_KINDS, PAINTED_KINDS
+
+    products = sorted({(it.brand, it.model) for it in items if it.brand and it.model})
+    genuine = [(it, files) for it in items if it.label == 0 and it.brand and it.model
+               for files in [view_files(it.folder)] if set(views) <= set(files)]
+    kinds = [k for k in DISTRACTOR_KINDS if k in PAINTED_KINDS or genuine]
+    if len({it.note.casefold() for it, _ in genuine}) < 2:
+        kinds = [k for k in kinds if k != "foreign_view"]  # one product only: nothing foreign
+    if not products:
+        return
+    rng = np.random.default_rng([first_seed, 7])
+    jobs: list[_DistractorJob] = []
+    for i in range(n):
+        seed, kind = first_seed + i, kinds[i % len(kinds)]
+        if kind in PAINTED_KINDS:
+            jobs.append((seed, kind, views, products[i % len(products)], None, None))
+            continue
+        item, files = genuine[int(rng.integers(0, len(genuine)))]
+        foreign = None
+        if kind == "foreign_view":
+            others = [f for it, f in genuine if it.note.casefold() != item.note.casefold()]
+            foreign = others[int(rng.integers(0, len(others)))]
+        jobs.append((seed, kind, views, (item.brand, item.model), files, foreign))
+    chunk = 8 * (workers or os.cpu_count() or 1)  # photos of a few at a time in memory
+    for start in range(0, len(jobs), chunk):
+        yield from datasets._map(_distractor, jobs[start:start + chunk], workers)
+
+
+_DistractorJob = tuple[int, str, tuple[str, ...], tuple[str, str], dict[str, Path] | None,
+                       dict[str, Path] | None]
+
+
+def _distractor(job: _DistractorJob) -> Distractor:
+    """One of :func:`folder_distractors`: painted and claimed, or an item's photos rearranged."""
+    from authentiq.modelling.synthetic.distractors import make_distractor, rearranged
+
+    seed, kind, views, (brand, model), files, foreign = job
+    if files is None:
+        d = make_distractor(seed, kind, views)
+        return Distractor(d.seed, kind, brand, model, d.views, d.expected)
+    return rearranged(seed, kind, {v: files[v].read_bytes() for v in views}, brand, model,
+                      {v: p.read_bytes() for v, p in foreign.items() if v in views}
+                      if foreign is not None else None)

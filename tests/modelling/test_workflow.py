@@ -39,8 +39,10 @@ from tests.conftest import copy_dataset, make_settings  # noqa: E402
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 independent = pytest.mark.db_independent  # the PostgreSQL pass leaves these out
 FLAVOURS = ("fp32", "int8-cpu", "int8-trt")
-TINY = ["--epochs", "2", "--width", "8", "--batch-size", "8", "--workers", "1",
+TINY = ["--epochs", "2", "--width", "8", "--batch-size", "8", "--workers", "1", "--ood-items", "13",
         "--calibration-items", "4", "--min-gate-items", "2"]
+LOOSE = ["--min-auc", "0", "--min-accuracy", "0", "--max-int8-drop", "100",
+         "--min-service-accuracy", "0", "--max-ood-answered", "1", "--max-ood-authentic", "1"]
 ACCEPTANCE_KEYS = {"passed", "forced", "thresholds", "figures", "failed", "test_items", "dataset",
                    "command"}
 
@@ -68,8 +70,7 @@ class Made:
 @pytest.fixture(scope="module")
 def made(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Made:
     out = tmp_path_factory.mktemp("workflow") / "mine"
-    loose = ["--min-auc", "0", "--min-accuracy", "0", "--max-int8-drop", "100"]
-    command = ["train", "--data", str(small_dataset), "--out", str(out), *TINY, *loose]
+    command = ["train", "--data", str(small_dataset), "--out", str(out), *TINY, *LOOSE]
     stdout, stderr = io.StringIO(), io.StringIO()
     with redirect_stdout(stdout), redirect_stderr(stderr):
         status = main(command)
@@ -85,8 +86,9 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
     for n, stage in enumerate(["training (2 epochs)", "exporting FP32 ONNX", "INT8 flavours",
                                "embedding head", "verdict fusion", "view gate",
                                "confidence temperature", "per-view reference check",
-                               "evaluating on the held-out test items", "acceptance gate"], 1):
-        assert f"[{n}/10] {stage}" in made.stderr
+                               "evaluating on the held-out test items", "the service's answers",
+                               "acceptance gate"], 1):
+        assert f"[{n}/11] {stage}" in made.stderr
     assert "epoch 1/2: loss " in made.stderr and "epoch 2/2: loss " in made.stderr
     assert "Traceback" not in made.stderr and "ACCEPTED" in made.stdout
 
@@ -112,12 +114,13 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
         assert found["command"] == "authentiq " + " ".join(command)
         assert found["figures"]["auc"] == rows["fp32"]["metrics"]["roc_auc"]
         assert found["thresholds"] == {"min_auc": 0.0, "min_decided_accuracy": 0.0,
-                                       "max_int8_drop_points": 100.0}
+                                       "max_int8_drop_points": 100.0, "min_service_accuracy": 0.0,
+                                       "max_ood_answered": 1.0, "max_ood_authentic": 1.0}
 
     card = (out / "MODEL_CARD.md").read_text()
     stages = json.loads((out / "stages.json").read_text())["stages"]
     assert list(stages) == ["train", "export", "calibrate", "embedding", "fusion", "gate",
-                            "temperature", "view_check", "evaluate", "accept"]
+                            "temperature", "view_check", "evaluate", "verdicts", "accept"]
     for stage, what, attr in (("fusion", "verdict fusion", "fusion"), ("gate", "view gate", "gate"),
                               ("temperature", "confidence temperature", "calibration"),
                               ("view_check", "per-view reference check", "view_check")):
@@ -128,6 +131,17 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
         else:
             assert None not in fitted and f"- **{what}**: {record['fitted_on']}" in card
     assert "skipped" in stages["view_check"]  # 1 genuine validation item per product at most
+
+    # The service's answers: the test items with a few references, 13 submissions (one of each
+    # kind the folder allows) that must not be answered; figures in the acceptance and the card.
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    assert verdicts["held_out"]["items"] == 2 and verdicts["ood"]["items"] == 13
+    figures = acceptance(out / "model.int8-cpu.onnx")["figures"]
+    assert figures["ood_items"] == 13 and figures["ood_answered"] == verdicts["ood"]["answered"]
+    assert figures["service_inconclusive_share"] == verdicts["held_out"]["inconclusive_share"]
+    assert "## The service's answers" in card and verdicts["ood"]["table"] in card
+    for kind in ("noise", "blank", "document", "texture", "object", "scene_crops"):
+        assert f"| {kind} | " in card  # claimed as the folder's products in turn
     trained_on = sum(part == "train" for part in split["items"].values())
     assert f"alteration head on {trained_on} training items as taken and altered" in \
         stages["gate"]["fitted_on"]
@@ -175,9 +189,9 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
     before = stamps(out)
     assert main(command) == 0
     again = capsys.readouterr()
-    assert again.err.count("finished before on the same inputs, kept") == 10
+    assert again.err.count("finished before on the same inputs, kept") == 11
     assert "kept from an earlier run: train, export, calibrate, embedding, fusion, gate, " \
-           "temperature, view_check, evaluate, accept" in again.out
+           "temperature, view_check, evaluate, verdicts, accept" in again.out
     assert stamps(out) == before
 
 
@@ -234,8 +248,8 @@ def test_a_model_that_learned_nothing_is_refused_unless_forced(
     # --force: only the acceptance is redone; the model goes through, recorded as forced.
     assert main([*command, "--force"]) == 0
     forced = capsys.readouterr()
-    assert forced.err.count("finished before on the same inputs, kept") == 9
-    assert "[10/10] acceptance gate and model card\n    forced" in forced.err
+    assert forced.err.count("finished before on the same inputs, kept") == 10
+    assert "[11/11] acceptance gate and model card\n    forced" in forced.err
     assert "FORCED: the model failed the acceptance gate (auc 0.5000 < 0.9500" in forced.out
     for flavour in FLAVOURS:
         found = acceptance(out / f"model.{flavour}.onnx")
@@ -408,8 +422,7 @@ def test_a_larger_folder_gets_the_fusion_fitted_against_k_references_a_product(
     root = tmp_path / "photos"
     write_dataset(root, range(100, 148), short_side=256, clean=True, balanced=True)
     out = tmp_path / "run"
-    loose = ["--min-auc", "0", "--min-accuracy", "0", "--max-int8-drop", "100"]
-    assert main(["train", "--data", str(root), "--out", str(out), *TINY, *loose,
+    assert main(["train", "--data", str(root), "--out", str(out), *TINY, *LOOSE,
                  "--fusion-references", "1", "--alteration-items", "0", "-q"]) == 0
     stages = json.loads((out / "stages.json").read_text())["stages"]
     split = json.loads((out / "splits.json").read_text())["items"]

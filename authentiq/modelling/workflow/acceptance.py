@@ -22,6 +22,11 @@ class AcceptanceThresholds(BaseModel):
     min_auc: float = Field(0.95, ge=0, le=1)  # test ROC AUC of the FP32 model
     min_decided_accuracy: float = Field(0.97, ge=0, le=1)  # outside the inconclusive band
     max_int8_drop_points: float = Field(1.0, ge=0, le=100)  # accuracy, FP32 minus worst INT8
+    # What the service answers (served flavour, gate, fusion, a few references a product):
+    min_service_accuracy: float = Field(0.97, ge=0, le=1)  # on the test items it decides
+    max_ood_answered: float = Field(0.01, ge=0, le=1)  # share of out-of-distribution submissions
+    #                                                    answered authentic or counterfeit
+    max_ood_authentic: float = Field(0.0, ge=0, le=1)  # ... answered authentic
 
 
 class Figures(BaseModel):
@@ -34,6 +39,13 @@ class Figures(BaseModel):
     inconclusive_share: float
     ece: float  # with the fitted temperature
     int8_drop_points: float  # percentage points of accuracy, the worse INT8 flavour
+    # The service's verdicts; None where not measured (a folder without products, --ood-items 0,
+    # or a model made before the verdicts stage existed): not judged, and the card says so.
+    service_decided_accuracy: float | None = None
+    service_inconclusive_share: float | None = None
+    ood_items: int = 0
+    ood_answered: int = 0
+    ood_authentic: int = 0
 
 
 class Acceptance(BaseModel):
@@ -66,6 +78,19 @@ def judge(figures: Figures, thresholds: AcceptanceThresholds, *, force: bool, te
     if not figures.int8_drop_points <= thresholds.max_int8_drop_points:
         failed.append(f"int8 drop {figures.int8_drop_points:.2f} points > "
                       f"{thresholds.max_int8_drop_points:.2f}")
+    service = figures.service_decided_accuracy
+    if figures.service_inconclusive_share is not None and (
+            thresholds.min_service_accuracy > 0 if service is None
+            else not service >= thresholds.min_service_accuracy):
+        shown = "nothing decided" if service is None else f"{service:.2%}"
+        failed.append(f"service decided accuracy {shown} < {thresholds.min_service_accuracy:.2%}")
+    if figures.ood_items:
+        for what, count, most in (("answered", figures.ood_answered, thresholds.max_ood_answered),
+                                  ("authentic", figures.ood_authentic,
+                                   thresholds.max_ood_authentic)):
+            if count / figures.ood_items > most:
+                failed.append(f"out-of-distribution {what} {count} of {figures.ood_items} "
+                              f"({count / figures.ood_items:.2%}) > {most:.2%}")
     return Acceptance(passed=not failed or force, forced=bool(failed) and force,
                       thresholds=thresholds, figures=figures, failed=failed,
                       test_items=test_items, dataset=dataset, command=command)

@@ -32,6 +32,18 @@ def render(*, name: str, version: str, acceptance: Acceptance, stages: dict[str,
              "decided accuracy"),
             ("INT8 accuracy drop", f"≤ {t.max_int8_drop_points:.2f} points",
              f"{f.int8_drop_points:.2f} points", "int8 drop")]
+    if f.service_inconclusive_share is not None:
+        rows.append(("service decided accuracy (INT8 CPU, gate, references)",
+                     f"≥ {t.min_service_accuracy:.2%}", _pct(f.service_decided_accuracy),
+                     "service decided accuracy"))
+    if f.ood_items:
+        rows += [("out-of-distribution answered authentic or counterfeit",
+                  f"≤ {t.max_ood_answered:.2%}",
+                  f"{f.ood_answered} of {f.ood_items} ({f.ood_answered / f.ood_items:.2%})",
+                  "out-of-distribution answered"),
+                 ("out-of-distribution answered authentic", f"≤ {t.max_ood_authentic:.2%}",
+                  f"{f.ood_authentic} of {f.ood_items} ({f.ood_authentic / f.ood_items:.2%})",
+                  "out-of-distribution authentic")]
     failed = acceptance.failed
     lines += [f"| {a} | {b} | {c} | {'**fail**' if any(x.startswith(k) for x in failed) else 'pass'} |"
               for a, b, c, k in rows]
@@ -76,8 +88,9 @@ def render(*, name: str, version: str, acceptance: Acceptance, stages: dict[str,
     timed = ", ".join(f"{k} {v['seconds']:g}" for k, v in stages.items()
                       if k != "accept" and isinstance(v, dict) and "seconds" in v)
     lines += ["", "Each flavour with its own band and temperature; accuracy decides every item at "
-              "p = 0.5, decided accuracy leaves the inconclusive band out.", "",
-              f"Seconds per stage (this machine; kept stages as they first ran): {timed}.",
+              "p = 0.5, decided accuracy leaves the inconclusive band out."]
+    lines += service_answers(stages.get("verdicts", {}))
+    lines += ["", f"Seconds per stage (this machine; kept stages as they first ran): {timed}.",
               "", "## Files", "",
               "| file | precision | size | use |", "|---|---|---|---|"]
     for key, precision, use in FLAVOURS:
@@ -87,5 +100,29 @@ def render(*, name: str, version: str, acceptance: Acceptance, stages: dict[str,
     lines += ["| `checkpoint.pt`, `train_log.json` | — | — | the trained network, every epoch's figures |",
               "| `splits.json` | — | — | the split used (test items listed) |",
               "| `stages.json` | — | — | stages finished and their inputs' fingerprints |",
-              "| `evaluation.json` | — | — | the test figures above, per flavour |", ""]
+              "| `evaluation.json` | — | — | the test figures above, per flavour |",
+              "| `verdicts.json` | — | — | the service's answers above |", ""]
     return "\n".join(lines)
+
+
+def service_answers(verdicts: dict[str, Any]) -> list[str]:
+    """The verdicts stage's figures: the test items as a client gets them, and out-of-
+    distribution submissions."""
+    lines = ["", "## The service's answers", ""]
+    if verdicts.get("skipped") or "held_out" not in verdicts:
+        lines.append(f"Not measured: {verdicts.get('skipped', 'no verdicts stage ran')}.")
+    else:
+        held, ood = verdicts["held_out"], verdicts["ood"]
+        lines += [f"What a client gets ({verdicts['fitted_on']}): the served flavour, view gate, "
+                  "fusion and per-view check, each test item claimed as its own product.", "",
+                  "| items | decided accuracy | inconclusive | with a retake request | genuine "
+                  "called authentic | counterfeits called authentic |", "|---|---|---|---|---|---|",
+                  f"| {held['items']} | {_pct(held['decided_accuracy'])} | "
+                  f"{_pct(held['inconclusive_share'])} | {_pct(held['retake_share'])} | "
+                  f"{_pct(held['genuine_authentic_share'])} | {held['counterfeit_authentic']} |"]
+        if ood["items"]:
+            lines += ["", "Out-of-distribution submissions: things that are not a product, "
+                          "claimed as each product in turn, and test items' own photos submitted "
+                          "wrongly. An answer of authentic or counterfeit is wrong for each.", "",
+                      ood["table"]]
+    return lines

@@ -14,7 +14,10 @@ inputs are unchanged; :mod:`authentiq.modelling.workflow.ledger`):
    per-view reference check, on the validation items (the gate's alteration head learns from
    training items as taken and altered; its thresholds come from the validation items);
 7. ``evaluate``: the three flavours on the test items — decoded here for the first time;
-8. ``accept``: the acceptance gate; its outcome in every flavour's metadata and ``MODEL_CARD.md``.
+8. ``verdicts``: what the service answers (served flavour, view gate, fusion, a few training
+   items a product as references) on the test items, and on out-of-distribution submissions
+   made of noise, documents, objects ... and of the test items' own photos submitted wrongly;
+9. ``accept``: the acceptance gate; its outcome in every flavour's metadata and ``MODEL_CARD.md``.
 
 Every fit reuses the function of its separate command (``calibrate``, ``fit-embedding`` ...),
 given the folder's items instead of synthetic ones.
@@ -46,7 +49,8 @@ from authentiq.modelling.workflow.acceptance import (
 from authentiq.modelling.workflow.ledger import Ledger, digest, folder_fingerprint
 
 STAGES = ("train", "export", "calibrate", "embedding", "fusion", "gate", "temperature",
-          "view_check", "evaluate", "accept")
+          "view_check", "evaluate", "verdicts", "accept")
+OOD_SEED = 800_000_000  # first seed of the verdicts stage's out-of-distribution submissions
 
 
 def default_version() -> str:
@@ -65,6 +69,7 @@ class WorkflowConfig:
     alteration_items: int = 1500  # training items the gate's alteration head learns from (0: none)
     fusion_references: int = 5  # authentic training items per product the fusion is fitted against
     alteration_epochs: int = 12
+    ood_items: int = 240  # out-of-distribution submissions the verdicts stage answers (0: none)
     command: str = ""
 
 
@@ -99,6 +104,7 @@ class Workflow:
         self.kept: list[str] = []
         self.redoing = False  # a stage ran: the later ones cannot be kept
         self._data: TrainingData | None = None
+        self._test: datasets.TileSet | None = None
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -167,9 +173,13 @@ class Workflow:
                    self._view_check, models)
         evaluation = self.stage("evaluate", "evaluating on the held-out test items", None,
                                 self._evaluate, models)
+        verdicts = self.stage("verdicts", "the service's answers: test items with a few "
+                                          "references, out-of-distribution submissions",
+                              [cfg.fusion_references, cfg.ood_items], self._verdicts)
         accepted = self.stage("accept", "acceptance gate and model card",
                               [cfg.thresholds.model_dump(), cfg.force, cfg.command],
-                              lambda: self._accept(evaluation), [*models, self.out / card.CARD_FILE])
+                              lambda: self._accept(evaluation, verdicts),
+                              [*models, self.out / card.CARD_FILE])
         return Outcome(Acceptance.model_validate(accepted["acceptance"]), self.files,
                        self.out / card.CARD_FILE, self.kept, evaluation["rows"])
 
@@ -287,13 +297,20 @@ class Workflow:
             return {"skipped": exc.detail}
         return {"fitted_on": params.fitted_on, "summary": f"counts {list(params.counts)}"}
 
+    def _test_tiles(self) -> datasets.TileSet:
+        """The test items, decoded on first use (by the last stages only)."""
+        if self._test is None:
+            test = self._items_of("test")
+            self.progress.note(f"    decoding {len(test)} test items")
+            self._test = datasets.folder_tiles(test, self.cfg.train.views,
+                                               self.cfg.train.tile_size, required=(),
+                                               workers=self.cfg.train.workers)
+        return self._test
+
     def _evaluate(self) -> dict[str, Any]:
         from authentiq.modelling.model_eval import score_models
 
-        test = self._items_of("test")
-        self.progress.note(f"    decoding {len(test)} test items")
-        ts = datasets.folder_tiles(test, self.cfg.train.views, self.cfg.train.tile_size,
-                                   required=(), workers=self.cfg.train.workers)
+        ts = self._test_tiles()
         rows = score_models([self.files[f] for f in ("fp32", "int8-cpu", "int8-trt")], ts,
                             self.progress)
         out = [{"precision": r.precision, "file": r.name, "metrics": _clean(r.metrics.as_dict()),
@@ -306,14 +323,73 @@ class Workflow:
                 "summary": f"{len(ts)} test items: AUC {fp32.roc_auc:.4f}, decided accuracy "
                            f"{fp32.decided_accuracy:.2%}, inconclusive {fp32.inconclusive_share:.2%}"}
 
-    def _accept(self, evaluation: dict[str, Any]) -> dict[str, Any]:
+    def _verdicts(self) -> dict[str, Any]:
+        """What the service answers with the served flavour, gate, fusion and a deployment's few
+        references (``fusion_references`` authentic training items a product, drawn afresh): on
+        the test items, each claimed as its own product, and on ``ood_items`` submissions that a
+        confident answer would be wrong for."""
+        from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
+        from authentiq.modelling.verdict_eval import (
+            References,
+            folder_distractors,
+            held_out_verdicts,
+            ood_table,
+            outcome,
+            photo_verdict,
+        )
+        from authentiq.settings import Settings
+
+        products = datasets.folder_products(self.items)
+        if not products:
+            return {"skipped": "the folder names no products (no brand and model columns), so "
+                               "no references can be enrolled and nothing is ever authentic"}
+        cfg = self.cfg
+        chosen = reference_items(self._items_of("train"), cfg.fusion_references, cfg.train.seed)
+        views, tile = cfg.train.views, cfg.train.tile_size
+        test = self._test_tiles()
+        settings = Settings()
+        backend = OnnxRuntimeBackend(self.files["int8-cpu"])
+        try:
+            refs = References.of(backend, datasets.folder_tiles(chosen, views, tile, required=(),
+                                                                workers=cfg.train.workers))
+            held = held_out_verdicts(backend, test, refs, claims=test.notes,
+                                     rows={"service": {}})["service"]
+            ood = [outcome(d.kind, photo_verdict(backend, d.views, f"{d.brand}/{d.model}", refs,
+                                                 settings.inspection, settings.quality))
+                   for d in folder_distractors(cfg.ood_items, OOD_SEED, self._items_of("test"),
+                                               tuple(v for v in views
+                                                     if v not in cfg.train.optional_views),
+                                               cfg.train.workers)]
+        finally:
+            backend.close()
+        figures = held.figures()
+        answered = [o for o in ood if o.confident]
+        result = {
+            "fitted_on": f"{len(test)} test items against {len(chosen)} authentic training items "
+                         f"as references ({cfg.fusion_references} a product at most), "
+                         f"{self.files['int8-cpu'].name}; {len(ood)} out-of-distribution "
+                         f"submissions (seeds {OOD_SEED:,}+)",
+            "held_out": figures,
+            "ood": {"items": len(ood), "answered": len(answered),
+                    "authentic": sum(o.verdict == "authentic" for o in answered),
+                    "table": ood_table(ood) if ood else ""},
+        }
+        (self.out / "verdicts.json").write_text(json.dumps(result, indent=1) + "\n")
+        acc = figures["decided_accuracy"]
+        result["summary"] = (f"decided accuracy {'—' if acc is None else f'{acc:.2%}'}, "
+                             f"inconclusive {figures['inconclusive_share']:.2%}; "
+                             f"{len(answered)} of {len(ood)} out-of-distribution answered")
+        return result
+
+    def _accept(self, evaluation: dict[str, Any], verdicts: dict[str, Any]) -> dict[str, Any]:
         rows = {r["precision"]: r for r in evaluation["rows"]}
         fp32 = rows["fp32"]["metrics"]
         drop = max(fp32["accuracy"] - rows[f]["metrics"]["accuracy"] for f in ("int8-cpu", "int8-trt"))
         figures = Figures(auc=fp32["roc_auc"], accuracy=fp32["accuracy"],
                           decided_accuracy=fp32["decided_accuracy"],
                           inconclusive_share=fp32["inconclusive_share"],
-                          ece=rows["fp32"]["ece_calibrated"], int8_drop_points=round(100 * drop, 4))
+                          ece=rows["fp32"]["ece_calibrated"], int8_drop_points=round(100 * drop, 4),
+                          **service_figures(verdicts))
         acceptance = judge(figures, self.cfg.thresholds, force=self.cfg.force,
                            test_items=evaluation["test_items"], dataset=self.root.name,
                            command=self.cfg.command)
@@ -329,6 +405,29 @@ class Workflow:
                   "products": datasets.folder_products(self.items)})
         (self.out / card.CARD_FILE).write_text(text, encoding="utf-8")
         return {"acceptance": acceptance.model_dump(mode="json"), "summary": acceptance.status}
+
+
+def service_figures(verdicts: dict[str, Any]) -> dict[str, Any]:
+    """The acceptance figures of the verdicts stage's record (none when it was skipped)."""
+    if verdicts.get("skipped"):
+        return {}
+    held, ood = verdicts["held_out"], verdicts["ood"]
+    return {"service_decided_accuracy": held["decided_accuracy"],
+            "service_inconclusive_share": held["inconclusive_share"],
+            "ood_items": ood["items"], "ood_answered": ood["answered"],
+            "ood_authentic": ood["authentic"]}
+
+
+def reference_items(items: Sequence[datasets.LabelledItem], per_product: int,
+                    seed: int) -> list[datasets.LabelledItem]:
+    """Up to ``per_product`` authentic items of each product, drawn at random (seeded)."""
+    rng = np.random.default_rng([seed, 6])
+    by_product: dict[str, list[datasets.LabelledItem]] = {}
+    for it in items:
+        if it.label == 0 and it.brand and it.model:
+            by_product.setdefault(it.note.casefold(), []).append(it)
+    return [group[i] for _, group in sorted(by_product.items())
+            for i in sorted(rng.permutation(len(group))[:per_product])]
 
 
 def references_per_product(ts: datasets.TileSet, per_product: int, seed: int) -> np.ndarray:

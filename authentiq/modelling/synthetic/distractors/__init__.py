@@ -33,12 +33,14 @@ from authentiq.modelling.synthetic.distractors.scenes import scene_crops
 from authentiq.modelling.synthetic.distractors.surfaces import paint_blank, paint_noise, paint_texture
 from authentiq.modelling.synthetic.distractors.view_mixups import mix_up
 
-__all__ = ["ALTERATION_KINDS", "DISTRACTOR_KINDS", "Distractor", "distractors", "make_distractor"]
+__all__ = ["ALTERATION_KINDS", "DISTRACTOR_KINDS", "PAINTED_KINDS", "Distractor", "distractors",
+           "make_distractor", "rearranged"]
 
 ALTERATION_KINDS: tuple[str, ...] = ("mirrored_view", "turned_view", "upside_down", "degraded_view",
                                      "foreign_view")
 DISTRACTOR_KINDS: tuple[str, ...] = ("noise", "blank", "document", "texture", "object", "scene_crops",
                                      "swapped_views", "duplicated_views", *ALTERATION_KINDS)
+PAINTED_KINDS: tuple[str, ...] = DISTRACTOR_KINDS[:6]  # not a product at all: claim any product
 _EXPECTED = {"swapped_views": "wrong_view", "duplicated_views": "duplicate_view",
              **{kind: "altered_view" for kind in ALTERATION_KINDS}, "foreign_view": "foreign_view"}
 
@@ -70,17 +72,11 @@ def make_distractor(seed: int, kind: str, views: tuple[str, ...] = VIEWS) -> Dis
     unknown = sorted(set(views) - set(VIEWS))
     if not views or unknown or len(set(views)) != len(views):
         raise ValueError(f"views must be distinct names from {VIEWS}; got {views}")
-    rng = np.random.default_rng([seed, DISTRACTOR_KINDS.index(kind)])
     if kind in _EXPECTED:
-        if len(views) < 2 and kind not in ALTERATION_KINDS:
-            raise ValueError(f"{kind} needs at least two views; got {views}")
         item = make_item(seed, counterfeit=False, views=views)
-        if kind in ALTERATION_KINDS:
-            foreign = _other_product(seed, item.brand, item.model, views) if kind == "foreign_view" else None
-            photos = alter(item.views, rng, views, kind, foreign)
-        else:
-            photos = mix_up(item.views, rng, views, swap=kind == "swapped_views")
-        return Distractor(seed, kind, item.brand, item.model, photos, _EXPECTED[kind])
+        foreign = _other_product(seed, item.brand, item.model, views) if kind == "foreign_view" else None
+        return rearranged(seed, kind, item.views, item.brand, item.model, foreign)
+    rng = np.random.default_rng([seed, DISTRACTOR_KINDS.index(kind)])
     product = CATALOG[int(rng.integers(0, len(CATALOG)))]
     if kind == "scene_crops":
         photos = scene_crops(rng, views)
@@ -92,6 +88,28 @@ def make_distractor(seed: int, kind: str, views: tuple[str, ...] = VIEWS) -> Dis
             noise = None if kind != "blank" or rng.random() < 0.5 else 0.0
             photos[view] = photograph(img, rng, noise=noise)
     return Distractor(seed, kind, product.brand, product.model, photos, "not_a_product")
+
+
+def rearranged(seed: int, kind: str, photos: dict[str, bytes], brand: str, model: str,
+               foreign: dict[str, bytes] | None = None) -> Distractor:
+    """A genuine item's own ``photos`` submitted wrongly as ``kind`` (swapped or duplicated
+    views, or an alteration; ``foreign_view`` takes a view from ``foreign``, another product's
+    genuine photos), claiming its own product. Any item's photos will do: ``authentiq train``
+    makes these from a folder's test items."""
+    if kind not in _EXPECTED:
+        raise ValueError(f"{kind!r} does not rearrange an item's photos; those that do: "
+                         f"{', '.join(_EXPECTED)}")
+    views = tuple(photos)
+    if len(views) < 2 and kind not in ALTERATION_KINDS:
+        raise ValueError(f"{kind} needs at least two views; got {views}")
+    if kind == "foreign_view" and (foreign is None or not set(views) <= set(foreign)):
+        raise ValueError("foreign_view needs another product's photos of the same views")
+    rng = np.random.default_rng([seed, DISTRACTOR_KINDS.index(kind)])
+    if kind in ALTERATION_KINDS:
+        moved = alter(photos, rng, views, kind, foreign)
+    else:
+        moved = mix_up(photos, rng, views, swap=kind == "swapped_views")
+    return Distractor(seed, kind, brand, model, moved, _EXPECTED[kind])
 
 
 def _other_product(seed: int, brand: str, model: str, views: tuple[str, ...]) -> dict[str, bytes]:
