@@ -52,9 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         def serve(services: Services) -> None:  # at start, and after each switch of model
             app.state.services = services
 
-        served = ServedModel(lambda: open_services(settings, observer=metrics,
-                                                   event_body=webhook_body, registry=True),
-                             serve, drain_s=settings.inspection.request_timeout_s)
+        served = ServedModel(lambda switching: open_services(
+            settings, observer=metrics, event_body=webhook_body, registry=True,
+            switching=switching), serve, drain_s=settings.inspection.request_timeout_s)
         async with served as services:
             blobs = services.store.blobs  # the same store whatever the model
             heatmaps = HeatmapImages(blobs.child("heatmaps"), blobs)

@@ -212,7 +212,7 @@ def promote(args: argparse.Namespace) -> int:
     print(f"promoted release {done.release} ({row.name}@{row.version}: "
           f"{', '.join(r.precision for r in release)}); previously {done.previous_release or 'none'}."
           f" Running servers switch to it at their next poll (AUTHENTIQ_REFERENCE_SYNC_S), "
-          f"without a restart.")
+          f"without a restart (on Triton: restart them once Triton serves it).")
     return 0
 
 

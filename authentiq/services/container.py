@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
@@ -56,6 +56,7 @@ from authentiq.storage.share_links import ShareLinks
 from authentiq.storage.webhooks import Deliveries
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 SHIPPED_SOURCE = "shipped synthetic reference set"
 
 
@@ -83,20 +84,39 @@ class Services:
     sessions: Sessions
     models: ModelWatch
     shadow: LiveShadow | None = None  # AUTHENTIQ_SHADOW_MODEL: a candidate beside the served model
+    background: bool = True  # the watch and webhooks run (the server), not only jobs
     users: Users = field(default_factory=lambda: Users())  # requests holding these services
     retired: bool = field(default=False, init=False)
 
+    async def start(self) -> None:
+        """Start the background work: the model watch, job claiming, webhooks, the live shadow."""
+        if self.background:
+            await self.models.start()
+        await self.runner.start()
+        if self.background:
+            await self.dispatcher.start()
+        if self.shadow is not None:
+            self.shadow.start()
+
     async def retire(self) -> None:
         """Stop the background work: the model watch, job claiming (running jobs finish; queued
-        ones wait in the database), webhooks, the live shadow. Twice is once."""
+        ones wait in the database), webhooks, the live shadow. Twice is once; a step that fails
+        does not keep the others from running."""
         if self.retired:
             return
         self.retired = True
-        await self.models.close()
-        await self.runner.close()
-        await self.dispatcher.close()
-        if self.shadow is not None:
-            await self.shadow.close()
+        self.models.on_promotion = None  # a retired set switches nothing
+        try:
+            await self.models.close()
+        finally:
+            try:
+                await self.runner.close()
+            finally:
+                try:
+                    await self.dispatcher.close()
+                finally:
+                    if self.shadow is not None:
+                        await self.shadow.close()
 
 
 class Users:
@@ -145,17 +165,29 @@ def no_events(job: JobRow, report: Report | None) -> dict[str, Any]:
 @asynccontextmanager
 async def open_services(settings: Settings, observer: ServiceObserver | None = None,
                         *, seed: bool = True, background: bool = True, registry: bool = False,
-                        event_body: EventBody = no_events) -> AsyncIterator[Services]:
+                        event_body: EventBody = no_events,
+                        switching: bool = False) -> AsyncIterator[Services]:
     """``background``: run async jobs and send webhooks (the server); the CLI's one-off commands
     leave both to the server. ``registry``: serve the promoted model (the server; the CLI runs
     the model it is given). Each part receives its section of ``settings``;
-    ``event_body``: a finished job's webhook data (the API's)."""
+    ``event_body``: a finished job's webhook data (the API's). ``switching``: a serving worker
+    opens the promoted model beside the one it serves (:mod:`authentiq.services.switch`): the
+    blocking steps run off the event loop, start-up's one-off work (migrations, seeding, the
+    orphan sweep, the first start) is left out, and the background work waits for
+    :meth:`Services.start`."""
     inspection, access, storage = settings.inspection, settings.access, settings.storage
-    engine = open_database(storage.database_url, migrate=storage.migrate)
+
+    async def blocking(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        return await asyncio.to_thread(fn, *args, **kwargs) if switching else fn(*args, **kwargs)
+
+    engine = await blocking(open_database, storage.database_url,
+                            migrate=storage.migrate and not switching)
     try:
         models = ModelRegistry(engine)
-        served = served_settings(settings.model, models) if registry else settings.model
-        backend = open_backend(served, settings.batcher, timeout_s=inspection.request_timeout_s)
+        served = await blocking(served_settings, settings.model, models) if registry \
+            else settings.model
+        backend = await blocking(open_backend, served, settings.batcher,
+                                 timeout_s=inspection.request_timeout_s)
     except BaseException:
         engine.dispose()
         raise
@@ -168,16 +200,16 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
     try:
         lookup_table()  # imports matplotlib's colormaps now, not in the first request
         references = ReferenceStore(engine, blobs.child("references"))
-        references.ensure_products(spec.products)
-        if registry and info.name != "triton" and models.promoted() is None:
+        await blocking(references.ensure_products, spec.products)
+        if registry and not switching and info.name != "triton" and models.promoted() is None:
             first_start(models, references, served_file(served, info.name), spec.version_key)
         watch = ModelWatch(models if registry else None, info.model_id,
                            settings.references.reference_sync_s)
-        watch.refresh()
+        await blocking(watch.refresh)
         index = ReferenceIndex(references, settings.references, model_id=info.model_id,
                                model_version=spec.version_key, dim=spec.embedding_size,
                                k=spec.fusion.k if spec.fusion else 5, view_check=spec.view_check)
-        index.sync(force=True)
+        await blocking(index.sync, force=True)
         await batcher.start()
         inspector = Inspector(inspection, settings.quality, spec, info, batcher, store, pool,
                               index, on_report=observer.report_made if observer else None,
@@ -208,39 +240,35 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                             ShareLinks(engine, server_secret(engine, "share"),
                                        timedelta(days=access.share_link_days)),
                             Reviews(engine), Deliveries(engine), Sessions(engine), watch,
-                            shadow)
-        if not keys.enforced and access.auth != "off":
+                            shadow, background)
+        if not switching and not keys.enforced and access.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
                         "--scopes submit,review,admin`; from then on every call needs a key.")
-        if seed and settings.references.reference_seed_dir is not None:
+        if seed and not switching and settings.references.reference_seed_dir is not None:
             await seed_references(services)
-        swept = sweep_orphans(engine, [(store.blobs, ReportRow), (references.blobs, ReferenceRow),
-                                       (jobs.blobs, JobRow)], storage.orphan_grace_s)
+        swept = [] if switching else sweep_orphans(
+            engine, [(store.blobs, ReportRow), (references.blobs, ReferenceRow),
+                     (jobs.blobs, JobRow)], storage.orphan_grace_s)
         if swept:
             log.warning("removed %d blob folders with no row (a crash between the files and the "
                         "database write): %s", len(swept), ", ".join(swept[:10]))
-        stale = len(references.missing_embeddings(info.model_id))
+        stale = len(await blocking(references.missing_embeddings, info.model_id))
         if stale:
             log.warning("%d references have no embedding from model %s (%s) and are not "
                         "searched; run `authentiq re-embed`", stale, info.model_id,
                         spec.version_key)
         if spec.view_check is not None:
-            unfilled = len(references.missing_embeddings(
-                info.model_id, features_id=spec.view_check.features_id)) - stale
+            unfilled = len(await blocking(references.missing_embeddings, info.model_id,
+                                          features_id=spec.view_check.features_id)) - stale
             if unfilled:
                 log.warning("%d references have no per-view descriptors of %s's check: it is "
                             "skipped for their products until `authentiq re-embed` adds them",
                             unfilled, spec.version_key)
         log.info("reference index: %d references of %d products (model %s, %s)", index.size,
-                 len(references.products()), info.model_id, spec.version_key)
-        if background:
-            await watch.start()
-        await runner.start()
-        if background:
-            await dispatcher.start()
-        if shadow is not None:
-            shadow.start()
+                 len(await blocking(references.products)), info.model_id, spec.version_key)
+        if not switching:
+            await services.start()
         yield services
     finally:
         if services is not None:

@@ -27,28 +27,32 @@ log = logging.getLogger(__name__)
 
 
 class ServedModel:
-    """``open_services()`` for the promoted model, now and after every promotion; ``on_switch``
-    is told each set of services as it starts serving (the app puts it where requests find it).
-    ``drain_s``: how long a retired set waits for the requests that hold it."""
+    """``open_services(switching)`` for the promoted model, now and after every promotion;
+    ``on_switch`` is told each set of services as it starts serving (the app puts it where
+    requests find it). ``drain_s``: how long a retired set waits for the requests holding it."""
 
-    def __init__(self, open_services: Callable[[], AbstractAsyncContextManager[Services]],
+    def __init__(self, open_services: Callable[[bool], AbstractAsyncContextManager[Services]],
                  on_switch: Callable[[Services], None], drain_s: float) -> None:
         self._open, self._on_switch, self._drain_s = open_services, on_switch, drain_s
         self._stack = AsyncExitStack()
         self._switching: asyncio.Task[None] | None = None
+        self._closing = False
         self.current: Services | None = None
         self.switches = 0
 
     async def __aenter__(self) -> Services:
-        self.current = await self._stack.enter_async_context(self._open())
+        self.current = await self._stack.enter_async_context(self._open(False))
         self._serve(self.current)
         return self.current
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._switching is not None:
-            await self._switching
-        await self._stack.aclose()
+        self._closing = True  # no switch starts from now on; one under way finishes first
+        try:
+            if self._switching is not None:
+                await asyncio.gather(self._switching, return_exceptions=True)
+        finally:
+            await self._stack.aclose()
 
     def _serve(self, services: Services) -> None:
         services.models.on_promotion = self.switch
@@ -56,27 +60,37 @@ class ServedModel:
 
     def switch(self) -> None:
         """Switch to the promoted model in the background (once at a time: a promotion during
-        a switch is seen by the new set's watch)."""
-        if self._switching is None or self._switching.done():
+        a switch is seen when it ends)."""
+        if not self._closing and (self._switching is None or self._switching.done()):
             self._switching = asyncio.create_task(self._switch(), name="authentiq-model-switch")
 
     async def _switch(self) -> None:
-        old, old_stack = self.current, self._stack
+        old = self.current
         assert old is not None
+        before = old.backend.info.model_id
         stack = AsyncExitStack()
         try:
-            new = await stack.enter_async_context(self._open())
+            new = await stack.enter_async_context(self._open(True))
+            # What is promoted now: another promotion (or a rollback) may have come meanwhile.
+            await asyncio.to_thread(new.models.refresh)
         except Exception:
             log.exception("could not open the promoted model; this worker keeps serving model "
-                          "%s and refuses inspections until restarted", old.backend.info.model_id)
+                          "%s and refuses inspections until restarted", before)
+            await stack.aclose()
             old.models.refuse()
             return
-        before, after = old.backend.info.model_id, new.backend.info.model_id
-        if after == before or after not in new.models.promoted_ids:
-            await stack.aclose()  # the promoted release has no file here: served_settings said so
-            old.models.refuse()
+        after, promoted = new.backend.info.model_id, new.models.refusal is None
+        if self._closing or after == before or not promoted:
+            await stack.aclose()
+            if self._closing or promoted:  # shutting down, or rolled back to the served model
+                return
+            if after == before:  # the promoted release has no file here: served_settings said so
+                old.models.refuse()
+            else:  # promoted again while this one opened: follow it
+                asyncio.get_running_loop().call_soon(self.switch)
             return
-        self.current, self._stack = new, stack
+        old_stack, self.current, self._stack = self._stack, new, stack
+        await new.start()
         self._serve(new)
         self.switches += 1
         log.warning("switched to the promoted model %s (%s) from %s, without a restart", after,
@@ -86,6 +100,7 @@ class ServedModel:
             if not await old.users.idle(self._drain_s):
                 log.warning("closing model %s with %d requests still holding it after %.0f s",
                             before, old.users.count, self._drain_s)
+        except Exception:  # the new model serves; the old one is closed all the same
+            log.exception("retiring the previously served model %s failed", before)
+        finally:
             await old_stack.aclose()
-        except Exception:  # the new model serves; the old one's resources are left to the process
-            log.exception("closing the previously served model %s failed", before)

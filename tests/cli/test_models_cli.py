@@ -160,6 +160,26 @@ def test_promotion_reembeds_then_every_server_switches_to_it_and_rollback_return
             ready = serving(server, old)
             assert ready["model_id"] == old and ready["references"] == 2 and ready["ready"]
 
+        # Two promotions in quick succession (the second while the first switch may be under
+        # way): every worker ends on the last one.
+        third = retrained(DEFAULT_MODEL, tmp_path / "third.int8-cpu.onnx", version="0.4.0",
+                          props={"authentiq.acceptance": PASSED}, nudge=0.01)
+        assert models(db, "register", str(third)) == 0
+        assert models(db, "promote", new[:8], "--quiet") == 0
+        assert models(db, "promote", model_id(third)[:8], "--quiet") == 0
+        capsys.readouterr()
+        for server in (a, b):
+            ready = serving(server, model_id(third))
+            assert ready["model"] == "authentiq-default@0.4.0" and ready["ready"] is True
+            assert server.post("/v1/inspections", files=files_of(item), data={
+                "brand": item.brand, "model": item.model}).json()["classifier"]["model_id"] == \
+                model_id(third)
+        assert models(db, "rollback") == 0 and models(db, "rollback") == 0  # to new, then third
+        assert models(db, "promote", old[:8], "--quiet") == 0
+        capsys.readouterr()
+        for server in (a, b):
+            assert serving(server, old)["ready"] is True
+
         # A release with no file on this host: the worker keeps its model and refuses (503).
         # (promoted on a host that has the file: here, through the registry itself)
         candidate.unlink()
@@ -187,5 +207,6 @@ def test_promotion_reembeds_then_every_server_switches_to_it_and_rollback_return
     history = json.loads(capsys.readouterr().out)["promotions"]
     assert [(p["action"], p["release"]) for p in history] == [
         ("first start", old), ("promote", new), ("rollback", old), ("promote", new),
-        ("rollback", old)]
+        ("promote", model_id(third)), ("rollback", new), ("rollback", model_id(third)),
+        ("promote", old), ("promote", new), ("rollback", old)]
     assert history[2]["note"] == "drift on Amande" and history[2]["previous_release"] == new

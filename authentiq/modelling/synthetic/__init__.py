@@ -107,14 +107,16 @@ def write_dataset(root: Path, seeds: range | list[int], *, short_side: int | Non
         written, seed = 0, seeds[0] if len(seeds) else 0
         while written < len(seeds):
             # Attempts drawn ahead on the assumption that each one is kept; a skipped one (clean)
-            # moves the products of the attempts after it, so those are drawn again.
+            # moves the products of the attempts after it (balanced), so those are drawn again.
             n = min(batch, len(seeds) - written)
             firsts = range(seed, seed + n) if clean else seeds[written:written + n]
             specs = [(written + i) % len(CATALOG) if balanced else None for i in range(n)]
             for drawn_seed, drawn in zip(firsts, mapper(draw, firsts, specs), strict=True):
                 seed = drawn_seed + 1
-                if drawn is None:  # refused by the quality check: the next seed, same product
-                    break
+                if drawn is None:  # refused by the quality check: the next seed, same product,
+                    if balanced:  # so the products of the attempts after it move on by one
+                        break
+                    continue
                 name, row, photos = drawn
                 folder = root / name
                 folder.mkdir(exist_ok=True)

@@ -346,7 +346,11 @@ class Workflow:
         cfg = self.cfg
         chosen = reference_items(self._items_of("train"), cfg.fusion_references, cfg.train.seed)
         views, tile = cfg.train.views, cfg.train.tile_size
-        test = self._test_tiles()
+        named = [i for i, it in enumerate(self._items_of("test")) if it.brand and it.model]
+        if not named:
+            return {"skipped": "no test item names both its brand and model, so none can be "
+                               "claimed as a product"}
+        test = self._test_tiles().subset(np.asarray(named))
         settings = Settings()
         backend = OnnxRuntimeBackend(self.files["int8-cpu"])
         try:
