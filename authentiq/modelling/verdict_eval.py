@@ -8,6 +8,7 @@ comparison is exact (numpy) against a folder of genuine references, as the flat 
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -320,11 +321,15 @@ def folder_distractors(n: int, first_seed: int, items: Sequence[datasets.Labelle
     if not products:
         return
     rng = np.random.default_rng([first_seed, 7])
+    # Kind i % K claims product i % P; where K and P share a factor that would pin each kind to
+    # a few products, so each round of kinds moves the claims on by one.
+    turn = 1 if math.gcd(len(kinds), len(products)) > 1 else 0
     jobs: list[_DistractorJob] = []
     for i in range(n):
         seed, kind = first_seed + i, kinds[i % len(kinds)]
         if kind in PAINTED_KINDS:
-            jobs.append((seed, kind, views, products[i % len(products)], None, None))
+            claim = products[(i + turn * (i // len(kinds))) % len(products)]
+            jobs.append((seed, kind, views, claim, None, None))
             continue
         item, files = genuine[int(rng.integers(0, len(genuine)))]
         foreign = None

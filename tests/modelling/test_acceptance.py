@@ -72,3 +72,8 @@ def test_distractors_for_a_folder_claim_its_products_and_rearrange_its_own_photo
     fakes = [it for it in items if it.label == 1]
     assert {d.kind for d in folder_distractors(6, 0, fakes, views)} == {
         "noise", "blank", "document", "texture", "object", "scene_crops"}
+    # Six kinds and two products: each kind still claims both products, round after round.
+    two = sorted({(it.brand, it.model) for it in fakes})[:2]
+    pair = [it for it in fakes if (it.brand, it.model) in two]
+    claims = [(d.kind, d.brand, d.model) for d in folder_distractors(12, 0, pair, views)]
+    assert len(set(claims)) == 12
