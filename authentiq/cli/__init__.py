@@ -173,10 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "documents, objects ... and test items' photos submitted wrongly; 0 "
                         "leaves them out (folder only)")
     t.add_argument("--max-ood-answered", type=modelling.fraction, default=0.01,
-                   help="acceptance: most share of those answered authentic or counterfeit "
-                        "(folder only)")
+                   help="acceptance: most share of those answered wrongly: any verdict on a "
+                        "non-product, mixed-up or foreign view, counterfeit on a genuine item's "
+                        "own altered photo (folder only)")
     t.add_argument("--max-ood-authentic", type=modelling.fraction, default=0.0,
-                   help="acceptance: most share of those answered authentic (folder only)")
+                   help="acceptance: most share of those answered authentic, a genuine item's "
+                        "own altered photo aside (folder only)")
     t.add_argument("--force", action="store_true",
                    help="accept a model that fails a threshold (recorded as forced)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")

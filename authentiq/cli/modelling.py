@@ -136,7 +136,7 @@ def _workflow(args: argparse.Namespace, cfg: Any, progress: Any) -> int:
                    else f"{f.service_decided_accuracy:.2%}")
         print(f"service's answers: decided accuracy {service}, inconclusive "
               f"{f.service_inconclusive_share:.2%}; out-of-distribution: {f.ood_answered} of "
-              f"{f.ood_items} answered, {f.ood_authentic} authentic")
+              f"{f.ood_items} answered wrongly, {f.ood_authentic} authentic")
     for flavour, path in outcome.files.items():
         print(f"{flavour}: {path}")
     print(f"model card: {outcome.card}")

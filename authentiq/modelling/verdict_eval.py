@@ -150,6 +150,18 @@ class Outcome:
     flagged: bool
 
 
+# Distractor kinds that alter the claimed genuine item's own photo: "authentic" is right about
+# the item (if not supported by a sound photo); "counterfeit" accuses a genuine item.
+ITEM_ALTERATIONS = ("mirrored_view", "turned_view", "upside_down", "degraded_view")
+
+
+def wrong(o: Outcome) -> bool:
+    """Whether the answer to an out-of-distribution submission is wrong: any verdict on a
+    non-product, mixed-up views or another product's view; counterfeit on a genuine item's own
+    altered photo."""
+    return o.confident and (o.kind not in ITEM_ALTERATIONS or o.verdict == "counterfeit")
+
+
 def outcome(kind: str, v: Verdict | str) -> Outcome:
     if isinstance(v, str):
         return Outcome(kind, v, False, (), False)

@@ -32,7 +32,7 @@ def test_the_service_figures_are_judged_beside_the_classifiers() -> None:
         "service decided accuracy nothing decided < 97.00%"]
     assert verdict(ood_answered=2).passed  # 2 of 240 is 0.83%: within 1%
     assert verdict(ood_answered=3).failed == [
-        "out-of-distribution answered 3 of 240 (1.25%) > 1.00%"]
+        "out-of-distribution answered wrongly 3 of 240 (1.25%) > 1.00%"]
     assert verdict(ood_answered=1, ood_authentic=1).failed == [
         "out-of-distribution authentic 1 of 240 (0.42%) > 0.00%"]
 
@@ -77,3 +77,17 @@ def test_distractors_for_a_folder_claim_its_products_and_rearrange_its_own_photo
     pair = [it for it in fakes if (it.brand, it.model) in two]
     claims = [(d.kind, d.brand, d.model) for d in folder_distractors(12, 0, pair, views)]
     assert len(set(claims)) == 12
+
+
+def test_a_wrong_answer_to_an_out_of_distribution_submission() -> None:
+    """Any verdict on a non-product or mixed-up views is wrong; on a genuine item's own altered
+    photo only counterfeit is (authentic is right about the item, and counted apart)."""
+    from authentiq.modelling.verdict_eval import Outcome, wrong
+
+    def said(kind: str, verdict: str) -> Outcome:
+        return Outcome(kind, verdict, verdict in ("authentic", "counterfeit"), (), False)
+
+    assert wrong(said("noise", "authentic")) and wrong(said("swapped_views", "counterfeit"))
+    assert wrong(said("foreign_view", "authentic"))  # another product's view: not this item
+    assert wrong(said("mirrored_view", "counterfeit")) and not wrong(said("mirrored_view", "authentic"))
+    assert not wrong(said("noise", "inconclusive")) and not wrong(said("blank", "rejected (x)"))

@@ -25,8 +25,10 @@ class AcceptanceThresholds(BaseModel):
     # What the service answers (served flavour, gate, fusion, a few references a product):
     min_service_accuracy: float = Field(0.97, ge=0, le=1)  # on the test items it decides
     max_ood_answered: float = Field(0.01, ge=0, le=1)  # share of out-of-distribution submissions
-    #                                                    answered authentic or counterfeit
-    max_ood_authentic: float = Field(0.0, ge=0, le=1)  # ... answered authentic
+    #   answered wrongly: any verdict on a non-product, mixed-up or foreign view; counterfeit on a
+    #   genuine item's own altered photo (verdict_eval.wrong)
+    max_ood_authentic: float = Field(0.0, ge=0, le=1)  # ... answered authentic (all but a
+    #   genuine item's own altered photo)
 
 
 class Figures(BaseModel):
@@ -44,7 +46,7 @@ class Figures(BaseModel):
     service_decided_accuracy: float | None = None
     service_inconclusive_share: float | None = None
     ood_items: int = 0
-    ood_answered: int = 0
+    ood_answered: int = 0  # answered wrongly
     ood_authentic: int = 0
 
 
@@ -85,7 +87,8 @@ def judge(figures: Figures, thresholds: AcceptanceThresholds, *, force: bool, te
         shown = "nothing decided" if service is None else f"{service:.2%}"
         failed.append(f"service decided accuracy {shown} < {thresholds.min_service_accuracy:.2%}")
     if figures.ood_items:
-        for what, count, most in (("answered", figures.ood_answered, thresholds.max_ood_answered),
+        for what, count, most in (("answered wrongly", figures.ood_answered,
+                                   thresholds.max_ood_answered),
                                   ("authentic", figures.ood_authentic,
                                    thresholds.max_ood_authentic)):
             if count / figures.ood_items > most:

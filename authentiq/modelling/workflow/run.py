@@ -175,7 +175,8 @@ class Workflow:
                                 self._evaluate, models)
         verdicts = self.stage("verdicts", "the service's answers: test items with a few "
                                           "references, out-of-distribution submissions",
-                              [cfg.fusion_references, cfg.ood_items], self._verdicts)
+                              [cfg.fusion_references, cfg.ood_items, "wrong answers"],
+                              self._verdicts)
         accepted = self.stage("accept", "acceptance gate and model card",
                               [cfg.thresholds.model_dump(), cfg.force, cfg.command],
                               lambda: self._accept(evaluation, verdicts),
@@ -330,12 +331,14 @@ class Workflow:
         confident answer would be wrong for."""
         from authentiq.inference.backends.onnxruntime import OnnxRuntimeBackend
         from authentiq.modelling.verdict_eval import (
+            ITEM_ALTERATIONS,
             References,
             folder_distractors,
             held_out_verdicts,
             ood_table,
             outcome,
             photo_verdict,
+            wrong,
         )
         from authentiq.settings import Settings
 
@@ -367,7 +370,8 @@ class Workflow:
         finally:
             backend.close()
         figures = held.figures()
-        answered = [o for o in ood if o.confident]
+        answered = [o for o in ood if wrong(o)]
+        authentic = [o for o in ood if o.verdict == "authentic"]
         result = {
             "fitted_on": f"{len(test)} test items against {len(chosen)} authentic training items "
                          f"as references ({cfg.fusion_references} a product at most), "
@@ -375,14 +379,16 @@ class Workflow:
                          f"submissions (seeds {OOD_SEED:,}+)",
             "held_out": figures,
             "ood": {"items": len(ood), "answered": len(answered),
-                    "authentic": sum(o.verdict == "authentic" for o in answered),
+                    "authentic": sum(o.kind not in ITEM_ALTERATIONS for o in authentic),
+                    "altered_authentic": sum(o.kind in ITEM_ALTERATIONS for o in authentic),
                     "table": ood_table(ood) if ood else ""},
         }
         (self.out / "verdicts.json").write_text(json.dumps(result, indent=1) + "\n")
         acc = figures["decided_accuracy"]
         result["summary"] = (f"decided accuracy {'—' if acc is None else f'{acc:.2%}'}, "
                              f"inconclusive {figures['inconclusive_share']:.2%}; "
-                             f"{len(answered)} of {len(ood)} out-of-distribution answered")
+                             f"{len(answered)} of {len(ood)} out-of-distribution answered "
+                             f"wrongly")
         return result
 
     def _accept(self, evaluation: dict[str, Any], verdicts: dict[str, Any]) -> dict[str, Any]:
