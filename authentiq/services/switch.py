@@ -89,8 +89,15 @@ class ServedModel:
             else:  # promoted again while this one opened: follow it
                 asyncio.get_running_loop().call_soon(self.switch)
             return
+        try:
+            await new.start()
+        except Exception:
+            log.exception("could not start the promoted model's background work; this worker "
+                          "keeps serving model %s and refuses inspections until restarted", before)
+            await stack.aclose()
+            old.models.refuse()
+            return
         old_stack, self.current, self._stack = self._stack, new, stack
-        await new.start()
         self._serve(new)
         self.switches += 1
         log.warning("switched to the promoted model %s (%s) from %s, without a restart", after,
