@@ -166,22 +166,23 @@ def no_events(job: JobRow, report: Report | None) -> dict[str, Any]:
 async def open_services(settings: Settings, observer: ServiceObserver | None = None,
                         *, seed: bool = True, background: bool = True, registry: bool = False,
                         event_body: EventBody = no_events,
-                        switching: bool = False) -> AsyncIterator[Services]:
+                        switching: Services | None = None) -> AsyncIterator[Services]:
     """``background``: run async jobs and send webhooks (the server); the CLI's one-off commands
     leave both to the server. ``registry``: serve the promoted model (the server; the CLI runs
     the model it is given). Each part receives its section of ``settings``;
-    ``event_body``: a finished job's webhook data (the API's). ``switching``: a serving worker
-    opens the promoted model beside the one it serves (:mod:`authentiq.services.switch`): the
-    blocking steps run off the event loop, start-up's one-off work (migrations, seeding, the
-    orphan sweep, the first start) is left out, and the background work waits for
-    :meth:`Services.start`."""
+    ``event_body``: a finished job's webhook data (the API's). ``switching``: the services a serving
+    worker opens the promoted model beside (:mod:`authentiq.services.switch`): the blocking
+    steps run off the event loop, start-up's one-off work (migrations, seeding, the orphan
+    sweep, the first start) is left out, the background work waits for :meth:`Services.start`,
+    and the per-client counts (rate limits, uploads in flight) carry over."""
     inspection, access, storage = settings.inspection, settings.access, settings.storage
+    switch = switching is not None
 
     async def blocking(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-        return await asyncio.to_thread(fn, *args, **kwargs) if switching else fn(*args, **kwargs)
+        return await asyncio.to_thread(fn, *args, **kwargs) if switch else fn(*args, **kwargs)
 
     engine = await blocking(open_database, storage.database_url,
-                            migrate=storage.migrate and not switching)
+                            migrate=storage.migrate and not switch)
     try:
         models = ModelRegistry(engine)
         served = await blocking(served_settings, settings.model, models) if registry \
@@ -201,7 +202,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         lookup_table()  # imports matplotlib's colormaps now, not in the first request
         references = ReferenceStore(engine, blobs.child("references"))
         await blocking(references.ensure_products, spec.products)
-        if registry and not switching and info.name != "triton" and models.promoted() is None:
+        if registry and not switch and info.name != "triton" and models.promoted() is None:
             first_start(models, references, served_file(served, info.name), spec.version_key)
         watch = ModelWatch(models if registry else None, info.model_id,
                            settings.references.reference_sync_s)
@@ -234,20 +235,22 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
         services = Services(settings, backend, batcher, store, references, index, inspector, enroller,
                             Idempotency(engine, stale_s=inspection.request_timeout_s + 60),
                             keys, server_secret(engine),
+                            switching.rate_limiter if switching is not None else
                             RateLimiter(access.rate_limit, access.rate_limit_storage),
                             jobs, runner, dispatcher,
+                            switching.in_flight if switching is not None else
                             InFlight(settings.uploads.max_in_flight_per_client),
                             ShareLinks(engine, server_secret(engine, "share"),
                                        timedelta(days=access.share_link_days)),
                             Reviews(engine), Deliveries(engine), Sessions(engine), watch,
                             shadow, background)
-        if not switching and not keys.enforced and access.auth != "off":
+        if not switch and not keys.enforced and access.auth != "off":
             log.warning("no API key exists yet: the API is open to anyone who can reach it "
                         "(AUTHENTIQ_AUTH=auto). Create one with `authentiq keys create NAME "
                         "--scopes submit,review,admin`; from then on every call needs a key.")
-        if seed and not switching and settings.references.reference_seed_dir is not None:
+        if seed and not switch and settings.references.reference_seed_dir is not None:
             await seed_references(services)
-        swept = [] if switching else sweep_orphans(
+        swept = [] if switch else sweep_orphans(
             engine, [(store.blobs, ReportRow), (references.blobs, ReferenceRow),
                      (jobs.blobs, JobRow)], storage.orphan_grace_s)
         if swept:
@@ -267,7 +270,7 @@ async def open_services(settings: Settings, observer: ServiceObserver | None = N
                             unfilled, spec.version_key)
         log.info("reference index: %d references of %d products (model %s, %s)", index.size,
                  len(await blocking(references.products)), info.model_id, spec.version_key)
-        if not switching:
+        if not switch:
             await services.start()
         yield services
     finally:

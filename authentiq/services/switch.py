@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 
 
 class ServedModel:
-    """``open_services(switching)`` for the promoted model, now and after every promotion;
+    """``open_services(switching)`` for the promoted model, now and after every promotion
+    (``switching``: the set served until then);
     ``on_switch`` is told each set of services as it starts serving (the app puts it where
     requests find it). ``drain_s``: how long a retired set waits for the requests holding it."""
 
-    def __init__(self, open_services: Callable[[bool], AbstractAsyncContextManager[Services]],
+    def __init__(self, open_services: Callable[[Services | None],
+                                               AbstractAsyncContextManager[Services]],
                  on_switch: Callable[[Services], None], drain_s: float) -> None:
         self._open, self._on_switch, self._drain_s = open_services, on_switch, drain_s
         self._stack = AsyncExitStack()
@@ -41,7 +43,7 @@ class ServedModel:
         self.switches = 0
 
     async def __aenter__(self) -> Services:
-        self.current = await self._stack.enter_async_context(self._open(False))
+        self.current = await self._stack.enter_async_context(self._open(None))
         self._serve(self.current)
         return self.current
 
@@ -70,7 +72,7 @@ class ServedModel:
         before = old.backend.info.model_id
         stack = AsyncExitStack()
         try:
-            new = await stack.enter_async_context(self._open(True))
+            new = await stack.enter_async_context(self._open(old))
             # What is promoted now: another promotion (or a rollback) may have come meanwhile.
             await asyncio.to_thread(new.models.refresh)
         except Exception:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -124,6 +125,7 @@ def test_promotion_reembeds_then_every_server_switches_to_it_and_rollback_return
             assert enrol(a, genuine(i)).status_code == 201
         before = a.post("/v1/inspections", files=files_of(item),
                         data={"brand": item.brand, "model": item.model}).json()
+        served: Any = a.app.state.services  # type: ignore[attr-defined]
         assert models(db, "register", str(candidate)) == 0
         capsys.readouterr()
         assert models(db, "promote", new[:8], "--quiet") == 0
@@ -144,6 +146,10 @@ def test_promotion_reembeds_then_every_server_switches_to_it_and_rollback_return
             assert report.status_code == 201, report.text
             assert report.json()["classifier"]["model_id"] == new
             assert report.json()["references"]["claimed"]["count"] == 2
+        # Per-client counts (rate limits, uploads in flight) carry over to the new model's set.
+        switched: Any = a.app.state.services  # type: ignore[attr-defined]
+        assert switched is not served and switched.rate_limiter is served.rate_limiter
+        assert switched.in_flight is served.in_flight
         # Reports made before the switch keep the model that made them.
         assert a.get(f"/v1/reports/{before['id']}").json()["classifier"]["model_id"] == old
         listed = a.get("/v1/reports", params={"model_id": new}).json()
