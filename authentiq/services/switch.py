@@ -76,10 +76,7 @@ class ServedModel:
             # What is promoted now: another promotion (or a rollback) may have come meanwhile.
             await asyncio.to_thread(new.models.refresh)
         except Exception:
-            log.exception("could not open the promoted model; this worker keeps serving model "
-                          "%s and refuses inspections until restarted", before)
-            await stack.aclose()
-            old.models.refuse()
+            await self._abandon(stack, old, "open the promoted model")
             return
         after, promoted = new.backend.info.model_id, new.models.refusal is None
         if self._closing or after == before or not promoted:
@@ -94,10 +91,7 @@ class ServedModel:
         try:
             await new.start()
         except Exception:
-            log.exception("could not start the promoted model's background work; this worker "
-                          "keeps serving model %s and refuses inspections until restarted", before)
-            await stack.aclose()
-            old.models.refuse()
+            await self._abandon(stack, old, "start the promoted model's background work")
             return
         old_stack, self.current, self._stack = self._stack, new, stack
         self._serve(new)
@@ -113,3 +107,11 @@ class ServedModel:
             log.exception("retiring the previously served model %s failed", before)
         finally:
             await old_stack.aclose()
+
+    @staticmethod
+    async def _abandon(stack: AsyncExitStack, old: Services, what: str) -> None:
+        """A switch that failed at ``what``: close what it opened, keep ``old`` and refuse."""
+        log.exception("could not %s; this worker keeps serving model %s and refuses inspections "
+                      "until restarted", what, old.backend.info.model_id)
+        await stack.aclose()
+        old.models.refuse()
