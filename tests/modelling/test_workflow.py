@@ -194,6 +194,13 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
            "temperature, view_check, evaluate, verdicts, accept" in again.out
     assert stamps(out) == before
 
+    # A quality setting of the service is an input of its answers: changed, the verdicts stage
+    # (and the acceptance after it) answer again; everything before them is kept.
+    monkeypatch.setenv("AUTHENTIQ_BLUR_THRESHOLD", "11")
+    assert main(command) == 0
+    assert "kept from an earlier run: train, export, calibrate, embedding, fusion, gate, " \
+           "temperature, view_check, evaluate\n" in capsys.readouterr().out
+
 
 def test_the_made_model_serves_inspections_through_the_app(made: Made, small_dataset: Path,
                                                            tmp_path: Path) -> None:

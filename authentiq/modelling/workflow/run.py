@@ -47,6 +47,7 @@ from authentiq.modelling.workflow.acceptance import (
     stamp,
 )
 from authentiq.modelling.workflow.ledger import Ledger, digest, folder_fingerprint
+from authentiq.settings import Settings
 
 STAGES = ("train", "export", "calibrate", "embedding", "fusion", "gate", "temperature",
           "view_check", "evaluate", "verdicts", "accept")
@@ -173,10 +174,15 @@ class Workflow:
                    self._view_check, models)
         evaluation = self.stage("evaluate", "evaluating on the held-out test items", None,
                                 self._evaluate, models)
+        # the stage answers as a server started here would: AUTHENTIQ_* quality settings and the
+        # pixel limit are inputs too (changing one answers again)
+        served = Settings()
         verdicts = self.stage("verdicts", "the service's answers: test items with a few "
                                           "references, out-of-distribution submissions",
-                              [cfg.fusion_references, cfg.ood_items, "wrong answers"],
-                              self._verdicts)
+                              [cfg.fusion_references, cfg.ood_items, "wrong answers",
+                               served.quality.model_dump(mode="json"),
+                               served.inspection.max_pixels],
+                              lambda: self._verdicts(served))
         accepted = self.stage("accept", "acceptance gate and model card",
                               [cfg.thresholds.model_dump(), cfg.force, cfg.command],
                               lambda: self._accept(evaluation, verdicts),
@@ -324,7 +330,7 @@ class Workflow:
                 "summary": f"{len(ts)} test items: AUC {fp32.roc_auc:.4f}, decided accuracy "
                            f"{fp32.decided_accuracy:.2%}, inconclusive {fp32.inconclusive_share:.2%}"}
 
-    def _verdicts(self) -> dict[str, Any]:
+    def _verdicts(self, settings: Settings) -> dict[str, Any]:
         """What the service answers with the served flavour, gate, fusion and a deployment's few
         references (``fusion_references`` authentic training items a product, drawn afresh): on
         the test items, each claimed as its own product, and on ``ood_items`` submissions that a
@@ -340,7 +346,6 @@ class Workflow:
             photo_verdict,
             wrong,
         )
-        from authentiq.settings import Settings
 
         products = datasets.folder_products(self.items)
         if not products:
@@ -354,7 +359,6 @@ class Workflow:
             return {"skipped": "no test item names both its brand and model, so none can be "
                                "claimed as a product"}
         test = self._test_tiles().subset(np.asarray(named))
-        settings = Settings()
         backend = OnnxRuntimeBackend(self.files["int8-cpu"])
         try:
             refs = References.of(backend, datasets.folder_tiles(chosen, views, tile, required=(),
