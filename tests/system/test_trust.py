@@ -340,6 +340,17 @@ def test_a_mirrored_stitching_photo_is_asked_for_again_not_accused(
             assert report["review_advised"], report["reasons"]
             [stitching] = [v for v in report["views"] if v["view"] == "stitching"]
             assert not stitching["usable"] and stitching["reason"] == "misoriented_view"
+    # Mirrored back, these two land inside the uncertain band (fused 0.008 and 0.061), not
+    # authentic: still more likely genuine than counterfeit, so asked for again, not accused.
+    for seed in (900_000_003, 900_000_029):
+        item = make_item(seed, counterfeit=False)
+        photos = {**item.views, "stitching": transformed(item.views["stitching"],
+                                                         Image.Transpose.FLIP_LEFT_RIGHT)}
+        report = post(with_refs, photos, item.brand, item.model)
+        assert report["verdict"] == "inconclusive", report["reasons"]
+        assert ("stitching", "misoriented_view") in [(r["view"], r["reason"])
+                                                     for r in report["retake"]]
+        assert report["review_advised"]
     for seed in (910_001_003, 910_001_004):  # stitches slanted 12-25° off: mirrored, still off
         fake = make_item(seed, counterfeit=True, defects=["stitch_angle"], spec=CATALOG[seed % 6])
         report = post(with_refs, dict(fake.views), fake.brand, fake.model)
