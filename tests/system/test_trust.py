@@ -341,7 +341,7 @@ def test_a_mirrored_stitching_photo_is_asked_for_again_not_accused(
             [stitching] = [v for v in report["views"] if v["view"] == "stitching"]
             assert not stitching["usable"] and stitching["reason"] == "misoriented_view"
     # Mirrored back, these two land inside the uncertain band (fused 0.008 and 0.061), not
-    # authentic: still more likely genuine than counterfeit, so asked for again, not accused.
+    # authentic, yet close to it (below MIRROR_CLEARS_BELOW): asked for again, not accused.
     for seed in (900_000_003, 900_000_029):
         item = make_item(seed, counterfeit=False)
         photos = {**item.views, "stitching": transformed(item.views["stitching"],
