@@ -319,7 +319,7 @@ class ModelRefused(AuthentiqError):
 
 class ModelNotPromoted(AuthentiqError):
     """This worker's model is not the promoted one, and it could not switch to it (no file of
-    the promoted release on this host): it refuses to inspect until restarted with the promoted
-    model; carries ``retry_after``."""
+    the promoted release on this host yet): it refuses to inspect until a later try to switch, or
+    a restart, succeeds; carries ``retry_after``."""
 
     slug, status, title = "model-not-promoted", 503, "This worker's model is no longer promoted"

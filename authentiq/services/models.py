@@ -13,6 +13,7 @@ import getpass
 import json
 import logging
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from authentiq.storage.references import ReferenceStore
 
 log = logging.getLogger(__name__)
 MIN_POLL_S = 0.5  # the watch's shortest interval between two reads of the promoted release
+RETRY_FIRST_S = 5.0  # a failed switch is tried again after this, then after twice as long ...
+RETRY_MAX_S = 300.0  # ... up to this
 ACCEPTANCE_KEY = PREFIX + "acceptance"  # written by `authentiq train`'s acceptance gate
 FIRST_START = "server (first start: AUTHENTIQ_MODEL_PATH, nothing promoted yet)"
 # A release without the configured file's flavour: what each backend's file falls back to
@@ -193,8 +196,10 @@ class ModelWatch:
     ``interval_s`` in the background. When another release is promoted, a worker that can
     switch (``on_promotion`` set: the server's :class:`authentiq.services.switch.ServedModel`)
     is told, and serves on until it has switched; otherwise — or when the switch fails, e.g. no
-    file of that release on this host — it refuses inspections (503 ``model-not-promoted``)
-    until restarted, when it loads the promoted one."""
+    file of that release on this host yet — it refuses inspections (503 ``model-not-promoted``).
+    A failed switch is tried again after ``RETRY_FIRST_S``, then at doubling intervals up to
+    ``RETRY_MAX_S`` (the file copied to the host later is picked up without a restart); a worker
+    that cannot switch loads the promoted model when restarted."""
 
     def __init__(self, registry: ModelRegistry | None, served_id: str, interval_s: float) -> None:
         self.registry, self.served_id, self.interval_s = registry, served_id, interval_s
@@ -203,6 +208,8 @@ class ModelWatch:
         self.refusal: str | None = None
         self.pending: str | None = None  # why this worker must switch, while it switches
         self.on_promotion: Callable[[], None] | None = None
+        self._retry_s = RETRY_FIRST_S
+        self._retry_at: float | None = None  # when to try a failed switch again
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
 
@@ -220,12 +227,15 @@ class ModelWatch:
                 f"this worker serves model {self.served_id}, but release {promoted.release} is "
                 f"promoted ({promoted.action} by {promoted.promoted_by}); restart it to serve "
                 f"the promoted model")
+            self._retry_s, self._retry_at = RETRY_FIRST_S, None
             if self.on_promotion is not None:  # serve on while switching; refuse if it fails
                 self.pending, self.refusal = stale, None
                 return
             if stale and stale != self.refusal:
                 log.error("%s", stale)
             self.refusal = stale
+        elif self._retry_at is not None and time.monotonic() >= self._retry_at:
+            self.pending, self._retry_at = self.refusal, None  # try again, refusing meanwhile
 
     def poke(self) -> None:
         """After :meth:`refresh`, on the event loop: ask for the switch a promotion calls for."""
@@ -233,10 +243,12 @@ class ModelWatch:
             self.on_promotion()
 
     def refuse(self) -> None:
-        """The switch failed: refuse inspections from now on, as a worker that cannot switch."""
+        """The switch failed: refuse inspections, and try the switch again later."""
         if self.pending is not None:
-            log.error("%s", self.pending)
+            log.error("%s; trying to switch again in %.0f s", self.pending, self._retry_s)
             self.refusal, self.pending = self.pending, None
+            self._retry_at = time.monotonic() + self._retry_s
+            self._retry_s = min(2 * self._retry_s, RETRY_MAX_S)
 
     def check(self) -> None:
         """Raise ``ModelNotPromoted`` while this worker's model is not the promoted one."""

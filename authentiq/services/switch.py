@@ -10,7 +10,8 @@ request that holds it is done. A report names the model that made it either way.
 
 If the switch cannot be made — no file of the promoted release on this host, a model that does
 not load — the worker keeps the old model and refuses inspections (503 ``model-not-promoted``)
-until restarted, as a worker that cannot switch does.
+and tries again at growing intervals (:class:`authentiq.services.models.ModelWatch`), so a file
+copied to the host later is served without a restart.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class ServedModel:
     @staticmethod
     async def _abandon(stack: AsyncExitStack, old: Services, what: str) -> None:
         """A switch that failed at ``what``: close what it opened, keep ``old`` and refuse."""
-        log.exception("could not %s; this worker keeps serving model %s and refuses inspections "
-                      "until restarted", what, old.backend.info.model_id)
+        log.exception("could not %s; this worker keeps model %s and refuses inspections until "
+                      "a switch succeeds", what, old.backend.info.model_id)
         await stack.aclose()
         old.models.refuse()

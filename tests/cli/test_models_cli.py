@@ -188,7 +188,7 @@ def test_promotion_reembeds_then_every_server_switches_to_it_and_rollback_return
 
         # A release with no file on this host: the worker keeps its model and refuses (503).
         # (promoted on a host that has the file: here, through the registry itself)
-        candidate.unlink()
+        away = candidate.rename(tmp_path / "not-copied-yet.onnx")
         engine = open_database(db)
         ModelRegistry(engine).promote(new, action="promote", by="another host", note=None)
         engine.dispose()
@@ -203,6 +203,14 @@ def test_promotion_reembeds_then_every_server_switches_to_it_and_rollback_return
                                   data={"brand": item.brand, "model": item.model})
             assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
             assert refused.json()["type"].endswith("/model-not-promoted")
+        # The file arrives on this host later: each worker tries the switch again (first after
+        # RETRY_FIRST_S) and serves the promoted model without a restart.
+        away.rename(candidate)
+        for server in (a, b):
+            ready = serving(server, new)
+            assert ready["ready"] is True and ready["model_promoted"] is True
+            assert server.post("/v1/inspections", files=files_of(item), data={
+                "brand": item.brand, "model": item.model}).json()["classifier"]["model_id"] == new
         assert models(db, "rollback") == 0
         capsys.readouterr()
 
