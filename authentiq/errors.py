@@ -131,6 +131,13 @@ class DatabaseSchemaError(AuthentiqError):
     slug, status, title = "database-schema", 500, "Database schema is out of date"
 
 
+class DatabaseNotFound(AuthentiqError):
+    """A command that only reads was pointed at an SQLite file that does not exist (a typo in
+    ``--database-url``, say): it would otherwise create an empty database and report nothing."""
+
+    slug, status, title = "database-not-found", 500, "No database at that path"
+
+
 class ReferenceNotFound(AuthentiqError):
     slug, status, title = "reference-not-found", 404, "Reference not found"
 

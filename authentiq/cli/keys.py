@@ -16,10 +16,12 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def database(args: argparse.Namespace) -> Iterator[Engine]:
+def database(args: argparse.Namespace, *, existing: bool = False) -> Iterator[Engine]:
+    """``existing``: a command that only reads (or changes what must be there) refuses a
+    database that is not there instead of creating it."""
     from authentiq.storage.db import open_configured
 
-    engine = open_configured(args.database_url)
+    engine = open_configured(args.database_url, existing=existing)
     try:
         yield engine
     finally:
@@ -80,7 +82,7 @@ def list_(args: argparse.Namespace) -> int:
     from authentiq.storage.keys import list_keys
     from authentiq.storage.webhooks import webhook_urls
 
-    with database(args) as engine:
+    with database(args, existing=True) as engine:
         rows = list_keys(engine)
         hooks = webhook_urls(engine)
     for r in rows:
@@ -96,7 +98,7 @@ def list_(args: argparse.Namespace) -> int:
 def revoke(args: argparse.Namespace) -> int:
     from authentiq.storage.keys import revoke_key
 
-    with database(args) as engine:
+    with database(args, existing=True) as engine:
         row = revoke_key(engine, args.key_id)
     print(f"revoked {row.id} ({row.name}); calls with it now get 401")
     return 0

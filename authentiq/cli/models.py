@@ -40,8 +40,9 @@ class Stores:
 
 
 @contextmanager
-def _stores(args: argparse.Namespace) -> Iterator[Stores]:
-    engine = open_configured(args.database_url)
+def _stores(args: argparse.Namespace, *, existing: bool = True) -> Iterator[Stores]:
+    """``existing=False``: the command may create the database (register)."""
+    engine = open_configured(args.database_url, existing=existing)
     try:
         yield Stores(ModelRegistry(engine),
                      ReferenceStore(engine, open_blobs(Settings().storage).child("references")))
@@ -136,7 +137,7 @@ def show(args: argparse.Namespace) -> int:
 
 
 def register_(args: argparse.Namespace) -> int:
-    with _stores(args) as s:
+    with _stores(args, existing=False) as s:
         rows = register(s.registry, [Path(p) for p in args.paths], force=args.force,
                         by=cli_identity())
     if args.json:

@@ -83,8 +83,9 @@ def _threshold_options(p: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def _store(args: argparse.Namespace) -> Iterator[ReferenceStore]:
-    engine = open_configured(args.database_url)
+def _store(args: argparse.Namespace, *, existing: bool = False) -> Iterator[ReferenceStore]:
+    """``existing``: a command that only reads (list) refuses a database that is not there."""
+    engine = open_configured(args.database_url, existing=existing)
     try:
         yield ReferenceStore(engine, open_blobs(Settings().storage).child("references"))
     finally:
@@ -150,7 +151,7 @@ def set_(args: argparse.Namespace) -> int:
 def list_(args: argparse.Namespace) -> int:
     spec = _spec(args.model)
     declared = {(b.casefold(), m.casefold()) for b, m in spec.products} if spec else set()
-    with _store(args) as store:
+    with _store(args, existing=True) as store:
         rows = [(row, store.count(brand=row.brand, model=row.model)) for row in store.products()]
     items: list[dict[str, Any]] = [
         {"brand": row.brand, "model": row.model, "references": n, "overrides": row.thresholds,

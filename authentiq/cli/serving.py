@@ -277,7 +277,7 @@ def audit_verify(args: argparse.Namespace) -> int:
     from authentiq.storage.db import open_configured
     from authentiq.storage.reviews import verify_chain
 
-    engine = open_configured(args.database_url)
+    engine = open_configured(args.database_url, existing=True)
     try:
         result = verify_chain(engine)
     finally:

@@ -63,7 +63,7 @@ def shadow(args: argparse.Namespace) -> int:
         raise InvalidField("--limit must be at least 1")
     if args.model_id and not args.live:
         raise InvalidField("--model-id goes with --live")
-    engine = open_configured(args.database_url)
+    engine = open_configured(args.database_url, existing=True)
     try:
         if args.tenant is not None:
             require_tenant(engine, args.tenant)

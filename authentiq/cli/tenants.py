@@ -21,7 +21,7 @@ def list_(args: argparse.Namespace) -> int:
     from authentiq.storage.keys import list_keys
     from authentiq.storage.tenants import list_tenants
 
-    with database(args) as engine:
+    with database(args, existing=True) as engine:
         tenants = list_tenants(engine)
         keys = list_keys(engine)
     for t in tenants:

@@ -15,14 +15,14 @@ def export(args: argparse.Namespace) -> int:
     from authentiq.modelling.review_export import export_reviewed
     from authentiq.settings import Settings
     from authentiq.storage.blobs import open_blobs
-    from authentiq.storage.db import open_database
+    from authentiq.storage.db import open_configured
     from authentiq.storage.tenants import require_tenant
 
     if not args.reviewed:
         raise InvalidField("only reviewed reports are exported: say so with --reviewed (a "
                            "report nobody reviewed has no label to train on)", field="reviewed")
     storage = Settings().storage
-    engine = open_database(args.database_url or storage.database_url, migrate=storage.migrate)
+    engine = open_configured(args.database_url, existing=True)
     try:
         require_tenant(engine, args.tenant)
         summary = export_reviewed(engine, open_blobs(storage), Path(args.out), tenant=args.tenant,

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine
 
-from authentiq.errors import DatabaseSchemaError
+from authentiq.errors import DatabaseNotFound, DatabaseSchemaError
 from authentiq.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url`` (sqlite:/// or postgresql://), without touching the schema."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if (path := sqlite_path(url)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False,
                                                   "timeout": SQLITE_BUSY_S})
         event.listen(engine, "connect", _sqlite_wal)
@@ -128,10 +128,26 @@ def _known(revision: str | None) -> None:
             f"not know: it was migrated by a newer release; run that release (or newer)") from None
 
 
-def open_configured(url: str | None = None) -> Engine:
-    """The commands' database: ``url`` or AUTHENTIQ_DATABASE_URL, prepared per AUTHENTIQ_MIGRATE."""
+def open_configured(url: str | None = None, *, existing: bool = False) -> Engine:
+    """The commands' database: ``url`` or AUTHENTIQ_DATABASE_URL, prepared per AUTHENTIQ_MIGRATE.
+    ``existing``: for commands that only read — an SQLite file that is not there is refused
+    (:class:`DatabaseNotFound`) instead of created empty."""
     storage = Settings().storage
-    return open_database(url or storage.database_url, migrate=storage.migrate)
+    url = url or storage.database_url
+    path = sqlite_path(url)
+    if existing and path is not None and not path.is_file():
+        raise DatabaseNotFound(f"there is no database at {path}: check --database-url or "
+                               f"AUTHENTIQ_DATABASE_URL (by default the database is "
+                               f"authentiq.db in AUTHENTIQ_DATA_DIR; a server creates it on its "
+                               f"first start)")
+    return open_database(url, migrate=storage.migrate)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an ``sqlite:///`` URL; None for another database or an in-memory one."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        return Path(url.removeprefix("sqlite:///"))
+    return None
 
 
 def prepare(engine: Engine, *, migrate: bool = True) -> None:

@@ -4,6 +4,7 @@ storage, revocation and the CLI (sign-in sessions: tests/api/test_sessions.py)."
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -70,9 +71,13 @@ def test_auth_required_and_off(tmp_path: object, settings: Settings) -> None:
         assert c.get("/v1/products").status_code == 200  # off: never checked
 
 
-def test_keys_cli(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_keys_cli(settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = ["--database-url", settings.database_url]
-    assert main(["keys", "list", *db]) == 0 and "no keys" in capsys.readouterr().out
+    # Listing reads only: a database that is not there (a typo in the URL, say) is said, not
+    # created empty.
+    typo = tmp_path / "athentiq.db"
+    assert main(["keys", "list", "--database-url", f"sqlite:///{typo}"]) == 2
+    assert f"there is no database at {typo}" in capsys.readouterr().err and not typo.exists()
     assert main(["keys", "create", "kiosk-milano-1", "--scopes", "submit", *db]) == 0
     out = capsys.readouterr().out
     key = next(line for line in out.splitlines() if line.startswith("aq_"))
