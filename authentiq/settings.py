@@ -174,7 +174,8 @@ class _InspectionFields(Section):
     mirror_check: bool = Field(
         True, description="before a counterfeit verdict, score the item again with the view "
                           "carrying most of the counterfeit evidence mirrored back; if that makes "
-                          "it authentic, ask for that photo again (misoriented_view) instead")
+                          "it authentic or nearly (fused probability below 0.1), ask for that "
+                          "photo again (misoriented_view) instead")
     max_pixels: int = Field(50_000_000, ge=10_000)
     max_decoded_bytes_per_view: int = Field(
         128 * 2**20, ge=2**20, description="a photo's decoded raster (width × height × channels × "

@@ -72,8 +72,10 @@ EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 MIRROR_MIN_SHARE = 0.8
 # ... and asked for again when, mirrored back, the item comes out authentic or close to it (fused
 # counterfeit probability below this): requiring authentic missed 4 of 40 genuine items whose
-# mirrored-back item fell just inside the uncertain band (0.008-0.061); every step up to 0.5 only
-# adds real counterfeits asked for a retake (2,000 held-out items: 14 at 0.1, 23 at 0.5)
+# mirrored-back item fell short of it (0.008-0.061: held by another check, or inside the band);
+# every step up to 0.5 only adds real counterfeits asked for a retake (2,000 held-out items: 14
+# at 0.1, 23 at 0.5). Only a fused probability counts: without references (no fusion) nothing
+# is authentic, and the classifier's own probability is on another scale (not measured).
 MIRROR_CLEARS_BELOW = 0.1
 LARGE_DECODE = 16 * 2**20  # working bytes: a large decode (its own low-priority threads, memory
 # returned to the OS after it, at most all decode slots but one per client)
@@ -295,7 +297,7 @@ class Inspector:
             view_descriptors=by_view(self.spec, out.view_descriptors, present)))
         gate = assess(self.spec, None if out.view_scores is None else out.view_scores[0], flipped)
         back = decide(self.spec, out.logits[0], out.cam[0], unusable, present, evidence, gate)
-        cleared = back.verdict == "authentic" or (back.verdict == "inconclusive"
+        cleared = back.verdict == "authentic" or (back.fused and back.verdict == "inconclusive"
                                                   and back.p_counterfeit < MIRROR_CLEARS_BELOW)
         return view if cleared else None
 

@@ -340,8 +340,8 @@ def test_a_mirrored_stitching_photo_is_asked_for_again_not_accused(
             assert report["review_advised"], report["reasons"]
             [stitching] = [v for v in report["views"] if v["view"] == "stitching"]
             assert not stitching["usable"] and stitching["reason"] == "misoriented_view"
-    # Mirrored back, these two land inside the uncertain band (fused 0.008 and 0.061), not
-    # authentic, yet close to it (below MIRROR_CLEARS_BELOW): asked for again, not accused.
+    # Mirrored back, these two fall short of authentic (fused 0.008, held by the per-view check,
+    # and 0.061, inside the band), yet close to it (below MIRROR_CLEARS_BELOW): asked for again.
     for seed in (900_000_003, 900_000_029):
         item = make_item(seed, counterfeit=False)
         photos = {**item.views, "stitching": transformed(item.views["stitching"],
