@@ -44,11 +44,20 @@ class Candidate:
     id: str  # model_id: a hash of its graph and weights
     spec: ModelSpec
     inspector: Inspector
-    references: int  # live references embedded with it
+    memory: MemoryReferences  # the live references as it embedded them
 
     @property
     def name(self) -> str:
         return f"{self.id} ({self.spec.version_key})"
+
+    @property
+    def references(self) -> int:
+        """Live references embedded with it."""
+        return len(self.memory)
+
+    async def catch_up(self) -> int:
+        """Embed references enrolled since the last look, drop deleted ones (how many)."""
+        return await self.memory.catch_up(self.inspector)
 
     async def score(self, uploads: list[Upload], *, brand: str, model: str,
                     client_ref: str | None, report_id: str) -> Report:
@@ -103,9 +112,9 @@ async def open_candidate(path: Path, settings: Settings, *, reports: ReportStore
                                k=spec.fusion.k if spec.fusion else 5, view_check=spec.view_check)
         inspector = Inspector(settings.inspection, settings.quality, spec, backend.info, batcher,
                               reports, pool, index)
-        embedded = await memory.fill(inspector, progress)
+        await memory.fill(inspector, progress)
         index.sync(force=True)
-        yield Candidate(path, ident, spec, inspector, embedded)
+        yield Candidate(path, ident, spec, inspector, memory)
     finally:
         await batcher.close()
         pool.shutdown(wait=True)

@@ -7,7 +7,9 @@ on a bounded queue, or drops it and counts the drop when the queue is full, so a
 costs the client nothing. One task scores the queue in order with the candidate's own batcher
 and worker thread (lower CPU priority than the server's), at bulk priority. The candidate is
 opened by that task — its references embedded first — so start-up does not wait for it; what is
-offered meanwhile waits in the queue. Outcomes are counted for ``/metrics``
+offered meanwhile waits in the queue. References enrolled or deleted later are caught up with
+before the next item (at most every ``AUTHENTIQ_REFERENCE_SYNC_S``), so the candidate searches
+what the served model searches. Outcomes are counted for ``/metrics``
 (``authentiq_shadow_inspections_total{outcome}``).
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
@@ -96,9 +99,13 @@ class LiveShadow:
                 self.candidate = candidate
                 log.info("live shadow: candidate %s, %d references embedded", candidate.name,
                          candidate.references)
+                looked = time.monotonic()
                 while True:
                     pending = await self.queue.get()
                     try:
+                        if time.monotonic() - looked >= self.settings.references.reference_sync_s:
+                            await self._catch_up(candidate)
+                            looked = time.monotonic()
                         self._count(await self._score(candidate, pending))
                     finally:
                         self.queue.task_done()
@@ -111,6 +118,17 @@ class LiveShadow:
                 self.queue.get_nowait()
                 self.queue.task_done()
                 self._count("failed")
+
+    @staticmethod
+    async def _catch_up(candidate: Candidate) -> None:
+        """References enrolled or deleted since the last look, before the next item (at most
+        every AUTHENTIQ_REFERENCE_SYNC_S): the candidate searches what the served model does."""
+        try:
+            if changed := await candidate.catch_up():
+                log.info("live shadow: %d references enrolled or deleted since; the candidate "
+                         "now has %d", changed, candidate.references)
+        except Exception:  # a database hiccup: the next item tries again
+            log.warning("live shadow: could not catch up with the references", exc_info=True)
 
     async def _score(self, candidate: Candidate, pending: Pending) -> str:
         try:

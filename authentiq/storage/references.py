@@ -352,6 +352,21 @@ class ReferenceStore:
                 col(ProductRow.seq) > since, col(ProductRow.seq) <= head)).first() is not None
         return Change(head, upserts, removals, products)
 
+    def reference_changes(self, since: int) -> tuple[int, list[ReferenceRow], list[str]]:
+        """The change counter now, the live references enrolled after ``since`` and the ids of
+        those deleted after it (oldest change first): for an index that embeds references itself
+        (a shadow's candidate); ``since=-1``: every live reference."""
+        with Session(self.engine) as session:
+            counter = session.get(Counter, COUNTER)
+            head = counter.value if counter is not None else 0
+            if head <= since:
+                return since, [], []
+            rows = list(session.exec(select(ReferenceRow).where(
+                col(ReferenceRow.seq) > since, col(ReferenceRow.seq) <= head)
+                .order_by(col(ReferenceRow.seq))))
+        return (head, [r for r in rows if r.deleted_at is None],
+                [r.id for r in rows if r.deleted_at is not None])
+
     def product_changes(self, since: int) -> tuple[int, bool]:
         """The change counter now, and whether a product changed after ``since`` (an index of
         vectors kept elsewhere needs only this)."""

@@ -266,6 +266,37 @@ def test_live_shadow_scores_after_the_answer_and_stores_beside_the_report(
     assert summary["scored"] == 4 and summary["agree"] == agree and summary["live"] is True
 
 
+def test_live_shadow_searches_references_enrolled_and_deleted_after_it_started(
+        tmp_path: Path) -> None:
+    """The candidate embeds every live reference when it opens; one enrolled later is embedded
+    before the next item it scores, and one deleted is dropped, as the served model's index
+    follows them (it used to search the references of its start-up until restarted)."""
+    candidate = candidate_model(tmp_path / "models")
+    [item] = clean_items(1)
+    reference = make_item(930_000_007, counterfeit=False)
+    settings = make_settings(tmp_path, shadow_model=candidate, reference_sync_s=0)
+    server = Recorder(settings)
+    with TestClient(server) as client:
+        allow_classifier_only(client)
+        shadow = server.shadow
+
+        def scored_once() -> tuple[int, int]:
+            inspect_all(client, [item])
+            client.portal.call(shadow.drain)
+            assert shadow.candidate is not None
+            return shadow.candidate.references, shadow.candidate.inspector.references.size
+
+        assert scored_once() == (0, 0)
+        r = client.post("/v1/references", files=files_of(reference),
+                        data={"brand": reference.brand, "model": reference.model})
+        assert r.status_code == 201, r.text
+        assert scored_once() == (1, 1)  # embedded by the candidate, and searched
+        assert client.delete(f"/v1/references/{r.json()['id']}",
+                             params={"reason": "withdrawn"}).status_code == 200
+        assert scored_once() == (0, 0)
+        assert shadow.counts["failed"] == 0
+
+
 def _long_ago() -> datetime:
     return datetime(2000, 1, 1, tzinfo=UTC)
 
