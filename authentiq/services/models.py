@@ -13,6 +13,7 @@ import getpass
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,9 +198,13 @@ class ModelWatch:
     switch (``on_promotion`` set: the server's :class:`authentiq.services.switch.ServedModel`)
     is told, and serves on until it has switched; otherwise — or when the switch fails, e.g. no
     file of that release on this host yet — it refuses inspections (503 ``model-not-promoted``).
-    A failed switch is tried again after ``RETRY_FIRST_S``, then at doubling intervals up to
-    ``RETRY_MAX_S`` (the file copied to the host later is picked up without a restart); a worker
-    that cannot switch loads the promoted model when restarted."""
+    A failed switch is tried again: as soon as a file of the release appears on this host (a
+    file copied there later is served without a restart), or, where a file was there and did not
+    load, after ``RETRY_FIRST_S`` and then at doubling intervals up to ``RETRY_MAX_S``. A worker
+    that cannot switch loads the promoted model when restarted.
+
+    :meth:`refresh` runs on a worker thread, the rest on the event loop: the state they share
+    changes under one lock."""
 
     def __init__(self, registry: ModelRegistry | None, served_id: str, interval_s: float) -> None:
         self.registry, self.served_id, self.interval_s = registry, served_id, interval_s
@@ -208,8 +213,11 @@ class ModelWatch:
         self.refusal: str | None = None
         self.pending: str | None = None  # why this worker must switch, while it switches
         self.on_promotion: Callable[[], None] | None = None
+        self._paths: list[Path] = []  # the promoted release's files
         self._retry_s = RETRY_FIRST_S
-        self._retry_at: float | None = None  # when to try a failed switch again
+        self._retry_at: float | None = None  # when to try a failed switch again, if it can be
+        self._had_file = True  # whether a file of the release was here at the last look
+        self._lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
 
@@ -218,37 +226,59 @@ class ModelWatch:
             return
         promoted = self.registry.promoted()
         if promoted is None:
-            self.refusal = self.pending = None
+            with self._lock:
+                self.refusal = self.pending = self._retry_at = None
             return
         if promoted.release != self.promoted_release:
-            ids = frozenset(r.id for r in self.registry.release(promoted.release))
-            self.promoted_release, self.promoted_ids = promoted.release, ids
+            rows = self.registry.release(promoted.release)
+            ids = frozenset(r.id for r in rows)
             stale = None if self.served_id in ids else (
                 f"this worker serves model {self.served_id}, but release {promoted.release} is "
-                f"promoted ({promoted.action} by {promoted.promoted_by}); restart it to serve "
-                f"the promoted model")
-            self._retry_s, self._retry_at = RETRY_FIRST_S, None
-            if self.on_promotion is not None:  # serve on while switching; refuse if it fails
-                self.pending, self.refusal = stale, None
-                return
-            if stale and stale != self.refusal:
-                log.error("%s", stale)
-            self.refusal = stale
-        elif self._retry_at is not None and time.monotonic() >= self._retry_at:
-            self.pending, self._retry_at = self.refusal, None  # try again, refusing meanwhile
+                f"promoted ({promoted.action} by {promoted.promoted_by}); "
+                + ("it switches once a file of that release on this host loads (tried again "
+                   "automatically), or when restarted" if self.on_promotion is not None else
+                   "restart it to serve the promoted model"))
+            with self._lock:
+                self.promoted_release, self.promoted_ids = promoted.release, ids
+                self._paths = [Path(r.path) for r in rows]
+                self._retry_s, self._retry_at = RETRY_FIRST_S, None
+                if self.on_promotion is not None:  # serve on while switching; refuse if it fails
+                    self.pending, self.refusal = stale, None
+                    return
+                if stale and stale != self.refusal:
+                    log.error("%s", stale)
+                self.refusal = stale
+            return
+        with self._lock:
+            due, paths = self._retry_at is not None and self.refusal is not None, self._paths
+        if due:
+            here = any(path.is_file() for path in paths)  # a stat each poll while refusing
+            with self._lock:
+                if self._retry_at is not None and here and (
+                        not self._had_file or time.monotonic() >= self._retry_at):
+                    self.pending, self._retry_at = self.refusal, None  # try again, refusing
+                self._had_file = here
 
     def poke(self) -> None:
         """After :meth:`refresh`, on the event loop: ask for the switch a promotion calls for."""
-        if self.pending is not None and self.on_promotion is not None:
+        with self._lock:
+            wanted = self.pending is not None and self.on_promotion is not None
+        if wanted and self.on_promotion is not None:
             self.on_promotion()
 
     def refuse(self) -> None:
         """The switch failed: refuse inspections, and try the switch again later."""
-        if self.pending is not None:
-            log.error("%s; trying to switch again in %.0f s", self.pending, self._retry_s)
-            self.refusal, self.pending = self.pending, None
-            self._retry_at = time.monotonic() + self._retry_s
-            self._retry_s = min(2 * self._retry_s, RETRY_MAX_S)
+        with self._lock:
+            why = self.pending
+            if why is None:
+                return
+            self.refusal, self.pending = why, None
+            wait = self._retry_s
+            self._retry_at = time.monotonic() + wait
+            self._retry_s = min(2 * wait, RETRY_MAX_S)
+            self._had_file = True  # until the next look says otherwise
+        log.error("%s; trying again as soon as a file of that release is on this host, or in "
+                  "%.0f s if one is and did not load", why, wait)
 
     def check(self) -> None:
         """Raise ``ModelNotPromoted`` while this worker's model is not the promoted one."""

@@ -70,7 +70,7 @@ class ServedModel:
     async def _switch(self) -> None:
         old = self.current
         assert old is not None
-        before = old.backend.info.model_id
+        before, wanted = old.backend.info.model_id, old.models.promoted_release
         stack = AsyncExitStack()
         try:
             new = await stack.enter_async_context(self._open(old))
@@ -84,8 +84,8 @@ class ServedModel:
             await stack.aclose()
             if self._closing or promoted:  # shutting down, or rolled back to the served model
                 return
-            if after == before:  # the promoted release has no file here: served_settings said so
-                old.models.refuse()
+            if after == before and new.models.promoted_release == wanted:
+                old.models.refuse()  # the release has no file here: served_settings said so
             else:  # promoted again while this one opened: follow it
                 asyncio.get_running_loop().call_soon(self.switch)
             return

@@ -63,6 +63,61 @@ def test_each_backend_serves_its_flavour_of_the_promoted_release(
         engine.dispose()
 
 
+def test_a_failed_switch_is_tried_again_when_the_file_arrives_or_after_a_growing_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ModelWatch as a switching worker uses it (``on_promotion`` set), on a fake clock: no
+    retry while the release's file is missing (nothing to open), one at the next look once it
+    is there; a file that is there and failed to load waits twice as long each time; a rollback
+    ends it."""
+    import authentiq.services.models as models_module
+
+    now = [1000.0]
+    monkeypatch.setattr(models_module.time, "monotonic", lambda: now[0])
+    engine = open_database(database_url_for(tmp_path))
+    try:
+        registry = ModelRegistry(engine)
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        served = register(registry, [flavour(tmp_path / "a", "int8-cpu", 0.1)], force=True, by="t")
+        other = register(registry, [flavour(tmp_path / "b", "int8-cpu", 0.2)], force=True, by="t")
+        registry.promote(served[0].release, action="promote", by="t")
+        watch = ModelWatch(registry, served[0].id, 1.0)
+        asked: list[int] = []
+        watch.on_promotion = lambda: asked.append(1)
+        watch.refresh()
+        watch.poke()
+        assert asked == [] and watch.refusal is None
+
+        def look() -> bool:  # one poll: was a switch asked for?
+            before = len(asked)
+            watch.refresh()
+            watch.poke()
+            return len(asked) > before
+
+        registry.promote(other[0].release, action="promote", by="t")
+        assert look() and watch.refusal is None  # serves on while it switches
+        away = Path(other[0].path).rename(tmp_path / "not-here-yet.onnx")
+        watch.refuse()  # the switch found no file
+        with pytest.raises(ModelNotPromoted, match="tried again automatically"):
+            watch.check()
+        now[0] += 3600
+        assert not look() and not look()  # missing: nothing to try, however long
+        away.rename(other[0].path)
+        assert look()  # there now: tried at once
+        for wait in (10, 20):  # there, and did not load: each wait twice the one before
+            watch.refuse()
+            now[0] += wait - 1
+            assert not look()
+            now[0] += 1
+            assert look()
+        watch.refuse()
+        registry.promote(served[0].release, action="rollback", by="t")
+        assert not look() and watch.refusal is None
+        watch.check()  # serving the promoted release again
+    finally:
+        engine.dispose()
+
+
 def test_acceptance_records_are_read_whatever_their_shape() -> None:
     assert read_acceptance({}).state == "missing"
     assert read_acceptance({"authentiq.acceptance": "not json"}).state == "missing"
