@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from authentiq import __version__
@@ -362,6 +363,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot use the database: {str(cause).strip().splitlines()[0]}",
               file=sys.stderr)
         return 2
+    except ValidationError as exc:  # an AUTHENTIQ_* variable (or .env line) the settings refuse
+        print(f"error: {settings_problem(exc)}", file=sys.stderr)
+        return 2
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """One line per refused value; a setting named as its environment variable."""
+    def name(loc: tuple[int | str, ...]) -> str:
+        field = ".".join(str(part) for part in loc) or "value"
+        return f"AUTHENTIQ_{field.upper()}" if exc.title == "Settings" and loc else field
+
+    return "; ".join(f"{name(e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 if __name__ == "__main__":

@@ -195,11 +195,21 @@ def test_one_command_makes_three_gated_flavours_a_card_and_resumes(
     assert stamps(out) == before
 
     # A quality setting of the service is an input of its answers: changed, the verdicts stage
-    # (and the acceptance after it) answer again; everything before them is kept.
+    # (and the acceptance after it) answer again; everything before them is kept. (On a copy:
+    # the module's other tests serve the run as made.) A value the settings refuse stops the
+    # command before anything runs, naming the variable.
+    copy = tmp_path / "copy" / out.name  # the model is named after its folder
+    shutil.copytree(out, copy)
+    again_command = [copy if a == str(out) else a for a in command]
+    monkeypatch.setenv("AUTHENTIQ_BLUR_THRESHOLD", "eleven")
+    assert main([str(a) for a in again_command]) == 2
+    assert "error: AUTHENTIQ_BLUR_THRESHOLD: Input should be a valid number" in \
+        capsys.readouterr().err
     monkeypatch.setenv("AUTHENTIQ_BLUR_THRESHOLD", "11")
-    assert main(command) == 0
+    assert main([str(a) for a in again_command]) == 0
     assert "kept from an earlier run: train, export, calibrate, embedding, fusion, gate, " \
            "temperature, view_check, evaluate\n" in capsys.readouterr().out
+    assert stamps(out) == before
 
 
 def test_the_made_model_serves_inspections_through_the_app(made: Made, small_dataset: Path,

@@ -151,6 +151,10 @@ class Workflow:
 
     def run(self) -> Outcome:
         cfg = self.cfg
+        # The verdicts stage answers as a server started here would (its quality settings and
+        # pixel limit are inputs: changing one answers again); read now, so that a variable the
+        # settings refuse stops the command before training, not after it.
+        served = Settings()
         train_params = {k: v for k, v in asdict(cfg.train).items()
                         if k not in ("data", "model_name", "model_version", "data_card", "workers",
                                      "cache", "device")}
@@ -174,9 +178,6 @@ class Workflow:
                    self._view_check, models)
         evaluation = self.stage("evaluate", "evaluating on the held-out test items", None,
                                 self._evaluate, models)
-        # the stage answers as a server started here would: AUTHENTIQ_* quality settings and the
-        # pixel limit are inputs too (changing one answers again)
-        served = Settings()
         verdicts = self.stage("verdicts", "the service's answers: test items with a few "
                                           "references, out-of-distribution submissions",
                               [cfg.fusion_references, cfg.ood_items, "wrong answers",
