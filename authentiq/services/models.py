@@ -245,9 +245,10 @@ class ModelWatch:
                 if self.on_promotion is not None:  # serve on while switching; refuse if it fails
                     self.pending, self.refusal = stale, None
                     return
-                if stale and stale != self.refusal:
-                    log.error("%s", stale)
+                news = stale if stale and stale != self.refusal else None
                 self.refusal = stale
+            if news:
+                log.error("%s", news)
             return
         with self._lock:
             due, paths = self._retry_at is not None and self.refusal is not None, self._paths

@@ -84,10 +84,11 @@ class ServedModel:
             await stack.aclose()
             if self._closing or promoted:  # shutting down, or rolled back to the served model
                 return
-            if after == before and new.models.promoted_release == wanted:
-                old.models.refuse()  # the release has no file here: served_settings said so
-            else:  # promoted again while this one opened: follow it
-                asyncio.get_running_loop().call_soon(self.switch)
+            if new.models.promoted_release == wanted:
+                # no file of the release here: served_settings fell back to the configured file
+                # (the served model, or the one this worker started on)
+                old.models.refuse()
+            # else promoted again while this one opened: the old watch's next poll asks for it
             return
         try:
             await new.start()

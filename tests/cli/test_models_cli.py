@@ -186,32 +186,39 @@ def test_promotion_reembeds_then_every_server_switches_to_it_and_rollback_return
         for server in (a, b):
             assert serving(server, old)["ready"] is True
 
-        # A release with no file on this host: the worker keeps its model and refuses (503).
-        # (promoted on a host that has the file: here, through the registry itself)
-        away = candidate.rename(tmp_path / "not-copied-yet.onnx")
-        engine = open_database(db)
-        ModelRegistry(engine).promote(new, action="promote", by="another host", note=None)
-        engine.dispose()
-        for server in (a, b):
-            deadline = time.monotonic() + 60
-            while (r := server.get("/readyz")).status_code == 200 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert r.status_code == 503 and r.json()["model_promoted"] is False
-            assert r.json()["model_id"] == old and f"release {new} is promoted" in \
-                r.json()["model_error"]
-            refused = server.post("/v1/inspections", files=files_of(item),
-                                  data={"brand": item.brand, "model": item.model})
-            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
-            assert refused.json()["type"].endswith("/model-not-promoted")
-        # The file arrives on this host later: each worker tries the switch again (first after
-        # RETRY_FIRST_S) and serves the promoted model without a restart.
-        away.rename(candidate)
-        for server in (a, b):
-            ready = serving(server, new)
-            assert ready["ready"] is True and ready["model_promoted"] is True
-            assert server.post("/v1/inspections", files=files_of(item), data={
-                "brand": item.brand, "model": item.model}).json()["classifier"]["model_id"] == new
-        assert models(db, "rollback") == 0
+        # A release with no file on this host: the worker keeps its model and refuses (503);
+        # once the file arrives it switches without a restart. Twice: on the model it started
+        # with, and on one it had switched to (whose file is not the configured one).
+        for serving_now in (old, model_id(third)):
+            if serving_now != old:
+                assert models(db, "promote", serving_now[:8], "--quiet") == 0
+                for server in (a, b):
+                    assert serving(server, serving_now)["ready"] is True
+            away = candidate.rename(tmp_path / "not-copied-yet.onnx")
+            # (promoted on a host that has the file: here, through the registry itself)
+            engine = open_database(db)
+            ModelRegistry(engine).promote(new, action="promote", by="another host", note=None)
+            engine.dispose()
+            for server in (a, b):
+                deadline = time.monotonic() + 60
+                while (r := server.get("/readyz")).status_code == 200 and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert r.status_code == 503 and r.json()["model_promoted"] is False
+                assert r.json()["model_id"] == serving_now and f"release {new} is promoted" in \
+                    r.json()["model_error"]
+                refused = server.post("/v1/inspections", files=files_of(item),
+                                      data={"brand": item.brand, "model": item.model})
+                assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+                assert refused.json()["type"].endswith("/model-not-promoted")
+            away.rename(candidate)  # the file arrives
+            for server in (a, b):
+                ready = serving(server, new)
+                assert ready["ready"] is True and ready["model_promoted"] is True
+                assert server.post("/v1/inspections", files=files_of(item), data={
+                    "brand": item.brand, "model": item.model}).json()["classifier"]["model_id"] \
+                    == new
+        assert models(db, "promote", old[:8], "--quiet") == 0
         capsys.readouterr()
 
     with TestClient(create_app(settings)) as back:
@@ -222,5 +229,6 @@ def test_promotion_reembeds_then_every_server_switches_to_it_and_rollback_return
     assert [(p["action"], p["release"]) for p in history] == [
         ("first start", old), ("promote", new), ("rollback", old), ("promote", new),
         ("promote", model_id(third)), ("rollback", new), ("rollback", model_id(third)),
-        ("promote", old), ("promote", new), ("rollback", old)]
+        ("promote", old), ("promote", new), ("promote", model_id(third)), ("promote", new),
+        ("promote", old)]
     assert history[2]["note"] == "drift on Amande" and history[2]["previous_release"] == new
