@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 from collections.abc import Callable
 
@@ -23,6 +24,8 @@ from authentiq.pipeline.enrolment import descriptors
 from authentiq.pipeline.inspection import Inspector, Upload
 from authentiq.storage.blobs import Blobs
 from authentiq.storage.references import Change, ProductRow, ReferenceRow, ReferenceStore, Upsert
+
+log = logging.getLogger(__name__)
 
 
 class MemoryReferences:
@@ -86,12 +89,21 @@ class MemoryReferences:
         head, rows, gone = await loop.run_in_executor(inspector.pool,
                                                       self.store.reference_changes,
                                                       self._refs_seen)
-        new = [await self._embed(inspector, row) for row in rows if row.id not in self.upserts]
+        new = []
+        for row in rows:
+            if row.id in self.upserts:
+                continue
+            try:
+                new.append(await self._embed(inspector, row))
+            except Exception:  # one reference this model cannot take must not stop the rest
+                log.warning("the candidate could not embed reference %s; it is left out of its "
+                            "search", row.id, exc_info=True)
         with self._lock:
             for up in new:
                 self.upserts[up.reference_id] = up
             dropped = [ref for ref in gone if self.upserts.pop(ref, None) is not None]
-            self._added += new
+            # one enrolled and deleted between two of the index's syncs is not handed to it
+            self._added = [up for up in self._added if up.reference_id not in set(dropped)] + new
             self._removed += dropped
             self._bumps += bool(new or dropped)
         self._refs_seen = head

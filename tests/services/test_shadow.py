@@ -294,6 +294,17 @@ def test_live_shadow_searches_references_enrolled_and_deleted_after_it_started(
         assert client.delete(f"/v1/references/{r.json()['id']}",
                              params={"reason": "withdrawn"}).status_code == 200
         assert scored_once() == (0, 0)
+        # Enrolled again and withdrawn between two of the candidate's searches: caught up with
+        # both times, never handed to its index.
+        assert shadow.candidate is not None
+        r = client.post("/v1/references", files=files_of(reference),
+                        data={"brand": reference.brand, "model": reference.model})
+        assert r.status_code == 201, r.text
+        assert client.portal.call(shadow.candidate.catch_up) == 1
+        assert client.delete(f"/v1/references/{r.json()['id']}",
+                             params={"reason": "withdrawn"}).status_code == 200
+        assert client.portal.call(shadow.candidate.catch_up) == 1
+        assert scored_once() == (0, 0)
         assert shadow.counts["failed"] == 0
 
 
