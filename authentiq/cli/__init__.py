@@ -369,12 +369,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def settings_problem(exc: ValidationError) -> str:
-    """One line per refused value; a setting named as its environment variable."""
+    """The refused values on one line; a setting named as its environment variable (its
+    command-line option, where the command has one, sets the same value)."""
     def name(loc: tuple[int | str, ...]) -> str:
-        field = ".".join(str(part) for part in loc) or "value"
-        return f"AUTHENTIQ_{field.upper()}" if exc.title == "Settings" and loc else field
+        if not loc:
+            return "settings"
+        field = ".".join(str(part) for part in loc)
+        return f"AUTHENTIQ_{field.upper()}" if exc.title == "Settings" else field
 
-    return "; ".join(f"{name(e['loc'])}: {e['msg']}" for e in exc.errors())
+    return "; ".join(f"{name(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                     for e in exc.errors())
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 from authentiq.errors import DatabaseNotFound, DatabaseSchemaError
@@ -144,10 +144,17 @@ def open_configured(url: str | None = None, *, existing: bool = False) -> Engine
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The file of an ``sqlite:///`` URL; None for another database or an in-memory one."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        return Path(url.removeprefix("sqlite:///"))
-    return None
+    """The file of an SQLite URL (its query string aside); None for another database, an
+    in-memory one or a ``file:`` URI."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:" or \
+            name.startswith("file:"):
+        return None
+    return Path(name)
 
 
 def prepare(engine: Engine, *, migrate: bool = True) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
-from authentiq.storage.db import make_engine
+from authentiq.errors import DatabaseNotFound
+from authentiq.storage.db import make_engine, open_configured, sqlite_path
 
 
 def _write(url: str, start: int) -> None:
@@ -41,3 +43,25 @@ def test_sqlite_files_use_write_ahead_logging_and_take_writes_from_several_proce
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 400
     engine.dispose()
+
+
+@pytest.mark.parametrize(("url", "path"), [
+    ("sqlite:////srv/aq/authentiq.db", "/srv/aq/authentiq.db"),
+    ("sqlite:////srv/aq/authentiq.db?timeout=30", "/srv/aq/authentiq.db"),  # the query aside
+    ("sqlite+pysqlite:///var/authentiq.db", "var/authentiq.db"),
+    ("sqlite:///:memory:", None), ("sqlite://", None),
+    ("sqlite:///file:aq?mode=memory&uri=true", None),
+    ("postgresql://postgres@127.0.0.1:5432/test", None), ("not a url", None),
+])
+def test_the_file_of_an_sqlite_url(url: str, path: str | None) -> None:
+    assert sqlite_path(url) == (None if path is None else Path(path))
+
+
+def test_a_reading_command_refuses_a_database_that_is_not_there(tmp_path: Path) -> None:
+    there = tmp_path / "authentiq.db"
+    open_configured(f"sqlite:///{there}").dispose()  # made, as a server does at start
+    open_configured(f"sqlite:///{there}?timeout=5", existing=True).dispose()  # a query string
+    with pytest.raises(DatabaseNotFound, match="there is no database at"):
+        open_configured(f"sqlite:///{tmp_path / 'athentiq.db'}", existing=True)
+    assert not (tmp_path / "athentiq.db").exists()
+
