@@ -132,6 +132,12 @@ class ReferenceStore:
         ensure_counter(engine, COUNTER)
 
     @staticmethod
+    def _head(session: Session) -> int:
+        """The change counter's value now (0 before the first change)."""
+        counter = session.get(Counter, COUNTER)
+        return counter.value if counter is not None else 0
+
+    @staticmethod
     def _next_seq(session: Session) -> int:
         session.execute(update(Counter).where(col(Counter.name) == COUNTER)
                         .values(value=Counter.value + 1))  # type: ignore[arg-type]
@@ -253,12 +259,6 @@ class ReferenceStore:
                 out.setdefault(ref, []).append(identity)
         return out
 
-    def live(self) -> list[ReferenceRow]:
-        """Every live (not deleted) reference, oldest first."""
-        with Session(self.engine) as session:
-            return list(session.exec(select(ReferenceRow).where(
-                col(ReferenceRow.deleted_at).is_(None)).order_by(col(ReferenceRow.created_at))))
-
     def find(self, *, brand: str | None = None, model: str | None = None,
              source: str | None = None, include_deleted: bool = False, limit: int = 50,
              cursor: str | None = None) -> tuple[list[ReferenceRow], str | None]:
@@ -328,8 +328,7 @@ class ReferenceStore:
 
     def changes(self, model_id: str, since: int) -> Change:
         with Session(self.engine) as session:
-            counter = session.get(Counter, COUNTER)
-            head = counter.value if counter is not None else 0
+            head = self._head(session)
             if head <= since:
                 return Change(since, [], [], False)
             live = session.execute(  # SQLAlchemy's select: sqlmodel's types up to 4 columns
@@ -357,8 +356,7 @@ class ReferenceStore:
         those deleted after it (oldest change first): for an index that embeds references itself
         (a shadow's candidate); ``since=-1``: every live reference."""
         with Session(self.engine) as session:
-            counter = session.get(Counter, COUNTER)
-            head = counter.value if counter is not None else 0
+            head = self._head(session)
             if head <= since:
                 return since, [], []
             rows = list(session.exec(select(ReferenceRow).where(
@@ -371,8 +369,7 @@ class ReferenceStore:
         """The change counter now, and whether a product changed after ``since`` (an index of
         vectors kept elsewhere needs only this)."""
         with Session(self.engine) as session:
-            counter = session.get(Counter, COUNTER)
-            head = counter.value if counter is not None else 0
+            head = self._head(session)
             if head <= since:
                 return since, False
             changed = session.exec(select(ProductRow.key).where(
