@@ -101,9 +101,9 @@ class MemoryReferences:
         with self._lock:
             for up in new:
                 self.upserts[up.reference_id] = up
-            dropped = [ref for ref in gone if self.upserts.pop(ref, None) is not None]
+            dropped = {ref for ref in gone if self.upserts.pop(ref, None) is not None}
             # one enrolled and deleted between two of the index's syncs is not handed to it
-            self._added = [up for up in self._added if up.reference_id not in set(dropped)] + new
+            self._added = [up for up in self._added if up.reference_id not in dropped] + new
             self._removed += dropped
             self._bumps += bool(new or dropped)
         self._refs_seen = head

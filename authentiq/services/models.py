@@ -263,9 +263,9 @@ class ModelWatch:
     def poke(self) -> None:
         """After :meth:`refresh`, on the event loop: ask for the switch a promotion calls for."""
         with self._lock:
-            wanted = self.pending is not None and self.on_promotion is not None
-        if wanted and self.on_promotion is not None:
-            self.on_promotion()
+            ask = self.on_promotion if self.pending is not None else None
+        if ask is not None:
+            ask()
 
     def refuse(self) -> None:
         """The switch failed: refuse inspections, and try the switch again later."""
